@@ -1,0 +1,73 @@
+"""genai-meter: what your LLM calls cost, who caused the spend, and a budget that can stop it.
+
+Zero code: `pip install genai-meter`, then `opentelemetry-instrument python app.py`. In code::
+
+    import genai_meter
+
+    with genai_meter.attribute(user="u-42", tenant="acme", feature="summarise"):
+        client.chat.completions.create(...)
+
+    try:
+        ...
+    except genai_meter.BudgetExceeded as exceeded:
+        ...  # the call was not sent; exceeded.resets_at says when the period rolls over
+
+Everything named here is the public API; modules with a leading underscore are private.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import names
+from ._attribution import Attribution, attribute, current_attribution
+from ._config import Config, ConfigError
+from ._prometheus import serve_metrics
+from ._record import CallRecord
+from ._runtime import on_budget_threshold
+from ._usage import Usage
+from ._version import __version__
+from .budgets import BudgetExceeded, BudgetStatus, ThresholdEvent
+from .pricing import Cost, PriceBook, PricingError
+
+
+def configure(**settings: Any) -> Config:
+    """Apply settings over the environment and the `GENAI_METER_CONFIG` file; raises ConfigError
+    naming a wrong key or value. Keys are those of `Config` (see docs/configuration.md)."""
+    from ._runtime import configure as _configure
+
+    return _configure(**settings).config
+
+
+def budget_status(*, user: str | None = None, tenant: str | None = None, feature: str | None = None) -> list[BudgetStatus]:
+    """The budgets that apply to this user / tenant / feature, with spend, limit, level and an
+    estimate of the uses left, for an app's own UI. Empty when no budget is configured."""
+    from ._runtime import get_runtime
+
+    guard = get_runtime().guard
+    if guard is None:
+        return []
+    return guard.status(user=user, tenant=tenant, feature=feature)
+
+
+__all__ = [
+    "Attribution",
+    "BudgetExceeded",
+    "BudgetStatus",
+    "CallRecord",
+    "Config",
+    "ConfigError",
+    "Cost",
+    "PriceBook",
+    "PricingError",
+    "ThresholdEvent",
+    "Usage",
+    "__version__",
+    "attribute",
+    "budget_status",
+    "configure",
+    "current_attribution",
+    "names",
+    "on_budget_threshold",
+    "serve_metrics",
+]

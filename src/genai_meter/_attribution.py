@@ -1,0 +1,152 @@
+"""Who and what caused a call: user, tenant, feature.
+
+Sources, most specific first: `genai_meter.attribute(...)` in the calling code (a context variable, so
+it follows threads started with copied contexts and asyncio tasks), then OTel baggage set by an
+upstream service (keys in `genai_meter.names`), then the request's own `user` / `safety_identifier` /
+`metadata.user_id`, which only ever fills the user. Attribution values are ids, never content.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
+
+from opentelemetry import baggage
+
+from . import names
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    user: str | None = None
+    tenant: str | None = None
+    feature: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+_EMPTY = Attribution()
+_current: ContextVar[Attribution] = ContextVar("genai_meter_attribution", default=_EMPTY)
+
+
+class _Attributing:
+    """Both a context manager and a decorator, so one name serves `with` and `@` uses."""
+
+    def __init__(self, user: str | None, tenant: str | None, feature: str | None, metadata: Mapping[str, Any]):
+        self._values = (user, tenant, feature, dict(metadata))
+        self._tokens: list[Any] = []
+
+    def _merged(self) -> Attribution:
+        outer = _current.get()
+        user, tenant, feature, metadata = self._values
+        return Attribution(
+            user=user if user is not None else outer.user,
+            tenant=tenant if tenant is not None else outer.tenant,
+            feature=feature if feature is not None else outer.feature,
+            metadata={**outer.metadata, **metadata} if metadata else outer.metadata,
+        )
+
+    def __enter__(self) -> Attribution:
+        merged = self._merged()
+        self._tokens.append(_current.set(merged))
+        return merged
+
+    def __exit__(self, *exc: object) -> None:
+        _current.reset(self._tokens.pop())
+
+    def __call__(self, func: _F) -> _F:
+        values = self._values
+
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                with _Attributing(values[0], values[1], values[2], values[3]):
+                    return await func(*args, **kwargs)
+
+            return cast(_F, async_wrapper)
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with _Attributing(values[0], values[1], values[2], values[3]):
+                return func(*args, **kwargs)
+
+        return cast(_F, wrapper)
+
+
+def attribute(
+    user: str | None = None, tenant: str | None = None, feature: str | None = None, **metadata: Any
+) -> _Attributing:
+    """Attribute the LLM calls made inside to a user, tenant and feature.
+
+    Use as `with genai_meter.attribute(user="u1", feature="chat"):` or as a decorator. Inner blocks
+    override only the values they name. Extra keyword arguments become ledger metadata.
+    """
+    return _Attributing(user, tenant, feature, metadata)
+
+
+@contextmanager
+def _no_attribution() -> Iterator[None]:  # pragma: no cover - test helper
+    token = _current.set(_EMPTY)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def current_attribution(request_user: str | None = None) -> Attribution:
+    """The attribution in force for a call now, falling back to baggage, then to the request's user."""
+    explicit = _current.get()
+    if explicit.user is not None and explicit.tenant is not None and explicit.feature is not None:
+        return explicit
+    entries = baggage.get_all()
+    user, tenant, feature = explicit.user, explicit.tenant, explicit.feature
+    if entries:
+        if user is None:
+            user = _text(entries.get(names.BAGGAGE_USER))
+            for key in names.BAGGAGE_USER_FALLBACKS:
+                if user is not None:
+                    break
+                user = _text(entries.get(key))
+        if tenant is None:
+            tenant = _text(entries.get(names.BAGGAGE_TENANT))
+        if feature is None:
+            feature = _text(entries.get(names.BAGGAGE_FEATURE))
+    if user is None:
+        user = request_user
+    if explicit.user is user and explicit.tenant is tenant and explicit.feature is feature:
+        return explicit
+    return Attribution(user=user, tenant=tenant, feature=feature, metadata=explicit.metadata)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+class Pseudonymizer:
+    """Replaces user ids with a keyed hash before they leave the process (spans, metrics, ledger).
+
+    Keyed (HMAC-SHA256) rather than plain hashing, so ids cannot be recovered by hashing guesses;
+    the same id always maps to the same pseudonym, so per-user reports still add up.
+    """
+
+    def __init__(self, key: str) -> None:
+        self._key = key.encode()
+        self._cache: dict[str, str] = {}
+
+    def __call__(self, user: str) -> str:
+        pseudonym = self._cache.get(user)
+        if pseudonym is None:
+            digest = hmac.new(self._key, user.encode(), hashlib.sha256).hexdigest()[:16]
+            pseudonym = f"u_{digest}"
+            if len(self._cache) < 100_000:
+                self._cache[user] = pseudonym
+        return pseudonym

@@ -1,0 +1,377 @@
+"""The life of one metered call, shared by every instrumentor: begin (attribution, span, budget
+check), then finish exactly once (usage, price, span attributes, metrics, budget settle, ledger).
+
+Instrumentors only translate their SDK's request and response into these calls; everything that
+must be the same across providers lives here. `finish` is idempotent because a stream can end in
+several ways at once (exhausted, closed, garbage-collected) and must be counted once.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from . import names
+from ._attribution import Attribution, current_attribution
+from ._faults import record_fault
+from ._record import CallRecord
+from ._runtime import Runtime
+from ._usage import Usage
+from .pricing import Cost
+
+if TYPE_CHECKING:
+    from .budgets import Reservation
+
+_CLIENT = SpanKind.CLIENT
+_static_span_attrs: dict[tuple[str, str, str, str, bool], dict[str, Any]] = {}
+
+
+def _span_attributes(provider: str, operation: str, model: str, server: str, stream: bool) -> dict[str, Any]:
+    key = (provider, operation, model, server, stream)
+    attrs = _static_span_attrs.get(key)
+    if attrs is None:
+        attrs = {
+            names.OPERATION_NAME: operation,
+            names.PROVIDER_NAME: provider,
+            names.REQUEST_MODEL: model,
+            names.REQUEST_STREAM: stream,
+        }
+        if server:
+            attrs[names.SERVER_ADDRESS] = server
+        if len(_static_span_attrs) < 10_000:
+            _static_span_attrs[key] = attrs
+    return attrs
+
+
+class Call:
+    """One call in flight. Created by `begin_call`; ended by `finish` or `fail` (once)."""
+
+    __slots__ = (
+        "attribution",
+        "done",
+        "operation",
+        "provider",
+        "request_model",
+        "reservation",
+        "runtime",
+        "server",
+        "span",
+        "start_ns",
+        "start_time",
+        "stream",
+    )
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        provider: str,
+        operation: str,
+        request_model: str,
+        server: str,
+        stream: bool,
+        attribution: Attribution,
+    ) -> None:
+        self.runtime = runtime
+        self.provider = provider
+        self.operation = operation
+        self.request_model = request_model
+        self.server = server
+        self.stream = stream
+        self.attribution = attribution
+        self.reservation: Reservation | None = None
+        self.done = False
+        attrs = dict(_span_attributes(provider, operation, request_model, server, stream))
+        if attribution.user is not None:
+            attrs[names.USER_ID] = attribution.user
+        if attribution.tenant is not None:
+            attrs[names.TENANT_ID] = attribution.tenant
+        if attribution.feature is not None:
+            attrs[names.FEATURE] = attribution.feature
+        self.start_time = time.time()
+        self.start_ns = time.perf_counter_ns()
+        self.span: Span = runtime.tracer.start_span(
+            f"{operation} {request_model}", kind=_CLIENT, attributes=attrs, start_time=time.time_ns()
+        )
+
+    def activate(self) -> object:
+        """Make the span current for the SDK's own HTTP call (child spans nest); detach with `deactivate`."""
+        return otel_context.attach(trace.set_span_in_context(self.span))
+
+    @staticmethod
+    def deactivate(token: object) -> None:
+        otel_context.detach(token)  # type: ignore[arg-type]
+
+    def finish(
+        self,
+        *,
+        usage: Usage | None,
+        response_model: str | None = None,
+        response_id: str | None = None,
+        error: BaseException | None = None,
+        provider_cost_usd: float | None = None,
+        finish_reasons: tuple[str, ...] | None = None,
+        output_messages: str | None = None,
+    ) -> None:
+        """Record the outcome of the call; never raises."""
+        if self.done:
+            return
+        self.done = True
+        span = self.span
+        try:
+            self._record(usage, response_model, response_id, error, provider_cost_usd, finish_reasons, output_messages)
+        except Exception as fault:
+            record_fault("call.finish", fault)
+        finally:
+            span.end()
+
+    def _record(
+        self,
+        usage: Usage | None,
+        response_model: str | None,
+        response_id: str | None,
+        error: BaseException | None,
+        provider_cost_usd: float | None,
+        finish_reasons: tuple[str, ...] | None,
+        output_messages: str | None,
+    ) -> None:
+        runtime = self.runtime
+        duration_s = (time.perf_counter_ns() - self.start_ns) / 1e9
+        span = self.span
+        error_type = type(error).__qualname__ if error is not None else None
+        model_for_price = response_model or self.request_model
+
+        cost: Cost | None = None
+        priced = True
+        if usage is not None:
+            if provider_cost_usd is not None:
+                from .pricing import provider_cost
+
+                cost = provider_cost(provider_cost_usd, runtime.prices.version, model_for_price)
+            else:
+                pricing = runtime.prices.resolve(self.provider, model_for_price)
+                if pricing is None and response_model and response_model != self.request_model:
+                    pricing = runtime.prices.resolve(self.provider, self.request_model)
+                if pricing is None:
+                    priced = False
+                    runtime.warn_unpriced(self.provider, model_for_price)
+                else:
+                    cost = pricing.cost(usage, self.start_time)
+
+        if error is not None:
+            outcome = names.OUTCOME_ERROR
+        elif not priced:
+            outcome = names.OUTCOME_UNPRICED
+        else:
+            outcome = names.OUTCOME_OK
+
+        attrs: dict[str, Any] = {names.OUTCOME: outcome}
+        if response_model:
+            attrs[names.RESPONSE_MODEL] = response_model
+        if response_id:
+            attrs[names.RESPONSE_ID] = response_id
+        if finish_reasons:
+            attrs[names.RESPONSE_FINISH_REASONS] = finish_reasons
+        if usage is not None:
+            attrs[names.USAGE_INPUT_TOKENS] = usage.input_tokens
+            attrs[names.USAGE_OUTPUT_TOKENS] = usage.output_tokens
+            if usage.cache_read_tokens:
+                attrs[names.USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
+            if usage.cache_write_tokens:
+                attrs[names.USAGE_CACHE_WRITE_INPUT_TOKENS] = usage.cache_write_tokens
+            if usage.reasoning_tokens:
+                attrs[names.USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
+            if usage.estimated:
+                attrs[names.USAGE_ESTIMATED] = True
+        if cost is not None:
+            attrs[names.COST_USD] = cost.total_usd
+            attrs[names.COST_INPUT_USD] = cost.input_usd
+            attrs[names.COST_OUTPUT_USD] = cost.output_usd
+            if cost.cache_read_usd:
+                attrs[names.COST_CACHE_READ_USD] = cost.cache_read_usd
+            if cost.cache_write_usd:
+                attrs[names.COST_CACHE_WRITE_USD] = cost.cache_write_usd
+            source = names.COST_SOURCE_ESTIMATED if usage is not None and usage.estimated else cost.source
+            attrs[names.COST_SOURCE] = source
+            attrs[names.PRICING_VERSION] = cost.pricing_version
+            attrs[names.PRICED_MODEL] = cost.model
+            if runtime.config.emit_semconv_cost:
+                attrs[names.SEMCONV_COST_AMOUNT] = cost.total_usd
+                attrs[names.SEMCONV_COST_CURRENCY] = "USD"
+                attrs[names.SEMCONV_COST_SOURCE] = source
+        elif not priced:
+            attrs[names.UNPRICED] = True
+        if error_type is not None:
+            attrs[names.ERROR_TYPE] = error_type
+            span.set_status(Status(StatusCode.ERROR, error_type))
+        if output_messages is not None and runtime.config.capture_content:
+            attrs[names.OUTPUT_MESSAGES] = output_messages
+        span.set_attributes(attrs)
+
+        attribution = self.attribution
+        key = runtime.metrics.label_key(
+            self.provider, self.request_model, self.operation, attribution.feature, attribution.tenant, attribution.user
+        )
+        histogram_attrs = runtime.metrics.histogram_attributes(
+            self.operation, self.provider, self.request_model, response_model or "", self.server
+        )
+        runtime.metrics.record_call(
+            key, usage, cost.total_usd if cost is not None else None, outcome, histogram_attrs, duration_s, error_type
+        )
+
+        guard = runtime.guard
+        if guard is not None and self.reservation is not None:
+            try:
+                tokens = usage.total_tokens if usage is not None else 0
+                events = guard.settle(self.reservation, cost.total_usd if cost is not None else None, tokens)
+            except Exception as fault:
+                record_fault("budget.settle", fault)
+            else:
+                for event in events:
+                    span.add_event(
+                        names.BUDGET_EVENT,
+                        {
+                            names.BUDGET_NAME_ATTR: event.budget,
+                            names.BUDGET_SCOPE_ATTR: event.scope_value,
+                            names.BUDGET_THRESHOLD_ATTR: event.threshold_percent,
+                        },
+                    )
+
+        ledger = runtime.ledger
+        if ledger is not None:
+            span_context = span.get_span_context()
+            ledger.submit(
+                CallRecord(
+                    time=self.start_time,
+                    provider=self.provider,
+                    operation=self.operation,
+                    request_model=self.request_model,
+                    response_model=response_model,
+                    response_id=response_id,
+                    request_id=uuid.uuid4().hex,
+                    user=attribution.user,
+                    tenant=attribution.tenant,
+                    feature=attribution.feature,
+                    input_tokens=usage.input_tokens if usage else 0,
+                    output_tokens=usage.output_tokens if usage else 0,
+                    cache_read_tokens=usage.cache_read_tokens if usage else 0,
+                    cache_write_tokens=usage.cache_write_tokens if usage else 0,
+                    reasoning_tokens=usage.reasoning_tokens if usage else 0,
+                    usage_estimated=usage.estimated if usage else False,
+                    cost_input_usd=cost.input_usd if cost else None,
+                    cost_cache_read_usd=cost.cache_read_usd if cost else None,
+                    cost_cache_write_usd=cost.cache_write_usd if cost else None,
+                    cost_output_usd=cost.output_usd if cost else None,
+                    cost_usd=cost.total_usd if cost else None,
+                    cost_source=attrs.get(names.COST_SOURCE),
+                    pricing_version=cost.pricing_version if cost else None,
+                    latency_s=duration_s,
+                    stream=self.stream,
+                    outcome=outcome,
+                    error_type=error_type,
+                    trace_id=format(span_context.trace_id, "032x") if span_context.is_valid else None,
+                    span_id=format(span_context.span_id, "016x") if span_context.is_valid else None,
+                    metadata=dict(attribution.metadata),
+                )
+            )
+
+    def block(self, error: Exception) -> None:
+        """The budget guard stopped the call before it was sent."""
+        self.done = True
+        span = self.span
+        try:
+            runtime = self.runtime
+            attribution = self.attribution
+            span.set_attributes({names.OUTCOME: names.OUTCOME_BLOCKED, names.ERROR_TYPE: type(error).__qualname__})
+            span.add_event(
+                names.BUDGET_BLOCKED_EVENT,
+                {
+                    names.BUDGET_NAME_ATTR: str(getattr(error, "budget", "")),
+                    names.BUDGET_SCOPE_ATTR: str(getattr(error, "scope_value", "")),
+                },
+            )
+            span.set_status(Status(StatusCode.ERROR, "blocked by budget"))
+            key = runtime.metrics.label_key(
+                self.provider,
+                self.request_model,
+                self.operation,
+                attribution.feature,
+                attribution.tenant,
+                attribution.user,
+            )
+            runtime.metrics.record_blocked(key)
+            if runtime.ledger is not None:
+                span_context = span.get_span_context()
+                runtime.ledger.submit(
+                    CallRecord(
+                        time=self.start_time,
+                        provider=self.provider,
+                        operation=self.operation,
+                        request_model=self.request_model,
+                        request_id=uuid.uuid4().hex,
+                        user=attribution.user,
+                        tenant=attribution.tenant,
+                        feature=attribution.feature,
+                        stream=self.stream,
+                        outcome=names.OUTCOME_BLOCKED,
+                        error_type=type(error).__qualname__,
+                        trace_id=format(span_context.trace_id, "032x") if span_context.is_valid else None,
+                        span_id=format(span_context.span_id, "016x") if span_context.is_valid else None,
+                        metadata=dict(attribution.metadata),
+                    )
+                )
+        except Exception as fault:
+            record_fault("call.block", fault)
+        finally:
+            span.end()
+
+
+def begin_call(
+    runtime: Runtime,
+    provider: str,
+    operation: str,
+    request_model: str,
+    server: str,
+    stream: bool,
+    request_user: str | None,
+    estimate_usd: Callable[[], float | None] | None = None,
+) -> Call:
+    """Start a call: attribution, span and (where budgets apply) check-and-reserve.
+
+    Raises `BudgetExceeded` when a hard budget or the block list stops the call; any other fault is
+    the caller's to catch (instrumentors then call the SDK uninstrumented).
+    """
+    attribution = current_attribution(request_user)
+    pseudonymize = runtime.pseudonymize
+    if pseudonymize is not None and attribution.user is not None:
+        attribution = Attribution(
+            pseudonymize(attribution.user), attribution.tenant, attribution.feature, attribution.metadata
+        )
+    call = Call(runtime, provider, operation, request_model, server, stream, attribution)
+    guard = runtime.guard
+    if guard is not None:
+        from .budgets import BudgetExceeded, PendingCall
+
+        try:
+            call.reservation = guard.check_and_reserve(
+                PendingCall(
+                    provider=provider,
+                    model=request_model,
+                    operation=operation,
+                    user=attribution.user,
+                    tenant=attribution.tenant,
+                    feature=attribution.feature,
+                    estimate_usd=estimate_usd() if estimate_usd is not None else None,
+                )
+            )
+        except BudgetExceeded as exceeded:
+            call.block(exceeded)
+            raise
+        except Exception as fault:
+            record_fault("budget.check", fault)
+    return call

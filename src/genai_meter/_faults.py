@@ -1,0 +1,70 @@
+"""Catching genai-meter's own faults so the host app never sees them.
+
+Every fault is logged once per place (with its traceback, so it can be fixed) and counted per place,
+and the counts are exported as `genai_meter_faults_total{where=...}`. Logging once matters: a fault on
+the hot path would otherwise write a traceback per LLM call.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+logger = logging.getLogger("genai_meter")
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+_lock = threading.Lock()
+_counts: dict[str, int] = {}
+
+
+def record_fault(where: str, error: BaseException | None = None) -> None:
+    """Count a fault at `where`; log it the first time that place faults."""
+    with _lock:
+        first = where not in _counts
+        _counts[where] = _counts.get(where, 0) + 1
+    if first:
+        if error is not None:
+            logger.warning(
+                "genai-meter fault in %s (the app's call is unaffected; further faults here are only "
+                "counted in genai_meter_faults_total): %s: %s",
+                where,
+                type(error).__name__,
+                error,
+                exc_info=error,
+            )
+        else:
+            logger.warning("genai-meter fault in %s (further ones are only counted)", where)
+
+
+def fault_counts() -> dict[str, int]:
+    """A snapshot of fault counts per place."""
+    with _lock:
+        return dict(_counts)
+
+
+def reset_faults() -> None:
+    """Forget counts and logged places (tests)."""
+    with _lock:
+        _counts.clear()
+
+
+def guarded(where: str, default: _R) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """Decorate a helper so any exception in it is recorded as a fault and `default` returned."""
+
+    def decorate(func: Callable[_P, _R]) -> Callable[_P, _R]:
+        def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            try:
+                return func(*args, **kwargs)
+            except Exception as error:
+                record_fault(where, error)
+                return default
+
+        wrapper.__name__ = func.__name__
+        wrapper.__doc__ = func.__doc__
+        return wrapper
+
+    return decorate

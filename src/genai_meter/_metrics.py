@@ -1,0 +1,234 @@
+"""The metrics of every call: semconv histograms recorded per call, and sums kept in-process.
+
+A synchronous OTel counter record costs ~11 µs; cost, token and request counts only ever add, so
+they are kept in plain dicts under a lock (~0.5 µs) and handed to OTel by observable counters at
+collection time: the exported series are the same, the hot path does not pay. User and tenant label
+values are bounded by `label_cap`; values past the cap share `names.OVERFLOW_LABEL_VALUE`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+
+from . import names
+from ._faults import fault_counts
+from ._usage import Usage
+
+# (provider, model, operation, feature, tenant, user)
+LabelKey = tuple[str, str, str, str, str, str]
+
+
+class _BoundedValues:
+    """Admits at most `cap` distinct values; later ones become the overflow value."""
+
+    __slots__ = ("_cap", "_lock", "_seen")
+
+    def __init__(self, cap: int) -> None:
+        self._cap = cap
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, value: str | None) -> str:
+        if value is None:
+            return ""
+        if value in self._seen:
+            return value
+        with self._lock:
+            if len(self._seen) < self._cap:
+                self._seen.add(value)
+                return value
+        return names.OVERFLOW_LABEL_VALUE
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
+def _attrs_of(keys: tuple[str, ...], values: tuple[str, ...]) -> dict[str, str]:
+    return {key: value for key, value in zip(keys, values, strict=True) if value != ""}
+
+
+class _Sums:
+    """Cumulative sums per label tuple, observed by one OTel observable counter."""
+
+    def __init__(self, label_names: tuple[str, ...]) -> None:
+        self._label_names = label_names
+        self._values: dict[tuple[str, ...], float] = {}
+        self._attributes: dict[tuple[str, ...], dict[str, str]] = {}
+        self.lock = threading.Lock()
+
+    def add(self, key: tuple[str, ...], amount: float) -> None:
+        with self.lock:
+            self._values[key] = self._values.get(key, 0) + amount
+
+    def add_many(self, items: Iterable[tuple[tuple[str, ...], float]]) -> None:
+        with self.lock:
+            values = self._values
+            for key, amount in items:
+                values[key] = values.get(key, 0) + amount
+
+    def snapshot(self) -> dict[tuple[str, ...], float]:
+        with self.lock:
+            return dict(self._values)
+
+    def observe(self, _options: CallbackOptions) -> Iterable[Observation]:
+        attributes = self._attributes
+        result = []
+        for key, value in self.snapshot().items():
+            attrs = attributes.get(key)
+            if attrs is None:
+                attrs = attributes[key] = _attrs_of(self._label_names, key)
+            result.append(Observation(value, attrs))
+        return result
+
+    def series_count(self) -> int:
+        with self.lock:
+            return len(self._values)
+
+
+class CallMetrics:
+    """All per-call metrics of genai-meter on one OTel meter."""
+
+    def __init__(self, meter: Meter, *, label_cap: int, user_labels: bool, tenant_labels: bool) -> None:
+        self._users = _BoundedValues(label_cap)
+        self._tenants = _BoundedValues(label_cap)
+        self._user_labels = user_labels
+        self._tenant_labels = tenant_labels
+        self.cost = _Sums(names.COST.labels)
+        self.tokens = _Sums(names.TOKENS.labels)
+        self.requests = _Sums(names.REQUESTS.labels)
+        self.unpriced = _Sums(names.UNPRICED_CALLS.labels)
+        self.estimated = _Sums(names.ESTIMATED_CALLS.labels)
+        self._histogram_attrs: dict[tuple[str, str, str, str, str], tuple[dict[str, str], ...]] = {}
+        self._extra_observers: list[tuple[names.Metric, Callable[[], Iterable[tuple[dict[str, str], float]]]]] = []
+
+        self.token_usage = meter.create_histogram(
+            names.TOKEN_USAGE.otel_name,
+            unit=names.TOKEN_USAGE.unit,
+            description=names.TOKEN_USAGE.description,
+            explicit_bucket_boundaries_advisory=list(names.TOKEN_USAGE_BUCKETS),
+        )
+        self.duration = meter.create_histogram(
+            names.OPERATION_DURATION.otel_name,
+            unit=names.OPERATION_DURATION.unit,
+            description=names.OPERATION_DURATION.description,
+            explicit_bucket_boundaries_advisory=list(names.OPERATION_DURATION_BUCKETS),
+        )
+        for metric, sums in (
+            (names.COST, self.cost),
+            (names.TOKENS, self.tokens),
+            (names.REQUESTS, self.requests),
+            (names.UNPRICED_CALLS, self.unpriced),
+            (names.ESTIMATED_CALLS, self.estimated),
+        ):
+            meter.create_observable_counter(
+                metric.otel_name, callbacks=[sums.observe], unit=metric.unit, description=metric.description
+            )
+        meter.create_observable_counter(
+            names.FAULTS.otel_name,
+            callbacks=[self._observe_faults],
+            unit=names.FAULTS.unit,
+            description=names.FAULTS.description,
+        )
+
+    @staticmethod
+    def _observe_faults(_options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(count, {names.LABEL_FAULT: where}) for where, count in fault_counts().items()]
+
+    def label_key(
+        self, provider: str, model: str, operation: str, feature: str | None, tenant: str | None, user: str | None
+    ) -> LabelKey:
+        return (
+            provider,
+            model,
+            operation,
+            feature or "",
+            self._tenants(tenant) if self._tenant_labels else "",
+            self._users(user) if self._user_labels else "",
+        )
+
+    def histogram_attributes(
+        self, operation: str, provider: str, request_model: str, response_model: str, server: str
+    ) -> tuple[dict[str, str], ...]:
+        """(input-token attrs, output-token attrs, duration attrs), cached per model and endpoint."""
+        cache_key = (operation, provider, request_model, response_model, server)
+        cached = self._histogram_attrs.get(cache_key)
+        if cached is None:
+            base = {names.OPERATION_NAME: operation, names.PROVIDER_NAME: provider, names.REQUEST_MODEL: request_model}
+            if response_model:
+                base[names.RESPONSE_MODEL] = response_model
+            if server:
+                base[names.SERVER_ADDRESS] = server
+            cached = (
+                {**base, names.TOKEN_TYPE: names.TOKEN_INPUT},
+                {**base, names.TOKEN_TYPE: names.TOKEN_OUTPUT},
+                base,
+            )
+            if len(self._histogram_attrs) < 10_000:
+                self._histogram_attrs[cache_key] = cached
+        return cached
+
+    def record_call(
+        self,
+        key: LabelKey,
+        usage: Usage | None,
+        cost_usd: float | None,
+        outcome: str,
+        histogram_attrs: tuple[dict[str, str], ...],
+        duration_s: float,
+        error_type: str | None,
+    ) -> None:
+        self.requests.add((*key, outcome), 1)
+        if usage is not None:
+            self.tokens.add_many(
+                (
+                    ((*key, names.TOKEN_INPUT), usage.input_tokens),
+                    ((*key, names.TOKEN_OUTPUT), usage.output_tokens),
+                    ((*key, names.TOKEN_CACHE_READ), usage.cache_read_tokens),
+                    ((*key, names.TOKEN_CACHE_WRITE), usage.cache_write_tokens),
+                    ((*key, names.TOKEN_REASONING), usage.reasoning_tokens),
+                )
+            )
+            if usage.estimated:
+                self.estimated.add((key[0], key[1]), 1)
+            self.token_usage.record(usage.input_tokens, histogram_attrs[0])
+            self.token_usage.record(usage.output_tokens, histogram_attrs[1])
+        if cost_usd is not None:
+            self.cost.add(key, cost_usd)
+        elif outcome == names.OUTCOME_UNPRICED:
+            self.unpriced.add((key[0], key[1]), 1)
+        if error_type is None:
+            self.duration.record(duration_s, histogram_attrs[2])
+        else:
+            self.duration.record(duration_s, {**histogram_attrs[2], names.ERROR_TYPE: error_type})
+
+    def record_blocked(self, key: LabelKey) -> None:
+        self.requests.add((*key, names.OUTCOME_BLOCKED), 1)
+
+    def distinct_users(self) -> int:
+        return len(self._users)
+
+    def series_counts(self) -> dict[str, int]:
+        return {
+            names.COST.prometheus_name: self.cost.series_count(),
+            names.TOKENS.prometheus_name: self.tokens.series_count(),
+            names.REQUESTS.prometheus_name: self.requests.series_count(),
+        }
+
+
+def register_observer(
+    meter: Meter, metric: names.Metric, read: Callable[[], Iterable[tuple[dict[str, str], float]]], gauge: bool = False
+) -> None:
+    """Expose a value owned elsewhere (ledger row counts, budget spend) as an observable instrument."""
+
+    def observe(_options: CallbackOptions) -> Iterable[Observation]:
+        try:
+            return [Observation(value, attrs) for attrs, value in read()]
+        except Exception:  # a broken reader must not break collection of the other metrics
+            return []
+
+    create: Any = meter.create_observable_gauge if gauge else meter.create_observable_counter
+    create(metric.otel_name, callbacks=[observe], unit=metric.unit, description=metric.description)

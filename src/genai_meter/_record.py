@@ -1,0 +1,56 @@
+"""`CallRecord`: everything known about one finished LLM call, as handed to the ledger and budgets.
+
+It is built once per call after the span's attributes are set; the ledger stores it as one row and
+the budget guard settles with its cost. It holds no prompt or completion text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """One billed (or failed, or blocked) call.
+
+    `time` is the Unix time in seconds at which the call started; `latency_s` its duration.
+    Costs are `None` when the model is unpriced (never 0 for "unknown"). `request_id` is the
+    idempotency key when the provider returned no response id (blocked or failed calls).
+    """
+
+    time: float
+    provider: str
+    operation: str
+    request_model: str
+    response_model: str | None = None
+    response_id: str | None = None
+    request_id: str = ""
+    user: str | None = None
+    tenant: str | None = None
+    feature: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    usage_estimated: bool = False
+    cost_input_usd: float | None = None
+    cost_cache_read_usd: float | None = None
+    cost_cache_write_usd: float | None = None
+    cost_output_usd: float | None = None
+    cost_usd: float | None = None
+    cost_source: str | None = None
+    pricing_version: str | None = None
+    latency_s: float = 0.0
+    stream: bool = False
+    outcome: str = "ok"
+    error_type: str | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def idempotency_key(self) -> str:
+        """The provider's response id where there is one, else the request id made for the call."""
+        return self.response_id or self.request_id

@@ -1,0 +1,118 @@
+"""One `Usage` value for every provider, and the readers that turn each provider's usage into it.
+
+Providers disagree on what their fields mean: OpenAI's `prompt_tokens` includes cached tokens,
+Anthropic's `input_tokens` excludes cache reads and writes. Normalising here, once, to the semconv
+meaning (input includes cached, output includes reasoning) is what keeps pricing from double-billing.
+Readers accept SDK objects or plain dicts, and never trust a field: missing, null, negative or
+non-numeric values count as zero and mark the usage `suspect`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one call, in the semantic-convention meaning.
+
+    `input_tokens` includes cache reads and writes; `output_tokens` includes reasoning tokens.
+    `cache_write_1h_tokens` is the part of `cache_write_tokens` written with a one-hour lifetime
+    (priced higher by Anthropic). `estimated` marks counts guessed from text length because the
+    provider reported none; `suspect` marks counts read from missing or invalid fields.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    reasoning_tokens: int = 0
+    estimated: bool = False
+    suspect: bool = False
+
+    @property
+    def uncached_input_tokens(self) -> int:
+        """Input tokens billed at the plain input rate."""
+        return max(self.input_tokens - self.cache_read_tokens - self.cache_write_tokens, 0)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+def _field(source: Any, name: str) -> Any:
+    if source is None:
+        return None
+    if isinstance(source, dict):
+        return source.get(name)
+    return getattr(source, name, None)
+
+
+class _Reader:
+    """Reads integer fields, remembering whether any was missing or invalid."""
+
+    __slots__ = ("suspect",)
+
+    def __init__(self) -> None:
+        self.suspect = False
+
+    def count(self, source: Any, name: str, required: bool = False) -> int:
+        value = _field(source, name)
+        if value is None:
+            if required:
+                self.suspect = True
+            return 0
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.suspect = True
+            return 0
+        if value < 0 or value != value:  # negative or NaN
+            self.suspect = True
+            return 0
+        return int(value)
+
+
+def openai_chat_usage(usage: Any) -> Usage | None:
+    """Chat Completions / Embeddings / legacy Completions usage (`prompt_tokens`, `completion_tokens`)."""
+    if usage is None:
+        return None
+    read = _Reader()
+    prompt = read.count(usage, "prompt_tokens", required=True)
+    completion = read.count(usage, "completion_tokens")
+    prompt_details = _field(usage, "prompt_tokens_details")
+    completion_details = _field(usage, "completion_tokens_details")
+    cached = read.count(prompt_details, "cached_tokens")
+    cache_write = read.count(prompt_details, "cache_write_tokens")
+    reasoning = read.count(completion_details, "reasoning_tokens")
+    return Usage(
+        input_tokens=prompt,
+        output_tokens=completion,
+        cache_read_tokens=min(cached, prompt),
+        cache_write_tokens=min(cache_write, max(prompt - cached, 0)),
+        reasoning_tokens=min(reasoning, completion) if completion else reasoning,
+        suspect=read.suspect,
+    )
+
+
+def openai_responses_usage(usage: Any) -> Usage | None:
+    """Responses API usage (`input_tokens`, `output_tokens`, `*_tokens_details`)."""
+    if usage is None:
+        return None
+    read = _Reader()
+    input_tokens = read.count(usage, "input_tokens", required=True)
+    output_tokens = read.count(usage, "output_tokens")
+    cached = read.count(_field(usage, "input_tokens_details"), "cached_tokens")
+    reasoning = read.count(_field(usage, "output_tokens_details"), "reasoning_tokens")
+    return Usage(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cache_read_tokens=min(cached, input_tokens),
+        reasoning_tokens=reasoning,
+        suspect=read.suspect,
+    )
+
+
+def estimate_tokens(text_chars: int) -> int:
+    """A rough token count for text whose usage the provider did not report (about 4 chars a token)."""
+    return (text_chars + 3) // 4

@@ -1,0 +1,192 @@
+"""Spend in Redis, shared by many hosts: one Lua script per operation, so one round trip each.
+
+Every budget counter is a hash (spend, reserved, requests, tokens and one field per threshold
+already fired). The script checks all hard budgets of a call and reserves on all of them, or on
+none, atomically; settling claims each threshold with HSETNX, so exactly one process fires it.
+Keys expire a period plus two days after their last write. A cluster would need hash tags; use a
+single Redis (with replicas / Sentinel) for budgets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from genai_meter.budgets._store import RECENT_COSTS, StoreUnavailable
+from genai_meter.budgets._types import Blocked, Counters, Target
+
+_RESERVE = """
+local est = tonumber(ARGV[1])
+local n = #KEYS
+for i = 1, n do
+  local o = 2 + (i - 1) * 6
+  if ARGV[o] == '1' then
+    local v = redis.call('HMGET', KEYS[i], 'spend', 'reserved', 'requests', 'tokens')
+    local spend = tonumber(v[1]) or 0
+    local reserved = tonumber(v[2]) or 0
+    local requests = tonumber(v[3]) or 0
+    local tokens = tonumber(v[4]) or 0
+    local limit = tonumber(ARGV[o + 1])
+    local maxr = tonumber(ARGV[o + 2])
+    local maxt = tonumber(ARGV[o + 3])
+    local why = nil
+    if limit >= 0 and (spend + reserved >= limit or spend + reserved + est > limit) then
+      why = 'usd'
+    elseif maxr >= 0 and requests >= maxr then
+      why = 'requests'
+    elseif maxt >= 0 and tokens >= maxt then
+      why = 'tokens'
+    end
+    if why then
+      local fired = 0
+      if why == 'usd' and ARGV[o + 5] ~= '' then
+        fired = redis.call('HSETNX', KEYS[i], ARGV[o + 5], 1)
+        redis.call('EXPIRE', KEYS[i], ARGV[o + 4])
+      end
+      return {i, why, spend, reserved, requests, tokens, fired}
+    end
+  end
+end
+for i = 1, n do
+  redis.call('HINCRBY', KEYS[i], 'reserved', est)
+  redis.call('HINCRBY', KEYS[i], 'requests', 1)
+  redis.call('EXPIRE', KEYS[i], ARGV[2 + (i - 1) * 6 + 4])
+end
+return 0
+"""
+
+_SETTLE = """
+local est = tonumber(ARGV[1])
+local actual = tonumber(ARGV[2])
+local tokens = tonumber(ARGV[3])
+local keep = tonumber(ARGV[4])
+local n = #KEYS / 2
+local o = 5
+local out = {}
+for i = 1, n do
+  local k = KEYS[i]
+  local ttl = ARGV[o]
+  local nt = tonumber(ARGV[o + 1])
+  o = o + 2
+  if redis.call('HINCRBY', k, 'reserved', -est) < 0 then
+    redis.call('HSET', k, 'reserved', 0)
+  end
+  if tokens > 0 then
+    redis.call('HINCRBY', k, 'tokens', tokens)
+  end
+  local spend
+  if actual >= 0 then
+    spend = redis.call('HINCRBY', k, 'spend', actual)
+    redis.call('LPUSH', KEYS[n + i], actual)
+    redis.call('LTRIM', KEYS[n + i], 0, keep - 1)
+    redis.call('EXPIRE', KEYS[n + i], ttl)
+  else
+    spend = tonumber(redis.call('HGET', k, 'spend')) or 0
+  end
+  redis.call('EXPIRE', k, ttl)
+  local fired = {}
+  for j = 1, nt do
+    if actual >= 0 and spend >= tonumber(ARGV[o]) and redis.call('HSETNX', k, ARGV[o + 1], 1) == 1 then
+      fired[#fired + 1] = j
+    end
+    o = o + 2
+  end
+  out[i] = {spend, fired}
+end
+return out
+"""
+
+_UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+
+
+class RedisStore:
+    def __init__(self, url: str, prefix: str, *, timeout_s: float = 0.25) -> None:
+        self._url = url
+        # No retries: a down Redis must cost the app one short timeout, then the guard's fail mode.
+        self._client = redis.Redis.from_url(
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0)
+        )
+        self._counter = f"{prefix}:c:"
+        self._recent = f"{prefix}:r:"
+        self._blocked = f"{prefix}:blocked"
+        self._reserve_script = self._client.register_script(_RESERVE)
+        self._settle_script = self._client.register_script(_SETTLE)
+
+    def _run(self, script: Any, keys: list[str], args: list[object]) -> Any:
+        try:
+            return script(keys=keys, args=args)
+        except _UNREACHABLE as error:
+            raise StoreUnavailable(f"Redis budget store {self._safe_url()}: {error}") from error
+
+    def _safe_url(self) -> str:
+        # Never log a password from the URL.
+        head, sep, tail = self._url.rpartition("@")
+        return f"{self._url.split('//', 1)[0]}//***@{tail}" if sep else self._url
+
+    def reserve(self, targets: Sequence[Target], keys: Sequence[str], estimate: int) -> Blocked | None:
+        args: list[object] = [estimate]
+        for t in targets:
+            args += ("1" if t.hard else "0", t.limit, t.max_requests, t.max_tokens, t.ttl, t.block_field)
+        answer = self._run(self._reserve_script, [self._counter + key for key in keys], args)
+        if not answer:
+            return None
+        index, why, spend, reserved, requests, tokens, fired = answer
+        return Blocked(int(index) - 1, why.decode() if isinstance(why, bytes) else str(why), int(spend),
+                       int(reserved), int(requests), int(tokens), bool(fired))
+
+    def settle(
+        self, targets: Sequence[Target], keys: Sequence[str], estimate: int, actual: int, tokens: int
+    ) -> tuple[list[int], list[tuple[int, int]]]:
+        args: list[object] = [estimate, actual, tokens, RECENT_COSTS]
+        for t in targets:
+            args += (t.ttl, len(t.amounts))
+            for amount, field in zip(t.amounts, t.fields):
+                args += (amount, field)
+        names = [self._counter + key for key in keys] + [self._recent + t.recent_key for t in targets]
+        answer = self._run(self._settle_script, names, args)
+        spends = [int(item[0]) for item in answer]
+        fired = [(i, int(j) - 1) for i, item in enumerate(answer) for j in item[1]]
+        return spends, fired
+
+    def _call(self, method: str, *args: object) -> Any:
+        try:
+            return getattr(self._client, method)(*args)
+        except _UNREACHABLE as error:
+            raise StoreUnavailable(f"Redis budget store {self._safe_url()}: {error}") from error
+
+    def read(self, key: str) -> Counters:
+        raw = self._call("hgetall", self._counter + key)
+        values = {k.decode(): v.decode() for k, v in raw.items()}
+        return Counters(
+            int(values.get("spend", 0)),
+            int(values.get("reserved", 0)),
+            int(values.get("requests", 0)),
+            int(values.get("tokens", 0)),
+            tuple(sorted(k for k in values if k.startswith("f:"))),
+        )
+
+    def recent(self, recent_key: str) -> list[int]:
+        return [int(item) for item in self._call("lrange", self._recent + recent_key, 0, RECENT_COSTS - 1)]
+
+    def blocked(self) -> dict[tuple[str, str], str]:
+        entries: dict[tuple[str, str], str] = {}
+        for field, reason in self._call("hgetall", self._blocked).items():
+            kind, _, value = field.decode().partition(":")
+            entries[(kind, value)] = reason.decode()
+        return entries
+
+    def block(self, kind: str, value: str, reason: str) -> None:
+        self._call("hset", self._blocked, f"{kind}:{value}", reason)
+
+    def unblock(self, kind: str, value: str) -> bool:
+        return bool(self._call("hdel", self._blocked, f"{kind}:{value}"))
+
+    def close(self) -> None:
+        try:
+            self._client.close()
+        except Exception:
+            pass

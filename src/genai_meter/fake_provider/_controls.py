@@ -1,0 +1,113 @@
+"""Per-request knobs a test sets through `x-fake-*` request headers.
+
+Headers are the only channel every SDK lets a caller touch per call (`extra_headers=` in openai and
+anthropic, `HttpOptions(headers=...)` in google-genai), so the fake takes all its instructions there
+instead of from a side channel that would need a second client.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+DEFAULT_CHUNKS = 3
+
+
+class ControlError(ValueError):
+    """A malformed `x-fake-*` header: answered with a 400 that names the header."""
+
+
+@dataclass(frozen=True)
+class Controls:
+    usage: dict[str, Any] | None = None
+    error: int | None = None
+    retry_after: str = "0"
+    chunks: int = DEFAULT_CHUNKS
+    model: str | None = None
+    drop_after: int | None = None
+    malformed: Literal["sse", "json"] | None = None
+    cost: float | None = None
+    latency_ms: float = 0.0
+    content: str | None = None
+    timestamp: float | None = None
+
+
+def _int(headers: Mapping[str, str], name: str, *, low: int, high: int) -> int | None:
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ControlError(f"header {name}: expected an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ControlError(f"header {name}: {value} is outside {low}..{high}")
+    return value
+
+
+def _float(headers: Mapping[str, str], name: str) -> float | None:
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    try:
+        return float(raw.strip())
+    except ValueError:
+        raise ControlError(f"header {name}: expected a number, got {raw!r}") from None
+
+
+def _timestamp(raw: str | None) -> float | None:
+    if raw is None:
+        return None
+    text = raw.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise ControlError(f"header x-fake-time: expected Unix seconds or RFC 3339, got {raw!r}") from None
+
+
+def parse_controls(headers: Mapping[str, str]) -> Controls:
+    """Read the knobs from lower-cased request headers; raise ControlError naming a bad header."""
+    usage: dict[str, Any] | None = None
+    raw_usage = headers.get("x-fake-usage")
+    if raw_usage is not None:
+        try:
+            parsed = json.loads(raw_usage)
+        except ValueError:
+            raise ControlError(f"header x-fake-usage: not JSON: {raw_usage!r}") from None
+        if not isinstance(parsed, dict):
+            raise ControlError("header x-fake-usage: expected a JSON object")
+        usage = parsed
+
+    malformed = headers.get("x-fake-malformed")
+    if malformed is not None and malformed not in ("sse", "json"):
+        raise ControlError(f"header x-fake-malformed: expected 'sse' or 'json', got {malformed!r}")
+
+    retry_after = headers.get("x-fake-retry-after", "0").strip()
+    try:
+        if float(retry_after) < 0:
+            raise ValueError
+    except ValueError:
+        raise ControlError(f"header x-fake-retry-after: expected seconds >= 0, got {retry_after!r}") from None
+
+    chunks = _int(headers, "x-fake-chunks", low=0, high=10_000)
+    latency = _float(headers, "x-fake-latency-ms")
+    return Controls(
+        usage=usage,
+        error=_int(headers, "x-fake-error", low=400, high=599),
+        retry_after=retry_after,
+        chunks=DEFAULT_CHUNKS if chunks is None else chunks,
+        model=headers.get("x-fake-model"),
+        drop_after=_int(headers, "x-fake-drop-after", low=0, high=10_000),
+        malformed="sse" if malformed == "sse" else "json" if malformed == "json" else None,
+        cost=_float(headers, "x-fake-cost"),
+        latency_ms=max(0.0, latency or 0.0),
+        content=headers.get("x-fake-content"),
+        timestamp=_timestamp(headers.get("x-fake-time")),
+    )

@@ -1,0 +1,78 @@
+"""Gemini Developer API wire dialect (`models/{model}:generateContent` / `:streamGenerateContent`).
+
+Like the real API, stream chunks before the last carry a partial `usageMetadata` (prompt count only)
+and the last chunk carries the finish reason and the complete usage: a meter must take the last
+chunk's figures, not add them up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._content import answer_pieces, fill_total, prompt_tokens
+from ._controls import Controls
+from ._wire import Frame, Served, StreamPlan, UsageRecord, new_id, sse
+
+_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
+
+_TOTAL_PARTS = ("promptTokenCount", "candidatesTokenCount", "thoughtsTokenCount", "toolUsePromptTokenCount")
+
+
+def error_body(status: int, message: str) -> dict[str, Any]:
+    kind = _STATUS.get(status, "INTERNAL" if status >= 500 else "FAILED_PRECONDITION")
+    return {"error": {"code": status, "message": message, "status": kind}}
+
+
+def _schema(body: dict[str, Any]) -> Any | None:
+    config = body.get("generationConfig") or {}
+    for key in ("responseJsonSchema", "responseSchema"):
+        if isinstance(config.get(key), dict):
+            return config[key]
+    return None
+
+
+def generate(model_path: str, body: dict[str, Any], controls: Controls, now: float, stream: bool) -> Served:
+    model = controls.model or model_path
+    pieces = answer_pieces(controls, _schema(body))
+    if controls.usage is not None:
+        usage = fill_total(controls.usage, "totalTokenCount", _TOTAL_PARTS)
+    else:
+        prompt = prompt_tokens(body.get("systemInstruction"), body.get("contents"))
+        usage = {
+            "promptTokenCount": prompt,
+            "candidatesTokenCount": len(pieces),
+            "totalTokenCount": prompt + len(pieces),
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
+        }
+    record = UsageRecord("gemini", model, usage, now)
+    response_id = new_id("fake")
+
+    def reply(text: str, finish: bool, meta: dict[str, Any]) -> dict[str, Any]:
+        candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}
+        if finish:
+            candidate["finishReason"] = "STOP"
+        return {"candidates": [candidate], "usageMetadata": meta, "modelVersion": model, "responseId": response_id}
+
+    if not stream:
+        return Served(record, body=reply("".join(pieces), True, usage))
+
+    prompt_count = usage.get("promptTokenCount")
+    partial: dict[str, Any] = {"promptTokenCount": prompt_count}
+    if isinstance(prompt_count, int):
+        partial["totalTokenCount"] = prompt_count
+    last = len(pieces) - 1
+    frames = [
+        Frame(sse(reply(piece, i == last, usage if i == last else partial)), content=True)
+        for i, piece in enumerate(pieces)
+    ]
+    if not frames:
+        frames = [Frame(sse(reply("", True, usage)))]
+    return Served(record, stream=StreamPlan(frames, sse("{this is not json")))

@@ -1,0 +1,417 @@
+"""The HTTP side of the fake provider: routing, recording, faults, and streaming over HTTP/1.1.
+
+Streams use chunked transfer encoding, so `x-fake-drop-after` can cut one off in a way clients see
+as an incomplete body (a plain `Connection: close` stream would look like a clean end). Non-stream
+answers carry Content-Length and keep the connection alive, as a real provider's would.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from . import _anthropic, _gemini, _openai, _reports
+from ._controls import ControlError, Controls, parse_controls
+from ._wire import Served, StreamPlan, UsageRecord, dumps, new_id
+
+_ADMIN_OPENAI = "/v1/organization/"
+_ADMIN_ANTHROPIC = "/v1/organizations/"
+_GEMINI_VERSIONS = ("v1", "v1beta", "v1alpha")
+_RETRY_STATUSES = (429, 503, 529)
+_MALFORMED_BODY = b'{"id": "broken", this is not json'
+
+Handler = Callable[[dict[str, Any], Controls, float], Served]
+
+_OPENAI_ROUTES: dict[str, Handler] = {
+    "/v1/chat/completions": _openai.chat,
+    "/v1/responses": _openai.responses,
+    "/v1/embeddings": _openai.embeddings,
+    "/v1/completions": _openai.completions,
+}
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as received. `headers` keys are lower-case; `body` is parsed JSON or None."""
+
+    method: str
+    path: str  # without the query string
+    headers: dict[str, str]
+    body: Any
+    query: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _dialect(path: str) -> str:
+    if path.startswith("/v1/messages") or path.startswith(_ADMIN_ANTHROPIC):
+        return "anthropic"
+    if _gemini_route(path) is not None:
+        return "gemini"
+    return "openai"
+
+
+def _gemini_route(path: str) -> tuple[str, bool] | None:
+    """(model, stream) for a Gemini generate path, else None."""
+    parts = path.strip("/").split("/", 2)
+    if len(parts) != 3 or parts[0] not in _GEMINI_VERSIONS or parts[1] != "models" or ":" not in parts[2]:
+        return None
+    model, _, method = parts[2].rpartition(":")
+    if method == "generateContent":
+        return model, False
+    if method == "streamGenerateContent":
+        return model, True
+    return None
+
+
+def _error_body(path: str, status: int, message: str) -> dict[str, Any]:
+    dialect = _dialect(path)
+    if dialect == "anthropic":
+        return _anthropic.error_body(status, message)
+    if dialect == "gemini":
+        return _gemini.error_body(status, message)
+    return _openai.error_body(status, message)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], provider: FakeProvider) -> None:
+        self.provider = provider
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def close_connections(self) -> None:
+        with self.connections_lock:
+            open_now = list(self.connections)
+        for conn in open_now:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.connections_lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.connections_lock:
+            self.server.connections.discard(self.connection)
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent on purpose: the default logs request lines to stderr, and tests need quiet output."""
+
+    # --- plumbing --------------------------------------------------------------------------------
+
+    def _send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        self._send_bytes(status, dumps(body).encode(), headers)
+
+    def _send_bytes(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _send_error_for(self, path: str, status: int, message: str, retry_after: str = "0") -> None:
+        headers = {"x-request-id": new_id("req_"), "request-id": new_id("req_")}
+        if status in _RETRY_STATUSES:
+            headers["retry-after"] = retry_after
+            # The SDKs ignore a zero Retry-After and fall back to ~0.5 s+ backoff; 1 ms keeps retries fast.
+            headers["retry-after-ms"] = str(max(1, round(float(retry_after) * 1000)))
+        self._send_json(status, _error_body(path, status, message), headers)
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _record(self, path: str, query: dict[str, list[str]], body: Any, counts: bool) -> None:
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        self.server.provider._record(RecordedRequest(self.command, path, headers, body, query), counts)
+
+    # --- entry points ----------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        path, query = url.path, parse_qs(url.query, keep_blank_values=True)
+        self._record(path, query, None, counts=False)
+        self._admin(path, query)
+
+    def do_POST(self) -> None:
+        url = urlsplit(self.path)
+        path, query = url.path, parse_qs(url.query, keep_blank_values=True)
+        raw = self._read_body()
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            self._record(path, query, None, counts=False)
+            self._send_error_for(path, 400, "fake provider: request body is not JSON")
+            return
+        gemini = _gemini_route(path)
+        route = _OPENAI_ROUTES.get(path)
+        if path == "/v1/messages":
+            route = _anthropic.messages
+        elif gemini is not None:
+            model, stream = gemini
+
+            def route(b: dict[str, Any], c: Controls, now: float) -> Served:
+                return _gemini.generate(model, b, c, now, stream)
+
+        self._record(path, query, body, counts=route is not None)
+        if path == "/v1/messages/count_tokens" and isinstance(body, dict):
+            self._send_json(200, _anthropic.count_tokens(body))
+            return
+        if route is None or not isinstance(body, dict):
+            status = 404 if route is None else 400
+            self._send_error_for(path, status, f"fake provider: no route for POST {path}")
+            return
+        self._serve_llm(path, route, body)
+
+    def do_DELETE(self) -> None:
+        self._send_error_for(self.path, 405, "fake provider: method not allowed")
+
+    do_PUT = do_PATCH = do_DELETE
+
+    # --- LLM calls -------------------------------------------------------------------------------
+
+    def _serve_llm(self, path: str, route: Handler, body: dict[str, Any]) -> None:
+        try:
+            controls = parse_controls({k.lower(): v for k, v in self.headers.items()})
+        except ControlError as err:
+            self._send_error_for(path, 400, f"fake provider: {err}")
+            return
+        if controls.latency_ms:
+            time.sleep(controls.latency_ms / 1000)
+        if controls.error is not None:
+            self._send_error_for(path, controls.error, f"fake provider error {controls.error}", controls.retry_after)
+            return
+        if controls.malformed == "json":
+            self._send_bytes(200, _MALFORMED_BODY)
+            return
+        served = route(body, controls, controls.timestamp or time.time())
+        if served.stream is None:
+            self._send_json(200, served.body, served.headers)
+            self.server.provider._served(served.record)
+            return
+        if self._stream(served.stream, controls):
+            self.server.provider._served(served.record)
+
+    def _stream(self, plan: StreamPlan, controls: Controls) -> bool:
+        """Write the stream; True when it went out complete and well-formed (so it is billable)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        total = sum(1 for frame in plan.frames if frame.content)
+        # A drop always happens when asked: at the latest right after the last content frame.
+        limit = None if controls.drop_after is None else min(controls.drop_after, total)
+        sent_content = 0
+        garbage_pending = controls.malformed == "sse"
+        try:
+            if limit == 0 and total == 0:
+                self._drop()
+                return False
+            if garbage_pending and total == 0:
+                self._chunk(plan.garbage)
+                garbage_pending = False
+            for frame in plan.frames:
+                if frame.content and limit is not None and sent_content >= limit:
+                    self._drop()
+                    return False
+                self._chunk(frame.data)
+                if frame.content:
+                    sent_content += 1
+                    if garbage_pending:
+                        self._chunk(plan.garbage)
+                        garbage_pending = False
+                    if limit is not None and sent_content >= limit:
+                        self._drop()
+                        return False
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:  # the client went away mid-stream
+            self.close_connection = True
+            return False
+        return controls.malformed is None
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def _drop(self) -> None:
+        """Cut the connection with the chunked body unfinished, as a crashed upstream would."""
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    # --- admin reports ---------------------------------------------------------------------------
+
+    def _admin(self, path: str, query: dict[str, list[str]]) -> None:
+        if path.startswith(_ADMIN_OPENAI):
+            auth = self.headers.get("Authorization") or ""
+            if not auth.startswith("Bearer ") or not auth[len("Bearer ") :].strip():
+                self._send_error_for(path, 401, "fake provider: missing admin API key (Authorization: Bearer)")
+                return
+        elif path.startswith(_ADMIN_ANTHROPIC):
+            if not (self.headers.get("x-api-key") or "").strip():
+                self._send_error_for(path, 401, "fake provider: missing admin API key (x-api-key)")
+                return
+        provider = self.server.provider
+        override = provider._report_override(path)
+        if override is not None:
+            self._send_json(200, override)
+            return
+        builders: dict[str, Callable[[list[UsageRecord], dict[str, list[str]], float], dict[str, Any]]] = {
+            "/v1/organization/usage/completions": lambda r, q, n: _reports.openai_usage("completions", r, q, n),
+            "/v1/organization/usage/embeddings": lambda r, q, n: _reports.openai_usage("embeddings", r, q, n),
+            "/v1/organization/costs": _reports.openai_costs,
+            "/v1/organizations/usage_report/messages": _reports.anthropic_usage,
+            "/v1/organizations/cost_report": _reports.anthropic_costs,
+        }
+        build = builders.get(path)
+        if build is None:
+            self._send_error_for(path, 404, f"fake provider: no route for GET {path}")
+            return
+        try:
+            report = build(provider._usage_records(), query, time.time())
+        except _reports.ReportError as err:
+            self._send_error_for(path, 400, f"fake provider: {err}")
+            return
+        self._send_json(200, report)
+
+
+class FakeProvider:
+    """A local OpenAI/Anthropic/Gemini look-alike for tests and the offline demo (see package docs)."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._host = host
+        self._port = port
+        self._lock = threading.Lock()
+        self._requests: list[RecordedRequest] = []
+        self._count = 0
+        self._records: list[UsageRecord] = []
+        self._reports: dict[str, dict[str, Any]] = {}
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> FakeProvider:
+        if self._server is not None:
+            return self
+        server = _Server((self._host, self._port), self)
+        thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-provider", daemon=True
+        )
+        thread.start()
+        self._server, self._thread = server, thread
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        self._server = self._thread = None
+        server.shutdown()
+        server.close_connections()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> FakeProvider:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- addresses -------------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("FakeProvider is not started; call start() or use it as a context manager")
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self._host}:{self.port}"
+
+    @property
+    def openai_base_url(self) -> str:
+        return self.base_url + "/v1"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        return self.base_url
+
+    @property
+    def gemini_base_url(self) -> str:
+        return self.base_url
+
+    # --- what was served -------------------------------------------------------------------------
+
+    @property
+    def request_count(self) -> int:
+        with self._lock:
+            return self._count
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def reset(self) -> None:
+        """Forget requests, served usage and report overrides (the server keeps running)."""
+        with self._lock:
+            self._requests.clear()
+            self._count = 0
+            self._records.clear()
+            self._reports.clear()
+
+    def set_report(self, path: str, body: dict[str, Any]) -> None:
+        """Answer GET `path` (query ignored, admin key still required) with `body` verbatim."""
+        with self._lock:
+            self._reports[urlsplit(path).path] = body
+
+    # --- called from handler threads -------------------------------------------------------------
+
+    def _record(self, request: RecordedRequest, counts: bool) -> None:
+        with self._lock:
+            self._requests.append(request)
+            if counts:
+                self._count += 1
+
+    def _served(self, record: UsageRecord) -> None:
+        with self._lock:
+            self._records.append(record)
+
+    def _usage_records(self) -> list[UsageRecord]:
+        with self._lock:
+            return list(self._records)
+
+    def _report_override(self, path: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self._reports.get(path)

@@ -1,0 +1,196 @@
+"""Metering a streamed response without changing what the caller sees.
+
+The SDK's own stream object is kept (so `isinstance`, `.response`, context-manager use and the SDKs'
+stream helpers keep working); only its internal iterator is replaced by one that lets a provider
+`StreamObserver` see each item, and hide the items genai-meter asked for (the usage-only chunk).
+
+The call must end exactly once on every exit path: exhausted, `break` (the generator is closed),
+`close()` / leaving a `with` block (the HTTP response is closed: hooked), an exception in the
+provider stream or in the consumer, and garbage collection of a stream never read to the end
+(`weakref.finalize`). No OTel context is attached across a `yield`.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from .._call import Call
+from .._faults import record_fault
+
+
+class StreamObserver:
+    """Sees each streamed item; subclasses read usage, ids and text length for their provider."""
+
+    __slots__ = ("call",)
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+
+    def observe(self, item: Any) -> bool:
+        """Read one item; return True to hide it from the caller."""
+        return False
+
+    def wants_next(self, item: Any) -> bool:
+        """True when the item after this one should be read before this one is handed over
+        (the usage chunk that follows the final content chunk, so a caller who stops there still
+        gets an exact count)."""
+        return False
+
+    def finish(self, error: BaseException | None) -> None:
+        """End the call with what was seen."""
+        self.call.finish(usage=None, error=error)
+
+
+class _Ending:
+    """Ends the call once, whoever gets there first."""
+
+    __slots__ = ("observer",)
+
+    def __init__(self, observer: StreamObserver) -> None:
+        self.observer = observer
+
+    def __call__(self, error: BaseException | None = None) -> None:
+        observer = self.observer
+        if observer.call.done:
+            return
+        try:
+            observer.finish(error)
+        except Exception as fault:
+            record_fault("stream.finish", fault)
+            observer.call.finish(usage=None, error=error)
+
+
+def _safe_observe(observer: StreamObserver, item: Any) -> bool:
+    try:
+        return observer.observe(item)
+    except Exception as fault:
+        record_fault("stream.observe", fault)
+        return False
+
+
+def _safe_wants_next(observer: StreamObserver, item: Any) -> bool:
+    try:
+        return observer.wants_next(item)
+    except Exception as fault:
+        record_fault("stream.observe", fault)
+        return False
+
+
+def _metered_iterator(source: Iterator[Any], observer: StreamObserver, end: _Ending) -> Iterator[Any]:
+    held: list[Any] = []
+    try:
+        while True:
+            if held:
+                item = held.pop()  # observed already, when it was read ahead
+            else:
+                try:
+                    item = next(source)
+                except StopIteration:
+                    break
+                if _safe_observe(observer, item):
+                    continue
+            if not held and _safe_wants_next(observer, item):
+                try:
+                    following = next(source)
+                except StopIteration:
+                    yield item
+                    break
+                if not _safe_observe(observer, following):
+                    held.append(following)
+            yield item
+    except GeneratorExit:
+        end()
+        raise
+    except BaseException as error:
+        end(error)
+        raise
+    end()
+
+
+async def _metered_async_iterator(
+    source: AsyncIterator[Any], observer: StreamObserver, end: _Ending
+) -> AsyncIterator[Any]:
+    held: list[Any] = []
+    try:
+        while True:
+            if held:
+                item = held.pop()  # observed already, when it was read ahead
+            else:
+                try:
+                    item = await source.__anext__()
+                except StopAsyncIteration:
+                    break
+                if _safe_observe(observer, item):
+                    continue
+            if not held and _safe_wants_next(observer, item):
+                try:
+                    following = await source.__anext__()
+                except StopAsyncIteration:
+                    yield item
+                    break
+                if not _safe_observe(observer, following):
+                    held.append(following)
+            yield item
+    except GeneratorExit:
+        end()
+        raise
+    except BaseException as error:
+        end(error)
+        raise
+    end()
+
+
+def _hook_close(target: Any, method: str, end: _Ending, is_async: bool) -> None:
+    original: Callable[..., Any] | None = getattr(target, method, None)
+    if original is None:
+        return
+    if is_async:
+
+        async def async_closing(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await original(*args, **kwargs)
+            finally:
+                end()
+
+        setattr(target, method, async_closing)
+    else:
+
+        def closing(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return original(*args, **kwargs)
+            finally:
+                end()
+
+        setattr(target, method, closing)
+
+
+def meter_stream(stream: Any, observer: StreamObserver, *, iterator_attr: str = "_iterator") -> Any:
+    """Meter a synchronous SDK stream in place and return it."""
+    end = _Ending(observer)
+    try:
+        setattr(stream, iterator_attr, _metered_iterator(getattr(stream, iterator_attr), observer, end))
+        response = getattr(stream, "response", None)
+        if response is not None:
+            _hook_close(response, "close", end, is_async=False)
+        weakref.finalize(stream, end)
+    except Exception as fault:
+        record_fault("stream.wrap", fault)
+        end()
+    return stream
+
+
+def meter_async_stream(stream: Any, observer: StreamObserver, *, iterator_attr: str = "_iterator") -> Any:
+    """Meter an asynchronous SDK stream in place and return it."""
+    end = _Ending(observer)
+    try:
+        setattr(stream, iterator_attr, _metered_async_iterator(getattr(stream, iterator_attr), observer, end))
+        response = getattr(stream, "response", None)
+        if response is not None:
+            _hook_close(response, "aclose", end, is_async=True)
+        weakref.finalize(stream, end)
+    except Exception as fault:
+        record_fault("stream.wrap", fault)
+        end()
+    return stream

@@ -1,0 +1,91 @@
+"""Meters every OpenAI SDK call: tokens, cost in USD and who caused it, on spans and metrics.
+
+Zero code::
+
+    pip install genai-meter
+    opentelemetry-instrument python app.py
+
+or explicitly::
+
+    from genai_meter.instrumentation.openai import OpenAIInstrumentor
+    OpenAIInstrumentor().instrument()
+
+Covers `chat.completions.create` / `.parse` / `.stream`, `responses.create` / `.parse` / `.stream`,
+`embeddings.create` and legacy `completions.create`, on `OpenAI`, `AsyncOpenAI`, `AzureOpenAI`
+(provider `azure.ai.openai`) and OpenAI-compatible base URLs, including `with_raw_response` and
+streams used as iterators or context managers. `uninstrument()` restores the SDK.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+
+from ..._runtime import set_providers
+from .._patching import patch, unpatch
+from ._wrappers import (
+    CHAT,
+    EMBEDDINGS,
+    RESPONSES,
+    TEXT_COMPLETION,
+    Operation,
+    async_wrapper,
+    set_raw_response_types,
+    sync_wrapper,
+)
+from .package import _instruments
+
+_CHAT_MODULE = "openai.resources.chat.completions.completions"
+_RESPONSES_MODULE = "openai.resources.responses.responses"
+_EMBEDDINGS_MODULE = "openai.resources.embeddings"
+_COMPLETIONS_MODULE = "openai.resources.completions"
+
+# (module, sync class, async class, method, operation)
+_TARGETS: tuple[tuple[str, str, str, str, Operation], ...] = (
+    (_CHAT_MODULE, "Completions", "AsyncCompletions", "create", CHAT),
+    (_CHAT_MODULE, "Completions", "AsyncCompletions", "parse", CHAT),
+    (_RESPONSES_MODULE, "Responses", "AsyncResponses", "create", RESPONSES),
+    (_RESPONSES_MODULE, "Responses", "AsyncResponses", "parse", RESPONSES),
+    (_EMBEDDINGS_MODULE, "Embeddings", "AsyncEmbeddings", "create", EMBEDDINGS),
+    (_COMPLETIONS_MODULE, "Completions", "AsyncCompletions", "create", TEXT_COMPLETION),
+)
+
+
+def _raw_response_types() -> tuple[type, ...]:
+    found: list[type] = []
+    for module_name, class_names in (
+        ("openai._legacy_response", ("LegacyAPIResponse",)),
+        ("openai._response", ("APIResponse", "AsyncAPIResponse")),
+    ):
+        try:
+            module = __import__(module_name, fromlist=list(class_names))
+        except ImportError:
+            continue
+        found.extend(getattr(module, name) for name in class_names if hasattr(module, name))
+    return tuple(found)
+
+
+class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Instrumentor for the `openai` SDK (entry point `genai_meter_openai`)."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _instruments
+
+    def _instrument(self, **kwargs: Any) -> None:
+        import openai  # noqa: F401  (fails early, and quietly under the launcher, when not installed)
+
+        set_providers(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
+        set_raw_response_types(_raw_response_types())
+        for module, sync_class, async_class, method, operation in _TARGETS:
+            patch(module, sync_class, method, sync_wrapper(operation))
+            patch(module, async_class, method, async_wrapper(operation))
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        for module, sync_class, async_class, method, _operation in _TARGETS:
+            unpatch(module, sync_class, method)
+            unpatch(module, async_class, method)
+
+
+__all__ = ["OpenAIInstrumentor"]

@@ -1,0 +1,180 @@
+"""Reading OpenAI responses and streams into the call's outcome.
+
+Chat Completions streams carry usage only in a final chunk with `choices == []`, and only when
+`stream_options.include_usage` was set; when genai-meter set it, that chunk is hidden from the
+caller so the app sees exactly what it would see uninstrumented. Responses API streams carry the
+whole response, usage included, in their terminal event.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..._call import Call
+from ..._usage import Usage, estimate_tokens, openai_chat_usage, openai_responses_usage
+from .._streams import StreamObserver
+
+
+def _provider_cost(usage: Any) -> float | None:
+    """OpenRouter (and some gateways) report the call's cost in `usage.cost`."""
+    value = getattr(usage, "cost", None)
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return None
+
+
+def _finish_reasons(choices: Any) -> tuple[str, ...] | None:
+    if not choices:
+        return None
+    reasons = tuple(str(r) for r in (getattr(c, "finish_reason", None) for c in choices) if r)
+    return reasons or None
+
+
+def finish_chat(call: Call, completion: Any) -> None:
+    """A whole ChatCompletion (also ParsedChatCompletion, legacy Completion)."""
+    raw_usage = getattr(completion, "usage", None)
+    usage = openai_chat_usage(raw_usage)
+    call.finish(
+        usage=usage,
+        response_model=getattr(completion, "model", None),
+        response_id=getattr(completion, "id", None),
+        provider_cost_usd=_provider_cost(raw_usage),
+        finish_reasons=_finish_reasons(getattr(completion, "choices", None)),
+    )
+
+
+def finish_embedding(call: Call, response: Any) -> None:
+    raw_usage = getattr(response, "usage", None)
+    call.finish(
+        usage=openai_chat_usage(raw_usage),
+        response_model=getattr(response, "model", None),
+        provider_cost_usd=_provider_cost(raw_usage),
+    )
+
+
+def finish_response(call: Call, response: Any) -> None:
+    """A whole Responses API `Response`."""
+    raw_usage = getattr(response, "usage", None)
+    status = getattr(response, "status", None)
+    call.finish(
+        usage=openai_responses_usage(raw_usage),
+        response_model=getattr(response, "model", None),
+        response_id=getattr(response, "id", None),
+        provider_cost_usd=_provider_cost(raw_usage),
+        finish_reasons=(str(status),) if status else None,
+    )
+
+
+class ChatStreamObserver(StreamObserver):
+    """Chat Completions chunks: usage from the usage chunk, else an estimate from text seen."""
+
+    __slots__ = ("chars", "hide_usage_chunk", "model", "prompt_chars", "raw_usage", "reasons", "response_id")
+
+    def __init__(self, call: Call, hide_usage_chunk: bool, prompt_chars: int) -> None:
+        super().__init__(call)
+        self.hide_usage_chunk = hide_usage_chunk
+        self.prompt_chars = prompt_chars
+        self.raw_usage: Any = None
+        self.model: str | None = None
+        self.response_id: str | None = None
+        self.reasons: list[str] = []
+        self.chars = 0
+
+    def observe(self, item: Any) -> bool:
+        if self.response_id is None:
+            self.response_id = getattr(item, "id", None)
+            self.model = getattr(item, "model", None)
+        usage = getattr(item, "usage", None)
+        if usage is not None:
+            self.raw_usage = usage
+        choices = getattr(item, "choices", None)
+        if choices:
+            for choice in choices:
+                delta = getattr(choice, "delta", None)
+                content = getattr(delta, "content", None)
+                if content:
+                    self.chars += len(content)
+                reason = getattr(choice, "finish_reason", None)
+                if reason:
+                    self.reasons.append(str(reason))
+            return False
+        return self.hide_usage_chunk and usage is not None
+
+    def wants_next(self, item: Any) -> bool:
+        if not self.hide_usage_chunk or self.raw_usage is not None:
+            return False
+        choices = getattr(item, "choices", None)
+        return bool(choices) and any(getattr(c, "finish_reason", None) for c in choices)
+
+    def finish(self, error: BaseException | None) -> None:
+        usage: Usage | None = openai_chat_usage(self.raw_usage)
+        if usage is None:
+            usage = Usage(
+                input_tokens=estimate_tokens(self.prompt_chars),
+                output_tokens=estimate_tokens(self.chars),
+                estimated=True,
+            )
+        self.call.finish(
+            usage=usage,
+            response_model=self.model,
+            response_id=self.response_id,
+            error=error,
+            provider_cost_usd=_provider_cost(self.raw_usage),
+            finish_reasons=tuple(self.reasons) or None,
+        )
+
+
+_TERMINAL_EVENTS = frozenset(("response.completed", "response.incomplete", "response.failed"))
+
+
+class ResponsesStreamObserver(StreamObserver):
+    """Responses API events: the terminal event carries the whole response with its usage."""
+
+    __slots__ = ("chars", "final", "model", "prompt_chars", "response_id")
+
+    def __init__(self, call: Call, prompt_chars: int) -> None:
+        super().__init__(call)
+        self.prompt_chars = prompt_chars
+        self.final: Any = None
+        self.model: str | None = None
+        self.response_id: str | None = None
+        self.chars = 0
+
+    def observe(self, item: Any) -> bool:
+        kind = getattr(item, "type", None)
+        if kind == "response.output_text.delta":
+            delta = getattr(item, "delta", None)
+            if isinstance(delta, str):
+                self.chars += len(delta)
+        elif kind == "response.created":
+            response = getattr(item, "response", None)
+            self.response_id = getattr(response, "id", None)
+            self.model = getattr(response, "model", None)
+        elif kind in _TERMINAL_EVENTS:
+            self.final = getattr(item, "response", None)
+        return False
+
+    def finish(self, error: BaseException | None) -> None:
+        final = self.final
+        if final is not None and getattr(final, "usage", None) is not None:
+            if error is None and getattr(final, "status", None) == "failed":
+                error = RuntimeError("response failed")
+            raw_usage = final.usage
+            self.call.finish(
+                usage=openai_responses_usage(raw_usage),
+                response_model=getattr(final, "model", None) or self.model,
+                response_id=getattr(final, "id", None) or self.response_id,
+                error=error,
+                provider_cost_usd=_provider_cost(raw_usage),
+            )
+            return
+        self.call.finish(
+            usage=Usage(
+                input_tokens=estimate_tokens(self.prompt_chars),
+                output_tokens=estimate_tokens(self.chars),
+                estimated=True,
+            ),
+            response_model=self.model,
+            response_id=self.response_id,
+            error=error,
+        )

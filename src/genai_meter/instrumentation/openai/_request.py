@@ -1,0 +1,113 @@
+"""What genai-meter needs to know about an OpenAI SDK request before it is sent.
+
+Per client (not per call): the provider behind its base URL, the server address, and whether to
+inject `stream_options.include_usage` for it. That is cached by client object, so a call pays a dict
+lookup.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+from ..._runtime import Runtime
+
+# Hosts of OpenAI-compatible providers, named as the GenAI semantic conventions name them.
+_KNOWN_HOSTS = {
+    "api.openai.com": "openai",
+    "openrouter.ai": "openrouter",
+    "api.groq.com": "groq",
+    "api.deepseek.com": "deepseek",
+    "api.mistral.ai": "mistral_ai",
+    "api.together.xyz": "together",
+    "api.together.ai": "together",
+    "api.x.ai": "x_ai",
+    "api.fireworks.ai": "fireworks",
+    "generativelanguage.googleapis.com": "gcp.gemini",
+}
+_KNOWN_PORTS = {11434: "ollama"}
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    provider: str
+    server: str
+    inject_stream_usage: bool
+
+
+_cache: weakref.WeakKeyDictionary[Any, tuple[Runtime, ClientInfo]] = weakref.WeakKeyDictionary()
+
+
+def _provider_for(host: str, port: int | None, is_azure: bool, runtime: Runtime) -> str:
+    configured = runtime.config.provider_hosts
+    if configured:
+        for key in (f"{host}:{port}", host):
+            if key in configured:
+                return configured[key]
+    if is_azure or host.endswith(".openai.azure.com") or host.endswith(".cognitiveservices.azure.com"):
+        return "azure.ai.openai"
+    known = _KNOWN_HOSTS.get(host)
+    if known is not None:
+        return known
+    if port is not None and port in _KNOWN_PORTS:
+        return _KNOWN_PORTS[port]
+    return "openai"
+
+
+def _inject_for(host: str, port: int | None, base_url: str, runtime: Runtime) -> bool:
+    switches = runtime.config.inject_stream_usage
+    for key in (base_url, f"{host}:{port}", host):
+        if key in switches:
+            return switches[key]
+    return runtime.config.inject_stream_usage_default
+
+
+def client_info(resource: Any, runtime: Runtime) -> ClientInfo:
+    """Provider, server and injection switch for the client behind an SDK resource."""
+    client = getattr(resource, "_client", None)
+    if client is None:
+        return ClientInfo("openai", "", False)
+    cached = _cache.get(client)
+    if cached is not None and cached[0] is runtime:
+        return cached[1]
+    url = getattr(client, "base_url", None)
+    host = str(getattr(url, "host", "") or "")
+    port = getattr(url, "port", None)
+    is_azure = type(client).__name__ in ("AzureOpenAI", "AsyncAzureOpenAI")
+    info = ClientInfo(
+        provider=_provider_for(host, port, is_azure, runtime),
+        server=host,
+        inject_stream_usage=_inject_for(host, port, str(url or "").rstrip("/"), runtime),
+    )
+    try:
+        _cache[client] = (runtime, info)
+    except TypeError:
+        pass
+    return info
+
+
+def text(value: Any) -> str | None:
+    """A request argument if it is real text (not the SDK's `omit` / `NOT_GIVEN` sentinels)."""
+    return value if isinstance(value, str) and value else None
+
+
+def number(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def content_chars(value: Any, depth: int = 0) -> int:
+    """Characters of text in a request's messages / input, for estimates (never stored)."""
+    if isinstance(value, str):
+        return len(value)
+    if depth > 6:
+        return 0
+    if isinstance(value, dict):
+        total = 0
+        for key in ("content", "text", "input", "arguments"):
+            if key in value:
+                total += content_chars(value[key], depth + 1)
+        return total
+    if isinstance(value, list | tuple):
+        return sum(content_chars(item, depth + 1) for item in value)
+    return 0
