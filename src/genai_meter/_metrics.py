@@ -97,6 +97,8 @@ class CallMetrics:
         self._tenants = _BoundedValues(label_cap)
         self._user_labels = user_labels
         self._tenant_labels = tenant_labels
+        # Values owned by parts rebuilt on reconfiguration (ledger, budget guard), read at collection.
+        self.ledger_counts: Callable[[], tuple[int, int]] | None = None
         self.cost = _Sums(names.COST.labels)
         self.tokens = _Sums(names.TOKENS.labels)
         self.requests = _Sums(names.REQUESTS.labels)
@@ -133,6 +135,35 @@ class CallMetrics:
             unit=names.FAULTS.unit,
             description=names.FAULTS.description,
         )
+
+        meter.create_observable_counter(
+            names.LEDGER_ROWS.otel_name,
+            callbacks=[lambda _o: self._observe_ledger(0)],
+            unit=names.LEDGER_ROWS.unit,
+            description=names.LEDGER_ROWS.description,
+        )
+        meter.create_observable_counter(
+            names.LEDGER_SPOOLED.otel_name,
+            callbacks=[lambda _o: self._observe_ledger(1)],
+            unit=names.LEDGER_SPOOLED.unit,
+            description=names.LEDGER_SPOOLED.description,
+        )
+
+    def reconfigure(self, *, label_cap: int, user_labels: bool, tenant_labels: bool) -> None:
+        """Apply new label settings; sums are kept, since exported counters must never go back."""
+        self._users._cap = label_cap
+        self._tenants._cap = label_cap
+        self._user_labels = user_labels
+        self._tenant_labels = tenant_labels
+
+    def _observe_ledger(self, index: int) -> Iterable[Observation]:
+        read = self.ledger_counts
+        if read is None:
+            return []
+        try:
+            return [Observation(read()[index], {})]
+        except Exception:
+            return []
 
     @staticmethod
     def _observe_faults(_options: CallbackOptions) -> Iterable[Observation]:
@@ -217,6 +248,22 @@ class CallMetrics:
             names.TOKENS.prometheus_name: self.tokens.series_count(),
             names.REQUESTS.prometheus_name: self.requests.series_count(),
         }
+
+
+_by_meter: dict[int, tuple[Meter, CallMetrics]] = {}
+_by_meter_lock = threading.Lock()
+
+
+def call_metrics_for(meter: Meter, *, label_cap: int, user_labels: bool, tenant_labels: bool) -> CallMetrics:
+    """One `CallMetrics` per meter: OTel instruments are registered once, whatever reconfigures."""
+    with _by_meter_lock:
+        found = _by_meter.get(id(meter))
+        if found is not None and found[0] is meter:
+            found[1].reconfigure(label_cap=label_cap, user_labels=user_labels, tenant_labels=tenant_labels)
+            return found[1]
+        created = CallMetrics(meter, label_cap=label_cap, user_labels=user_labels, tenant_labels=tenant_labels)
+        _by_meter[id(meter)] = (meter, created)
+        return created
 
 
 def register_observer(

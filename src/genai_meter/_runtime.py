@@ -22,7 +22,7 @@ from . import names
 from ._attribution import Pseudonymizer
 from ._config import Config, ConfigError, load_config
 from ._faults import record_fault
-from ._metrics import CallMetrics, register_observer
+from ._metrics import call_metrics_for
 from ._version import __version__
 from .pricing import PriceBook, PricingError
 
@@ -50,7 +50,7 @@ class Runtime:
             raise ConfigError(str(error)) from None
         self.tracer = trace.get_tracer("genai_meter", __version__, tracer_provider)
         self.meter = metrics.get_meter("genai_meter", __version__, meter_provider)
-        self.metrics = CallMetrics(
+        self.metrics = call_metrics_for(
             self.meter,
             label_cap=config.label_cap,
             user_labels=config.user_labels,
@@ -58,6 +58,7 @@ class Runtime:
         )
         self.pseudonymize = Pseudonymizer(config.pseudonymize_users_key) if config.pseudonymize_users_key else None
         self._warned_unpriced: set[tuple[str, str]] = set()
+        self.metrics.ledger_counts = None
         self.guard: BudgetGuard | None = self._make_guard(config)
         self.ledger: LedgerWriter | None = self._make_ledger(config)
         self._metrics_server: Any = None
@@ -83,8 +84,7 @@ class Runtime:
         writer = LedgerWriter(
             config.ledger_url or default_ledger_url(), metadata_keys=config.ledger_metadata_keys or None
         )
-        register_observer(self.meter, names.LEDGER_ROWS, lambda: [({}, float(writer.rows_written))])
-        register_observer(self.meter, names.LEDGER_SPOOLED, lambda: [({}, float(writer.rows_spooled))])
+        self.metrics.ledger_counts = lambda: (writer.rows_written, writer.rows_spooled)
         return writer
 
     def warn_unpriced(self, provider: str, model: str) -> None:

@@ -52,7 +52,7 @@ for i = 1, n do
   end
 end
 for i = 1, n do
-  redis.call('HINCRBY', KEYS[i], 'reserved', est)
+  redis.call('HINCRBY', KEYS[i], 'reserved', ARGV[1])
   redis.call('HINCRBY', KEYS[i], 'requests', 1)
   redis.call('EXPIRE', KEYS[i], ARGV[2 + (i - 1) * 6 + 4])
 end
@@ -60,7 +60,7 @@ return 0
 """
 
 _SETTLE = """
-local est = tonumber(ARGV[1])
+local release = ARGV[1]
 local actual = tonumber(ARGV[2])
 local tokens = tonumber(ARGV[3])
 local keep = tonumber(ARGV[4])
@@ -72,16 +72,16 @@ for i = 1, n do
   local ttl = ARGV[o]
   local nt = tonumber(ARGV[o + 1])
   o = o + 2
-  if redis.call('HINCRBY', k, 'reserved', -est) < 0 then
+  if redis.call('HINCRBY', k, 'reserved', release) < 0 then
     redis.call('HSET', k, 'reserved', 0)
   end
   if tokens > 0 then
-    redis.call('HINCRBY', k, 'tokens', tokens)
+    redis.call('HINCRBY', k, 'tokens', ARGV[3])
   end
   local spend
   if actual >= 0 then
-    spend = redis.call('HINCRBY', k, 'spend', actual)
-    redis.call('LPUSH', KEYS[n + i], actual)
+    spend = redis.call('HINCRBY', k, 'spend', ARGV[2])
+    redis.call('LPUSH', KEYS[n + i], ARGV[2])
     redis.call('LTRIM', KEYS[n + i], 0, keep - 1)
     redis.call('EXPIRE', KEYS[n + i], ttl)
   else
@@ -141,7 +141,8 @@ class RedisStore:
     def settle(
         self, targets: Sequence[Target], keys: Sequence[str], estimate: int, actual: int, tokens: int
     ) -> tuple[list[int], list[tuple[int, int]]]:
-        args: list[object] = [estimate, actual, tokens, RECENT_COSTS]
+        # Integers go to HINCRBY as the strings we pass: a Lua number can turn into "-0" or "1e+18".
+        args: list[object] = [str(-estimate), actual, tokens, RECENT_COSTS]
         for t in targets:
             args += (t.ttl, len(t.amounts))
             for amount, field in zip(t.amounts, t.fields):

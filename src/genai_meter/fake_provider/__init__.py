@@ -15,7 +15,7 @@ Per-call headers go in ``config=GenerateContentConfig(http_options=HttpOptions(h
 
 Endpoints (POST unless noted):
   /v1/chat/completions, /v1/responses, /v1/embeddings, /v1/completions    OpenAI
-  /v1/messages (also ?beta=true), /v1/messages/count_tokens               Anthropic
+  /v1/messages (also client.beta.messages), /v1/messages/count_tokens      Anthropic
   /{v1,v1beta,v1alpha}/models/{model}:generateContent|:streamGenerateContent   Gemini
   GET /v1/organization/usage/completions, /usage/embeddings, /costs        OpenAI admin (Bearer key)
   GET /v1/organizations/usage_report/messages, /cost_report                Anthropic admin (x-api-key)

@@ -1,4 +1,4 @@
-"""Anthropic Messages wire dialect (also serves `client.beta.messages`, which adds `?beta=true`).
+"""Anthropic Messages wire dialect (also serves `client.beta.messages`; any query string is ignored).
 
 The stream mirrors the real event order. `message_start` carries the input-side usage with a token
 or so of output, and `message_delta` carries the *cumulative* final usage (output plus, as the

@@ -269,16 +269,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- admin reports ---------------------------------------------------------------------------
 
+    def _bearer(self) -> str:
+        auth = self.headers.get("Authorization") or ""
+        return auth[len("Bearer ") :].strip() if auth.startswith("Bearer ") else ""
+
     def _admin(self, path: str, query: dict[str, list[str]]) -> None:
-        if path.startswith(_ADMIN_OPENAI):
-            auth = self.headers.get("Authorization") or ""
-            if not auth.startswith("Bearer ") or not auth[len("Bearer ") :].strip():
-                self._send_error_for(path, 401, "fake provider: missing admin API key (Authorization: Bearer)")
-                return
-        elif path.startswith(_ADMIN_ANTHROPIC):
-            if not (self.headers.get("x-api-key") or "").strip():
-                self._send_error_for(path, 401, "fake provider: missing admin API key (x-api-key)")
-                return
+        if path.startswith(_ADMIN_OPENAI) and not self._bearer():
+            self._send_error_for(path, 401, "fake provider: missing admin API key (Authorization: Bearer)")
+            return
+        # anthropic 2.x SDKs send the key as a Bearer token; raw clients use x-api-key.
+        if path.startswith(_ADMIN_ANTHROPIC) and not ((self.headers.get("x-api-key") or "").strip() or self._bearer()):
+            self._send_error_for(path, 401, "fake provider: missing admin API key (x-api-key)")
+            return
         provider = self.server.provider
         override = provider._report_override(path)
         if override is not None:

@@ -44,12 +44,22 @@ class StreamObserver:
 
 
 class _Ending:
-    """Ends the call once, whoever gets there first."""
+    """Ends the call once, whoever gets there first.
 
-    __slots__ = ("observer",)
+    `reading` is set while the metered iterator waits on the SDK: the SDK closes the response
+    itself when its stream ends or breaks, and that close must not end the call before the
+    iterator has seen how it ended (an error, or the last items).
+    """
+
+    __slots__ = ("observer", "reading")
 
     def __init__(self, observer: StreamObserver) -> None:
         self.observer = observer
+        self.reading = False
+
+    def on_close(self) -> None:
+        if not self.reading:
+            self()
 
     def __call__(self, error: BaseException | None = None) -> None:
         observer = self.observer
@@ -82,9 +92,11 @@ def _metered_iterator(source: Iterator[Any], observer: StreamObserver, end: _End
     held: list[Any] = []
     try:
         while True:
+            end.reading = False
             if held:
                 item = held.pop()  # observed already, when it was read ahead
             else:
+                end.reading = True
                 try:
                     item = next(source)
                 except StopIteration:
@@ -92,6 +104,7 @@ def _metered_iterator(source: Iterator[Any], observer: StreamObserver, end: _End
                 if _safe_observe(observer, item):
                     continue
             if not held and _safe_wants_next(observer, item):
+                end.reading = True
                 try:
                     following = next(source)
                 except StopIteration:
@@ -99,13 +112,16 @@ def _metered_iterator(source: Iterator[Any], observer: StreamObserver, end: _End
                     break
                 if not _safe_observe(observer, following):
                     held.append(following)
+            end.reading = False
             yield item
     except GeneratorExit:
         end()
         raise
     except BaseException as error:
+        end.reading = False
         end(error)
         raise
+    end.reading = False
     end()
 
 
@@ -115,9 +131,11 @@ async def _metered_async_iterator(
     held: list[Any] = []
     try:
         while True:
+            end.reading = False
             if held:
                 item = held.pop()  # observed already, when it was read ahead
             else:
+                end.reading = True
                 try:
                     item = await source.__anext__()
                 except StopAsyncIteration:
@@ -125,6 +143,7 @@ async def _metered_async_iterator(
                 if _safe_observe(observer, item):
                     continue
             if not held and _safe_wants_next(observer, item):
+                end.reading = True
                 try:
                     following = await source.__anext__()
                 except StopAsyncIteration:
@@ -132,13 +151,16 @@ async def _metered_async_iterator(
                     break
                 if not _safe_observe(observer, following):
                     held.append(following)
+            end.reading = False
             yield item
     except GeneratorExit:
         end()
         raise
     except BaseException as error:
+        end.reading = False
         end(error)
         raise
+    end.reading = False
     end()
 
 
@@ -152,7 +174,7 @@ def _hook_close(target: Any, method: str, end: _Ending, is_async: bool) -> None:
             try:
                 return await original(*args, **kwargs)
             finally:
-                end()
+                end.on_close()
 
         setattr(target, method, async_closing)
     else:
@@ -161,7 +183,7 @@ def _hook_close(target: Any, method: str, end: _Ending, is_async: bool) -> None:
             try:
                 return original(*args, **kwargs)
             finally:
-                end()
+                end.on_close()
 
         setattr(target, method, closing)
 

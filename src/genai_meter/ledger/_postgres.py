@@ -156,7 +156,7 @@ class PostgresDatabase(Database):
         conn = self._conn
         with conn.transaction(), conn.cursor() as cur:
             cur.executemany(_INSERT, rows)
-            return max(cur.rowcount, 0)
+            return max(int(cur.rowcount), 0)
 
     def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._conn.transaction(), self._conn.cursor() as cur:
@@ -182,8 +182,9 @@ class PostgresDatabase(Database):
             run_id = int(row[0]) if row else 0
             if lines:
                 names = ["run_id", *lines[0]]
+                marks = ", ".join("%s" for _ in names)
                 cur.executemany(
-                    f"INSERT INTO {LINES_TABLE} ({', '.join(names)}) VALUES ({', '.join('%s' for _ in names)})",
+                    f"INSERT INTO {LINES_TABLE} ({', '.join(names)}) VALUES ({marks})",
                     [(run_id, *line.values()) for line in lines],
                 )
         return run_id

@@ -187,8 +187,9 @@ class SQLiteDatabase(Database):
             run_id = int(cursor.lastrowid or 0)
             if lines:
                 names = ["run_id", *lines[0]]
+                marks = ", ".join("?" for _ in names)
                 conn.executemany(
-                    f"INSERT INTO {LINES_TABLE} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
+                    f"INSERT INTO {LINES_TABLE} ({', '.join(names)}) VALUES ({marks})",
                     [(run_id, *line.values()) for line in lines],
                 )
             conn.execute("COMMIT")
@@ -200,7 +201,8 @@ class SQLiteDatabase(Database):
 
     def week_start(self, day_column: str) -> str:
         # strftime('%w') is 0 for Sunday; shift so Monday starts the week (ISO 8601).
-        return f"date({day_column}, '-' || ((CAST(strftime('%w', {day_column}) AS INTEGER) + 6) % 7) || ' days')"
+        weekday = f"CAST(strftime('%w', {day_column}) AS INTEGER)"
+        return f"date({day_column}, '-' || (({weekday} + 6) % 7) || ' days')"
 
     def close(self) -> None:
         try:

@@ -99,5 +99,5 @@ def new_or_increased(metric: str, window: str, labels: Iterable[str], **matchers
     labels = tuple(labels)
     return (
         f"({sum_increase(series, window, labels)} > 0)"
-        f" or (sum{by(labels)} ({series}) unless sum{by(labels)} ({series} offset {window}))"
+        f" or ((sum{by(labels)} ({series}) > 0) unless sum{by(labels)} ({series} offset {window}))"
     )

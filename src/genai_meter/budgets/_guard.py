@@ -1,0 +1,459 @@
+"""`BudgetGuard`: check and reserve before a call, settle after it.
+
+The hot path is a handful of dict lookups and float compares: policies matching a (user, tenant,
+feature) are resolved once and cached, each budget counter keeps its period as two Unix times and
+only recomputes it when the clock leaves them, and the store does one atomic operation per call.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+from opentelemetry.metrics import Meter
+
+from genai_meter import names
+from genai_meter.budgets._config import GLOBAL_SCOPE_VALUE, WILDCARD, BudgetConfig, BudgetPolicy
+from genai_meter.budgets._errors import (
+    BLOCK_LIST_BUDGET,
+    KIND_BLOCK_LIST,
+    KIND_STORE_UNAVAILABLE,
+    BudgetExceeded,
+)
+from genai_meter.budgets._metrics import BudgetMetrics
+from genai_meter.budgets._periods import period_bounds
+from genai_meter.budgets._status import level_for, uses_remaining
+from genai_meter.budgets._store import open_store
+from genai_meter.budgets._types import NANO, Blocked, BudgetStatus, Counters, PendingCall, Reservation, Target, \
+    ThresholdEvent
+
+logger = logging.getLogger("genai_meter.budgets")
+
+_GRACE_S = 2 * 86400
+_STORE_RETRY_S = 1.0  # after a store error, calls skip the store (and take the fail mode) this long
+_ROUTE_CACHE = 65536
+_LIKE_CALLS = 16
+_BLOCK_KINDS = ("user", "tenant")
+_OUTCOME_OPEN = "open"
+_OUTCOME_CLOSED = "closed"
+_PERIOD_SECONDS = {"minute": 60, "hour": 3600, "day": 90000, "week": 7 * 86400 + 3600, "month": 32 * 86400}
+
+
+def _timestamp(moment: datetime) -> float:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+class _Policy:
+    """A policy with its time zone resolved and its current period cached."""
+
+    __slots__ = ("end", "index", "match", "policy", "start", "tz")
+
+    def __init__(self, policy: BudgetPolicy, index: int) -> None:
+        self.policy = policy
+        self.index = index
+        self.tz = ZoneInfo(policy.timezone)
+        self.match = policy.match
+        self.start = 0.0
+        self.end = -1.0
+
+    def scope_value(self, values: dict[str, str | None]) -> str | None:
+        """The scope value a call with these attributes counts against, or None if it does not apply."""
+        parts = []
+        for dimension, wanted in self.match:
+            value = values[dimension]
+            if value is None or (wanted != WILDCARD and value != wanted):
+                return None
+            parts.append(value)
+        return "/".join(parts) if parts else GLOBAL_SCOPE_VALUE
+
+    def bounds(self, now: float) -> tuple[float, float]:
+        if not self.start <= now < self.end:
+            self.start, self.end = period_bounds(self.policy.period, self.tz, now)
+        return self.start, self.end
+
+
+class BudgetGuard:
+    """Enforces the budgets of one `BudgetConfig`; share one guard per process.
+
+    Nothing but `BudgetExceeded` leaves `check_and_reserve`; `settle` and `status` never raise.
+    `block` and `unblock` are admin calls and raise `StoreUnavailable` when the store is down.
+    """
+
+    def __init__(
+        self,
+        config: BudgetConfig,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        on_threshold: Callable[[ThresholdEvent], None] | None = None,
+        meter: Meter | None = None,
+        label_cap: int = 1000,
+    ) -> None:
+        self.config = config
+        self._now: Callable[[], float] = time.time if clock is None else (lambda: _timestamp(clock()))
+        self._on_threshold = on_threshold
+        self._label_cap = label_cap
+        self._store = open_store(config, self._now)
+        self._policies = [_Policy(policy, index) for index, policy in enumerate(config.policies)]
+        self._routes: dict[tuple[str | None, str | None, str | None], tuple[Target, ...]] = {}
+        self._targets: dict[tuple[int, str], Target] = {}
+        self._labels: dict[str, set[str]] = {}
+        self._like: dict[tuple[str, str, str], deque[int]] = {}
+        self._lock = threading.Lock()
+        # Block list: config entries always apply; store entries are re-read every block_refresh_s.
+        self._config_blocks = {(entry.kind, entry.value): entry.reason for entry in config.blocked}
+        self._blocked_users: dict[str, str] = {}
+        self._blocked_tenants: dict[str, str] = {}
+        self._apply_blocks({})
+        self._shared_store = config.store != "memory"
+        self._blocks_due = 0.0
+        self._store_down_until = 0.0
+        self._store_down = False
+        self._metrics = BudgetMetrics(meter, lambda: list(self._targets.values()), self._now)
+
+    # --- the hot path --------------------------------------------------------------------------
+    def check_and_reserve(self, call: PendingCall) -> Reservation | None:
+        """Reserve the call's estimated cost on every budget that applies, or raise BudgetExceeded.
+
+        Returns None when no budget applies (or the store is down and the guard fails open).
+        """
+        try:
+            now = self._now()
+            if self._shared_store and now >= self._blocks_due:
+                self._refresh_blocks(now)
+            if (self._blocked_users and call.user in self._blocked_users) or (
+                self._blocked_tenants and call.tenant in self._blocked_tenants
+            ):
+                self._raise_blocked(call)
+            route = self._routes.get((call.user, call.tenant, call.feature))
+            if route is None:
+                route = self._route(call.user, call.tenant, call.feature)
+            if not route:
+                return None
+            for target in route:
+                if not target.period_start <= now < target.period_end:
+                    self._roll(target, now)
+            like_key = (call.provider, call.model, call.operation)
+            if call.estimate_usd is not None:
+                estimate = round(call.estimate_usd * NANO) if call.estimate_usd > 0 else 0
+            else:
+                like = self._like.get(like_key)
+                estimate = max(like) if like else 0
+            keys = (route[0].key,) if len(route) == 1 else tuple(t.key for t in route)
+            if now < self._store_down_until:
+                return self._store_unavailable(route, now, None)
+            try:
+                blocked = self._store.reserve(route, keys, estimate)
+            except Exception as error:
+                return self._store_unavailable(route, now, error)
+            if self._store_down:
+                self._store_recovered()
+            if blocked is not None:
+                self._raise_exceeded(route[blocked.index], blocked)
+            return Reservation(route, keys, estimate, like_key)
+        except BudgetExceeded:
+            raise
+        except Exception as error:  # a fault of ours must never stop the app's call
+            _record_fault("budgets.check_and_reserve", error)
+            return None
+
+    def settle(self, reservation: Reservation, actual_cost_usd: float | None, tokens: int = 0) -> list[ThresholdEvent]:
+        """Replace the reservation by the real cost (None releases it); returns thresholds fired now."""
+        try:
+            if reservation.settled:
+                return []
+            reservation.settled = True
+            actual = -1 if actual_cost_usd is None else max(0, round(actual_cost_usd * NANO))
+            targets, keys = reservation.targets, reservation.keys
+            try:
+                spends, fired = self._store.settle(targets, keys, reservation.estimate, actual, tokens)
+            except Exception as error:
+                self._store_error(error, _OUTCOME_OPEN)
+                return []
+            for target, key, spend in zip(targets, keys, spends):
+                target.last_spend = spend
+                target.last_key = key
+            if actual >= 0:
+                like = self._like.get(reservation.like_key)
+                if like is None:
+                    like = self._like[reservation.like_key] = deque(maxlen=_LIKE_CALLS)
+                like.append(actual)
+            if not fired:
+                return []
+            return [self._fire(targets[i], keys[i], j, spends[i]) for i, j in fired]
+        except Exception as error:
+            _record_fault("budgets.settle", error)
+            return []
+
+    # --- routes and periods --------------------------------------------------------------------
+    def _route(self, user: str | None, tenant: str | None, feature: str | None) -> tuple[Target, ...]:
+        values = {"user": user, "tenant": tenant, "feature": feature}
+        route = []
+        for policy in self._policies:
+            scope_value = policy.scope_value(values)
+            if scope_value is not None:
+                route.append(self._target(policy, scope_value))
+        if len(self._routes) >= _ROUTE_CACHE:
+            self._routes.clear()
+            self._prune_targets()
+        found = self._routes[(user, tenant, feature)] = tuple(route)
+        return found
+
+    def _target(self, policy: _Policy, scope_value: str) -> Target:
+        target = self._targets.get((policy.index, scope_value))
+        if target is not None:
+            return target
+        p = policy.policy
+        limit = -1 if p.limit_usd is None else round(p.limit_usd * NANO)
+        hard = p.mode == "hard"
+        percents = p.thresholds if limit >= 0 else ()
+        target = Target(
+            policy_index=policy.index,
+            budget=p.name,
+            scope_value=scope_value,
+            label=self._label(p.name, scope_value),
+            limit=limit,
+            hard=hard,
+            max_requests=-1 if p.max_requests is None else p.max_requests,
+            max_tokens=-1 if p.max_tokens is None else p.max_tokens,
+            fields=tuple(f"f:{percent:g}" for percent in percents),
+            # ceil: a threshold fires when spend reaches it, never a nano-dollar early.
+            amounts=tuple(-(-limit * round(percent * 1000) // 100_000) for percent in percents),
+            percents=percents,
+            block_field="f:100" if hard and 100.0 in percents else "",
+            fail_closed=hard and p.on_store_error == "closed",
+            recent_key=f"{p.name}|{scope_value}",
+            ttl=_PERIOD_SECONDS[p.period] + _GRACE_S,
+        )
+        self._targets[(policy.index, scope_value)] = target
+        return target
+
+    def _roll(self, target: Target, now: float) -> None:
+        start, end = self._policies[target.policy_index].bounds(now)
+        target.key = f"{target.recent_key}|{int(start)}"
+        target.period_start, target.period_end = start, end
+
+    def _label(self, budget: str, scope_value: str) -> str:
+        with self._lock:
+            seen = self._labels.setdefault(budget, set())
+            if scope_value in seen:
+                return scope_value
+            if len(seen) >= self._label_cap:
+                return names.OVERFLOW_LABEL_VALUE
+            seen.add(scope_value)
+            return scope_value
+
+    def _prune_targets(self) -> None:
+        """Forget counters whose period has ended (their gauges already read 0)."""
+        now = self._now()
+        for key, target in list(self._targets.items()):
+            if target.period_end <= now:
+                self._targets.pop(key, None)
+
+    # --- blocks, thresholds, store errors --------------------------------------------------------
+    def _raise_blocked(self, call: PendingCall) -> None:
+        if call.user is not None and call.user in self._blocked_users:
+            kind, value, reason = "user", call.user, self._blocked_users[call.user]
+        else:
+            kind, value, reason = "tenant", str(call.tenant), self._blocked_tenants[str(call.tenant)]
+        self._metrics.blocked(BLOCK_LIST_BUDGET, self._label(BLOCK_LIST_BUDGET, f"{kind}:{value}"))
+        raise BudgetExceeded(BLOCK_LIST_BUDGET, value, 0.0, 0.0, None, reason or None, kind=KIND_BLOCK_LIST)
+
+    def _raise_exceeded(self, target: Target, blocked: Blocked) -> None:
+        self._metrics.blocked(target.budget, target.label)
+        events = []
+        if blocked.fired:
+            index = target.fields.index(target.block_field)
+            events.append(self._fire(target, target.key, index, blocked.spend))
+        raise BudgetExceeded(
+            target.budget,
+            target.scope_value,
+            max(target.limit, 0) / NANO,
+            blocked.spend / NANO,
+            self._moment(target, target.period_end),
+            None,
+            kind=blocked.kind,
+            events=events,
+        )
+
+    def _moment(self, target: Target, when: float) -> datetime:
+        return datetime.fromtimestamp(when, self._policies[target.policy_index].tz)
+
+    def _fire(self, target: Target, key: str, index: int, spend: int) -> ThresholdEvent:
+        start = float(key.rsplit("|", 1)[1])
+        _, end = period_bounds(self._policies[target.policy_index].policy.period,
+                               self._policies[target.policy_index].tz, start)
+        event = ThresholdEvent(
+            budget=target.budget,
+            scope_value=target.scope_value,
+            threshold_percent=target.percents[index],
+            spend_usd=spend / NANO,
+            limit_usd=target.limit / NANO,
+            period_start=self._moment(target, start),
+            period_end=self._moment(target, end),
+        )
+        self._metrics.threshold(target.budget, target.label, event.threshold_percent)
+        logger.warning(
+            "budget %r (%s) reached %g%%: $%.4f of $%.4f in the period %s to %s",
+            event.budget, event.scope_value, event.threshold_percent, event.spend_usd, event.limit_usd,
+            event.period_start.isoformat(), event.period_end.isoformat(),
+        )
+        if self._on_threshold is not None:
+            try:
+                self._on_threshold(event)
+            except Exception as error:
+                _record_fault("budgets.on_threshold", error)
+        return event
+
+    def _store_unavailable(self, route: tuple[Target, ...], now: float, error: Exception | None) -> None:
+        closed = next((target for target in route if target.fail_closed), None)
+        outcome = _OUTCOME_OPEN if closed is None else _OUTCOME_CLOSED
+        if error is not None:
+            self._store_down_until = now + _STORE_RETRY_S
+        self._store_error(error, outcome)
+        if closed is None:
+            return None
+        self._metrics.blocked(closed.budget, closed.label)
+        raise BudgetExceeded(
+            closed.budget,
+            closed.scope_value,
+            max(closed.limit, 0) / NANO,
+            closed.last_spend / NANO if closed.last_spend >= 0 and closed.last_key == closed.key else 0.0,
+            self._moment(closed, closed.period_end),
+            "the budget store is unreachable and this budget fails closed",
+            kind=KIND_STORE_UNAVAILABLE,
+        )
+
+    def _store_error(self, error: Exception | None, outcome: str) -> None:
+        self._metrics.store_error(outcome)
+        if not self._store_down:
+            self._store_down = True
+            logger.warning(
+                "budget store %s failed (%s); budgets fail %s until it works again (further errors are "
+                "counted in %s)",
+                _safe_store(self.config.store), error, outcome, names.BUDGET_STORE_ERRORS.prometheus_name,
+            )
+
+    def _store_recovered(self) -> None:
+        self._store_down = False
+        logger.info("budget store %s is reachable again", _safe_store(self.config.store))
+
+    def _refresh_blocks(self, now: float) -> None:
+        self._blocks_due = now + self.config.block_refresh_s
+        if now < self._store_down_until:
+            return
+        try:
+            stored = self._store.blocked()
+        except Exception as error:
+            self._store_down_until = now + _STORE_RETRY_S
+            self._store_error(error, _OUTCOME_OPEN)
+            return
+        self._apply_blocks(stored)
+
+    def _apply_blocks(self, stored: dict[tuple[str, str], str]) -> None:
+        merged = {**stored, **self._config_blocks}
+        self._blocked_users = {value: reason for (kind, value), reason in merged.items() if kind == "user"}
+        self._blocked_tenants = {value: reason for (kind, value), reason in merged.items() if kind == "tenant"}
+
+    # --- admin and status ----------------------------------------------------------------------
+    def block(self, kind: str, value: str, reason: str) -> None:
+        """Block a user or tenant in the store (other processes see it within block_refresh_s)."""
+        if kind not in _BLOCK_KINDS:
+            raise ValueError(f"can only block a user or a tenant, not {kind!r}")
+        self._store.block(kind, value, reason)
+        self._apply_blocks(self._store.blocked())
+
+    def unblock(self, kind: str, value: str) -> None:
+        """Lift a block made with `block` (entries in the configuration file stay)."""
+        if kind not in _BLOCK_KINDS:
+            raise ValueError(f"can only unblock a user or a tenant, not {kind!r}")
+        self._store.unblock(kind, value)
+        self._apply_blocks(self._store.blocked())
+
+    def blocked(self) -> dict[tuple[str, str], str]:
+        """The block list in force: (kind, value) -> reason, from the store and the configuration."""
+        return {**self._store.blocked(), **self._config_blocks}
+
+    def status(self, *, user: str | None = None, tenant: str | None = None,
+               feature: str | None = None) -> list[BudgetStatus]:
+        """Each budget a call by this user / tenant / feature would count against, in its current period."""
+        try:
+            now = self._now()
+            statuses = []
+            for target in self._route(user, tenant, feature):
+                if not target.period_start <= now < target.period_end:
+                    self._roll(target, now)
+                statuses.append(self._status(target))
+            return statuses
+        except Exception as error:
+            _record_fault("budgets.status", error)
+            return []
+
+    def _status(self, target: Target) -> BudgetStatus:
+        policy = self._policies[target.policy_index].policy
+        key = target.key
+        try:
+            counters = self._store.read(key)
+            costs = self._store.recent(target.recent_key)
+        except Exception as error:
+            self._store_error(error, _OUTCOME_OPEN)
+            seen = target.last_spend if target.last_key == key and target.last_spend >= 0 else 0
+            counters, costs = Counters(spend=seen), []
+        limit = target.limit
+        percents = []
+        if limit > 0:
+            percents.append(100.0 * counters.spend / limit)
+        elif limit == 0:
+            percents.append(100.0)
+        if target.max_requests >= 0:
+            percents.append(100.0 * counters.requests / target.max_requests if target.max_requests else 100.0)
+        if target.max_tokens >= 0:
+            percents.append(100.0 * counters.tokens / target.max_tokens if target.max_tokens else 100.0)
+        percent = max(percents) if percents else 0.0
+        remaining = None if limit < 0 else limit - counters.spend - counters.reserved
+        requests_left = None if target.max_requests < 0 else target.max_requests - counters.requests
+        low, high, confidence = uses_remaining(remaining, costs, requests_left)
+        if target.max_tokens >= 0 and counters.tokens >= target.max_tokens:
+            low, high, confidence = 0, 0, 1.0
+        return BudgetStatus(
+            budget=target.budget,
+            scope_value=target.scope_value,
+            period_start=self._moment(target, target.period_start),
+            period_end=self._moment(target, target.period_end),
+            spend_usd=counters.spend / NANO,
+            limit_usd=None if limit < 0 else limit / NANO,
+            percent_used=round(percent, 6),
+            level=level_for(percent, policy.thresholds),
+            uses_remaining_min=low,
+            uses_remaining_max=high,
+            confidence=confidence,
+            mode=policy.mode,
+            reserved_usd=counters.reserved / NANO,
+            requests=counters.requests,
+            max_requests=policy.max_requests,
+            tokens=counters.tokens,
+            max_tokens=policy.max_tokens,
+        )
+
+    def close(self) -> None:
+        try:
+            self._store.close()
+        except Exception as error:
+            _record_fault("budgets.close", error)
+
+
+def _safe_store(url: str) -> str:
+    head, sep, tail = url.rpartition("@")
+    return f"{url.split('//', 1)[0]}//***@{tail}" if sep else url
+
+
+def _record_fault(where: str, error: BaseException) -> None:
+    from genai_meter._faults import record_fault
+
+    record_fault(where, error)

@@ -1,0 +1,312 @@
+"""`genai-meter report | export | project | reconcile`: the ledger's read side on the command line.
+
+Every handler returns an exit code: 0 done, 1 reconciliation mismatch, 2 a user error, printed as
+one line on stderr (bad date, unknown group, unreachable database, malformed report file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..ledger import (
+    LedgerError,
+    ProviderFigures,
+    QueryError,
+    default_ledger_url,
+    fetch_reports,
+    load_report_file,
+    open_ledger,
+    parse_ledger_url,
+    project,
+    reconcile,
+)
+from ..ledger._ledger import ORDERS, Ledger
+from ..ledger._provider_reports import PROVIDERS
+from ..ledger._query import DIMENSIONS, PERIODS, parse_time, utc_now
+from ..ledger._render import FORMATS, Progress, stream_rows, write_rows
+from ..ledger._rows import COLUMNS
+
+LEDGER_URL_ENV = "GENAI_METER_LEDGER_URL"
+_FILTERS = ("user", "tenant", "feature", "model", "provider", "operation", "outcome")
+_FIGURE_COLUMNS = ["calls", "input_tokens", "output_tokens", "cost_usd", "unpriced_calls"]
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def register(subparsers: Any) -> None:
+    report = subparsers.add_parser(
+        "report",
+        help="spend totals, or figures grouped by user/tenant/feature/model/provider and period",
+        description="Without --group-by or --period: totals for today, this month and all time (UTC).",
+    )
+    _common(report)
+    report.add_argument(
+        "--group-by",
+        "-g",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=f"group by one or more of: {', '.join(DIMENSIONS)} (repeat or comma-separate)",
+    )
+    report.add_argument(
+        "--period", "-p", choices=PERIODS, help="also group by UTC day, week (Monday) or month"
+    )
+    report.add_argument("--top", type=int, metavar="N", help="keep the N biggest groups (per period)")
+    report.add_argument("--order", choices=ORDERS, default="cost", help="what 'biggest' means (default cost)")
+    report.add_argument("--format", "-f", choices=FORMATS, default="table")
+    report.set_defaults(func=_guarded(_report))
+
+    export = subparsers.add_parser("export", help="stream ledger rows as CSV, JSON or JSON lines")
+    _common(export)
+    export.add_argument("--format", "-f", choices=("csv", "json", "jsonl"), default="jsonl")
+    export.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    export.set_defaults(func=_guarded(_export))
+
+    proj = subparsers.add_parser(
+        "project", help="month-end spend at the recent daily rate, and when each budget runs out"
+    )
+    _common(proj)
+    proj.add_argument("--scope", default="global", choices=("global", *DIMENSIONS))
+    proj.add_argument(
+        "--budget",
+        action="append",
+        default=[],
+        metavar="NAME=USD",
+        help="monthly limit for a scope value (NAME '*' = every value; any NAME for global)",
+    )
+    proj.add_argument("--window-days", type=int, default=7, help="days the daily rate is averaged over")
+    proj.add_argument("--format", "-f", choices=FORMATS, default="table")
+    proj.set_defaults(func=_guarded(_project))
+
+    rec = subparsers.add_parser(
+        "reconcile",
+        help="compare the ledger with the provider's usage and cost reports; exit 1 on a mismatch",
+    )
+    rec.add_argument(
+        "--ledger", metavar="URL", help=f"ledger URL (default ${LEDGER_URL_ENV} or the user's file)"
+    )
+    rec.add_argument(
+        "--provider", choices=PROVIDERS, help="needed to fetch; read from report files otherwise"
+    )
+    rec.add_argument(
+        "--report", action="append", default=[], metavar="FILE", help="saved report JSON (repeatable)"
+    )
+    rec.add_argument("--base-url", help="provider API base URL (default the provider's public API)")
+    rec.add_argument("--since", help="first day (default 7 closed days ago)")
+    rec.add_argument("--until", help="day after the last (default today: closed days only)")
+    rec.add_argument("--include-today", action="store_true", help="also compare today's partial day")
+    rec.add_argument("--threshold-usd", type=float, default=0.01, help="cost difference allowed per line")
+    rec.add_argument(
+        "--threshold-tokens", type=int, default=0, help="token/request difference allowed per line"
+    )
+    rec.add_argument("--all", action="store_true", help="print every compared line, not only mismatches")
+    rec.add_argument("--no-store", action="store_true", help="do not store the run in the ledger")
+    rec.add_argument("--format", "-f", choices=FORMATS, default="table")
+    rec.set_defaults(func=_guarded(_reconcile))
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ledger", metavar="URL", help=f"ledger URL (default ${LEDGER_URL_ENV} or the user's file)"
+    )
+    parser.add_argument("--since", help="from (inclusive): YYYY-MM-DD, ISO date-time, today, yesterday, Nd")
+    parser.add_argument("--until", help="to (exclusive), same forms as --since")
+    for name in _FILTERS:
+        parser.add_argument(
+            f"--{name}",
+            action="append",
+            metavar="VALUE",
+            help=f"only this {name} (repeatable; '(none)' = unset)",
+        )
+
+
+def _guarded(handler: Handler) -> Handler:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except (LedgerError, OSError, sqlite3.Error) as exc:
+            return _fail(args, str(exc) or exc.__class__.__name__)
+        except Exception as exc:
+            if exc.__class__.__module__.startswith("psycopg"):
+                return _fail(args, f"database error: {exc}")
+            raise
+
+    return run
+
+
+def _fail(args: argparse.Namespace, message: str) -> int:
+    print(f"genai-meter {args.command}: {message}", file=sys.stderr)
+    return 2
+
+
+def _ledger_url(args: argparse.Namespace) -> str:
+    return str(args.ledger or os.environ.get(LEDGER_URL_ENV) or default_ledger_url())
+
+
+@contextmanager
+def _open(args: argparse.Namespace) -> Iterator[Ledger]:
+    url = _ledger_url(args)
+    parsed = parse_ledger_url(url)
+    if parsed.kind == "sqlite" and not Path(parsed.target).expanduser().exists():
+        raise LedgerError(f"no ledger at {parsed.target} (set --ledger or ${LEDGER_URL_ENV})")
+    with open_ledger(url) as ledger:
+        yield ledger
+
+
+def _filters(args: argparse.Namespace) -> dict[str, list[str]]:
+    return {name: values for name in _FILTERS if (values := getattr(args, name, None))}
+
+
+# --- report -------------------------------------------------------------------------------------------
+def _report(args: argparse.Namespace) -> int:
+    groups = [part.strip() for value in args.group_by for part in value.split(",") if part.strip()]
+    filters = _filters(args)
+    if args.top is not None and args.top < 1:
+        raise QueryError(f"--top must be at least 1, not {args.top}")
+    with _open(args) as ledger:
+        if not groups and not args.period:
+            if args.since or args.until:
+                figures = ledger.figures(since=args.since, until=args.until, filters=filters)
+                rows = [{"period": "range", **figures.as_dict()}]
+            else:
+                totals = ledger.totals(filters=filters)
+                rows = [{"period": name, **figures.as_dict()} for name, figures in totals.items()]
+            write_rows(rows, ["period", *_FIGURE_COLUMNS], args.format, sys.stdout)
+            return 0
+        result = ledger.report(
+            group_by=groups,
+            period=args.period,
+            since=args.since,
+            until=args.until,
+            filters=filters,
+            top=args.top,
+            order_by=args.order,
+        )
+    columns = ([args.period] if args.period else []) + list(dict.fromkeys(groups)) + _FIGURE_COLUMNS
+    write_rows([row.as_dict() for row in result], columns, args.format, sys.stdout)
+    return 0
+
+
+# --- export -------------------------------------------------------------------------------------------
+def _export(args: argparse.Namespace) -> int:
+    filters = _filters(args)
+    with _open(args) as ledger:
+        total = (
+            ledger.count(since=args.since, until=args.until, filters=filters) if sys.stderr.isatty() else None
+        )
+        progress = Progress(total)
+
+        def rows() -> Iterator[dict[str, Any]]:
+            for row in ledger.export(since=args.since, until=args.until, filters=filters):
+                yield row
+                progress.step()
+
+        with _output(args.output) as out:
+            stream_rows(rows(), COLUMNS, args.format, out)
+        progress.finish()
+    return 0
+
+
+@contextmanager
+def _output(path: str | None) -> Iterator[TextIO]:
+    if not path or path == "-":
+        yield sys.stdout
+        return
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        yield handle
+
+
+# --- project ------------------------------------------------------------------------------------------
+def _project(args: argparse.Namespace) -> int:
+    limits: dict[str, float] = {}
+    for text in args.budget:
+        name, sep, amount = text.rpartition("=")
+        if not sep or not name:
+            raise QueryError(f"--budget {text!r}: expected NAME=USD")
+        try:
+            limits[name] = float(amount)
+        except ValueError:
+            raise QueryError(f"--budget {text!r}: {amount!r} is not a number of USD") from None
+    with _open(args) as ledger:
+        result = project(
+            ledger, limits, scope=args.scope, window_days=args.window_days, filters=_filters(args)
+        )
+    columns = [
+        "value",
+        "month_to_date_usd",
+        "daily_rate_usd",
+        "projected_month_end_usd",
+        "limit_usd",
+        "runs_out_on",
+        "exhausted",
+    ]
+    if args.scope == "global":
+        columns = columns[1:]
+    write_rows([p.as_dict() for p in result], columns, args.format, sys.stdout)
+    return 0
+
+
+# --- reconcile ----------------------------------------------------------------------------------------
+def _reconcile(args: argparse.Namespace) -> int:
+    today = utc_now().date()
+    until_ts = parse_time(args.until, name="--until") if args.until else None
+    since_ts = parse_time(args.since, name="--since") if args.since else None
+    from ..ledger._query import day_of
+
+    until = (
+        day_of(until_ts) if until_ts is not None else today + timedelta(days=1 if args.include_today else 0)
+    )
+    if not args.include_today and until > today:
+        until = today  # closed days only: today's figures are still moving on both sides
+    since = day_of(since_ts) if since_ts is not None else until - timedelta(days=7)
+    if until <= since:
+        raise QueryError(f"no closed UTC day between {since} and {until} (use --include-today for today)")
+
+    figures = ProviderFigures()
+    if args.report:
+        for path in args.report:
+            load_report_file(path, figures)
+        if args.provider and figures.provider and figures.provider != args.provider:
+            raise QueryError(
+                f"--provider {args.provider} but the report files are {figures.provider} reports"
+            )
+        source = ", ".join(args.report)
+    else:
+        if not args.provider:
+            raise QueryError("give --report FILE, or --provider to fetch the reports with an admin key")
+        fetch_reports(args.provider, since, until, figures, base_url=args.base_url)
+        figures.provider = figures.provider or args.provider
+        source = args.base_url or "api"
+    with _open(args) as ledger:
+        result = reconcile(
+            ledger,
+            figures,
+            since_day=since.isoformat(),
+            until_day=until.isoformat(),
+            threshold_usd=args.threshold_usd,
+            threshold_tokens=args.threshold_tokens,
+            store=not args.no_store,
+            source=source,
+        )
+    lines = result.lines if args.all else result.mismatches
+    columns = ["day", "model", "measure", "ledger", "provider", "difference"] + (
+        ["mismatch"] if args.all else []
+    )
+    if lines or args.format != "table":
+        write_rows([line.as_dict() for line in lines], columns, args.format, sys.stdout)
+    verdict = "match" if result.ok else f"{len(result.mismatches)} mismatch(es)"
+    run = f" (run {result.run_id})" if result.run_id is not None else ""
+    print(
+        f"reconcile {result.provider} {result.since_day}..{result.until_day} (exclusive):"
+        f" {len(result.lines)} lines compared, {verdict}{run}",
+        file=sys.stderr,
+    )
+    return 0 if result.ok else 1

@@ -1,0 +1,144 @@
+"""Month-end projection: where spend lands at the recent daily rate, and when each budget runs out.
+
+The rate is the mean daily spend over the last `window_days` closed UTC days (today is partial and
+would drag the rate down in the morning). Limits are monthly: a budget's remaining money is its
+limit minus month-to-date spend, used up at that rate.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from ._errors import QueryError
+from ._ledger import Filters, Ledger
+from ._query import DIMENSIONS, utc_now
+
+DEFAULT_KEY = "*"
+
+
+@dataclass(frozen=True)
+class Projection:
+    """One scope value: spend so far this month, recent daily rate, month-end estimate, budget."""
+
+    scope: str
+    value: str | None
+    month_to_date_usd: float
+    daily_rate_usd: float
+    projected_month_end_usd: float
+    limit_usd: float | None = None
+    runs_out_on: date | None = None
+    exhausted: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "scope": self.scope,
+            "value": self.value,
+            "month_to_date_usd": self.month_to_date_usd,
+            "daily_rate_usd": self.daily_rate_usd,
+            "projected_month_end_usd": self.projected_month_end_usd,
+            "limit_usd": self.limit_usd,
+            "runs_out_on": self.runs_out_on.isoformat() if self.runs_out_on else None,
+            "exhausted": self.exhausted,
+        }
+
+
+def project(
+    ledger: Ledger,
+    limits: Mapping[str, float] | None = None,
+    *,
+    scope: str = "global",
+    window_days: int = 7,
+    now: datetime | None = None,
+    filters: Filters | None = None,
+) -> list[Projection]:
+    """Project each scope value. `limits` maps a scope value (or "*" for every value, or any key
+    when scope is "global") to its monthly limit in USD."""
+    if scope != "global" and scope not in DIMENSIONS:
+        raise QueryError(f"unknown scope {scope!r}; choose from global, {', '.join(DIMENSIONS)}")
+    if window_days < 1:
+        raise QueryError(f"window must be at least 1 day, not {window_days}")
+    limits = dict(limits or {})
+    if scope == "global" and len(limits) > 1:
+        raise QueryError(f"scope global takes one budget, not {len(limits)}: {', '.join(limits)}")
+    for name, limit in limits.items():
+        if not isinstance(limit, int | float) or limit < 0:
+            raise QueryError(f"budget {name!r}: limit {limit!r} is not a non-negative number of USD")
+    moment = (now or utc_now()).astimezone(timezone.utc)
+    today = moment.date()
+    month_start = today.replace(day=1)
+    window_start = today - timedelta(days=window_days)
+    dimension = None if scope == "global" else scope
+    daily = ledger.daily_costs(scope=dimension, since=min(month_start, window_start), filters=filters)
+
+    month_to_date: dict[str | None, float] = defaultdict(float)
+    window_total: dict[str | None, float] = defaultdict(float)
+    month_days: dict[str | None, list[tuple[date, float]]] = defaultdict(list)
+    for value, day_text, cost in daily:
+        day = date.fromisoformat(day_text)
+        if day >= month_start:
+            month_to_date[value] += cost
+            month_days[value].append((day, cost))
+        if window_start <= day < today:
+            window_total[value] += cost
+
+    values: set[str | None] = set(month_to_date) | set(window_total)
+    if dimension is None:
+        values = {"*"}
+    else:
+        values |= {key for key in limits if key != DEFAULT_KEY}
+    days_in_month = calendar.monthrange(today.year, today.month)[1]
+    month_end = datetime(today.year, today.month, days_in_month, tzinfo=timezone.utc) + timedelta(days=1)
+    remaining_days = (month_end - moment).total_seconds() / 86400
+
+    results = []
+    for value in sorted(values, key=lambda v: (v is None, v or "")):
+        spent = month_to_date.get(value, 0.0)
+        rate = window_total.get(value, 0.0) / window_days
+        budget = _limit_for(limits, dimension, value)
+        runs_out, exhausted = _run_out(budget, spent, rate, moment, month_days.get(value, []))
+        results.append(
+            Projection(
+                scope=scope,
+                value=None if dimension is None else value,
+                month_to_date_usd=spent,
+                daily_rate_usd=rate,
+                projected_month_end_usd=spent + rate * remaining_days,
+                limit_usd=budget,
+                runs_out_on=runs_out,
+                exhausted=exhausted,
+            )
+        )
+    results.sort(key=lambda p: -p.projected_month_end_usd)
+    return results
+
+
+def _limit_for(limits: Mapping[str, float], dimension: str | None, value: str | None) -> float | None:
+    if not limits:
+        return None
+    if dimension is None:
+        return float(next(iter(limits.values())))
+    if value is not None and value in limits:
+        return float(limits[value])
+    return float(limits[DEFAULT_KEY]) if DEFAULT_KEY in limits else None
+
+
+def _run_out(
+    limit: float | None, spent: float, rate: float, moment: datetime, days: list[tuple[date, float]]
+) -> tuple[date | None, bool]:
+    if limit is None:
+        return None, False
+    if spent >= limit:
+        total = 0.0
+        for day, cost in sorted(days):
+            total += cost
+            if total >= limit:
+                return day, True
+        return moment.date(), True
+    if rate <= 0:
+        return None, False
+    return (moment + timedelta(days=(limit - spent) / rate)).date(), False

@@ -1,0 +1,297 @@
+"""Reading the providers' own usage and cost reports (saved files or fetched with an admin key).
+
+Four report kinds are recognised by the shape of their results, so a saved file can hold any of
+them (one page, a list of pages, or an object whose values are pages):
+OpenAI usage (`input_tokens`, `num_model_requests`), OpenAI costs (`amount: {value, currency}`,
+model read from `line_item` "<model>, <token class>"), Anthropic usage (`uncached_input_tokens`
+plus cache fields) and Anthropic cost (`amount` a decimal string in cents).
+Figures are keyed by (UTC day, model); "*" is the model when a report is not grouped by model.
+Malformed input raises ReportFormatError naming the source and the JSON path of the bad field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from ._errors import FetchError, ReportFormatError
+
+ANY_MODEL = "*"
+PROVIDERS = ("openai", "anthropic")
+ADMIN_KEY_ENV = {"openai": "OPENAI_ADMIN_KEY", "anthropic": "ANTHROPIC_ADMIN_KEY"}
+DEFAULT_BASE_URL = {"openai": "https://api.openai.com", "anthropic": "https://api.anthropic.com"}
+_MAX_PAGES = 1000
+
+Key = tuple[str, str]  # (day, model)
+
+
+@dataclass
+class ProviderFigures:
+    """What a provider says it served and billed, per (day, model)."""
+
+    provider: str | None = None
+    input_tokens: dict[Key, int] = field(default_factory=lambda: defaultdict(int))
+    output_tokens: dict[Key, int] = field(default_factory=lambda: defaultdict(int))
+    requests: dict[Key, int] = field(default_factory=lambda: defaultdict(int))
+    cost_usd: dict[Key, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    has_usage: bool = False
+    has_requests: bool = False
+    has_cost: bool = False
+    sources: list[str] = field(default_factory=list)
+
+    def set_provider(self, provider: str, where: str) -> None:
+        if self.provider is not None and self.provider != provider:
+            raise ReportFormatError(f"{where}: a {provider} report mixed with {self.provider} reports")
+        self.provider = provider
+
+
+# --- parsing ----------------------------------------------------------------------------------------
+def load_report_file(path: str | os.PathLike[str], figures: ProviderFigures) -> None:
+    """Add the report(s) in a JSON file to `figures`."""
+    name = os.fspath(path)
+    try:
+        text = Path(name).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ReportFormatError(f"{name}: cannot read report file: {exc.strerror or exc}") from None
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise ReportFormatError(f"{name}: not JSON ({exc})") from None
+    add_report(document, name, figures)
+
+
+def add_report(document: Any, source: str, figures: ProviderFigures) -> None:
+    """Add every bucket of a parsed report document to `figures`."""
+    found = 0
+    for path, bucket in _buckets(document, "$"):
+        found += 1
+        _add_bucket(bucket, f"{source}: {path}", figures)
+    if not found and not (isinstance(document, dict) and isinstance(document.get("data"), list)):
+        raise ReportFormatError(f'{source}: no report buckets found (expected {{"data": [...]}} pages)')
+    figures.sources.append(source)
+
+
+def _buckets(node: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    if isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from _buckets(item, f"{path}[{i}]")
+    elif isinstance(node, dict):
+        if "results" in node:
+            yield path, node
+        elif "data" in node:
+            if not isinstance(node["data"], list):
+                raise ReportFormatError(f"{path}.data: expected a list of buckets")
+            yield from _buckets(node["data"], f"{path}.data")
+        else:
+            for key, value in node.items():
+                if isinstance(value, dict | list):
+                    yield from _buckets(value, f"{path}.{key}")
+
+
+def _add_bucket(bucket: dict[str, Any], where: str, figures: ProviderFigures) -> None:
+    day = _bucket_day(bucket, where)
+    results = bucket.get("results")
+    if not isinstance(results, list):
+        raise ReportFormatError(f"{where}.results: expected a list")
+    for i, result in enumerate(results):
+        at = f"{where}.results[{i}]"
+        if not isinstance(result, dict):
+            raise ReportFormatError(f"{at}: expected an object")
+        amount = result.get("amount")
+        if "uncached_input_tokens" in result:
+            _anthropic_usage(result, day, at, figures)
+        elif isinstance(amount, str) or (amount is not None and "cost_type" in result):
+            _anthropic_cost(result, day, at, figures)
+        elif isinstance(amount, dict):
+            _openai_cost(result, day, at, figures)
+        elif "input_tokens" in result or "num_model_requests" in result:
+            _openai_usage(result, day, at, figures)
+        else:
+            raise ReportFormatError(f"{at}: not a usage or cost result of a known provider")
+
+
+def _bucket_day(bucket: dict[str, Any], where: str) -> str:
+    if "start_time" in bucket:
+        value = bucket["start_time"]
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ReportFormatError(f"{where}.start_time: expected Unix seconds, got {value!r}")
+        return datetime.fromtimestamp(value, tz=timezone.utc).date().isoformat()
+    if "starting_at" in bucket:
+        value = bucket["starting_at"]
+        try:
+            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            raise ReportFormatError(
+                f"{where}.starting_at: expected an RFC 3339 time, got {value!r}"
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.astimezone(timezone.utc).date().isoformat()
+    raise ReportFormatError(f"{where}: bucket has no start_time or starting_at")
+
+
+def _count(result: dict[str, Any], name: str, at: str) -> int:
+    value: Any = result
+    for part in name.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or value != int(value):
+        raise ReportFormatError(f"{at}.{name}: expected a non-negative whole number, got {value!r}")
+    return int(value)
+
+
+def _model(result: dict[str, Any], at: str) -> str:
+    model = result.get("model")
+    if model is None:
+        return ANY_MODEL
+    if not isinstance(model, str) or not model:
+        raise ReportFormatError(f"{at}.model: expected a model name, got {model!r}")
+    return model
+
+
+def _openai_usage(result: dict[str, Any], day: str, at: str, figures: ProviderFigures) -> None:
+    figures.set_provider("openai", at)
+    key = (day, _model(result, at))
+    figures.input_tokens[key] += _count(result, "input_tokens", at)
+    figures.output_tokens[key] += _count(result, "output_tokens", at)
+    figures.has_usage = True
+    if "num_model_requests" in result:
+        figures.requests[key] += _count(result, "num_model_requests", at)
+        figures.has_requests = True
+
+
+def _anthropic_usage(result: dict[str, Any], day: str, at: str, figures: ProviderFigures) -> None:
+    figures.set_provider("anthropic", at)
+    key = (day, _model(result, at))
+    # The ledger's input_tokens include cache reads and writes (semconv meaning).
+    figures.input_tokens[key] += (
+        _count(result, "uncached_input_tokens", at)
+        + _count(result, "cache_read_input_tokens", at)
+        + _count(result, "cache_creation.ephemeral_5m_input_tokens", at)
+        + _count(result, "cache_creation.ephemeral_1h_input_tokens", at)
+    )
+    figures.output_tokens[key] += _count(result, "output_tokens", at)
+    figures.has_usage = True
+
+
+def _openai_cost(result: dict[str, Any], day: str, at: str, figures: ProviderFigures) -> None:
+    figures.set_provider("openai", at)
+    amount = result["amount"]
+    currency = str(amount.get("currency") or "usd").lower()
+    if currency != "usd":
+        raise ReportFormatError(f"{at}.amount.currency: only USD is supported, got {currency!r}")
+    value = amount.get("value")
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ReportFormatError(f"{at}.amount.value: expected a number, got {value!r}")
+    usd = _decimal(value, f"{at}.amount.value")
+    line_item = result.get("line_item")
+    if line_item is not None and not isinstance(line_item, str):
+        raise ReportFormatError(f"{at}.line_item: expected text, got {line_item!r}")
+    model = line_item.rsplit(", ", 1)[0] if line_item else ANY_MODEL
+    figures.cost_usd[(day, model)] += usd
+    figures.has_cost = True
+
+
+def _anthropic_cost(result: dict[str, Any], day: str, at: str, figures: ProviderFigures) -> None:
+    figures.set_provider("anthropic", at)
+    currency = str(result.get("currency") or "USD").upper()
+    if currency != "USD":
+        raise ReportFormatError(f"{at}.currency: only USD is supported, got {currency!r}")
+    cents = _decimal(result.get("amount"), f"{at}.amount")
+    figures.cost_usd[(day, _model(result, at))] += cents / 100
+    figures.has_cost = True
+
+
+def _decimal(value: Any, at: str) -> Decimal:
+    if isinstance(value, bool) or value is None:
+        raise ReportFormatError(f"{at}: expected a decimal amount, got {value!r}")
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise ReportFormatError(f"{at}: expected a decimal amount, got {value!r}") from None
+    if not number.is_finite():
+        raise ReportFormatError(f"{at}: expected a finite amount, got {value!r}")
+    return number
+
+
+# --- fetching ----------------------------------------------------------------------------------------
+def fetch_reports(
+    provider: str,
+    since_day: date,
+    until_day: date,
+    figures: ProviderFigures,
+    *,
+    base_url: str | None = None,
+    admin_key: str | None = None,
+    timeout_s: float = 30.0,
+) -> None:
+    """Fetch the provider's usage and cost reports for days [since, until) into `figures`."""
+    if provider not in PROVIDERS:
+        raise FetchError(f"unknown provider {provider!r}; choose from {', '.join(PROVIDERS)}")
+    key = admin_key or os.environ.get(ADMIN_KEY_ENV[provider], "")
+    if not key:
+        raise FetchError(f"{ADMIN_KEY_ENV[provider]} is not set (an admin key is needed to fetch reports)")
+    root = (base_url or DEFAULT_BASE_URL[provider]).rstrip("/")
+    if root.endswith("/v1"):
+        root = root[: -len("/v1")]
+    days = max(1, (until_day - since_day).days)
+    if provider == "openai":
+        start = int(datetime.combine(since_day, datetime.min.time(), tzinfo=timezone.utc).timestamp())
+        end = start + days * 86400
+        headers = {"Authorization": f"Bearer {key}"}
+        span = [("start_time", str(start)), ("end_time", str(end)), ("bucket_width", "1d")]
+        usage_url = f"{root}/v1/organization/usage/completions"
+        cost_url = f"{root}/v1/organization/costs"
+        usage_query = [*span, ("group_by[]", "model"), ("limit", str(min(days, 31)))]
+        cost_query = [*span, ("group_by[]", "line_item"), ("limit", str(min(days, 180)))]
+    else:
+        start_text = f"{since_day.isoformat()}T00:00:00Z"
+        end_text = f"{(since_day + timedelta(days=days)).isoformat()}T00:00:00Z"
+        headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}
+        span = [("starting_at", start_text), ("ending_at", end_text), ("bucket_width", "1d")]
+        usage_url = f"{root}/v1/organizations/usage_report/messages"
+        cost_url = f"{root}/v1/organizations/cost_report"
+        usage_query = [*span, ("group_by[]", "model"), ("limit", str(min(days, 31)))]
+        cost_query = [*span, ("group_by[]", "description"), ("limit", str(min(days, 31)))]
+    for url, query in ((usage_url, usage_query), (cost_url, cost_query)):
+        for page in _pages(url, query, headers, timeout_s):
+            add_report(page, url, figures)
+
+
+def _pages(
+    url: str, query: list[tuple[str, str]], headers: dict[str, str], timeout_s: float
+) -> Iterator[Any]:
+    page_token: str | None = None
+    for _ in range(_MAX_PAGES):
+        params = [*query, ("page", page_token)] if page_token else query
+        full = f"{url}?{urllib.parse.urlencode(params)}"
+        request = urllib.request.Request(full, headers={**headers, "accept": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:
+                body = response.read()
+        except urllib.error.HTTPError as exc:
+            detail = exc.read(500).decode("utf-8", "replace").strip()
+            raise FetchError(f"GET {url}: HTTP {exc.code} {detail}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise FetchError(f"GET {url}: {reason}") from None
+        try:
+            page = json.loads(body)
+        except ValueError as exc:
+            raise ReportFormatError(f"{url}: response is not JSON ({exc})") from None
+        yield page
+        if not isinstance(page, dict) or not page.get("has_more") or not page.get("next_page"):
+            return
+        page_token = str(page["next_page"])
+    raise FetchError(f"GET {url}: more than {_MAX_PAGES} pages")

@@ -1,0 +1,101 @@
+"""A stream broken off in any way still ends exactly one span, with what was seen."""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+import pytest
+
+from genai_meter import names
+
+from ..conftest import Telemetry
+from .test_chat import EXPECTED_COST, MESSAGES, async_client, client, usage_headers
+
+
+def _stream(fake_provider: Any, chunks: int = 5) -> Any:
+    return client(fake_provider).chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True,
+        extra_headers=usage_headers(**{"x-fake-chunks": str(chunks)}))
+
+
+def test_break_after_first_chunk(telemetry: Telemetry, fake_provider: Any) -> None:
+    stream = _stream(fake_provider)
+    for _chunk in stream:
+        break
+    del stream, _chunk
+    gc.collect()
+    span = telemetry.only_span()
+    assert span.end_time is not None
+    assert (span.attributes or {})[names.USAGE_ESTIMATED] is True
+
+
+def test_break_at_finish_reason_still_gets_exact_usage(telemetry: Telemetry, fake_provider: Any) -> None:
+    with _stream(fake_provider) as stream:
+        for chunk in stream:
+            if chunk.choices[0].finish_reason:
+                break
+    attrs = telemetry.only_span().attributes or {}
+    assert names.USAGE_ESTIMATED not in attrs
+    assert attrs[names.COST_USD] == pytest.approx(EXPECTED_COST, abs=1e-9)
+
+
+def test_close(telemetry: Telemetry, fake_provider: Any) -> None:
+    stream = _stream(fake_provider)
+    next(iter(stream))
+    stream.close()
+    assert len(telemetry.spans()) == 1
+
+
+def test_exception_in_consumer_with_context_manager(telemetry: Telemetry, fake_provider: Any) -> None:
+    with pytest.raises(ZeroDivisionError), _stream(fake_provider) as stream:
+        for _chunk in stream:
+            1 / 0  # noqa: B018
+    assert len(telemetry.spans()) == 1
+
+
+def test_garbage_collected_before_reading(telemetry: Telemetry, fake_provider: Any) -> None:
+    stream = _stream(fake_provider)
+    assert telemetry.spans() == []
+    del stream
+    gc.collect()
+    assert len(telemetry.spans()) == 1
+
+
+def test_exhausted_twice_counts_once(telemetry: Telemetry, fake_provider: Any) -> None:
+    stream = _stream(fake_provider)
+    list(stream)
+    stream.close()
+    del stream
+    gc.collect()
+    assert len(telemetry.spans()) == 1
+    assert telemetry.total(names.REQUESTS.otel_name) == 1
+
+
+def test_provider_drops_the_stream(telemetry: Telemetry, fake_provider: Any) -> None:
+    stream = client(fake_provider).chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True,
+        extra_headers=usage_headers(**{"x-fake-chunks": "6", "x-fake-drop-after": "2"}))
+    with pytest.raises(Exception):  # noqa: B017 - whatever the SDK raises for a broken connection
+        list(stream)
+    span = telemetry.only_span()
+    assert (span.attributes or {})[names.OUTCOME] == names.OUTCOME_ERROR
+
+
+async def test_async_break_and_aclose(telemetry: Telemetry, fake_provider: Any) -> None:
+    async with async_client(fake_provider) as aclient:
+        stream = await aclient.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=usage_headers())
+        async for _chunk in stream:
+            break
+        await stream.close()
+    assert len(telemetry.spans()) == 1
+
+
+async def test_async_garbage_collected(telemetry: Telemetry, fake_provider: Any) -> None:
+    async with async_client(fake_provider) as aclient:
+        stream = await aclient.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=usage_headers())
+        del stream
+        gc.collect()
+    assert len(telemetry.spans()) == 1
