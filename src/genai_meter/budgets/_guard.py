@@ -330,8 +330,9 @@ class BudgetGuard:
             kind=KIND_STORE_UNAVAILABLE,
         )
 
-    def _store_error(self, error: Exception | None, outcome: str) -> None:
-        self._metrics.store_error(outcome)
+    def _store_error(self, error: Exception | None, outcome: str, *, count: bool = True) -> None:
+        if count:
+            self._metrics.store_error(outcome)
         if not self._store_down:
             self._store_down = True
             logger.warning(
@@ -351,8 +352,9 @@ class BudgetGuard:
         try:
             stored = self._store.blocked()
         except Exception as error:
+            # Counted by the call that goes on (or not) without the store, once per call.
             self._store_down_until = now + _STORE_RETRY_S
-            self._store_error(error, _OUTCOME_OPEN)
+            self._store_error(error, _OUTCOME_OPEN, count=False)
             return
         self._apply_blocks(stored)
 

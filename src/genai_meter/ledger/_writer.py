@@ -147,6 +147,7 @@ class LedgerWriter:
         if self._closed:
             return
         deadline = time.monotonic() + timeout
+        self._retry_at = 0.0  # one last try at the database, even during a back-off
         self.flush(timeout)
         self._closed = True
         self._stopping = True
@@ -199,6 +200,8 @@ class LedgerWriter:
             except Exception as exc:  # pragma: no cover - defensive: the thread must not die
                 self._fault("writer", f"ledger writer error: {exc!r}")
             if self._stopping and not self._queue:
+                if self._spool.pending() and not self._outage:
+                    self._replay()  # the database answered the final flush: empty the spool too
                 break
         self._close_db()
 
