@@ -31,7 +31,11 @@ CASES = [
         ),
     ),
     ("openai", "o3", Usage(input_tokens=5000, output_tokens=4000, reasoning_tokens=3000)),
-    ("aws.bedrock", "us.anthropic.claude-3-5-sonnet-20241022-v2:0", Usage(input_tokens=800, output_tokens=200)),
+    (
+        "aws.bedrock",
+        "us.anthropic.claude-3-5-sonnet-20241022-v2:0",
+        Usage(input_tokens=800, output_tokens=200),
+    ),
 ]
 
 

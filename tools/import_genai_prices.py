@@ -248,7 +248,9 @@ def convert(version: str) -> dict[str, Any]:
             entry: dict[str, Any] = {}
             if model.name:
                 entry["name"] = model.name
-            aliases = [a for a in dict.fromkeys([model.id.lower(), *aliases_of(model.match)]) if a != model_id]
+            aliases = [
+                a for a in dict.fromkeys([model.id.lower(), *aliases_of(model.match)]) if a != model_id
+            ]
             if aliases:
                 entry["aliases"] = aliases
             if len(periods) == 1:
@@ -284,7 +286,9 @@ def _genai_prices_version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--version", default=dt.date.today().isoformat(), help="data version date (YYYY-MM-DD)")
+    parser.add_argument(
+        "--version", default=dt.date.today().isoformat(), help="data version date (YYYY-MM-DD)"
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     document = convert(args.version)

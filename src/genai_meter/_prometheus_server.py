@@ -247,7 +247,12 @@ class PrometheusProcess:
 
     # --- waiting ---------------------------------------------------------------------------------
     def wait_for(
-        self, probe: Callable[[], T | None], *, timeout: float = 30.0, interval: float = 0.25, what: str = "condition"
+        self,
+        probe: Callable[[], T | None],
+        *,
+        timeout: float = 30.0,
+        interval: float = 0.25,
+        what: str = "condition",
     ) -> T:
         """Poll `probe` until it returns something truthy; PrometheusError naming `what` on timeout."""
         deadline = time.monotonic() + timeout
@@ -272,8 +277,10 @@ class PrometheusProcess:
         def probe() -> dict[str, Any] | None:
             for alert in self.alerts():
                 have = alert["labels"]
-                if have.get("alertname") == name and alert["state"] == state and all(
-                    have.get(k) == v for k, v in labels.items()
+                if (
+                    have.get("alertname") == name
+                    and alert["state"] == state
+                    and all(have.get(k) == v for k, v in labels.items())
                 ):
                     return alert
             return None

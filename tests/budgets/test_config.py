@@ -38,7 +38,12 @@ def test_full_section_parses() -> None:
     assert config.store == "redis://127.0.0.1:6379/0"
     assert config.on_store_error == "closed"
     assert config.policies[0] == BudgetPolicy(
-        name="everyone", period="day", limit_usd=50.0, mode="hard", timezone="Europe/Berlin", on_store_error="closed"
+        name="everyone",
+        period="day",
+        limit_usd=50.0,
+        mode="hard",
+        timezone="Europe/Berlin",
+        on_store_error="closed",
     )
     feature = config.policies[1]
     assert feature.scope == ("tenant", "feature")
@@ -47,8 +52,12 @@ def test_full_section_parses() -> None:
     assert (feature.max_requests, feature.max_tokens) == (10000, 5_000_000)
     assert (feature.timezone, feature.on_store_error) == ("America/New_York", "open")
     rate = config.policies[2]
-    assert (rate.scope, rate.match, rate.limit_usd, rate.thresholds) == (("user",), (("user", "*"),), None,
-                                                                          (75.0, 90.0, 100.0))
+    assert (rate.scope, rate.match, rate.limit_usd, rate.thresholds) == (
+        ("user",),
+        (("user", "*"),),
+        None,
+        (75.0, 90.0, 100.0),
+    )
     assert config.blocked == (BlockEntry("user", "u1", "abuse"), BlockEntry("tenant", "42", ""))
 
 
@@ -58,12 +67,19 @@ def test_defaults() -> None:
     assert config.on_store_error == "open"
     policy = config.policies[0]
     assert (policy.scope, policy.period, policy.mode, policy.thresholds, policy.timezone) == (
-        (), "month", "soft", (75.0, 90.0, 100.0), "UTC")
+        (),
+        "month",
+        "soft",
+        (75.0, 90.0, 100.0),
+        "UTC",
+    )
     assert parse_budget_config(None).policies == ()
 
 
 def test_short_match_for_one_dimension() -> None:
-    policy = parse_budget_config({"policies": [{"name": "a", "scope": "tenant", "match": "acme", "limit_usd": 1}]})
+    policy = parse_budget_config(
+        {"policies": [{"name": "a", "scope": "tenant", "match": "acme", "limit_usd": 1}]}
+    )
     assert policy.policies[0].match == (("tenant", "acme"),)
 
 
@@ -76,7 +92,12 @@ def test_short_match_for_one_dimension() -> None:
         ({"name": "b", "limit_usd": 1, "mode": "block"}, "b", "mode", "'block' is not one of soft, hard"),
         ({"name": "b", "limit_usd": 1, "scope": "team"}, "b", "scope", "'team' is not global or one of"),
         ({"name": "b", "limit_usd": 1, "scope": ["user", "user"]}, "b", "scope", "listed twice"),
-        ({"name": "b", "limit_usd": 1, "scope": "tenant", "match": {"user": "x"}}, "b", "match.user", "not in"),
+        (
+            {"name": "b", "limit_usd": 1, "scope": "tenant", "match": {"user": "x"}},
+            "b",
+            "match.user",
+            "not in",
+        ),
         ({"name": "b", "limit_usd": 1, "thresholds": [75, 0]}, "b", "thresholds", "above 0"),
         ({"name": "b", "limit_usd": 1, "thresholds": "75"}, "b", "thresholds", "list of percentages"),
         ({"name": "b", "limit_usd": 1, "max_requests": 1.5}, "b", "max_requests", "whole number"),
@@ -86,7 +107,9 @@ def test_short_match_for_one_dimension() -> None:
         ({"limit_usd": 1}, None, "policies[0].name", "non-empty name"),
     ],
 )
-def test_errors_name_budget_and_field(policy: dict[str, Any], budget: str | None, field: str, fragment: str) -> None:
+def test_errors_name_budget_and_field(
+    policy: dict[str, Any], budget: str | None, field: str, fragment: str
+) -> None:
     with pytest.raises(BudgetPolicyError) as caught:
         parse_budget_config({"policies": [policy]}, "app.yaml")
     error = caught.value
@@ -119,5 +142,7 @@ def test_section_errors(section: dict[str, Any], field: str, fragment: str) -> N
 
 def test_duplicate_names() -> None:
     with pytest.raises(BudgetPolicyError) as caught:
-        parse_budget_config({"policies": [{"name": "a", "limit_usd": 1}, {"name": "a", "limit_usd": 2}]}, "f.yaml")
+        parse_budget_config(
+            {"policies": [{"name": "a", "limit_usd": 1}, {"name": "a", "limit_usd": 2}]}, "f.yaml"
+        )
     assert str(caught.value) == "f.yaml: budget 'a': field 'name': two budgets have this name"

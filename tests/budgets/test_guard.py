@@ -22,7 +22,9 @@ def call(estimate: float | None = 0.01, **who: str) -> PendingCall:
     return PendingCall("openai", "gpt-4o", "chat", estimate_usd=estimate, **who)
 
 
-def spend(guard: BudgetGuard, cost: float, n: int, *, estimate: float = 0.01, **who: str) -> list[ThresholdEvent]:
+def spend(
+    guard: BudgetGuard, cost: float, n: int, *, estimate: float = 0.01, **who: str
+) -> list[ThresholdEvent]:
     events: list[ThresholdEvent] = []
     for _ in range(n):
         reservation = guard.check_and_reserve(call(estimate, **who))
@@ -40,21 +42,40 @@ def test_no_budget_applies_returns_none(make_guard: Make) -> None:
 def test_soft_budget_warns_but_never_blocks(make_guard: Make) -> None:
     guard = make_guard([{"name": "soft", "limit_usd": 1, "mode": "soft"}])
     events = spend(guard, 0.25, 6)
-    assert [(e.threshold_percent, round(e.spend_usd, 9)) for e in events] == [(75.0, 0.75), (90.0, 1.0), (100.0, 1.0)]
+    assert [(e.threshold_percent, round(e.spend_usd, 9)) for e in events] == [
+        (75.0, 0.75),
+        (90.0, 1.0),
+        (100.0, 1.0),
+    ]
     [status] = guard.status()
     assert status.spend_usd == pytest.approx(1.5, abs=1e-9)
     assert (status.percent_used, status.level, status.mode) == (150.0, "exceeded", "soft")
 
 
 def test_hard_budget_blocks_at_the_limit(make_guard: Make, clock: Clock) -> None:
-    guard = make_guard([{"name": "hard", "scope": "tenant", "limit_usd": 0.05, "mode": "hard", "period": "day",
-                         "timezone": "Europe/Berlin"}])
+    guard = make_guard(
+        [
+            {
+                "name": "hard",
+                "scope": "tenant",
+                "limit_usd": 0.05,
+                "mode": "hard",
+                "period": "day",
+                "timezone": "Europe/Berlin",
+            }
+        ]
+    )
     events = spend(guard, 0.01, 5, tenant="acme")
     assert [e.threshold_percent for e in events] == [75.0, 90.0, 100.0]
     with pytest.raises(BudgetExceeded) as caught:
         guard.check_and_reserve(call(tenant="acme"))
     exceeded = caught.value
-    assert (exceeded.budget, exceeded.scope_value, exceeded.kind, exceeded.reason) == ("hard", "acme", "usd", None)
+    assert (exceeded.budget, exceeded.scope_value, exceeded.kind, exceeded.reason) == (
+        "hard",
+        "acme",
+        "usd",
+        None,
+    )
     assert exceeded.limit_usd == pytest.approx(0.05, abs=1e-9)
     assert exceeded.spend_usd == pytest.approx(0.05, abs=1e-9)
     assert exceeded.resets_at == datetime(2025, 3, 13, tzinfo=BERLIN)
@@ -122,7 +143,12 @@ def test_scopes(make_guard: Make) -> None:
             {"name": "global", "limit_usd": 100},
             {"name": "per-tenant", "scope": "tenant", "limit_usd": 10},
             {"name": "acme-only", "scope": "tenant", "match": {"tenant": "acme"}, "limit_usd": 5},
-            {"name": "tenant-feature", "scope": ["tenant", "feature"], "match": {"tenant": "acme"}, "limit_usd": 1},
+            {
+                "name": "tenant-feature",
+                "scope": ["tenant", "feature"],
+                "match": {"tenant": "acme"},
+                "limit_usd": 1,
+            },
             {"name": "per-user", "scope": "user", "limit_usd": 2},
         ]
     )
@@ -141,7 +167,10 @@ def test_scopes(make_guard: Make) -> None:
         ("tenant-feature", "acme/search"): 0.5,
         ("per-user", "u1"): 0.625,
     }
-    assert seen(tenant="beta", feature="search") == {("global", "global"): 1.875, ("per-tenant", "beta"): 0.125}
+    assert seen(tenant="beta", feature="search") == {
+        ("global", "global"): 1.875,
+        ("per-tenant", "beta"): 0.125,
+    }
     assert seen(tenant="acme", feature="chat") == {
         ("global", "global"): 1.875,
         ("per-tenant", "acme"): 0.75,
@@ -151,23 +180,28 @@ def test_scopes(make_guard: Make) -> None:
 
 
 def test_each_hard_budget_of_a_call_can_block_and_none_is_charged(make_guard: Make) -> None:
-    guard = make_guard([
-        {"name": "tenant", "scope": "tenant", "limit_usd": 10, "mode": "hard"},
-        {"name": "user", "scope": "user", "limit_usd": 0.02, "mode": "hard"},
-    ])
+    guard = make_guard(
+        [
+            {"name": "tenant", "scope": "tenant", "limit_usd": 10, "mode": "hard"},
+            {"name": "user", "scope": "user", "limit_usd": 0.02, "mode": "hard"},
+        ]
+    )
     spend(guard, 0.01, 2, user="u1", tenant="acme")
     with pytest.raises(BudgetExceeded) as caught:
         guard.check_and_reserve(call(user="u1", tenant="acme"))
     assert (caught.value.budget, caught.value.scope_value) == ("user", "u1")
     statuses = {s.budget: s for s in guard.status(user="u1", tenant="acme")}
-    assert statuses["tenant"].requests == 2 and statuses["tenant"].reserved_usd == 0.0  # refused call took nothing
+    assert (
+        statuses["tenant"].requests == 2 and statuses["tenant"].reserved_usd == 0.0
+    )  # refused call took nothing
     assert guard.check_and_reserve(call(user="u2", tenant="acme")) is not None
 
 
 def test_day_rollover_at_local_midnight(make_guard: Make, clock: Clock) -> None:
     clock.set(datetime(2025, 3, 12, 22, 30, tzinfo=timezone.utc))  # 23:30 in Berlin
-    guard = make_guard([{"name": "daily", "limit_usd": 0.02, "mode": "hard", "period": "day",
-                         "timezone": "Europe/Berlin"}])
+    guard = make_guard(
+        [{"name": "daily", "limit_usd": 0.02, "mode": "hard", "period": "day", "timezone": "Europe/Berlin"}]
+    )
     spend(guard, 0.01, 2)
     with pytest.raises(BudgetExceeded) as caught:
         guard.check_and_reserve(call())
@@ -187,16 +221,30 @@ def test_day_rollover_at_local_midnight(make_guard: Make, clock: Clock) -> None:
 @pytest.mark.parametrize(
     ("period", "before", "after"),
     [
-        ("week", datetime(2025, 3, 16, 22, 59, tzinfo=timezone.utc), datetime(2025, 3, 16, 23, tzinfo=timezone.utc)),
-        ("month", datetime(2025, 3, 31, 21, 59, tzinfo=timezone.utc), datetime(2025, 3, 31, 22, tzinfo=timezone.utc)),
-        ("day", datetime(2025, 3, 29, 22, 59, tzinfo=timezone.utc), datetime(2025, 3, 29, 23, tzinfo=timezone.utc)),
+        (
+            "week",
+            datetime(2025, 3, 16, 22, 59, tzinfo=timezone.utc),
+            datetime(2025, 3, 16, 23, tzinfo=timezone.utc),
+        ),
+        (
+            "month",
+            datetime(2025, 3, 31, 21, 59, tzinfo=timezone.utc),
+            datetime(2025, 3, 31, 22, tzinfo=timezone.utc),
+        ),
+        (
+            "day",
+            datetime(2025, 3, 29, 22, 59, tzinfo=timezone.utc),
+            datetime(2025, 3, 29, 23, tzinfo=timezone.utc),
+        ),
     ],
 )
-def test_week_and_month_rollover(make_guard: Make, clock: Clock, period: str, before: datetime,
-                                 after: datetime) -> None:
+def test_week_and_month_rollover(
+    make_guard: Make, clock: Clock, period: str, before: datetime, after: datetime
+) -> None:
     clock.set(before)
-    guard = make_guard([{"name": "p", "limit_usd": 0.01, "mode": "hard", "period": period,
-                         "timezone": "Europe/Berlin"}])
+    guard = make_guard(
+        [{"name": "p", "limit_usd": 0.01, "mode": "hard", "period": period, "timezone": "Europe/Berlin"}]
+    )
     spend(guard, 0.01, 1)
     with pytest.raises(BudgetExceeded) as caught:
         guard.check_and_reserve(call())
@@ -206,10 +254,12 @@ def test_week_and_month_rollover(make_guard: Make, clock: Clock, period: str, be
 
 
 def test_request_and_token_limits(make_guard: Make, clock: Clock) -> None:
-    guard = make_guard([
-        {"name": "rate", "scope": "user", "period": "minute", "max_requests": 3, "mode": "hard"},
-        {"name": "tokens", "scope": "tenant", "period": "day", "max_tokens": 1000, "mode": "hard"},
-    ])
+    guard = make_guard(
+        [
+            {"name": "rate", "scope": "user", "period": "minute", "max_requests": 3, "mode": "hard"},
+            {"name": "tokens", "scope": "tenant", "period": "day", "max_tokens": 1000, "mode": "hard"},
+        ]
+    )
     for _ in range(3):
         reservation = guard.check_and_reserve(call(user="u1"))
         assert reservation is not None
@@ -235,7 +285,11 @@ def test_block_list(make_guard: Make) -> None:
     with pytest.raises(BudgetExceeded) as caught:
         guard.check_and_reserve(call(tenant="evil", user="u1"))
     assert (caught.value.budget, caught.value.scope_value, caught.value.reason, caught.value.kind) == (
-        "block_list", "evil", "unpaid invoice", "block_list")
+        "block_list",
+        "evil",
+        "unpaid invoice",
+        "block_list",
+    )
     assert caught.value.resets_at is None
     assert guard.check_and_reserve(call(user="u1")) is None
     guard.block("user", "u1", "abuse")
@@ -249,8 +303,9 @@ def test_block_list(make_guard: Make) -> None:
         guard.block("feature", "x", "no")
 
 
-def test_block_is_seen_by_another_guard_on_a_shared_store(make_guard: Make, store: dict[str, Any],
-                                                          clock: Clock) -> None:
+def test_block_is_seen_by_another_guard_on_a_shared_store(
+    make_guard: Make, store: dict[str, Any], clock: Clock
+) -> None:
     if store["store"] == "memory":
         pytest.skip("the memory store is not shared")
     first = make_guard([], section={"block_refresh_s": 5})
@@ -267,7 +322,12 @@ def test_block_is_seen_by_another_guard_on_a_shared_store(make_guard: Make, stor
 def test_status_levels_and_uses_remaining(make_guard: Make) -> None:
     guard = make_guard([{"name": "m", "scope": "user", "limit_usd": 1, "mode": "hard"}])
     [fresh] = guard.status(user="u1")
-    assert (fresh.level, fresh.percent_used, fresh.uses_remaining_min, fresh.confidence) == ("ok", 0.0, None, 0.0)
+    assert (fresh.level, fresh.percent_used, fresh.uses_remaining_min, fresh.confidence) == (
+        "ok",
+        0.0,
+        None,
+        0.0,
+    )
     costs = [0.05, 0.1] * 5  # $0.75 spent in ten calls of 5 and 10 cents
     for cost in costs:
         reservation = guard.check_and_reserve(call(0.1, user="u1"))
@@ -317,5 +377,6 @@ def test_callback_gets_events_and_its_faults_stay_inside(make_guard: Make) -> No
     guard = make_guard([{"name": "g", "limit_usd": 0.02, "thresholds": [50]}], on_threshold=callback)
     events = spend(guard, 0.01, 2)
     assert received == events
-    assert [(e.budget, e.scope_value, e.threshold_percent, e.limit_usd) for e in events] == [("g", "global", 50.0,
-                                                                                              0.02)]
+    assert [(e.budget, e.scope_value, e.threshold_percent, e.limit_usd) for e in events] == [
+        ("g", "global", 50.0, 0.02)
+    ]

@@ -33,13 +33,18 @@ def _labels(budget: str, scope: str, **more: str) -> tuple[tuple[str, Any], ...]
 def test_gauges_counters_and_label_cap(clock: Clock) -> None:
     reader = InMemoryMetricReader()
     meter = MeterProvider(metric_readers=[reader]).get_meter("test")
-    section = {"policies": [{"name": "per-user", "scope": "user", "limit_usd": 0.02, "mode": "hard",
-                             "period": "day"}],
-               "blocked": [{"user": "mallory", "reason": "abuse"}]}
+    section = {
+        "policies": [
+            {"name": "per-user", "scope": "user", "limit_usd": 0.02, "mode": "hard", "period": "day"}
+        ],
+        "blocked": [{"user": "mallory", "reason": "abuse"}],
+    }
     guard = BudgetGuard(parse_budget_config(section), clock=clock, meter=meter, label_cap=2)
     for user in ("u1", "u2", "u3", "u4"):
         for _ in range(2):
-            reservation = guard.check_and_reserve(PendingCall("openai", "m", "chat", user=user, estimate_usd=0.01))
+            reservation = guard.check_and_reserve(
+                PendingCall("openai", "m", "chat", user=user, estimate_usd=0.01)
+            )
             assert reservation is not None
             guard.settle(reservation, 0.01)
     with pytest.raises(BudgetExceeded):

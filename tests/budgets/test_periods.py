@@ -20,18 +20,42 @@ def _bounds(period: str, tz: ZoneInfo, moment: datetime) -> tuple[datetime, date
 @pytest.mark.parametrize(
     ("period", "moment", "start", "end"),
     [
-        ("day", datetime(2025, 3, 12, 23, 30, tzinfo=BERLIN), datetime(2025, 3, 12, tzinfo=BERLIN),
-         datetime(2025, 3, 13, tzinfo=BERLIN)),
-        ("week", datetime(2025, 3, 12, 10, tzinfo=BERLIN), datetime(2025, 3, 10, tzinfo=BERLIN),
-         datetime(2025, 3, 17, tzinfo=BERLIN)),
-        ("week", datetime(2025, 3, 16, 23, 59, tzinfo=BERLIN), datetime(2025, 3, 10, tzinfo=BERLIN),
-         datetime(2025, 3, 17, tzinfo=BERLIN)),
-        ("month", datetime(2025, 12, 31, 23, 59, tzinfo=BERLIN), datetime(2025, 12, 1, tzinfo=BERLIN),
-         datetime(2026, 1, 1, tzinfo=BERLIN)),
-        ("month", datetime(2024, 2, 29, 12, tzinfo=BERLIN), datetime(2024, 2, 1, tzinfo=BERLIN),
-         datetime(2024, 3, 1, tzinfo=BERLIN)),
-        ("hour", datetime(2025, 3, 12, 10, 59, 59, tzinfo=BERLIN), datetime(2025, 3, 12, 10, tzinfo=BERLIN),
-         datetime(2025, 3, 12, 11, tzinfo=BERLIN)),
+        (
+            "day",
+            datetime(2025, 3, 12, 23, 30, tzinfo=BERLIN),
+            datetime(2025, 3, 12, tzinfo=BERLIN),
+            datetime(2025, 3, 13, tzinfo=BERLIN),
+        ),
+        (
+            "week",
+            datetime(2025, 3, 12, 10, tzinfo=BERLIN),
+            datetime(2025, 3, 10, tzinfo=BERLIN),
+            datetime(2025, 3, 17, tzinfo=BERLIN),
+        ),
+        (
+            "week",
+            datetime(2025, 3, 16, 23, 59, tzinfo=BERLIN),
+            datetime(2025, 3, 10, tzinfo=BERLIN),
+            datetime(2025, 3, 17, tzinfo=BERLIN),
+        ),
+        (
+            "month",
+            datetime(2025, 12, 31, 23, 59, tzinfo=BERLIN),
+            datetime(2025, 12, 1, tzinfo=BERLIN),
+            datetime(2026, 1, 1, tzinfo=BERLIN),
+        ),
+        (
+            "month",
+            datetime(2024, 2, 29, 12, tzinfo=BERLIN),
+            datetime(2024, 2, 1, tzinfo=BERLIN),
+            datetime(2024, 3, 1, tzinfo=BERLIN),
+        ),
+        (
+            "hour",
+            datetime(2025, 3, 12, 10, 59, 59, tzinfo=BERLIN),
+            datetime(2025, 3, 12, 10, tzinfo=BERLIN),
+            datetime(2025, 3, 12, 11, tzinfo=BERLIN),
+        ),
     ],
 )
 def test_local_boundaries(period: str, moment: datetime, start: datetime, end: datetime) -> None:
@@ -57,5 +81,8 @@ def test_time_zone_moves_the_boundary() -> None:
 def test_half_hour_zone_hours_and_minutes() -> None:
     kolkata = ZoneInfo("Asia/Kolkata")
     start, end = _bounds("hour", kolkata, datetime(2025, 3, 12, 10, 45, tzinfo=kolkata))
-    assert (start, end) == (datetime(2025, 3, 12, 10, tzinfo=kolkata), datetime(2025, 3, 12, 11, tzinfo=kolkata))
+    assert (start, end) == (
+        datetime(2025, 3, 12, 10, tzinfo=kolkata),
+        datetime(2025, 3, 12, 11, tzinfo=kolkata),
+    )
     assert period_bounds("minute", kolkata, 120.5) == (120.0, 180.0)

@@ -28,9 +28,24 @@ def _run_workers(section: dict[str, Any]) -> list[dict[str, Any]]:
     start_at = time.time() + 1.5
     workers = [
         subprocess.Popen(
-            [sys.executable, str(WORKER), json.dumps({"section": section, "threads": THREADS, "calls": CALLS,
-                                                      "estimate": ESTIMATE, "seed": seed, "start_at": start_at})],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+            [
+                sys.executable,
+                str(WORKER),
+                json.dumps(
+                    {
+                        "section": section,
+                        "threads": THREADS,
+                        "calls": CALLS,
+                        "estimate": ESTIMATE,
+                        "seed": seed,
+                        "start_at": start_at,
+                    }
+                ),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
         )
         for seed in (1, 2)
     ]
@@ -43,9 +58,14 @@ def _run_workers(section: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("kind", ["redis", "sqlite"])
-def test_hard_budget_holds_across_processes(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_hard_budget_holds_across_processes(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     if kind == "redis":
-        section: dict[str, Any] = {"store": SHARED_REDIS, "key_prefix": request.getfixturevalue("redis_prefix")}
+        section: dict[str, Any] = {
+            "store": SHARED_REDIS,
+            "key_prefix": request.getfixturevalue("redis_prefix"),
+        }
     else:
         section = {"store": f"sqlite://{tmp_path}/budgets.db"}
     section["policies"] = [{"name": "one-dollar", "scope": "tenant", "limit_usd": 1, "mode": "hard"}]

@@ -80,8 +80,11 @@ def test_fail_closed(throwaway_redis: ThrowawayRedis, clock: Clock) -> None:
     throwaway_redis.stop()
     with pytest.raises(BudgetExceeded) as caught:
         guard.check_and_reserve(call(tenant="acme"))
-    assert (caught.value.budget, caught.value.scope_value, caught.value.kind) == ("hard", "acme",
-                                                                                  "store_unavailable")
+    assert (caught.value.budget, caught.value.scope_value, caught.value.kind) == (
+        "hard",
+        "acme",
+        "store_unavailable",
+    )
     assert "unreachable" in str(caught.value.reason)
     with pytest.raises(BudgetExceeded):  # within the retry pause: no connection attempt, same answer
         guard.check_and_reserve(call(tenant="acme"))
@@ -93,8 +96,12 @@ def test_fail_closed(throwaway_redis: ThrowawayRedis, clock: Clock) -> None:
 
 @pytest.mark.parametrize("on_error", ["open", "closed"])
 def test_redis_stopped_while_threads_call(throwaway_redis: ThrowawayRedis, on_error: str) -> None:
-    section: dict[str, Any] = {"store": throwaway_redis.url, "on_store_error": on_error, "policies": POLICIES,
-                               "store_timeout_s": 0.2}
+    section: dict[str, Any] = {
+        "store": throwaway_redis.url,
+        "on_store_error": on_error,
+        "policies": POLICIES,
+        "store_timeout_s": 0.2,
+    }
     guard = BudgetGuard(parse_budget_config(section, "test"))
     outcomes: dict[str, int] = {"sent": 0, "unmetered": 0, "blocked": 0}
     unexpected: list[BaseException] = []

@@ -63,14 +63,54 @@ def _outcomes(ok: int, error: int, blocked: int, unpriced: int) -> dict[str, int
 
 
 CALLS = (
-    Call("openai", "gpt-4o", "chat", "support", "acme", "alice", 1.234567891,
-         _tokens(12000, 3000, 4000, 0, 0), _outcomes(10, 1, 2, 0), 0.7),
-    Call("openai", "gpt-4o", "chat", "summarise", "acme", "alice", 2.0,
-         _tokens(30000, 5000, 10000, 0, 1000), _outcomes(20, 0, 0, 0), 1.9),
-    Call("anthropic", "claude-sonnet-4", "chat", "summarise", "acme", "bob", 0.5,
-         _tokens(8000, 2000, 3000, 1000, 0), _outcomes(5, 1, 0, 0), 2.4),
-    Call("openai", "gpt-4o-mini", "chat", "support", "globex", "carol", 0.000123456,
-         _tokens(900, 100, 0, 0, 0), _outcomes(3, 0, 0, 1), 0.3),
+    Call(
+        "openai",
+        "gpt-4o",
+        "chat",
+        "support",
+        "acme",
+        "alice",
+        1.234567891,
+        _tokens(12000, 3000, 4000, 0, 0),
+        _outcomes(10, 1, 2, 0),
+        0.7,
+    ),
+    Call(
+        "openai",
+        "gpt-4o",
+        "chat",
+        "summarise",
+        "acme",
+        "alice",
+        2.0,
+        _tokens(30000, 5000, 10000, 0, 1000),
+        _outcomes(20, 0, 0, 0),
+        1.9,
+    ),
+    Call(
+        "anthropic",
+        "claude-sonnet-4",
+        "chat",
+        "summarise",
+        "acme",
+        "bob",
+        0.5,
+        _tokens(8000, 2000, 3000, 1000, 0),
+        _outcomes(5, 1, 0, 0),
+        2.4,
+    ),
+    Call(
+        "openai",
+        "gpt-4o-mini",
+        "chat",
+        "support",
+        "globex",
+        "carol",
+        0.000123456,
+        _tokens(900, 100, 0, 0, 0),
+        _outcomes(3, 0, 0, 1),
+        0.3,
+    ),
 )
 UNPRICED = {((names.LABEL_PROVIDER, "openai"), (names.LABEL_MODEL, "gpt-mystery")): 1}
 
@@ -79,7 +119,11 @@ BUDGETS = {
     ("daily-user", "alice"): (3.0, 0.0, 3.234567891),
     ("monthly-tenant", "acme"): (100.0, 1.0, 3.734567891),
 }
-CROSSINGS = {("daily-user", "alice", "75"): 1, ("daily-user", "alice", "90"): 1, ("daily-user", "alice", "100"): 1}
+CROSSINGS = {
+    ("daily-user", "alice", "75"): 1,
+    ("daily-user", "alice", "90"): 1,
+    ("daily-user", "alice", "100"): 1,
+}
 BLOCKED = {("daily-user", "alice"): 2}
 
 
@@ -195,6 +239,8 @@ class KnownSpendApp:
 
     def _budget_spend(self, _: CallbackOptions) -> Iterable[Observation]:
         return [
-            Observation(after if self._spent.is_set() else before, {names.LABEL_BUDGET: b, names.LABEL_SCOPE_VALUE: s})
+            Observation(
+                after if self._spent.is_set() else before, {names.LABEL_BUDGET: b, names.LABEL_SCOPE_VALUE: s}
+            )
             for (b, s), (_limit, before, after) in BUDGETS.items()
         ]

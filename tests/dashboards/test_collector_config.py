@@ -56,7 +56,9 @@ def test_collector_components_and_pipelines(name: str) -> None:
         assert pipeline["processors"][-1] == "batch"
     assert pipelines["traces"]["exporters"] == ["otlp/traces"]
     metrics_exporter = pipelines["metrics"]["exporters"]
-    assert metrics_exporter == (["prometheus"] if name == "otel-collector.yaml" else ["prometheusremotewrite"])
+    assert metrics_exporter == (
+        ["prometheus"] if name == "otel-collector.yaml" else ["prometheusremotewrite"]
+    )
     assert config["processors"]["memory_limiter"]["check_interval"]
 
 
@@ -78,7 +80,9 @@ def test_promtool_check_config(binary: Callable[[str], str], tmp_path: Path) -> 
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 11 rules found" in result.stdout.replace(str(len(_rules.RECORDING_RULES) + len(_rules.ALERTS)), "11")
+    assert "SUCCESS: 11 rules found" in result.stdout.replace(
+        str(len(_rules.RECORDING_RULES) + len(_rules.ALERTS)), "11"
+    )
     config = _load("prometheus.yml")
     assert config["rule_files"] == [f"rules/{_rules.RULES_FILE}"]
 
@@ -94,7 +98,8 @@ def test_amtool_check_config(binary: Callable[[str], str]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("severity", "receiver"), [("critical", "pager"), ("warning", "chat"), ("info", "digest"), ("none", "default")]
+    ("severity", "receiver"),
+    [("critical", "pager"), ("warning", "chat"), ("info", "digest"), ("none", "default")],
 )
 def test_alertmanager_routes_by_severity(binary: Callable[[str], str], severity: str, receiver: str) -> None:
     result = subprocess.run(
@@ -125,7 +130,8 @@ def test_alertmanager_inhibits_lower_budget_tiers() -> None:
                 matching = {a.name for a in _rules.ALERTS if re.fullmatch(value, a.name)}
                 assert matching == {a.name for a in _rules.BUDGET_TIERS}
     severities = [
-        [m for m in (*r["source_matchers"], *r["target_matchers"]) if m.startswith("severity")] for r in inhibit
+        [m for m in (*r["source_matchers"], *r["target_matchers"]) if m.startswith("severity")]
+        for r in inhibit
     ]
     assert severities == [
         ['severity="critical"', 'severity=~"warning|info"'],
@@ -160,7 +166,10 @@ def test_compose_stack() -> None:
             source = volume.split(":", 1)[0]
             if source.startswith("."):
                 assert (COLLECTOR_DIR / source).exists(), f"{name}: {source} missing"
-    assert "collector" in services["otel-collector"]["image"] and "contrib" in services["otel-collector"]["image"]
+    assert (
+        "collector" in services["otel-collector"]["image"]
+        and "contrib" in services["otel-collector"]["image"]
+    )
     env = services["otel-collector"]["environment"]
     assert env["TRACES_OTLP_ENDPOINT"] == "jaeger:4317"
     assert "otel-collector:8889" in str(_load("prometheus.yml")["scrape_configs"])

@@ -23,11 +23,17 @@ TARGETS = _grafana.targets(DASHBOARDS)
 
 # Every series name a query may use: what names.py says Prometheus shows, plus histogram suffixes.
 KNOWN_SERIES = {m.prometheus_name for m in names.ALL_METRICS} | {
-    f"{m.prometheus_name}_{suffix}" for m in (names.TOKEN_USAGE, names.OPERATION_DURATION) for suffix in ("bucket", "sum", "count")
+    f"{m.prometheus_name}_{suffix}"
+    for m in (names.TOKEN_USAGE, names.OPERATION_DURATION)
+    for suffix in ("bucket", "sum", "count")
 }
 KNOWN_LABELS = {
     *(label for m in names.ALL_METRICS for label in m.labels),
-    *(names.prometheus_label(label) for m in (names.TOKEN_USAGE, names.OPERATION_DURATION) for label in m.labels),
+    *(
+        names.prometheus_label(label)
+        for m in (names.TOKEN_USAGE, names.OPERATION_DURATION)
+        for label in m.labels
+    ),
     "le",
 }
 
@@ -63,14 +69,18 @@ def test_panels_fit_the_grid_and_have_unique_ids(name: str) -> None:
     assert len(ids) == len(set(ids))
     for panel in panels:
         pos = panel["gridPos"]
-        assert 0 <= pos["x"] and pos["x"] + pos["w"] <= 24, panel["title"]
+        assert pos["x"] >= 0 and pos["x"] + pos["w"] <= 24, panel["title"]
 
 
 def test_queries_use_only_series_and_labels_from_names() -> None:
     for target in TARGETS:
         series = set(re.findall(r"\b(?:genai_meter|gen_ai)_[a-z_]+\b", target.expr)) - KNOWN_LABELS
         assert series <= KNOWN_SERIES, target
-        grouped = {label.strip() for group in re.findall(r"\b(?:by|on) \(([^)]*)\)", target.expr) for label in group.split(",")}
+        grouped = {
+            label.strip()
+            for group in re.findall(r"\b(?:by|on) \(([^)]*)\)", target.expr)
+            for label in group.split(",")
+        }
         matched = set(re.findall(r"(\w+)(?:=~|!~|!=|=)\"", target.expr))
         assert grouped | matched <= KNOWN_LABELS, target
 
@@ -104,10 +114,14 @@ def test_every_query_parses_with_promtool(binary: Callable[[str], str], tmp_path
     promtool = binary("promtool")
     rules: list[dict[str, Any]] = []
     for i, target in enumerate(TARGETS):
-        values = {v["name"]: ".*" for v in _grafana.variables(DASHBOARDS[target.dashboard]) if v["type"] == "query"}
+        values = {
+            v["name"]: ".*" for v in _grafana.variables(DASHBOARDS[target.dashboard]) if v["type"] == "query"
+        }
         rules.append({"record": f"panel:query_{i}:check", "expr": _grafana.substitute(target.expr, values)})
     path = tmp_path / "panels.rules.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "panels", "rules": rules}]}))
-    result = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{len(rules)} rules found" in result.stdout

@@ -43,7 +43,9 @@ def stack(binary: Callable[[str], str]) -> Iterator[tuple[PrometheusProcess, flo
             lambda: [s for s in prom.query(f"sum({cost})") if math.isclose(float(s["value"][1]), total)],
             what="the known totals",
         )
-        prom.wait_for(lambda: prom.query(f"count_over_time({cost}[1m]) >= 4"), what="a few scrapes of the totals")
+        prom.wait_for(
+            lambda: prom.query(f"count_over_time({cost}[1m]) >= 4"), what="a few scrapes of the totals"
+        )
         last_scrape = max(float(s["value"][1]) for s in prom.query(f"timestamp({cost})"))
         yield prom, last_scrape
     finally:
@@ -95,16 +97,17 @@ def test_per_user_spend_equals_known_spend(stack: tuple[PrometheusProcess, float
         assert reported[who] == pytest.approx(spend, abs=1e-9), who
 
     # One user picked with the dashboard's variables.
-    alice = prom.query(
-        _grafana.substitute(target.expr, {"tenant": "acme", "user": "alice"}), at=last_scrape
-    )
+    alice = prom.query(_grafana.substitute(target.expr, {"tenant": "acme", "user": "alice"}), at=last_scrape)
     assert _values(alice) == [pytest.approx(known[("acme", "alice")], abs=1e-9)]
 
 
 def test_recording_rule_reports_budget_use(stack: tuple[PrometheusProcess, float]) -> None:
     prom, _ = stack
     result = prom.wait_for_query(f"{_rules.BUDGET_USAGE} > 0.03")
-    use = {(s["metric"][names.LABEL_BUDGET], s["metric"][names.LABEL_SCOPE_VALUE]): float(s["value"][1]) for s in result}
+    use = {
+        (s["metric"][names.LABEL_BUDGET], s["metric"][names.LABEL_SCOPE_VALUE]): float(s["value"][1])
+        for s in result
+    }
     assert use == {
         ("daily-user", "alice"): pytest.approx(3.234567891 / 3.0, abs=1e-12),
         ("monthly-tenant", "acme"): pytest.approx(3.734567891 / 100.0, abs=1e-12),

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import anthropic
-import openai
 import pytest
 from google import genai
 from google.genai import types
 
+import openai
 from genai_meter.fake_provider import FakeProvider
 
 
@@ -39,7 +39,9 @@ async def aoai(fake: FakeProvider) -> AsyncIterator[openai.AsyncOpenAI]:
 
 @pytest.fixture
 def claude(fake: FakeProvider) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(base_url=fake.anthropic_base_url, api_key="sk-ant-test", max_retries=0) as client:
+    with anthropic.Anthropic(
+        base_url=fake.anthropic_base_url, api_key="sk-ant-test", max_retries=0
+    ) as client:
         yield client
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import anthropic
 import httpx2
-import openai
 import pytest
 
+import openai
 from genai_meter.fake_provider import FakeProvider
 
 DAY1 = int(datetime(2026, 3, 1, tzinfo=timezone.utc).timestamp())
@@ -34,8 +34,12 @@ def admin(fake: FakeProvider) -> openai.OpenAI:
 
 
 def seed_openai(oai: openai.OpenAI) -> None:
-    chat(oai, "gpt-4o", DAY1 + 10, {"prompt_tokens": 1000, "completion_tokens": 100,
-                                    "prompt_tokens_details": {"cached_tokens": 400}})
+    chat(
+        oai,
+        "gpt-4o",
+        DAY1 + 10,
+        {"prompt_tokens": 1000, "completion_tokens": 100, "prompt_tokens_details": {"cached_tokens": 400}},
+    )
     chat(oai, "gpt-4o", DAY1 + 20, {"prompt_tokens": 500, "completion_tokens": 50})
     chat(oai, "gpt-4o-mini", DAY1 + 30, {"prompt_tokens": 200, "completion_tokens": 20})
     oai.responses.create(
@@ -44,8 +48,11 @@ def seed_openai(oai: openai.OpenAI) -> None:
         extra_headers={
             "x-fake-time": str(DAY2 + 5),
             "x-fake-usage": json.dumps(
-                {"input_tokens": 300, "output_tokens": 30,
-                 "input_tokens_details": {"cached_tokens": 100, "cache_write_tokens": 50}}
+                {
+                    "input_tokens": 300,
+                    "output_tokens": 30,
+                    "input_tokens_details": {"cached_tokens": 100, "cache_write_tokens": 50},
+                }
             ),
         },
     )
@@ -53,10 +60,14 @@ def seed_openai(oai: openai.OpenAI) -> None:
     with pytest.raises(openai.RateLimitError):
         oai.chat.completions.create(model="gpt-4o", messages=MESSAGES, extra_headers={"x-fake-error": "429"})  # type: ignore[arg-type]
     with pytest.raises(openai.APIConnectionError):
-        list(oai.chat.completions.create(
-            model="gpt-4o", messages=MESSAGES, stream=True,  # type: ignore[arg-type]
-            extra_headers={"x-fake-drop-after": "1", "x-fake-time": str(DAY1)},
-        ))
+        list(
+            oai.chat.completions.create(
+                model="gpt-4o",
+                messages=MESSAGES,
+                stream=True,  # type: ignore[arg-type]
+                extra_headers={"x-fake-drop-after": "1", "x-fake-time": str(DAY1)},
+            )
+        )
 
 
 def test_openai_usage_grouped_by_model(oai: openai.OpenAI, admin: openai.OpenAI) -> None:
@@ -90,8 +101,11 @@ def test_openai_costs_by_line_item(oai: openai.OpenAI, admin: openai.OpenAI) -> 
     page = admin.admin.organization.usage.costs(start_time=DAY1, end_time=DAY2, group_by=["line_item"])
     lines = {r.line_item: r for r in page.data[0].results}  # type: ignore[union-attr]
     assert set(lines) == {
-        "gpt-4o, input", "gpt-4o, cached input", "gpt-4o, output",
-        "gpt-4o-mini, input", "gpt-4o-mini, output",
+        "gpt-4o, input",
+        "gpt-4o, cached input",
+        "gpt-4o, output",
+        "gpt-4o-mini, input",
+        "gpt-4o-mini, output",
     }
     # Flat fake prices: $1 / $0.10 / $4 per million input / cached / output tokens.
     assert lines["gpt-4o, input"].amount.value == pytest.approx(1100 * 1e-6, abs=1e-12)  # type: ignore[union-attr]
@@ -120,9 +134,16 @@ def test_openai_missing_start_time_is_400(fake: FakeProvider) -> None:
 def test_set_report_overrides(fake: FakeProvider, admin: openai.OpenAI) -> None:
     body = {
         "object": "page",
-        "data": [{"object": "bucket", "start_time": DAY1, "end_time": DAY2, "results": [
-            {"object": "organization.costs.result", "amount": {"value": 12.5, "currency": "usd"}}
-        ]}],
+        "data": [
+            {
+                "object": "bucket",
+                "start_time": DAY1,
+                "end_time": DAY2,
+                "results": [
+                    {"object": "organization.costs.result", "amount": {"value": 12.5, "currency": "usd"}}
+                ],
+            }
+        ],
         "has_more": False,
         "next_page": None,
     }
@@ -152,9 +173,13 @@ def seed_anthropic(claude: anthropic.Anthropic) -> None:
         )
     # A stream counts like a non-stream call.
     with claude.messages.stream(
-        model="claude-b", max_tokens=5, messages=MESSAGES,  # type: ignore[arg-type]
-        extra_headers={"x-fake-usage": json.dumps({"input_tokens": 10, "output_tokens": 1}),
-                       "x-fake-time": "2026-03-02T12:00:00Z"},
+        model="claude-b",
+        max_tokens=5,
+        messages=MESSAGES,  # type: ignore[arg-type]
+        extra_headers={
+            "x-fake-usage": json.dumps({"input_tokens": 10, "output_tokens": 1}),
+            "x-fake-time": "2026-03-02T12:00:00Z",
+        },
     ) as stream:
         stream.until_done()
 
@@ -172,7 +197,11 @@ def test_anthropic_usage_report(claude: anthropic.Anthropic, fake: FakeProvider)
     reply = anthropic_get(
         fake,
         "/v1/organizations/usage_report/messages",
-        [("starting_at", "2026-03-01T00:00:00Z"), ("ending_at", "2026-03-03T00:00:00Z"), ("group_by[]", "model")],
+        [
+            ("starting_at", "2026-03-01T00:00:00Z"),
+            ("ending_at", "2026-03-03T00:00:00Z"),
+            ("group_by[]", "model"),
+        ],
     )
     assert reply.status_code == 200
     body = reply.json()
@@ -216,7 +245,8 @@ def test_anthropic_cost_report_in_cents(claude: anthropic.Anthropic, fake: FakeP
 
 def test_anthropic_admin_requires_a_key(fake: FakeProvider) -> None:
     reply = httpx2.get(
-        f"{fake.anthropic_base_url}/v1/organizations/cost_report", params={"starting_at": "2026-03-01T00:00:00Z"}
+        f"{fake.anthropic_base_url}/v1/organizations/cost_report",
+        params={"starting_at": "2026-03-01T00:00:00Z"},
     )
     assert reply.status_code == 401
     assert reply.json()["error"]["type"] == "authentication_error"

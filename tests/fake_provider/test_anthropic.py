@@ -26,7 +26,10 @@ def headers(**extra: str) -> dict[str, str]:
 
 def test_default_usage_rule(claude: anthropic.Anthropic, fake: FakeProvider) -> None:
     message = claude.messages.create(
-        model="claude-test-model", max_tokens=50, system="Be brief.", messages=MESSAGES  # type: ignore[arg-type]
+        model="claude-test-model",
+        max_tokens=50,
+        system="Be brief.",
+        messages=MESSAGES,  # type: ignore[arg-type]
     )
     assert message.type == "message" and message.model == "claude-test-model"
     assert message.stop_reason == "end_turn"
@@ -38,13 +41,19 @@ def test_default_usage_rule(claude: anthropic.Anthropic, fake: FakeProvider) -> 
 
 
 def test_header_usage_verbatim(claude: anthropic.Anthropic) -> None:
-    message = claude.messages.create(model="claude-x", max_tokens=5, messages=MESSAGES, extra_headers=headers())  # type: ignore[arg-type]
+    message = claude.messages.create(
+        model="claude-x", max_tokens=5, messages=MESSAGES, extra_headers=headers()
+    )  # type: ignore[arg-type]
     assert message.usage.model_dump(exclude_none=True) == USAGE
 
 
 def test_raw_stream_event_sequence(claude: anthropic.Anthropic) -> None:
     stream = claude.messages.create(
-        model="claude-x", max_tokens=5, messages=MESSAGES, stream=True, extra_headers=headers()  # type: ignore[arg-type]
+        model="claude-x",
+        max_tokens=5,
+        messages=MESSAGES,
+        stream=True,
+        extra_headers=headers(),  # type: ignore[arg-type]
     )
     events = list(stream)  # the SDK drops `ping`
     assert [e.type for e in events] == [
@@ -71,7 +80,10 @@ def test_raw_stream_event_sequence(claude: anthropic.Anthropic) -> None:
 
 def test_raw_wire_has_ping(claude: anthropic.Anthropic) -> None:
     with claude.messages.with_streaming_response.create(
-        model="claude-x", max_tokens=5, messages=MESSAGES, stream=True  # type: ignore[arg-type]
+        model="claude-x",
+        max_tokens=5,
+        messages=MESSAGES,
+        stream=True,  # type: ignore[arg-type]
     ) as response:
         names = [line[7:] for line in response.iter_lines() if line.startswith("event: ")]
     assert names[:3] == ["message_start", "content_block_start", "ping"]
@@ -79,7 +91,10 @@ def test_raw_wire_has_ping(claude: anthropic.Anthropic) -> None:
 
 def test_stream_helper(claude: anthropic.Anthropic) -> None:
     with claude.messages.stream(
-        model="claude-x", max_tokens=5, messages=MESSAGES, extra_headers=headers(**{"x-fake-chunks": "2"})  # type: ignore[arg-type]
+        model="claude-x",
+        max_tokens=5,
+        messages=MESSAGES,
+        extra_headers=headers(**{"x-fake-chunks": "2"}),  # type: ignore[arg-type]
     ) as stream:
         texts = list(stream.text_stream)
         final = stream.get_final_message()
@@ -90,7 +105,10 @@ def test_stream_helper(claude: anthropic.Anthropic) -> None:
 
 async def test_async_stream_helper(aclaude: anthropic.AsyncAnthropic) -> None:
     async with aclaude.messages.stream(
-        model="claude-x", max_tokens=5, messages=MESSAGES, extra_headers=headers()  # type: ignore[arg-type]
+        model="claude-x",
+        max_tokens=5,
+        messages=MESSAGES,
+        extra_headers=headers(),  # type: ignore[arg-type]
     ) as stream:
         texts = [text async for text in stream.text_stream]
         final = await stream.get_final_message()
@@ -100,7 +118,10 @@ async def test_async_stream_helper(aclaude: anthropic.AsyncAnthropic) -> None:
 
 def test_beta_messages(claude: anthropic.Anthropic, fake: FakeProvider) -> None:
     message = claude.beta.messages.create(
-        model="claude-x", max_tokens=5, messages=MESSAGES, extra_headers={"x-fake-model": "claude-x-20250101"}  # type: ignore[arg-type]
+        model="claude-x",
+        max_tokens=5,
+        messages=MESSAGES,
+        extra_headers={"x-fake-model": "claude-x-20250101"},  # type: ignore[arg-type]
     )
     assert message.model == "claude-x-20250101"
     assert message.usage.output_tokens == 3
@@ -124,7 +145,10 @@ def test_count_tokens_is_not_a_billable_call(claude: anthropic.Anthropic, fake: 
 def test_errors(claude: anthropic.Anthropic, status: int, error_class: type[Exception], kind: str) -> None:
     with pytest.raises(error_class) as caught:
         claude.messages.create(
-            model="claude-x", max_tokens=5, messages=MESSAGES, extra_headers={"x-fake-error": str(status)}  # type: ignore[arg-type]
+            model="claude-x",
+            max_tokens=5,
+            messages=MESSAGES,
+            extra_headers={"x-fake-error": str(status)},  # type: ignore[arg-type]
         )
     err = caught.value
     assert isinstance(err, anthropic.APIStatusError)
@@ -138,7 +162,10 @@ def test_retries_are_fast_and_counted(fake: FakeProvider) -> None:
     client = anthropic.Anthropic(base_url=fake.anthropic_base_url, api_key="k", max_retries=1)
     with pytest.raises(anthropic.RateLimitError):
         client.messages.create(
-            model="claude-x", max_tokens=5, messages=MESSAGES, extra_headers={"x-fake-error": "429"}  # type: ignore[arg-type]
+            model="claude-x",
+            max_tokens=5,
+            messages=MESSAGES,
+            extra_headers={"x-fake-error": "429"},  # type: ignore[arg-type]
         )
     assert fake.request_count == 2
 
@@ -147,7 +174,10 @@ def test_drop_after_raises(claude: anthropic.Anthropic) -> None:
     with (
         pytest.raises(httpx2.RemoteProtocolError, match="incomplete chunked read"),
         claude.messages.stream(
-            model="claude-x", max_tokens=5, messages=MESSAGES, extra_headers={"x-fake-drop-after": "1"}  # type: ignore[arg-type]
+            model="claude-x",
+            max_tokens=5,
+            messages=MESSAGES,
+            extra_headers={"x-fake-drop-after": "1"},  # type: ignore[arg-type]
         ) as stream,
     ):
         list(stream.text_stream)
@@ -155,7 +185,11 @@ def test_drop_after_raises(claude: anthropic.Anthropic) -> None:
 
 def test_malformed_sse_raises(claude: anthropic.Anthropic) -> None:
     stream = claude.messages.create(
-        model="claude-x", max_tokens=5, messages=MESSAGES, stream=True, extra_headers={"x-fake-malformed": "sse"}  # type: ignore[arg-type]
+        model="claude-x",
+        max_tokens=5,
+        messages=MESSAGES,
+        stream=True,
+        extra_headers={"x-fake-malformed": "sse"},  # type: ignore[arg-type]
     )
     with pytest.raises(json.JSONDecodeError):
         list(stream)

@@ -63,7 +63,9 @@ def test_stream_last_chunk_carries_full_usage(gemini: genai.Client) -> None:
     )
     assert [c.text for c in chunks] == ["chunk0 ", "chunk1 ", "chunk2 "]
     partial = [c.usage_metadata for c in chunks[:-1]]
-    assert all(m is not None and m.prompt_token_count == 50 and m.candidates_token_count is None for m in partial)
+    assert all(
+        m is not None and m.prompt_token_count == 50 and m.candidates_token_count is None for m in partial
+    )
     last = chunks[-1]
     assert last.candidates is not None and last.candidates[0].finish_reason == types.FinishReason.STOP
     assert last.usage_metadata is not None
@@ -96,7 +98,9 @@ def test_v1beta_api_version_is_served(fake: FakeProvider) -> None:
 @pytest.mark.parametrize("status", [400, 429, 500])
 def test_errors(gemini: genai.Client, status: int) -> None:
     with pytest.raises(errors.APIError) as caught:
-        gemini.models.generate_content(model="gemini-2.5-flash", contents="x", config=config(**{"x-fake-error": str(status)}))
+        gemini.models.generate_content(
+            model="gemini-2.5-flash", contents="x", config=config(**{"x-fake-error": str(status)})
+        )
     assert caught.value.code == status
     assert caught.value.message == f"fake provider error {status}"
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 
-import openai
 import pydantic
 import pytest
 
+import openai
 from genai_meter.fake_provider import FakeProvider
 
-MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello there!"}]  # 9 + 12 chars
+MESSAGES = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Hello there!"},
+]  # 9 + 12 chars
 
 
 def usage_header(usage: dict[str, object]) -> dict[str, str]:
@@ -42,7 +45,9 @@ def test_chat_header_usage_is_returned_verbatim_with_total_filled(oai: openai.Op
         "completion_tokens_details": {"reasoning_tokens": 2},
     }
     reply = oai.chat.completions.create(
-        model="gpt-4o", messages=MESSAGES, extra_headers={**usage_header(usage), "x-fake-cost": "0.0125"}  # type: ignore[arg-type]
+        model="gpt-4o",
+        messages=MESSAGES,
+        extra_headers={**usage_header(usage), "x-fake-cost": "0.0125"},  # type: ignore[arg-type]
     )
     assert reply.usage is not None
     assert reply.usage.model_dump(exclude_none=True) == {**usage, "total_tokens": 15, "cost": 0.0125}
@@ -51,7 +56,9 @@ def test_chat_header_usage_is_returned_verbatim_with_total_filled(oai: openai.Op
 def test_chat_odd_usage_values_pass_through(oai: openai.OpenAI) -> None:
     odd = {"prompt_tokens": None, "completion_tokens": -3}
     raw = oai.chat.completions.with_raw_response.create(
-        model="gpt-4o", messages=MESSAGES, extra_headers=usage_header(odd)  # type: ignore[arg-type]
+        model="gpt-4o",
+        messages=MESSAGES,
+        extra_headers=usage_header(odd),  # type: ignore[arg-type]
     )
     assert json.loads(raw.text)["usage"] == odd  # no total: a component is not an int
 
@@ -60,7 +67,11 @@ def test_chat_model_and_content_headers(oai: openai.OpenAI) -> None:
     reply = oai.chat.completions.create(
         model="gpt-4o-mini",
         messages=MESSAGES,  # type: ignore[arg-type]
-        extra_headers={"x-fake-model": "gpt-4o-mini-2024-07-18", "x-fake-content": "hello", "x-fake-chunks": "2"},
+        extra_headers={
+            "x-fake-model": "gpt-4o-mini-2024-07-18",
+            "x-fake-content": "hello",
+            "x-fake-chunks": "2",
+        },
     )
     assert reply.model == "gpt-4o-mini-2024-07-18"
     assert reply.choices[0].message.content == "hello"
@@ -69,7 +80,9 @@ def test_chat_model_and_content_headers(oai: openai.OpenAI) -> None:
 
 def test_chat_stream_without_include_usage_has_no_usage_key(oai: openai.OpenAI, fake: FakeProvider) -> None:
     with oai.chat.completions.with_streaming_response.create(
-        model="gpt-4o", messages=MESSAGES, stream=True  # type: ignore[arg-type]
+        model="gpt-4o",
+        messages=MESSAGES,
+        stream=True,  # type: ignore[arg-type]
     ) as response:
         lines = [line for line in response.iter_lines() if line]
     payloads = [line.removeprefix("data: ") for line in lines]
@@ -101,9 +114,26 @@ def test_chat_stream_with_include_usage_ends_with_usage_chunk(oai: openai.OpenAI
     assert "".join(c.choices[0].delta.content or "" for c in chunks[:-1]) == "chunk0 chunk1 chunk2 chunk3 "
 
 
+def test_chat_stream_usage_chunk_carries_cost(oai: openai.OpenAI) -> None:
+    chunks = list(
+        oai.chat.completions.create(
+            model="gpt-4o",
+            messages=MESSAGES,  # type: ignore[arg-type]
+            stream=True,
+            stream_options={"include_usage": True},
+            extra_headers={"x-fake-cost": "0.5"},
+        )
+    )
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.model_dump(exclude_none=True)["cost"] == 0.5
+
+
 def test_chat_stream_raw_usage_null_on_every_other_chunk(oai: openai.OpenAI) -> None:
     with oai.chat.completions.with_streaming_response.create(
-        model="gpt-4o", messages=MESSAGES, stream=True, stream_options={"include_usage": True}  # type: ignore[arg-type]
+        model="gpt-4o",
+        messages=MESSAGES,
+        stream=True,
+        stream_options={"include_usage": True},  # type: ignore[arg-type]
     ) as response:
         chunks = [json.loads(line[6:]) for line in response.iter_lines() if line and line != "data: [DONE]"]
     assert [c["usage"] is None for c in chunks] == [True] * 5 + [False]
@@ -123,7 +153,9 @@ async def test_async_chat_stream(aoai: openai.AsyncOpenAI) -> None:
 
 async def test_async_chat_non_stream(aoai: openai.AsyncOpenAI) -> None:
     reply = await aoai.chat.completions.create(
-        model="gpt-4o", messages=MESSAGES, extra_headers=usage_header({"prompt_tokens": 1, "completion_tokens": 2})  # type: ignore[arg-type]
+        model="gpt-4o",
+        messages=MESSAGES,
+        extra_headers=usage_header({"prompt_tokens": 1, "completion_tokens": 2}),  # type: ignore[arg-type]
     )
     assert reply.usage is not None and reply.usage.total_tokens == 3
 
@@ -142,7 +174,10 @@ def test_chat_parse_gets_a_schema_instance(oai: openai.OpenAI) -> None:
 def test_chat_parse_uses_header_content(oai: openai.OpenAI) -> None:
     content = json.dumps({"city": "Oslo", "population": 700000, "tags": ["north"]})
     reply = oai.chat.completions.parse(
-        model="gpt-4o", messages=MESSAGES, response_format=Answer, extra_headers={"x-fake-content": content}  # type: ignore[arg-type]
+        model="gpt-4o",
+        messages=MESSAGES,
+        response_format=Answer,
+        extra_headers={"x-fake-content": content},  # type: ignore[arg-type]
     )
     assert reply.choices[0].message.parsed == Answer(city="Oslo", population=700000, tags=["north"])
 
@@ -196,7 +231,9 @@ def test_responses_stream_event_sequence(oai: openai.OpenAI) -> None:
 
 
 def test_responses_stream_helper_final_response(oai: openai.OpenAI) -> None:
-    with oai.responses.stream(model="gpt-4.1", input="hi", extra_headers=usage_header(RESPONSES_USAGE)) as stream:
+    with oai.responses.stream(
+        model="gpt-4.1", input="hi", extra_headers=usage_header(RESPONSES_USAGE)
+    ) as stream:
         deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
         final = stream.get_final_response()
     assert deltas == ["chunk0 ", "chunk1 ", "chunk2 "]
@@ -257,7 +294,9 @@ def test_legacy_completions(oai: openai.OpenAI) -> None:
 )
 def test_errors_are_provider_shaped(oai: openai.OpenAI, status: int, error_class: type[Exception]) -> None:
     with pytest.raises(error_class) as caught:
-        oai.chat.completions.create(model="gpt-4o", messages=MESSAGES, extra_headers={"x-fake-error": str(status)})  # type: ignore[arg-type]
+        oai.chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, extra_headers={"x-fake-error": str(status)}
+        )  # type: ignore[arg-type]
     err = caught.value
     assert isinstance(err, openai.APIStatusError)
     assert err.status_code == status
@@ -282,14 +321,20 @@ def test_retry_after_header_and_sdk_retries(fake: FakeProvider) -> None:
 def test_stream_error_status_before_any_chunk(oai: openai.OpenAI) -> None:
     with pytest.raises(openai.InternalServerError):
         oai.chat.completions.create(
-            model="gpt-4o", messages=MESSAGES, stream=True, extra_headers={"x-fake-error": "500"}  # type: ignore[arg-type]
+            model="gpt-4o",
+            messages=MESSAGES,
+            stream=True,
+            extra_headers={"x-fake-error": "500"},  # type: ignore[arg-type]
         )
 
 
 def test_drop_after_raises_in_sdk(oai: openai.OpenAI) -> None:
     received: list[str] = []
     stream = oai.chat.completions.create(
-        model="gpt-4o", messages=MESSAGES, stream=True, extra_headers={"x-fake-drop-after": "2"}  # type: ignore[arg-type]
+        model="gpt-4o",
+        messages=MESSAGES,
+        stream=True,
+        extra_headers={"x-fake-drop-after": "2"},  # type: ignore[arg-type]
     )
     with pytest.raises(openai.APIConnectionError):
         for chunk in stream:
@@ -309,7 +354,10 @@ async def test_drop_after_raises_in_async_responses_stream(aoai: openai.AsyncOpe
 
 def test_malformed_sse_raises(oai: openai.OpenAI) -> None:
     stream = oai.chat.completions.create(
-        model="gpt-4o", messages=MESSAGES, stream=True, extra_headers={"x-fake-malformed": "sse"}  # type: ignore[arg-type]
+        model="gpt-4o",
+        messages=MESSAGES,
+        stream=True,
+        extra_headers={"x-fake-malformed": "sse"},  # type: ignore[arg-type]
     )
     with pytest.raises(json.JSONDecodeError):
         list(stream)
@@ -317,7 +365,9 @@ def test_malformed_sse_raises(oai: openai.OpenAI) -> None:
 
 def test_malformed_json_body_raises(oai: openai.OpenAI) -> None:
     raw = oai.chat.completions.with_raw_response.create(
-        model="gpt-4o", messages=MESSAGES, extra_headers={"x-fake-malformed": "json"}  # type: ignore[arg-type]
+        model="gpt-4o",
+        messages=MESSAGES,
+        extra_headers={"x-fake-malformed": "json"},  # type: ignore[arg-type]
     )
     assert raw.status_code == 200
     with pytest.raises(ValueError):
@@ -325,11 +375,15 @@ def test_malformed_json_body_raises(oai: openai.OpenAI) -> None:
 
 
 def test_latency_header_still_answers(oai: openai.OpenAI) -> None:
-    reply = oai.chat.completions.create(model="gpt-4o", messages=MESSAGES, extra_headers={"x-fake-latency-ms": "5"})  # type: ignore[arg-type]
+    reply = oai.chat.completions.create(
+        model="gpt-4o", messages=MESSAGES, extra_headers={"x-fake-latency-ms": "5"}
+    )  # type: ignore[arg-type]
     assert reply.usage is not None and reply.usage.completion_tokens == 3
 
 
 def test_bad_control_header_is_a_400_naming_it(oai: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        oai.chat.completions.create(model="gpt-4o", messages=MESSAGES, extra_headers={"x-fake-usage": "{nope"})  # type: ignore[arg-type]
+        oai.chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, extra_headers={"x-fake-usage": "{nope"}
+        )  # type: ignore[arg-type]
     assert "x-fake-usage" in str(caught.value)

@@ -7,9 +7,9 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx2
-import openai
 import pytest
 
+import openai
 from genai_meter.fake_provider import FakeProvider, RecordedRequest
 
 
@@ -108,7 +108,12 @@ def test_non_json_request_body_is_400(fake: FakeProvider) -> None:
 
 @pytest.mark.parametrize(
     ("header", "value"),
-    [("x-fake-error", "200"), ("x-fake-chunks", "many"), ("x-fake-malformed", "xml"), ("x-fake-usage", "[1]")],
+    [
+        ("x-fake-error", "200"),
+        ("x-fake-chunks", "many"),
+        ("x-fake-malformed", "xml"),
+        ("x-fake-usage", "[1]"),
+    ],
 )
 def test_bad_control_headers_name_the_header(fake: FakeProvider, header: str, value: str) -> None:
     reply = httpx2.post(f"{fake.base_url}/v1/messages", json={"model": "m"}, headers={header: value})

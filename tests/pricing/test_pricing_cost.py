@@ -16,7 +16,9 @@ from .conftest import at
 NOW = at("2026-11-20")
 
 
-def price(book: PriceBook, provider: str, model: str, usage: Usage, when: float = NOW, tier: str | None = None) -> Cost:
+def price(
+    book: PriceBook, provider: str, model: str, usage: Usage, when: float = NOW, tier: str | None = None
+) -> Cost:
     pricing = book.resolve(provider, model)
     assert pricing is not None, f"{provider}/{model} unpriced"
     return pricing.cost(usage, when, tier) if tier is not None else pricing.cost(usage, when)
@@ -42,7 +44,9 @@ def test_openai_cached_input_is_not_double_billed(book: PriceBook) -> None:
     usage = Usage(input_tokens=2000, output_tokens=500, cache_read_tokens=1024)
     # 976 uncached at $2.50, 1024 cached at $1.25, 500 output at $10
     check(price(book, "openai", "gpt-4o", usage), 0.00244, 0.00128, 0, 0.005)
-    check(price(book, "openai", "gpt-4o-mini", usage), 976 * 0.15 / 1e6, 1024 * 0.075 / 1e6, 0, 500 * 0.6 / 1e6)
+    check(
+        price(book, "openai", "gpt-4o-mini", usage), 976 * 0.15 / 1e6, 1024 * 0.075 / 1e6, 0, 500 * 0.6 / 1e6
+    )
 
 
 def test_reasoning_tokens_are_billed_as_output(book: PriceBook) -> None:
@@ -105,7 +109,9 @@ def test_dated_price_change_before_and_after(book: PriceBook) -> None:
     change = at("2025-06-10", hour=0)
     check(price(book, "openai", "o3", usage, change - 1), 0.01, 0, 0, 0.04)  # $10 / $40
     check(price(book, "openai", "o3", usage, change), 0.002, 0, 0, 0.008)  # $2 / $8
-    check(price(book, "openai", "o3", usage, at("2020-01-01")), 0.01, 0, 0, 0.04)  # earliest also covers before
+    check(
+        price(book, "openai", "o3", usage, at("2020-01-01")), 0.01, 0, 0, 0.04
+    )  # earliest also covers before
 
 
 def test_dated_change_that_removes_a_tier(book: PriceBook) -> None:
@@ -162,14 +168,22 @@ def test_estimated_usage_marks_the_source(book: PriceBook) -> None:
 
 def test_provider_cost() -> None:
     cost = provider_cost(0.0123, "bundled-2026-11-22", "openai/gpt-4o")
-    assert cost == Cost(0.0, 0.0, 0.0, 0.0, 0.0123, names.COST_SOURCE_PROVIDER, "bundled-2026-11-22", "openai/gpt-4o")
+    assert cost == Cost(
+        0.0, 0.0, 0.0, 0.0, 0.0123, names.COST_SOURCE_PROVIDER, "bundled-2026-11-22", "openai/gpt-4o"
+    )
 
 
 def test_fast_cost_equals_a_normally_built_cost(book: PriceBook) -> None:
     cost = price(book, "openai", "gpt-4o", Usage(input_tokens=1000, output_tokens=10))
     rebuilt = Cost(
-        cost.input_usd, cost.cache_read_usd, cost.cache_write_usd, cost.output_usd,
-        cost.total_usd, cost.source, cost.pricing_version, cost.model,
+        cost.input_usd,
+        cost.cache_read_usd,
+        cost.cache_write_usd,
+        cost.output_usd,
+        cost.total_usd,
+        cost.source,
+        cost.pricing_version,
+        cost.model,
     )
     assert cost == rebuilt and hash(cost) == hash(rebuilt)
     with pytest.raises(AttributeError):
@@ -211,8 +225,13 @@ models:
     # flex overlays only input; output (and its tiers) stay standard
     check(pricing.cost(Usage(input_tokens=2001, output_tokens=1000), old, "flex"), 0.0010005, 0, 0, 0.04)
     new = at("2025-01-01", hour=0)
-    usage = Usage(input_tokens=5000, output_tokens=100, cache_read_tokens=1000, cache_write_tokens=1000,
-                  cache_write_1h_tokens=500)
+    usage = Usage(
+        input_tokens=5000,
+        output_tokens=100,
+        cache_read_tokens=1000,
+        cache_write_tokens=1000,
+        cache_write_1h_tokens=500,
+    )
     # second period: no tiers; 1h writes fall back to the 5m price
     check(pricing.cost(usage, new), 0.009, 0.0003, 0.004, 0.0006)
     check(pricing.cost(usage, new, "batch"), 0.009, 0.0003, 0.004, 0.0006)  # no service tiers any more

@@ -29,7 +29,8 @@ def test_local_model_at_zero_is_priced_unknown_is_not(write: Write) -> None:
     assert pricing is not None
     cost = pricing.cost(USAGE, NOW)
     assert (cost.total_usd, cost.input_usd, cost.output_usd, cost.model) == (0.0, 0.0, 0.0, "llama3")
-    assert book.resolve("ollama", "llama3:8b") is not None  # ":8b" tags strip like Bedrock versions? no:
+    assert book.resolve("ollama", "llama3:latest") is pricing
+    assert book.resolve("ollama", "llama3:70b") is None  # another size: give it its own entry or alias
     assert book.resolve("ollama", "mistral") is None
 
 
@@ -50,7 +51,9 @@ models:
     usage = Usage(input_tokens=2000, cache_read_tokens=1000, output_tokens=1000)
     assert total(book, "openai", "my-model", usage) == pytest.approx(0.0005 + 0.00025 + 0.0015, abs=1e-9)
     assert total(book, "openai", "My-Model-V2", usage) == pytest.approx(0.00225, abs=1e-9)
-    assert total(book, "azure.ai.openai", "my-model", usage) == pytest.approx(0.00225, abs=1e-9)  # via fallback
+    assert total(book, "azure.ai.openai", "my-model", usage) == pytest.approx(
+        0.00225, abs=1e-9
+    )  # via fallback
 
 
 def test_fine_tune_uses_bundled_ft_prices_or_needs_an_override(write: Write) -> None:
@@ -124,18 +127,30 @@ def test_empty_overrides_file_is_fine(write: Write) -> None:
             "models:\n  my-model:\n    provider: openai\n    input: 1\n    cache_reed: 0.1\n",
             r"prices\.yaml:5: models\.my-model\.cache_reed: unknown key",
         ),
-        ("models:\n  my-model:\n    provider: openai\n    output: 1\n", r"prices\.yaml:3: models\.my-model: missing required key 'input'"),
-        ("models:\n  my-model:\n    input: 1\n", r"prices\.yaml:3: models\.my-model: missing required key 'provider'"),
-        ("models:\n  m: {provider: x, input: -2}\n", r"prices\.yaml:2: models\.m\.input: expected a number >= 0, got -2"),
-        ("models:\n  m: {provider: x, input: yes}\n", r"prices\.yaml:2: models\.m\.input: expected a number >= 0, got True"),
         (
-            "models:\n  - provider: x\n    model: m\n    input: 1\n    tiers:\n      - {above_input_tokens: 200, input: 2}\n"
-            "      - {above_input_tokens: 100, input: 3}\n",
+            "models:\n  my-model:\n    provider: openai\n    output: 1\n",
+            r"prices\.yaml:3: models\.my-model: missing required key 'input'",
+        ),
+        (
+            "models:\n  my-model:\n    input: 1\n",
+            r"prices\.yaml:3: models\.my-model: missing required key 'provider'",
+        ),
+        (
+            "models:\n  m: {provider: x, input: -2}\n",
+            r"prices\.yaml:2: models\.m\.input: expected a number >= 0, got -2",
+        ),
+        (
+            "models:\n  m: {provider: x, input: yes}\n",
+            r"prices\.yaml:2: models\.m\.input: expected a number >= 0, got True",
+        ),
+        (
+            "models:\n  - provider: x\n    model: m\n    input: 1\n    tiers:\n"
+            "      - {above_input_tokens: 200, input: 2}\n      - {above_input_tokens: 100, input: 3}\n",
             r"prices\.yaml:7: models\[0\]\.tiers\[1\]\.above_input_tokens: tiers must be in increasing order",
         ),
         (
-            "models:\n  m:\n    provider: x\n    periods:\n      - {input: 1}\n      - {from: 2025-06-01, input: 2}\n"
-            "      - {from: 2025-01-01, input: 3}\n",
+            "models:\n  m:\n    provider: x\n    periods:\n      - {input: 1}\n"
+            "      - {from: 2025-06-01, input: 2}\n      - {from: 2025-01-01, input: 3}\n",
             r"prices\.yaml:7: models\.m\.periods\[2\]\.from: periods must be in increasing date order",
         ),
         (
@@ -150,11 +165,23 @@ def test_empty_overrides_file_is_fine(write: Write) -> None:
             "models:\n  m: {provider: x, input: 1, service_tiers: {batch: {multiplier: 0.5, input: 1}}}\n",
             r"prices\.yaml:2: models\.m\.service_tiers\.batch: give either 'multiplier' or prices, not both",
         ),
-        ("discounts:\n  openai: -0.5\n", r"prices\.yaml:2: discounts\.openai: expected a number >= 0, got -0\.5"),
-        ("discounts:\n  openai: {everything: 0.5}\n", r"prices\.yaml:2: discounts\.openai\.everything: unknown key"),
-        ("deployments:\n  my-deploy: 12\n", r"prices\.yaml:2: deployments\.my-deploy: expected a model id, got 12"),
+        (
+            "discounts:\n  openai: -0.5\n",
+            r"prices\.yaml:2: discounts\.openai: expected a number >= 0, got -0\.5",
+        ),
+        (
+            "discounts:\n  openai: {everything: 0.5}\n",
+            r"prices\.yaml:2: discounts\.openai\.everything: unknown key",
+        ),
+        (
+            "deployments:\n  my-deploy: 12\n",
+            r"prices\.yaml:2: deployments\.my-deploy: expected a model id, got 12",
+        ),
         ("modles: {}\n", r"prices\.yaml:1: modles: unknown key"),
-        ("models:\n  m: {provider: x, input: 1}\n  m: {provider: x, input: 2}\n", r"prices\.yaml:3: models\.m: duplicate key"),
+        (
+            "models:\n  m: {provider: x, input: 1}\n  m: {provider: x, input: 2}\n",
+            r"prices\.yaml:3: models\.m: duplicate key",
+        ),
         ("models: [\n", r"prices\.yaml:2: invalid YAML"),
         ("version: 2\n", r"prices\.yaml:1: version: unsupported format version 2"),
         (
@@ -175,7 +202,9 @@ def test_json_syntax_error_has_a_line(write: Write) -> None:
 
 def test_json_validation_error_has_a_line(write: Write) -> None:
     text = '{\n "models": {\n  "m": {\n   "provider": "x",\n   "input": "abc"\n  }\n }\n}\n'
-    with pytest.raises(PricingError, match=r"prices\.json:5: models\.m\.input: expected a number >= 0, got 'abc'"):
+    with pytest.raises(
+        PricingError, match=r"prices\.json:5: models\.m\.input: expected a number >= 0, got 'abc'"
+    ):
         PriceBook.load(write(text, "prices.json"))
 
 

@@ -81,10 +81,17 @@ from genai_meter.pricing._ids import candidates
         ("mistral", "mistral-small-latest", "mistral-small", "mistral_ai"),
         ("x_ai", "grok-4-0709", "grok-4-0709", "x_ai"),
         ("xai", "grok-3-mini", "grok-3-mini", "x_ai"),
-        ("together", "meta-llama/Meta-Llama-3.1-8B-Instruct-Turbo", "meta-llama/meta-llama-3.1-8b-instruct-turbo", "together"),
+        (
+            "together",
+            "meta-llama/Meta-Llama-3.1-8B-Instruct-Turbo",
+            "meta-llama/meta-llama-3.1-8b-instruct-turbo",
+            "together",
+        ),
     ],
 )
-def test_normalisation(book: PriceBook, provider: str, model: str, canonical: str, price_provider: str) -> None:
+def test_normalisation(
+    book: PriceBook, provider: str, model: str, canonical: str, price_provider: str
+) -> None:
     pricing = book.resolve(provider, model)
     assert pricing is not None, f"{provider} {model} unpriced"
     assert (pricing.model, pricing.price_provider) == (canonical, price_provider)
@@ -119,7 +126,11 @@ def test_resolve_is_cached(book: PriceBook) -> None:
 def test_provider_is_the_callers_and_price_provider_the_lists(book: PriceBook) -> None:
     pricing = book.resolve("azure.ai.openai", "gpt-4o")
     assert isinstance(pricing, ModelPricing)
-    assert (pricing.provider, pricing.price_provider, pricing.model) == ("azure.ai.openai", "openai", "gpt-4o")
+    assert (pricing.provider, pricing.price_provider, pricing.model) == (
+        "azure.ai.openai",
+        "openai",
+        "gpt-4o",
+    )
 
 
 def test_candidates_order() -> None:
@@ -133,31 +144,74 @@ def test_candidates_order() -> None:
     assert candidates("openai/gpt-4o")[:2] == ["openai/gpt-4o", "gpt-4o"]
 
 
-REQUIRED = [
-    ("openai", m)
-    for m in (
-        "gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "o1", "o1-mini", "o3", "o3-mini",
-        "o4-mini", "gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-4-turbo", "gpt-3.5-turbo",
-        "text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002",
-    )
-] + [
-    ("anthropic", m)
-    for m in (
-        "claude-3-haiku", "claude-3-opus", "claude-3-5-haiku", "claude-3-5-sonnet", "claude-3-7-sonnet",
-        "claude-sonnet-4-0", "claude-opus-4-0", "claude-opus-4-1", "claude-sonnet-4-5", "claude-haiku-4-5",
-        "claude-opus-4-5",
-    )
-] + [
-    ("gcp.gemini", m)
-    for m in ("gemini-1.5-pro", "gemini-1.5-flash", "gemini-2.0-flash", "gemini-2.5-pro", "gemini-2.5-flash",
-              "gemini-2.5-flash-lite")
-] + [
-    ("groq", "llama-3.1-8b-instant"), ("groq", "llama-3.3-70b-versatile"), ("deepseek", "deepseek-chat"),
-    ("deepseek", "deepseek-reasoner"), ("mistral_ai", "mistral-large"), ("mistral_ai", "mistral-small"),
-    ("mistral_ai", "codestral"), ("together", "meta-llama/llama-3.3-70b-instruct-turbo"), ("x_ai", "grok-3"),
-    ("x_ai", "grok-4-0709"), ("openrouter", "openai/gpt-4o"), ("openrouter", "anthropic/claude-sonnet-4.5"),
-    ("openrouter", "google/gemini-2.5-pro"), ("openrouter", "meta-llama/llama-3.3-70b-instruct"),
-]
+REQUIRED = (
+    [
+        ("openai", m)
+        for m in (
+            "gpt-4o",
+            "gpt-4o-mini",
+            "gpt-4.1",
+            "gpt-4.1-mini",
+            "gpt-4.1-nano",
+            "o1",
+            "o1-mini",
+            "o3",
+            "o3-mini",
+            "o4-mini",
+            "gpt-5",
+            "gpt-5-mini",
+            "gpt-5-nano",
+            "gpt-4-turbo",
+            "gpt-3.5-turbo",
+            "text-embedding-3-small",
+            "text-embedding-3-large",
+            "text-embedding-ada-002",
+        )
+    ]
+    + [
+        ("anthropic", m)
+        for m in (
+            "claude-3-haiku",
+            "claude-3-opus",
+            "claude-3-5-haiku",
+            "claude-3-5-sonnet",
+            "claude-3-7-sonnet",
+            "claude-sonnet-4-0",
+            "claude-opus-4-0",
+            "claude-opus-4-1",
+            "claude-sonnet-4-5",
+            "claude-haiku-4-5",
+            "claude-opus-4-5",
+        )
+    ]
+    + [
+        ("gcp.gemini", m)
+        for m in (
+            "gemini-1.5-pro",
+            "gemini-1.5-flash",
+            "gemini-2.0-flash",
+            "gemini-2.5-pro",
+            "gemini-2.5-flash",
+            "gemini-2.5-flash-lite",
+        )
+    ]
+    + [
+        ("groq", "llama-3.1-8b-instant"),
+        ("groq", "llama-3.3-70b-versatile"),
+        ("deepseek", "deepseek-chat"),
+        ("deepseek", "deepseek-reasoner"),
+        ("mistral_ai", "mistral-large"),
+        ("mistral_ai", "mistral-small"),
+        ("mistral_ai", "codestral"),
+        ("together", "meta-llama/llama-3.3-70b-instruct-turbo"),
+        ("x_ai", "grok-3"),
+        ("x_ai", "grok-4-0709"),
+        ("openrouter", "openai/gpt-4o"),
+        ("openrouter", "anthropic/claude-sonnet-4.5"),
+        ("openrouter", "google/gemini-2.5-pro"),
+        ("openrouter", "meta-llama/llama-3.3-70b-instruct"),
+    ]
+)
 
 
 @pytest.mark.parametrize(("provider", "model"), REQUIRED)
@@ -171,13 +225,12 @@ def test_bundled_coverage(book: PriceBook, provider: str, model: str) -> None:
 
 def test_anthropic_cache_write_prices_and_long_context(book: PriceBook) -> None:
     for model in ("claude-3-5-sonnet", "claude-3-7-sonnet", "claude-sonnet-4-5", "claude-opus-4-1"):
-        spec = bundled_data()
         pricing = book.resolve("anthropic", model)
         assert pricing is not None
         latest = pricing.periods[-1].prices
         assert {"cache_read", "cache_write", "cache_write_1h"} <= set(latest), model
-        assert latest["cache_write_1h"] == 2 * latest["input"] and latest["cache_write"] == 1.25 * latest["input"]
-        assert spec.version
+        assert latest["cache_write_1h"] == 2 * latest["input"]
+        assert latest["cache_write"] == 1.25 * latest["input"]
     sonnet = book.resolve("anthropic", "claude-sonnet-4-5")
     assert sonnet is not None and sonnet.periods[0].tiers[0].above_input_tokens == 200_000
 
@@ -190,7 +243,7 @@ def test_bundled_header_keeps_the_licence() -> None:
 
 
 def test_bundled_data_matches_the_importer() -> None:
-    """The committed JSON is exactly what tools/import_genai_prices.py makes from the installed genai-prices."""
+    """The committed JSON is what tools/import_genai_prices.py makes from the installed genai-prices."""
     pytest.importorskip("genai_prices")
     import importlib.util
     from pathlib import Path
@@ -211,18 +264,23 @@ def test_version_string(book: PriceBook) -> None:
     assert book.version.startswith("bundled-20")
 
 
-def test_broken_bundled_file_is_reported_with_its_name(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+def test_broken_bundled_file_is_reported_with_its_name(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
     from pathlib import Path
 
     import genai_meter.pricing._book as book_module
 
     assert isinstance(tmp_path, Path)
-    (tmp_path / "bad.json").write_text('{"header": {"version": "2026-01-01"},\n "providers": {"x": {"models": '
-                                       '{"m": {"input": -1}}}}}\n')
+    (tmp_path / "bad.json").write_text(
+        '{"header": {"version": "2026-01-01"},\n "providers": {"x": {"models": {"m": {"input": -1}}}}}\n'
+    )
     monkeypatch.setattr(book_module, "DATA_DIR", tmp_path)
     book_module.bundled_data.cache_clear()
     try:
-        with pytest.raises(PricingError, match=r"bad\.json:2: providers\.x\.models\.m\.input: expected a number >= 0, got -1"):
+        with pytest.raises(
+            PricingError, match=r"bad\.json:2: providers\.x\.models\.m\.input: expected a number >= 0, got -1"
+        ):
             book_module.bundled_data()
     finally:
         book_module.bundled_data.cache_clear()

@@ -23,12 +23,27 @@ GLOBAL_SCOPE_VALUE = "global"
 DEFAULT_THRESHOLDS = (75.0, 90.0, 100.0)
 
 _TOP_KEYS = {
-    "store", "on_store_error", "timezone", "policies", "blocked", "key_prefix", "store_timeout_s",
+    "store",
+    "on_store_error",
+    "timezone",
+    "policies",
+    "blocked",
+    "key_prefix",
+    "store_timeout_s",
     "block_refresh_s",
 }
 _POLICY_KEYS = {
-    "name", "scope", "match", "period", "limit_usd", "mode", "thresholds", "max_requests", "max_tokens",
-    "timezone", "on_store_error",
+    "name",
+    "scope",
+    "match",
+    "period",
+    "limit_usd",
+    "mode",
+    "thresholds",
+    "max_requests",
+    "max_tokens",
+    "timezone",
+    "on_store_error",
 }
 
 
@@ -75,13 +90,17 @@ class BudgetConfig:
     source: str = "<config>"
 
 
-def _fail(source: str, message: str, budget: str | None = None, field: str | None = None) -> BudgetPolicyError:
+def _fail(
+    source: str, message: str, budget: str | None = None, field: str | None = None
+) -> BudgetPolicyError:
     return BudgetPolicyError(message, source=source, budget=budget, field=field)
 
 
 def _timezone(value: Any, source: str, budget: str | None, field: str) -> str:
     if not isinstance(value, str) or not value:
-        raise _fail(source, f"expected a time zone name such as 'Europe/Berlin', got {value!r}", budget, field)
+        raise _fail(
+            source, f"expected a time zone name such as 'Europe/Berlin', got {value!r}", budget, field
+        )
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
@@ -99,8 +118,12 @@ def _number(value: Any, source: str, budget: str | None, field: str, *, positive
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise _fail(source, f"expected a number, got {value!r}", budget, field)
     if value < 0 or (positive and value == 0):
-        raise _fail(source, f"expected a number {'above' if positive else 'of at least'} 0, got {value!r}",
-                    budget, field)
+        raise _fail(
+            source,
+            f"expected a number {'above' if positive else 'of at least'} 0, got {value!r}",
+            budget,
+            field,
+        )
     return float(value)
 
 
@@ -115,8 +138,12 @@ def _parse_scope(value: Any, source: str, budget: str) -> tuple[str, ...]:
         return ()
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list | tuple) or not all(isinstance(item, str) for item in items):
-        raise _fail(source, f"expected global, one of {', '.join(DIMENSIONS)}, or a list of them, got {value!r}",
-                    budget, "scope")
+        raise _fail(
+            source,
+            f"expected global, one of {', '.join(DIMENSIONS)}, or a list of them, got {value!r}",
+            budget,
+            "scope",
+        )
     scope: list[str] = []
     for item in items:
         if item not in DIMENSIONS:
@@ -133,11 +160,17 @@ def _parse_match(value: Any, scope: tuple[str, ...], source: str, budget: str) -
     if isinstance(value, str | int) and not isinstance(value, bool) and len(scope) == 1:
         value = {scope[0]: value}  # `match: acme` is short for `match: {tenant: acme}`
     if not isinstance(value, Mapping):
-        raise _fail(source, f"expected a mapping from scope to a value or '*', got {value!r}", budget, "match")
+        raise _fail(
+            source, f"expected a mapping from scope to a value or '*', got {value!r}", budget, "match"
+        )
     for key, item in value.items():
         if key not in scope:
-            raise _fail(source, f"{key!r} is not in the budget's scope {list(scope) or 'global'}", budget,
-                        f"match.{key}")
+            raise _fail(
+                source,
+                f"{key!r} is not in the budget's scope {list(scope) or 'global'}",
+                budget,
+                f"match.{key}",
+            )
         if isinstance(item, bool) or not isinstance(item, str | int) or str(item) == "":
             raise _fail(source, f"expected one value or '*', got {item!r}", budget, f"match.{key}")
     return tuple((dim, str(value.get(dim, WILDCARD))) for dim in scope)
@@ -161,15 +194,20 @@ def _parse_policy(raw: Any, index: int, source: str, defaults: tuple[str, str]) 
         raise _fail(source, f"every budget needs a non-empty name, got {name!r}", None, f"{where}.name")
     unknown = sorted(set(raw) - _POLICY_KEYS)
     if unknown:
-        raise _fail(source, f"unknown field (expected one of {', '.join(sorted(_POLICY_KEYS))})", name, unknown[0])
+        raise _fail(
+            source, f"unknown field (expected one of {', '.join(sorted(_POLICY_KEYS))})", name, unknown[0]
+        )
     scope = _parse_scope(raw.get("scope"), source, name)
     match = _parse_match(raw.get("match"), scope, source, name)
     period = _choice(raw.get("period", "month"), PERIODS, source, name, "period")
     limit = raw.get("limit_usd")
     limit_usd = None if limit is None else _number(limit, source, name, "limit_usd")
-    max_requests = None if raw.get("max_requests") is None else _count(raw["max_requests"], source, name,
-                                                                       "max_requests")
-    max_tokens = None if raw.get("max_tokens") is None else _count(raw["max_tokens"], source, name, "max_tokens")
+    max_requests = (
+        None if raw.get("max_requests") is None else _count(raw["max_requests"], source, name, "max_requests")
+    )
+    max_tokens = (
+        None if raw.get("max_tokens") is None else _count(raw["max_tokens"], source, name, "max_tokens")
+    )
     if limit_usd is None and max_requests is None and max_tokens is None:
         raise _fail(source, "a budget needs limit_usd, max_requests or max_tokens", name, "limit_usd")
     return BudgetPolicy(
@@ -183,7 +221,9 @@ def _parse_policy(raw: Any, index: int, source: str, defaults: tuple[str, str]) 
         max_requests=max_requests,
         max_tokens=max_tokens,
         timezone=_timezone(raw.get("timezone", defaults[0]), source, name, "timezone"),
-        on_store_error=_choice(raw.get("on_store_error", defaults[1]), FAIL_MODES, source, name, "on_store_error"),
+        on_store_error=_choice(
+            raw.get("on_store_error", defaults[1]), FAIL_MODES, source, name, "on_store_error"
+        ),
     )
 
 
@@ -191,7 +231,9 @@ def _parse_blocked(value: Any, source: str) -> tuple[BlockEntry, ...]:
     if value is None:
         return ()
     if not isinstance(value, list | tuple):
-        raise _fail(source, f"expected a list of {{user: ..., reason: ...}} entries, got {value!r}", None, "blocked")
+        raise _fail(
+            source, f"expected a list of {{user: ..., reason: ...}} entries, got {value!r}", None, "blocked"
+        )
     entries = []
     for index, raw in enumerate(value):
         where = f"blocked[{index}]"
@@ -200,7 +242,9 @@ def _parse_blocked(value: Any, source: str) -> tuple[BlockEntry, ...]:
         kinds = [key for key in ("user", "tenant") if key in raw]
         unknown = sorted(set(raw) - {"user", "tenant", "reason"})
         if unknown:
-            raise _fail(source, "unknown field (expected user or tenant, and reason)", None, f"{where}.{unknown[0]}")
+            raise _fail(
+                source, "unknown field (expected user or tenant, and reason)", None, f"{where}.{unknown[0]}"
+            )
         if len(kinds) != 1:
             raise _fail(source, "expected exactly one of user or tenant", None, where)
         target = raw[kinds[0]]
@@ -215,13 +259,19 @@ def _parse_blocked(value: Any, source: str) -> tuple[BlockEntry, ...]:
 
 def _store_url(value: Any, source: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise _fail(source, f"expected memory, sqlite:///path or redis://host:port/db, got {value!r}", None, "store")
+        raise _fail(
+            source, f"expected memory, sqlite:///path or redis://host:port/db, got {value!r}", None, "store"
+        )
     url = value.strip()
     if url == "memory" or url.startswith(("sqlite://", "redis://", "rediss://", "unix://")):
-        if url.startswith("sqlite://") and not url[len("sqlite://"):]:
-            raise _fail(source, "sqlite:// needs a file path, e.g. sqlite:///var/lib/app/budgets.db", None, "store")
+        if url.startswith("sqlite://") and not url[len("sqlite://") :]:
+            raise _fail(
+                source, "sqlite:// needs a file path, e.g. sqlite:///var/lib/app/budgets.db", None, "store"
+            )
         return url
-    raise _fail(source, f"expected memory, sqlite:///path or redis://host:port/db, got {value!r}", None, "store")
+    raise _fail(
+        source, f"expected memory, sqlite:///path or redis://host:port/db, got {value!r}", None, "store"
+    )
 
 
 def parse_budget_config(section: Mapping[str, Any] | None, source: str = "<config>") -> BudgetConfig:
@@ -229,10 +279,14 @@ def parse_budget_config(section: Mapping[str, Any] | None, source: str = "<confi
     if section is None:
         return BudgetConfig(source=source)
     if not isinstance(section, Mapping):
-        raise _fail(source, f"the budgets section must be a mapping, got {type(section).__name__}", None, "budgets")
+        raise _fail(
+            source, f"the budgets section must be a mapping, got {type(section).__name__}", None, "budgets"
+        )
     unknown = sorted(set(section) - _TOP_KEYS)
     if unknown:
-        raise _fail(source, f"unknown field (expected one of {', '.join(sorted(_TOP_KEYS))})", None, unknown[0])
+        raise _fail(
+            source, f"unknown field (expected one of {', '.join(sorted(_TOP_KEYS))})", None, unknown[0]
+        )
     timezone = _timezone(section.get("timezone", "UTC"), source, None, "timezone")
     on_error = _choice(section.get("on_store_error", "open"), FAIL_MODES, source, None, "on_store_error")
     raw_policies = section.get("policies") or []
@@ -256,7 +310,9 @@ def parse_budget_config(section: Mapping[str, Any] | None, source: str = "<confi
         timezone=timezone,
         blocked=_parse_blocked(section.get("blocked"), source),
         key_prefix=prefix,
-        store_timeout_s=_number(section.get("store_timeout_s", 0.25), source, None, "store_timeout_s", positive=True),
+        store_timeout_s=_number(
+            section.get("store_timeout_s", 0.25), source, None, "store_timeout_s", positive=True
+        ),
         block_refresh_s=_number(section.get("block_refresh_s", 1.0), source, None, "block_refresh_s"),
         source=source,
     )

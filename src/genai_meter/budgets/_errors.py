@@ -26,7 +26,7 @@ KIND_STORE_UNAVAILABLE = "store_unavailable"
 BLOCK_LIST_BUDGET = "block_list"
 
 
-class BudgetExceeded(Exception):  # noqa: N818 - the public name is fixed by the interface
+class BudgetExceeded(Exception):
     """The call was not sent: a hard budget is used up, or the user or tenant is blocked.
 
     `resets_at` is when the budget's period ends (`None` for the block list, which never resets
@@ -73,8 +73,19 @@ class BudgetExceeded(Exception):  # noqa: N818 - the public name is fixed by the
 
     def __reduce__(self) -> tuple[object, ...]:
         # Keyword-only fields would be lost by the default Exception pickling (multiprocessing).
-        return (_rebuild, (self.budget, self.scope_value, self.limit_usd, self.spend_usd, self.resets_at,
-                           self.reason, self.kind, self.events))
+        return (
+            _rebuild,
+            (
+                self.budget,
+                self.scope_value,
+                self.limit_usd,
+                self.spend_usd,
+                self.resets_at,
+                self.reason,
+                self.kind,
+                self.events,
+            ),
+        )
 
     def span_attributes(self) -> dict[str, str]:
         """Attributes for the `genai_meter.budget.blocked` span event."""
@@ -91,14 +102,17 @@ def _rebuild(
     kind: str,
     events: list[ThresholdEvent],
 ) -> BudgetExceeded:
-    return BudgetExceeded(budget, scope_value, limit_usd, spend_usd, resets_at, reason, kind=kind, events=events)
+    return BudgetExceeded(
+        budget, scope_value, limit_usd, spend_usd, resets_at, reason, kind=kind, events=events
+    )
 
 
 class BudgetPolicyError(ValueError):
     """A budget policy is wrong; the message names the file, the budget and the field."""
 
-    def __init__(self, message: str, *, source: str = "<config>", budget: str | None = None,
-                 field: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, source: str = "<config>", budget: str | None = None, field: str | None = None
+    ) -> None:
         self.source = source
         self.budget = budget
         self.field = field

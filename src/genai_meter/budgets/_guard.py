@@ -29,8 +29,16 @@ from genai_meter.budgets._metrics import BudgetMetrics
 from genai_meter.budgets._periods import period_bounds
 from genai_meter.budgets._status import level_for, uses_remaining
 from genai_meter.budgets._store import open_store
-from genai_meter.budgets._types import NANO, Blocked, BudgetStatus, Counters, PendingCall, Reservation, Target, \
-    ThresholdEvent
+from genai_meter.budgets._types import (
+    NANO,
+    Blocked,
+    BudgetStatus,
+    Counters,
+    PendingCall,
+    Reservation,
+    Target,
+    ThresholdEvent,
+)
 
 logger = logging.getLogger("genai_meter.budgets")
 
@@ -145,13 +153,15 @@ class BudgetGuard:
             else:
                 like = self._like.get(like_key)
                 estimate = max(like) if like else 0
-            keys = (route[0].key,) if len(route) == 1 else tuple(t.key for t in route)
+            keys = (route[0].key,) if len(route) == 1 else tuple([t.key for t in route])
             if now < self._store_down_until:
-                return self._store_unavailable(route, now, None)
+                self._store_unavailable(route, now, None)
+                return None
             try:
                 blocked = self._store.reserve(route, keys, estimate)
             except Exception as error:
-                return self._store_unavailable(route, now, error)
+                self._store_unavailable(route, now, error)
+                return None
             if self._store_down:
                 self._store_recovered()
             if blocked is not None:
@@ -163,7 +173,9 @@ class BudgetGuard:
             _record_fault("budgets.check_and_reserve", error)
             return None
 
-    def settle(self, reservation: Reservation, actual_cost_usd: float | None, tokens: int = 0) -> list[ThresholdEvent]:
+    def settle(
+        self, reservation: Reservation, actual_cost_usd: float | None, tokens: int = 0
+    ) -> list[ThresholdEvent]:
         """Replace the reservation by the real cost (None releases it); returns thresholds fired now."""
         try:
             if reservation.settled:
@@ -176,7 +188,7 @@ class BudgetGuard:
             except Exception as error:
                 self._store_error(error, _OUTCOME_OPEN)
                 return []
-            for target, key, spend in zip(targets, keys, spends):
+            for target, key, spend in zip(targets, keys, spends, strict=True):
                 target.last_spend = spend
                 target.last_key = key
             if actual >= 0:
@@ -287,8 +299,9 @@ class BudgetGuard:
 
     def _fire(self, target: Target, key: str, index: int, spend: int) -> ThresholdEvent:
         start = float(key.rsplit("|", 1)[1])
-        _, end = period_bounds(self._policies[target.policy_index].policy.period,
-                               self._policies[target.policy_index].tz, start)
+        _, end = period_bounds(
+            self._policies[target.policy_index].policy.period, self._policies[target.policy_index].tz, start
+        )
         event = ThresholdEvent(
             budget=target.budget,
             scope_value=target.scope_value,
@@ -301,8 +314,13 @@ class BudgetGuard:
         self._metrics.threshold(target.budget, target.label, event.threshold_percent)
         logger.warning(
             "budget %r (%s) reached %g%%: $%.4f of $%.4f in the period %s to %s",
-            event.budget, event.scope_value, event.threshold_percent, event.spend_usd, event.limit_usd,
-            event.period_start.isoformat(), event.period_end.isoformat(),
+            event.budget,
+            event.scope_value,
+            event.threshold_percent,
+            event.spend_usd,
+            event.limit_usd,
+            event.period_start.isoformat(),
+            event.period_end.isoformat(),
         )
         if self._on_threshold is not None:
             try:
@@ -318,7 +336,7 @@ class BudgetGuard:
             self._store_down_until = now + _STORE_RETRY_S
         self._store_error(error, outcome)
         if closed is None:
-            return None
+            return
         self._metrics.blocked(closed.budget, closed.label)
         raise BudgetExceeded(
             closed.budget,
@@ -338,7 +356,10 @@ class BudgetGuard:
             logger.warning(
                 "budget store %s failed (%s); budgets fail %s until it works again (further errors are "
                 "counted in %s)",
-                _safe_store(self.config.store), error, outcome, names.BUDGET_STORE_ERRORS.prometheus_name,
+                _safe_store(self.config.store),
+                error,
+                outcome,
+                names.BUDGET_STORE_ERRORS.prometheus_name,
             )
 
     def _store_recovered(self) -> None:
@@ -361,7 +382,9 @@ class BudgetGuard:
     def _apply_blocks(self, stored: dict[tuple[str, str], str]) -> None:
         merged = {**stored, **self._config_blocks}
         self._blocked_users = {value: reason for (kind, value), reason in merged.items() if kind == "user"}
-        self._blocked_tenants = {value: reason for (kind, value), reason in merged.items() if kind == "tenant"}
+        self._blocked_tenants = {
+            value: reason for (kind, value), reason in merged.items() if kind == "tenant"
+        }
 
     # --- admin and status ----------------------------------------------------------------------
     def block(self, kind: str, value: str, reason: str) -> None:
@@ -382,8 +405,9 @@ class BudgetGuard:
         """The block list in force: (kind, value) -> reason, from the store and the configuration."""
         return {**self._store.blocked(), **self._config_blocks}
 
-    def status(self, *, user: str | None = None, tenant: str | None = None,
-               feature: str | None = None) -> list[BudgetStatus]:
+    def status(
+        self, *, user: str | None = None, tenant: str | None = None, feature: str | None = None
+    ) -> list[BudgetStatus]:
         """Each budget a call by this user / tenant / feature would count against, in its current period."""
         try:
             now = self._now()
@@ -451,7 +475,7 @@ class BudgetGuard:
 
 
 def _safe_store(url: str) -> str:
-    head, sep, tail = url.rpartition("@")
+    _head, sep, tail = url.rpartition("@")
     return f"{url.split('//', 1)[0]}//***@{tail}" if sep else url
 
 

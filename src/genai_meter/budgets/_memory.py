@@ -9,43 +9,64 @@ from collections.abc import Callable, Sequence
 from genai_meter.budgets._store import RECENT_COSTS, refusal
 from genai_meter.budgets._types import Blocked, Counters, Target
 
-# Entry layout (a list, not an object: attribute access would double the cost of the hot path).
-_SPEND, _RESERVED, _REQUESTS, _TOKENS, _FIRED, _NEXT, _EXPIRES = range(7)
 _PURGE_EVERY = 4096
+
+
+_NEVER = 1 << 62
+
+
+class _Entry:
+    __slots__ = ("expires", "fired", "next", "next_at", "recent", "requests", "reserved", "spend", "tokens")
+
+    def __init__(self, expires: float, first_threshold: int, recent: deque[int]) -> None:
+        self.spend = 0
+        self.reserved = 0
+        self.requests = 0
+        self.tokens = 0
+        self.fired: set[str] = set()
+        self.next = 0  # index of the next threshold not yet reached (thresholds are sorted)
+        self.next_at = first_threshold  # its amount: one compare per settle
+        self.recent = recent  # the budget and scope value's recent per-call costs
+        self.expires = expires
 
 
 class MemoryStore:
     def __init__(self, now: Callable[[], float]) -> None:
         self._now = now
         self._lock = threading.Lock()
-        self._data: dict[str, list[object]] = {}
+        self._data: dict[str, _Entry] = {}
         self._recent: dict[str, deque[int]] = {}
         self._blocked: dict[tuple[str, str], str] = {}
         self._writes = 0
 
-    def _entry(self, key: str, target: Target) -> list[object]:
+    def _entry(self, key: str, target: Target) -> _Entry:
         entry = self._data.get(key)
         if entry is None:
-            entry = self._data[key] = [0, 0, 0, 0, set(), 0, self._now() + target.ttl]
+            recent = self._recent.get(target.recent_key)
+            if recent is None:
+                recent = self._recent[target.recent_key] = deque(maxlen=RECENT_COSTS)
+            first = target.amounts[0] if target.amounts else _NEVER
+            entry = self._data[key] = _Entry(self._now() + target.ttl, first, recent)
         return entry
 
     def reserve(self, targets: Sequence[Target], keys: Sequence[str], estimate: int) -> Blocked | None:
+        data = self._data
         with self._lock:
-            entries = [self._entry(key, target) for key, target in zip(keys, targets)]
+            entries = []
             for index, target in enumerate(targets):
+                e = data.get(keys[index]) or self._entry(keys[index], target)
+                entries.append(e)
                 if target.hard:
-                    e = entries[index]
-                    why = refusal(target, e[_SPEND], e[_RESERVED], e[_REQUESTS], e[_TOKENS], estimate)  # type: ignore[arg-type]
+                    why = refusal(target, e.spend, e.reserved, e.requests, e.tokens, estimate)
                     if why is not None:
                         fired = False
                         if why == "usd" and target.block_field:
-                            claimed: set[str] = e[_FIRED]  # type: ignore[assignment]
-                            fired = target.block_field not in claimed
-                            claimed.add(target.block_field)
-                        return Blocked(index, why, e[_SPEND], e[_RESERVED], e[_REQUESTS], e[_TOKENS], fired)  # type: ignore[arg-type]
+                            fired = target.block_field not in e.fired
+                            e.fired.add(target.block_field)
+                        return Blocked(index, why, e.spend, e.reserved, e.requests, e.tokens, fired)
             for e in entries:
-                e[_RESERVED] += estimate  # type: ignore[operator]
-                e[_REQUESTS] += 1  # type: ignore[operator]
+                e.reserved += estimate
+                e.requests += 1
             self._writes += 1
             if self._writes % _PURGE_EVERY == 0:
                 self._purge()
@@ -56,39 +77,38 @@ class MemoryStore:
     ) -> tuple[list[int], list[tuple[int, int]]]:
         spends: list[int] = []
         fired: list[tuple[int, int]] = []
+        data = self._data
         with self._lock:
             for index, target in enumerate(targets):
-                e = self._entry(keys[index], target)
-                left: int = e[_RESERVED] - estimate  # type: ignore[operator]
-                e[_RESERVED] = left if left > 0 else 0
-                e[_TOKENS] += tokens  # type: ignore[operator]
-                spend: int = e[_SPEND]  # type: ignore[assignment]
+                e = data.get(keys[index]) or self._entry(keys[index], target)
+                left = e.reserved - estimate
+                e.reserved = left if left > 0 else 0
+                e.tokens += tokens
                 if actual >= 0:
-                    spend += actual
-                    e[_SPEND] = spend
-                    recent = self._recent.get(target.recent_key)
-                    if recent is None:
-                        recent = self._recent[target.recent_key] = deque(maxlen=RECENT_COSTS)
-                    recent.append(actual)
-                    # Thresholds are sorted: only the next unfired one needs a compare per call.
-                    nxt: int = e[_NEXT]  # type: ignore[assignment]
-                    amounts = target.amounts
-                    while nxt < len(amounts) and spend >= amounts[nxt]:
-                        claimed: set[str] = e[_FIRED]  # type: ignore[assignment]
-                        if target.fields[nxt] not in claimed:
-                            claimed.add(target.fields[nxt])
-                            fired.append((index, nxt))
-                        nxt += 1
-                    e[_NEXT] = nxt
-                spends.append(spend)
+                    e.spend += actual
+                    e.recent.append(actual)
+                    if e.spend >= e.next_at:
+                        self._claim(e, target, index, fired)
+                spends.append(e.spend)
         return spends, fired
+
+    @staticmethod
+    def _claim(e: _Entry, target: Target, index: int, fired: list[tuple[int, int]]) -> None:
+        amounts = target.amounts
+        while e.next < len(amounts) and e.spend >= amounts[e.next]:
+            field = target.fields[e.next]
+            if field not in e.fired:  # not already claimed by a blocked call
+                e.fired.add(field)
+                fired.append((index, e.next))
+            e.next += 1
+        e.next_at = amounts[e.next] if e.next < len(amounts) else _NEVER
 
     def read(self, key: str) -> Counters:
         with self._lock:
             e = self._data.get(key)
             if e is None:
                 return Counters()
-            return Counters(e[_SPEND], e[_RESERVED], e[_REQUESTS], e[_TOKENS], tuple(sorted(e[_FIRED])))  # type: ignore[arg-type]
+            return Counters(e.spend, e.reserved, e.requests, e.tokens, tuple(sorted(e.fired)))
 
     def recent(self, recent_key: str) -> list[int]:
         with self._lock:
@@ -108,7 +128,7 @@ class MemoryStore:
 
     def _purge(self) -> None:
         now = self._now()
-        for key in [key for key, e in self._data.items() if e[_EXPIRES] < now]:  # type: ignore[operator]
+        for key in [key for key, e in self._data.items() if e.expires < now]:
             del self._data[key]
 
     def close(self) -> None:

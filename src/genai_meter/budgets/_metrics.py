@@ -15,7 +15,9 @@ from genai_meter.budgets._types import NANO, Target
 
 
 class BudgetMetrics:
-    def __init__(self, meter: Meter | None, targets: Callable[[], Iterable[Target]], now: Callable[[], float]) -> None:
+    def __init__(
+        self, meter: Meter | None, targets: Callable[[], Iterable[Target]], now: Callable[[], float]
+    ) -> None:
         self._targets = targets
         self._now = now
         self._meter = meter
@@ -27,7 +29,9 @@ class BudgetMetrics:
             description=names.BUDGET_THRESHOLD_CROSSINGS.description,
         )
         self._blocked = meter.create_counter(
-            names.BUDGET_BLOCKED.otel_name, unit=names.BUDGET_BLOCKED.unit, description=names.BUDGET_BLOCKED.description
+            names.BUDGET_BLOCKED.otel_name,
+            unit=names.BUDGET_BLOCKED.unit,
+            description=names.BUDGET_BLOCKED.description,
         )
         self._store_errors = meter.create_counter(
             names.BUDGET_STORE_ERRORS.otel_name,
@@ -49,8 +53,14 @@ class BudgetMetrics:
 
     def threshold(self, budget: str, label: str, percent: float) -> None:
         if self._meter is not None:
-            self._thresholds.add(1, {names.LABEL_BUDGET: budget, names.LABEL_SCOPE_VALUE: label,
-                                     names.LABEL_THRESHOLD: _percent_label(percent)})
+            self._thresholds.add(
+                1,
+                {
+                    names.LABEL_BUDGET: budget,
+                    names.LABEL_SCOPE_VALUE: label,
+                    names.LABEL_THRESHOLD: _percent_label(percent),
+                },
+            )
 
     def blocked(self, budget: str, label: str) -> None:
         if self._meter is not None:

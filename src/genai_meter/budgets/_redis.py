@@ -124,7 +124,7 @@ class RedisStore:
 
     def _safe_url(self) -> str:
         # Never log a password from the URL.
-        head, sep, tail = self._url.rpartition("@")
+        _head, sep, tail = self._url.rpartition("@")
         return f"{self._url.split('//', 1)[0]}//***@{tail}" if sep else self._url
 
     def reserve(self, targets: Sequence[Target], keys: Sequence[str], estimate: int) -> Blocked | None:
@@ -135,8 +135,15 @@ class RedisStore:
         if not answer:
             return None
         index, why, spend, reserved, requests, tokens, fired = answer
-        return Blocked(int(index) - 1, why.decode() if isinstance(why, bytes) else str(why), int(spend),
-                       int(reserved), int(requests), int(tokens), bool(fired))
+        return Blocked(
+            int(index) - 1,
+            why.decode() if isinstance(why, bytes) else str(why),
+            int(spend),
+            int(reserved),
+            int(requests),
+            int(tokens),
+            bool(fired),
+        )
 
     def settle(
         self, targets: Sequence[Target], keys: Sequence[str], estimate: int, actual: int, tokens: int
@@ -145,7 +152,7 @@ class RedisStore:
         args: list[object] = [str(-estimate), actual, tokens, RECENT_COSTS]
         for t in targets:
             args += (t.ttl, len(t.amounts))
-            for amount, field in zip(t.amounts, t.fields):
+            for amount, field in zip(t.amounts, t.fields, strict=True):
                 args += (amount, field)
         names = [self._counter + key for key in keys] + [self._recent + t.recent_key for t in targets]
         answer = self._run(self._settle_script, names, args)

@@ -10,6 +10,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from genai_meter.budgets._store import RECENT_COSTS, StoreUnavailable, refusal
 from genai_meter.budgets._types import Blocked, Counters, Target
@@ -47,8 +48,9 @@ class SQLiteStore:
                 folder = os.path.dirname(self._path)
                 if folder:
                     os.makedirs(folder, exist_ok=True)
-                conn = sqlite3.connect(self._path, timeout=self._timeout_s, isolation_level=None,
-                                       check_same_thread=False)
+                conn = sqlite3.connect(
+                    self._path, timeout=self._timeout_s, isolation_level=None, check_same_thread=False
+                )
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.executescript(_SCHEMA)
@@ -63,7 +65,9 @@ class SQLiteStore:
         ).fetchone()
         return (0, 0, 0, 0, "") if row is None else row
 
-    def _write(self, conn: sqlite3.Connection, key: str, target: Target, values: tuple[int, int, int, int, str]) -> None:
+    def _write(
+        self, conn: sqlite3.Connection, key: str, target: Target, values: tuple[int, int, int, int, str]
+    ) -> None:
         conn.execute(
             "INSERT INTO budget_counters (key, spend, reserved, requests, tokens, fired, expires_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET spend = excluded.spend,"
@@ -87,16 +91,24 @@ class SQLiteStore:
                 rows = [self._row(conn, key) for key in keys]
                 for index, target in enumerate(targets):
                     spend, reserved, requests, tokens, fired = rows[index]
-                    why = refusal(target, spend, reserved, requests, tokens, estimate) if target.hard else None
+                    why = (
+                        refusal(target, spend, reserved, requests, tokens, estimate) if target.hard else None
+                    )
                     if why is not None:
                         claimed = False
                         if why == "usd" and target.block_field and target.block_field not in fired.split(","):
                             claimed = True
-                            self._write(conn, keys[index], target,
-                                        (spend, reserved, requests, tokens, _add(fired, target.block_field)))
+                            self._write(
+                                conn,
+                                keys[index],
+                                target,
+                                (spend, reserved, requests, tokens, _add(fired, target.block_field)),
+                            )
                         conn.execute("COMMIT")
                         return Blocked(index, why, spend, reserved, requests, tokens, claimed)
-                for key, target, (spend, reserved, requests, tokens, fired) in zip(keys, targets, rows):
+                for key, target, (spend, reserved, requests, tokens, fired) in zip(
+                    keys, targets, rows, strict=True
+                ):
                     self._write(conn, key, target, (spend, reserved + estimate, requests + 1, tokens, fired))
                 self._writes += 1
                 if self._writes % _PURGE_EVERY == 0:
@@ -115,7 +127,7 @@ class SQLiteStore:
         with self._lock:
             conn = self._transaction()
             try:
-                for index, (key, target) in enumerate(zip(keys, targets)):
+                for index, (key, target) in enumerate(zip(keys, targets, strict=True)):
                     spend, reserved, requests, used, fired = self._row(conn, key)
                     reserved = max(0, reserved - estimate)
                     if actual >= 0:
@@ -136,7 +148,7 @@ class SQLiteStore:
 
     def _push_recent(self, conn: sqlite3.Connection, key: str, cost: int) -> None:
         row = conn.execute("SELECT costs FROM budget_recent WHERE key = ?", (key,)).fetchone()
-        costs = ([] if row is None or not row[0] else row[0].split(","))[-(RECENT_COSTS - 1):]
+        costs = ([] if row is None or not row[0] else row[0].split(","))[-(RECENT_COSTS - 1) :]
         costs.append(str(cost))
         conn.execute(
             "INSERT INTO budget_recent (key, costs) VALUES (?, ?)"
@@ -144,7 +156,7 @@ class SQLiteStore:
             (key, ",".join(costs)),
         )
 
-    def _query(self, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
+    def _query(self, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
         with self._lock:
             try:
                 return self._connect().execute(sql, params).fetchall()
@@ -152,20 +164,29 @@ class SQLiteStore:
                 raise StoreUnavailable(f"SQLite budget store {self._path}: {error}") from error
 
     def read(self, key: str) -> Counters:
-        rows = self._query("SELECT spend, reserved, requests, tokens, fired FROM budget_counters WHERE key = ?",
-                           (key,))
+        rows = self._query(
+            "SELECT spend, reserved, requests, tokens, fired FROM budget_counters WHERE key = ?", (key,)
+        )
         if not rows:
             return Counters()
         spend, reserved, requests, tokens, fired = rows[0]
-        return Counters(int(spend), int(reserved), int(requests), int(tokens),  # type: ignore[call-overload]
-                        tuple(sorted(filter(None, str(fired).split(",")))))
+        return Counters(
+            int(spend),
+            int(reserved),
+            int(requests),
+            int(tokens),
+            tuple(sorted(filter(None, str(fired).split(",")))),
+        )
 
     def recent(self, recent_key: str) -> list[int]:
         rows = self._query("SELECT costs FROM budget_recent WHERE key = ?", (recent_key,))
         return [int(item) for item in str(rows[0][0]).split(",") if item] if rows else []
 
     def blocked(self) -> dict[tuple[str, str], str]:
-        return {(str(k), str(v)): str(r) for k, v, r in self._query("SELECT kind, value, reason FROM budget_blocked", ())}
+        return {
+            (str(k), str(v)): str(r)
+            for k, v, r in self._query("SELECT kind, value, reason FROM budget_blocked", ())
+        }
 
     def block(self, kind: str, value: str, reason: str) -> None:
         self._query(
@@ -178,7 +199,8 @@ class SQLiteStore:
         with self._lock:
             try:
                 cursor = self._connect().execute(
-                    "DELETE FROM budget_blocked WHERE kind = ? AND value = ?", (kind, value))
+                    "DELETE FROM budget_blocked WHERE kind = ? AND value = ?", (kind, value)
+                )
                 return cursor.rowcount > 0
             except sqlite3.Error as error:
                 raise StoreUnavailable(f"SQLite budget store {self._path}: {error}") from error

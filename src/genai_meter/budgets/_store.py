@@ -48,7 +48,9 @@ class SpendStore(Protocol):
     def close(self) -> None: ...
 
 
-def refusal(target: Target, spend: int, reserved: int, requests: int, tokens: int, estimate: int) -> str | None:
+def refusal(
+    target: Target, spend: int, reserved: int, requests: int, tokens: int, estimate: int
+) -> str | None:
     """Why a hard target refuses a call, or None. Spend exactly at the limit refuses even a $0 estimate."""
     if target.limit >= 0:
         taken = spend + reserved
@@ -71,7 +73,7 @@ def open_store(config: BudgetConfig, now: Callable[[], float]) -> SpendStore:
     if url.startswith("sqlite://"):
         from genai_meter.budgets._sqlite import SQLiteStore
 
-        return SQLiteStore(url[len("sqlite://"):], now, timeout_s=max(config.store_timeout_s, 1.0))
+        return SQLiteStore(url[len("sqlite://") :], now, timeout_s=max(config.store_timeout_s, 5.0))
     from genai_meter.budgets._redis import RedisStore
 
     return RedisStore(url, config.key_prefix, timeout_s=config.store_timeout_s)

@@ -15,7 +15,13 @@ from typing import Any
 
 import yaml
 
-from genai_meter.budgets import BudgetConfig, BudgetGuard, BudgetPolicyError, BudgetStatus, parse_budget_config
+from genai_meter.budgets import (
+    BudgetConfig,
+    BudgetGuard,
+    BudgetPolicyError,
+    BudgetStatus,
+    parse_budget_config,
+)
 
 _CONFIG_ENV = "GENAI_METER_CONFIG"
 
@@ -100,8 +106,10 @@ def _guard(args: argparse.Namespace, *, shared: bool) -> BudgetGuard:
         raise _UserError(f"no configuration file: pass --config FILE or set {_CONFIG_ENV}")
     config = load_config(path)
     if config.store == "memory":
-        message = ("the budget store is 'memory', which lives inside each app process; "
-                   "configure budgets.store as sqlite:///PATH or redis://HOST:PORT/DB to share it")
+        message = (
+            "the budget store is 'memory', which lives inside each app process; "
+            "configure budgets.store as sqlite:///PATH or redis://HOST:PORT/DB to share it"
+        )
         if shared:
             raise _UserError(message)
         print(f"note: {message}", file=sys.stderr)
@@ -140,14 +148,30 @@ def _status_inner(args: argparse.Namespace) -> int:
         return 0
     rows = [("BUDGET", "SCOPE", "PERIOD END", "SPEND", "LIMIT", "USED", "LEVEL", "USES LEFT")]
     for s in statuses:
-        uses = "?" if s.uses_remaining_min is None else (
-            f"{s.uses_remaining_min}" if s.uses_remaining_min == s.uses_remaining_max
-            else f"{s.uses_remaining_min}-{s.uses_remaining_max}")
-        rows.append((s.budget, s.scope_value, s.period_end.isoformat(timespec="minutes"), f"${s.spend_usd:.4f}",
-                     "-" if s.limit_usd is None else f"${s.limit_usd:.2f}", f"{s.percent_used:.1f}%", s.level, uses))
+        uses = (
+            "?"
+            if s.uses_remaining_min is None
+            else (
+                f"{s.uses_remaining_min}"
+                if s.uses_remaining_min == s.uses_remaining_max
+                else f"{s.uses_remaining_min}-{s.uses_remaining_max}"
+            )
+        )
+        rows.append(
+            (
+                s.budget,
+                s.scope_value,
+                s.period_end.isoformat(timespec="minutes"),
+                f"${s.spend_usd:.4f}",
+                "-" if s.limit_usd is None else f"${s.limit_usd:.2f}",
+                f"{s.percent_used:.1f}%",
+                s.level,
+                uses,
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     return 0
 
 
@@ -219,8 +243,11 @@ def _blocked(args: argparse.Namespace) -> int:
         finally:
             guard.close()
         if args.json:
-            print(json.dumps([{"kind": k, "value": v, "reason": r} for (k, v), r in sorted(entries.items())],
-                             indent=2))
+            print(
+                json.dumps(
+                    [{"kind": k, "value": v, "reason": r} for (k, v), r in sorted(entries.items())], indent=2
+                )
+            )
         elif not entries:
             print("nobody is blocked")
         else:
@@ -234,8 +261,10 @@ def _blocked(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     def inner(args: argparse.Namespace) -> int:
         config = load_config(args.file)
-        print(f"{args.file}: ok ({len(config.policies)} budget(s), {len(config.blocked)} block list entr"
-              f"{'y' if len(config.blocked) == 1 else 'ies'}, store {config.store})")
+        print(
+            f"{args.file}: ok ({len(config.policies)} budget(s), {len(config.blocked)} block list entr"
+            f"{'y' if len(config.blocked) == 1 else 'ies'}, store {config.store})"
+        )
         return 0
 
     return _run(inner, args)

@@ -47,7 +47,10 @@ def _run(args: argparse.Namespace) -> int:
         try:
             provider = FakeProvider(host=args.host, port=args.port).start()
         except OSError as err:
-            print(f"fake-provider: cannot listen on {args.host}:{args.port}: {err.strerror or err}", file=sys.stderr)
+            print(
+                f"fake-provider: cannot listen on {args.host}:{args.port}: {err.strerror or err}",
+                file=sys.stderr,
+            )
             return 2
         try:
             print(f"fake provider listening on {provider.base_url}", flush=True)

@@ -34,7 +34,9 @@ def register(subparsers: Any) -> None:
 
     show = commands.add_parser("show", help="dated price history, long-context and service tiers of a model")
     show.add_argument("model")
-    show.add_argument("--provider", help="provider the calls go to (default: every provider listing the model)")
+    show.add_argument(
+        "--provider", help="provider the calls go to (default: every provider listing the model)"
+    )
     _common(show)
     show.set_defaults(func=cmd_show)
 
@@ -100,8 +102,10 @@ def _rates(values: tuple[float, ...]) -> dict[str, float]:
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(widths[i]) if i < 2 else cell.rjust(widths[i]) for i, cell in enumerate(row))
-             for row in [header, *rows]]
+    lines = [
+        "  ".join(cell.ljust(widths[i]) if i < 2 else cell.rjust(widths[i]) for i, cell in enumerate(row))
+        for row in [header, *rows]
+    ]
     return "\n".join(line.rstrip() for line in lines)
 
 
@@ -166,7 +170,8 @@ def _describe(pricing: ModelPricing) -> dict[str, Any]:
                 tier: dict[str, Any] = _rates(pricing.rates(at, name))
                 if thresholds:
                     tier["tiers"] = [
-                        {"above_input_tokens": n, **_rates(pricing.rates(at, name, n + 1))} for n in thresholds
+                        {"above_input_tokens": n, **_rates(pricing.rates(at, name, n + 1))}
+                        for n in thresholds
                     ]
                 entry["service_tiers"][name] = tier
         periods.append(entry)

@@ -18,7 +18,7 @@ Endpoints (POST unless noted):
   /v1/messages (also client.beta.messages), /v1/messages/count_tokens      Anthropic
   /{v1,v1beta,v1alpha}/models/{model}:generateContent|:streamGenerateContent   Gemini
   GET /v1/organization/usage/completions, /usage/embeddings, /costs        OpenAI admin (Bearer key)
-  GET /v1/organizations/usage_report/messages, /cost_report                Anthropic admin (x-api-key)
+  GET /v1/organizations/usage_report/messages, /cost_report    Anthropic admin (x-api-key or Bearer)
 
 Per-request controls (request headers):
   x-fake-usage        JSON: the provider's own usage object, returned verbatim (nulls and negative
@@ -59,9 +59,14 @@ Usage per stream: OpenAI chat/completions add a `choices: []` usage chunk only w
 
 `request_count` counts requests to the generation/embedding endpoints (errors included; not
 count_tokens or admin GETs). `requests` records every request (lower-cased header names). Admin
-reports are built from completed calls only (not errors, drops or malformed answers), bucketed by
-UTC day (or `bucket_width`), grouped by model when `group_by` asks; costs use the flat prices in
-`FAKE_PRICES_PER_MTOK`. `set_report(path, body)` replaces a report verbatim.
+reports are built from completed calls only (not errors, drops or malformed answers; Gemini has
+none), in UTC-aligned `bucket_width` buckets (default 1d, empty buckets included) from `start_time`
+/ `starting_at` to `end_time` / `ending_at` (default: now), grouped by model when `group_by[]` asks
+(usage; `models[]` filters), by `line_item` / `description` (costs). One page only: `limit` and
+`page` are ignored, `has_more` is false. Costs use the flat, model-independent prices in
+`FAKE_PRICES_PER_MTOK` (USD per million tokens: input 1.00, cached input 0.10, cache write 5m 1.25
+/ 1h 2.00, output 4.00; OpenAI cache writes are billed as input). `set_report(path, body)` replaces
+a report verbatim.
 """
 
 from __future__ import annotations

@@ -90,7 +90,7 @@ def messages(body: dict[str, Any], controls: Controls, now: float) -> Served:
     delta_usage = {key: usage[key] for key in _DELTA_FIELDS if key in usage}
     delta_usage["output_tokens"] = output
 
-    def event(kind: str, content: bool = False, **fields: Any) -> Frame:
+    def event(kind: str, *, content: bool = False, **fields: Any) -> Frame:
         return Frame(sse({"type": kind, **fields}, event=kind), content=content)
 
     frames = [

@@ -59,7 +59,12 @@ def generate(model_path: str, body: dict[str, Any], controls: Controls, now: flo
         candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}
         if finish:
             candidate["finishReason"] = "STOP"
-        return {"candidates": [candidate], "usageMetadata": meta, "modelVersion": model, "responseId": response_id}
+        return {
+            "candidates": [candidate],
+            "usageMetadata": meta,
+            "modelVersion": model,
+            "responseId": response_id,
+        }
 
     if not stream:
         return Served(record, body=reply("".join(pieces), True, usage))

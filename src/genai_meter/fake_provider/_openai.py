@@ -69,7 +69,12 @@ def chat(body: dict[str, Any], controls: Controls, now: float) -> Served:
     record = UsageRecord("openai.completions", model, usage, now)
     base = {"id": new_id("chatcmpl-"), "created": int(now), "model": model, "system_fingerprint": "fp_fake"}
     if not body.get("stream"):
-        message = {"role": "assistant", "content": "".join(pieces), "refusal": None, "annotations": []}
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": "".join(pieces),
+            "refusal": None,
+            "annotations": [],
+        }
         choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
         return Served(record, body={**base, "object": "chat.completion", "choices": [choice], "usage": usage})
 
@@ -182,9 +187,9 @@ def responses(body: dict[str, Any], controls: Controls, now: float) -> Served:
         return Served(record, body=final)
 
     seq = iter(range(1_000_000))
-    ref = {"item_id": msg_id, "output_index": 0, "content_index": 0}
+    ref: dict[str, Any] = {"item_id": msg_id, "output_index": 0, "content_index": 0}
 
-    def event(kind: str, content: bool = False, **fields: Any) -> Frame:
+    def event(kind: str, *, content: bool = False, **fields: Any) -> Frame:
         return Frame(sse({"type": kind, "sequence_number": next(seq), **fields}, event=kind), content=content)
 
     frames = [
@@ -237,9 +242,7 @@ def embeddings(body: dict[str, Any], controls: Controls, now: float) -> Served:
     data = []
     for index in range(len(inputs)):
         vector = _vector(index, dims)
-        encoded: Any = (
-            base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode() if as_base64 else vector
-        )
+        encoded: Any = base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode() if as_base64 else vector
         data.append({"object": "embedding", "index": index, "embedding": encoded})
     reply = {"object": "list", "data": data, "model": model, "usage": usage}
     return Served(UsageRecord("openai.embeddings", model, usage, now), body=reply)

@@ -131,6 +131,9 @@ def _openai_tokens(usage: dict[str, Any]) -> dict[str, int]:
     }
 
 
+_TOKEN_NAMES = ("input", "cached", "cache_write", "output")
+
+
 def _openai_group_values(record: UsageRecord, wanted: list[str]) -> dict[str, Any]:
     values: dict[str, Any] = dict.fromkeys(_OPENAI_GROUPS)
     known = {"model": record.model, "batch": False, "service_tier": "default", "api_source": "unlabeled"}
@@ -152,7 +155,7 @@ def openai_usage(kind: str, records: list[UsageRecord], query: Query, now: float
         return tuple(_openai_group_values(record, wanted).values())
 
     data = []
-    for (low, high), groups in zip(buckets, _group(chosen, buckets, key)):
+    for (low, high), groups in zip(buckets, _group(chosen, buckets, key), strict=True):
         results = []
         for members in groups.values():
             result: dict[str, Any] = {"object": f"organization.usage.{kind}.result"}
@@ -176,9 +179,6 @@ def openai_usage(kind: str, records: list[UsageRecord], query: Query, now: float
     return _page(data, with_object=True)
 
 
-_TOKEN_NAMES = ("input", "cached", "cache_write", "output")
-
-
 def _openai_line_items(record: UsageRecord) -> list[tuple[str, int, Decimal]]:
     if record.api == "openai.embeddings":
         tokens = _n(record.usage.get("prompt_tokens"))
@@ -198,7 +198,7 @@ def openai_costs(records: list[UsageRecord], query: Query, now: float) -> dict[s
     chosen = [r for r in records if r.api.startswith("openai.")]
     buckets = _buckets(query, "start_time", "end_time", now)
     data = []
-    for (low, high), groups in zip(buckets, _group(chosen, buckets, lambda r: ())):
+    for (low, high), groups in zip(buckets, _group(chosen, buckets, lambda r: ()), strict=True):
         totals: dict[str | None, tuple[int, Decimal]] = {}
         for record in groups.get((), []):
             for line, tokens, price in _openai_line_items(record):
@@ -269,10 +269,12 @@ def anthropic_usage(records: list[UsageRecord], query: Query, now: float) -> dic
 
     data = []
     grouped = _group(chosen, buckets, lambda r: tuple(groups_of(r).values()))
-    for (low, high), groups in zip(buckets, grouped):
+    for (low, high), groups in zip(buckets, grouped, strict=True):
         results = []
         for members in groups.values():
-            sums = {name: sum(_anthropic_tokens(r.usage)[name] for r in members) for name in _ANTHROPIC_PRICES}
+            sums = {
+                name: sum(_anthropic_tokens(r.usage)[name] for r in members) for name in _ANTHROPIC_PRICES
+            }
             results.append(
                 {
                     "uncached_input_tokens": sums["uncached_input_tokens"],
@@ -300,7 +302,7 @@ def anthropic_costs(records: list[UsageRecord], query: Query, now: float) -> dic
     chosen = [r for r in records if r.api == "anthropic.messages"]
     buckets = _buckets(query, "starting_at", "ending_at", now)
     data = []
-    for (low, high), groups in zip(buckets, _group(chosen, buckets, lambda r: ())):
+    for (low, high), groups in zip(buckets, _group(chosen, buckets, lambda r: ()), strict=True):
         totals: dict[tuple[str, str] | None, Decimal] = {}
         for record in groups.get((), []):
             for token_type, tokens in _anthropic_tokens(record.usage).items():

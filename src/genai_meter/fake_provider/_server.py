@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -87,6 +88,12 @@ class _Server(ThreadingHTTPServer):
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients hanging up (tests cancelling streams, stop()) are normal here, not worth a traceback."""
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
 
     def close_connections(self) -> None:
         with self.connections_lock:
@@ -202,7 +209,9 @@ class _Handler(BaseHTTPRequestHandler):
         if controls.latency_ms:
             time.sleep(controls.latency_ms / 1000)
         if controls.error is not None:
-            self._send_error_for(path, controls.error, f"fake provider error {controls.error}", controls.retry_after)
+            self._send_error_for(
+                path, controls.error, f"fake provider error {controls.error}", controls.retry_after
+            )
             return
         if controls.malformed == "json":
             self._send_bytes(200, _MALFORMED_BODY)
@@ -278,7 +287,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error_for(path, 401, "fake provider: missing admin API key (Authorization: Bearer)")
             return
         # anthropic 2.x SDKs send the key as a Bearer token; raw clients use x-api-key.
-        if path.startswith(_ADMIN_ANTHROPIC) and not ((self.headers.get("x-api-key") or "").strip() or self._bearer()):
+        if path.startswith(_ADMIN_ANTHROPIC) and not (
+            (self.headers.get("x-api-key") or "").strip() or self._bearer()
+        ):
             self._send_error_for(path, 401, "fake provider: missing admin API key (x-api-key)")
             return
         provider = self.server.provider
@@ -287,7 +298,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, override)
             return
         builders: dict[str, Callable[[list[UsageRecord], dict[str, list[str]], float], dict[str, Any]]] = {
-            "/v1/organization/usage/completions": lambda r, q, n: _reports.openai_usage("completions", r, q, n),
+            "/v1/organization/usage/completions": lambda r, q, n: _reports.openai_usage(
+                "completions", r, q, n
+            ),
             "/v1/organization/usage/embeddings": lambda r, q, n: _reports.openai_usage("embeddings", r, q, n),
             "/v1/organization/costs": _reports.openai_costs,
             "/v1/organizations/usage_report/messages": _reports.anthropic_usage,

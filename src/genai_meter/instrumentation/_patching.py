@@ -25,17 +25,20 @@ _warned: set[str] = set()
 
 
 def _foreign_wrapper(target: Any) -> str | None:
-    """The module of another instrumentation already wrapping `target`, if any."""
-    seen = 0
+    """The module of another instrumentation already wrapping `target`, if any.
+
+    Instrumentations wrap with wrapt proxies; plain `functools.wraps` decorators (which the SDKs
+    use themselves) are not instrumentation and are not reported.
+    """
     current = target
-    while current is not None and seen < 10:
-        if getattr(current, _MARK, False):
+    for _ in range(10):
+        if not isinstance(current, ObjectProxy):
             return None
-        if isinstance(current, ObjectProxy) or hasattr(current, "__wrapped__"):
-            wrapper = getattr(current, "_self_wrapper", None) or current
-            return str(getattr(wrapper, "__module__", None) or type(wrapper).__module__)
-        current = getattr(current, "__wrapped__", None)
-        seen += 1
+        if getattr(current, _MARK, False):
+            current = current.__wrapped__
+            continue
+        wrapper = getattr(current, "_self_wrapper", None)
+        return str(getattr(wrapper, "__module__", None) or type(current).__module__)
     return None
 
 

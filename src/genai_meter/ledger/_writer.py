@@ -200,8 +200,8 @@ class LedgerWriter:
             except Exception as exc:  # pragma: no cover - defensive: the thread must not die
                 self._fault("writer", f"ledger writer error: {exc!r}")
             if self._stopping and not self._queue:
-                if self._spool.pending() and not self._outage:
-                    self._replay()  # the database answered the final flush: empty the spool too
+                if self._spool.pending():
+                    self._replay()  # last chance to empty the spool before the process exits
                 break
         self._close_db()
 

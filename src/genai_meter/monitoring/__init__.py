@@ -14,4 +14,13 @@ generated JSON and YAML need nothing at run time.
 from genai_meter.monitoring._render import GrafanalibMissing, check, render, write
 from genai_meter.monitoring._rules import ALERTS, RECORDING_RULES, RUNBOOK_URL, Alert
 
-__all__ = ["ALERTS", "RECORDING_RULES", "RUNBOOK_URL", "Alert", "GrafanalibMissing", "check", "render", "write"]
+__all__ = [
+    "ALERTS",
+    "RECORDING_RULES",
+    "RUNBOOK_URL",
+    "Alert",
+    "GrafanalibMissing",
+    "check",
+    "render",
+    "write",
+]

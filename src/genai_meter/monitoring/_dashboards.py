@@ -86,7 +86,12 @@ def _stat(
 
 
 def _timeseries(
-    title: str, targets: list[g.Target], unit: str, decimals: int | None, description: str, stack: bool = False
+    title: str,
+    targets: list[g.Target],
+    unit: str,
+    decimals: int | None,
+    description: str,
+    stack: bool = False,
 ) -> g.TimeSeries:
     return g.TimeSeries(
         title=title,
@@ -139,7 +144,9 @@ def _label_var(name: str, label: str, metric: str, title: str) -> g.Template:
     )
 
 
-def _dashboard(title: str, uid: str, description: str, grid: _Grid, variables: list[g.Template]) -> g.Dashboard:
+def _dashboard(
+    title: str, uid: str, description: str, grid: _Grid, variables: list[g.Template]
+) -> g.Dashboard:
     return g.Dashboard(
         title=title,
         uid=uid,
@@ -178,15 +185,35 @@ def overview() -> g.Dashboard:
 
     grid = _Grid()
     grid.add(_stat("Spend today", q.sum_increase(cost, RANGE), USD, 2, "UTC day so far.", "now/d"), 4, 4)
-    grid.add(_stat("Spend this month", q.sum_increase(cost, RANGE), USD, 2, "UTC month so far.", "now/M"), 4, 4)
     grid.add(
-        _stat("Burn rate (USD/h)", f"3600 * {q.sum_rate(cost, '1h')}", USD, 2, "Spend per hour at the last hour's pace."),
+        _stat("Spend this month", q.sum_increase(cost, RANGE), USD, 2, "UTC month so far.", "now/M"), 4, 4
+    )
+    grid.add(
+        _stat(
+            "Burn rate (USD/h)",
+            f"3600 * {q.sum_rate(cost, '1h')}",
+            USD,
+            2,
+            "Spend per hour at the last hour's pace.",
+        ),
         4,
         4,
     )
-    grid.add(_stat("Spend in range", q.sum_increase(cost, RANGE), USD, 2, "Spend over the dashboard's time range."), 4, 4)
     grid.add(
-        _stat("Cache-hit share", cache_share, PERCENT, 1, "Cache-read input tokens as a share of all input tokens."),
+        _stat(
+            "Spend in range", q.sum_increase(cost, RANGE), USD, 2, "Spend over the dashboard's time range."
+        ),
+        4,
+        4,
+    )
+    grid.add(
+        _stat(
+            "Cache-hit share",
+            cache_share,
+            PERCENT,
+            1,
+            "Cache-read input tokens as a share of all input tokens.",
+        ),
         4,
         4,
     )
@@ -223,7 +250,12 @@ def overview() -> g.Dashboard:
     grid.add(
         _timeseries(
             "Tokens by type (per second)",
-            [_target(q.sum_rate(q.selector(q.TOKENS, **calls), RATE, (q.TOKEN_TYPE,)), f"{{{{{q.TOKEN_TYPE}}}}}")],
+            [
+                _target(
+                    q.sum_rate(q.selector(q.TOKENS, **calls), RATE, (q.TOKEN_TYPE,)),
+                    f"{{{{{q.TOKEN_TYPE}}}}}",
+                )
+            ],
             "short",
             1,
             "Input includes cached input; output includes reasoning.",
@@ -236,7 +268,8 @@ def overview() -> g.Dashboard:
             "Cache-hit share",
             [
                 _target(
-                    f"{q.sum_rate(tokens(names.TOKEN_CACHE_READ), RATE)} / {q.sum_rate(tokens(names.TOKEN_INPUT), RATE)}",
+                    f"{q.sum_rate(tokens(names.TOKEN_CACHE_READ), RATE)}"
+                    f" / {q.sum_rate(tokens(names.TOKEN_INPUT), RATE)}",
                     "cache read / input",
                 )
             ],
@@ -278,7 +311,18 @@ def overview() -> g.Dashboard:
             "Errors, blocked and unpriced calls",
             [
                 _target(
-                    q.sum_increase(requests(**{q.OUTCOME: f"=~{names.OUTCOME_ERROR}|{names.OUTCOME_BLOCKED}|{names.OUTCOME_UNPRICED}"}), RATE, (q.OUTCOME,)),
+                    q.sum_increase(
+                        requests(
+                            **{
+                                q.OUTCOME: "=~"
+                                + "|".join(
+                                    (names.OUTCOME_ERROR, names.OUTCOME_BLOCKED, names.OUTCOME_UNPRICED)
+                                )
+                            }
+                        ),
+                        RATE,
+                        (q.OUTCOME,),
+                    ),
                     f"{{{{{q.OUTCOME}}}}}",
                 )
             ],
@@ -306,10 +350,25 @@ def per_user() -> g.Dashboard:
     who = {q.TENANT: "=~$tenant", q.USER: "=~$user"}
     cost = q.selector(q.COST, **who)
     grid = _Grid()
-    grid.add(_stat("Spend in range", q.sum_increase(cost, RANGE), USD, 2, "Selected users, dashboard time range."), 6, 4)
-    grid.add(_stat("Spend today", q.sum_increase(cost, RANGE), USD, 2, "Selected users, UTC day so far.", "now/d"), 6, 4)
     grid.add(
-        _stat("Spend this month", q.sum_increase(cost, RANGE), USD, 2, "Selected users, UTC month so far.", "now/M"),
+        _stat("Spend in range", q.sum_increase(cost, RANGE), USD, 2, "Selected users, dashboard time range."),
+        6,
+        4,
+    )
+    grid.add(
+        _stat("Spend today", q.sum_increase(cost, RANGE), USD, 2, "Selected users, UTC day so far.", "now/d"),
+        6,
+        4,
+    )
+    grid.add(
+        _stat(
+            "Spend this month",
+            q.sum_increase(cost, RANGE),
+            USD,
+            2,
+            "Selected users, UTC month so far.",
+            "now/M",
+        ),
         6,
         4,
     )
@@ -327,7 +386,12 @@ def per_user() -> g.Dashboard:
     grid.add(
         _timeseries(
             "Spend over time by user (USD/h)",
-            [_target(f"3600 * {q.sum_rate(cost, RATE, (q.TENANT, q.USER))}", f"{{{{{q.TENANT}}}}} / {{{{{q.USER}}}}}")],
+            [
+                _target(
+                    f"3600 * {q.sum_rate(cost, RATE, (q.TENANT, q.USER))}",
+                    f"{{{{{q.TENANT}}}}} / {{{{{q.USER}}}}}",
+                )
+            ],
             USD,
             2,
             "Spend per hour of each selected user.",
@@ -351,8 +415,16 @@ def per_user() -> g.Dashboard:
         _timeseries(
             "Budget use",
             [
-                _target(q.budget_usage_ratio(**{q.SCOPE_VALUE: "=~$user"}), f"{{{{{q.BUDGET}}}}} / {{{{{q.SCOPE_VALUE}}}}}", "A"),
-                _target(q.budget_usage_ratio(**{q.SCOPE_VALUE: "=~$tenant"}), f"{{{{{q.BUDGET}}}}} / {{{{{q.SCOPE_VALUE}}}}}", "B"),
+                _target(
+                    q.budget_usage_ratio(**{q.SCOPE_VALUE: "=~$user"}),
+                    f"{{{{{q.BUDGET}}}}} / {{{{{q.SCOPE_VALUE}}}}}",
+                    "A",
+                ),
+                _target(
+                    q.budget_usage_ratio(**{q.SCOPE_VALUE: "=~$tenant"}),
+                    f"{{{{{q.BUDGET}}}}} / {{{{{q.SCOPE_VALUE}}}}}",
+                    "B",
+                ),
             ],
             PERCENT,
             1,
@@ -400,7 +472,9 @@ def per_user() -> g.Dashboard:
 def budgets() -> g.Dashboard:
     sel = {q.BUDGET: "=~$budget", q.SCOPE_VALUE: "=~$scope_value"}
     legend = f"{{{{{q.BUDGET}}}}} / {{{{{q.SCOPE_VALUE}}}}}"
-    remaining = f"clamp_min({q.budget_gauge(q.BUDGET_LIMIT, **sel)} - {q.budget_gauge(q.BUDGET_SPEND, **sel)}, 0)"
+    remaining = (
+        f"clamp_min({q.budget_gauge(q.BUDGET_LIMIT, **sel)} - {q.budget_gauge(q.BUDGET_SPEND, **sel)}, 0)"
+    )
     burn = f"(max{q.by(q.BUDGET_KEY)} (deriv({q.selector(q.BUDGET_SPEND, **sel)}[1h])) > 0)"
     grid = _Grid()
     grid.add(
@@ -434,13 +508,16 @@ def budgets() -> g.Dashboard:
             [_target(f"{remaining} / {burn}", instant=True)],
             "s",
             0,
-            "Remaining budget divided by the spend rate of the last hour; 0 means exhausted, no row means not spending.",
+            "Remaining budget divided by the spend rate of the last hour;"
+            " 0 means exhausted, no row means not spending.",
         ),
         8,
         8,
     )
     grid.add(
-        _timeseries("Use over time", [_target(q.budget_usage_ratio(**sel), legend)], PERCENT, 1, "Spend / limit."),
+        _timeseries(
+            "Use over time", [_target(q.budget_usage_ratio(**sel), legend)], PERCENT, 1, "Spend / limit."
+        ),
         24,
         8,
     )
@@ -449,7 +526,9 @@ def budgets() -> g.Dashboard:
             "Threshold crossings in range",
             [
                 _target(
-                    q.sum_increase(q.selector(q.BUDGET_CROSSINGS, **sel), RANGE, (*q.BUDGET_KEY, q.THRESHOLD)),
+                    q.sum_increase(
+                        q.selector(q.BUDGET_CROSSINGS, **sel), RANGE, (*q.BUDGET_KEY, q.THRESHOLD)
+                    ),
                     instant=True,
                 )
             ],
@@ -478,7 +557,12 @@ def budgets() -> g.Dashboard:
         grid,
         [
             _label_var("budget", q.BUDGET, q.BUDGET_LIMIT, "Budget"),
-            _label_var("scope_value", q.SCOPE_VALUE, q.selector(q.BUDGET_LIMIT, **{q.BUDGET: "=~$budget"}), "Scope value"),
+            _label_var(
+                "scope_value",
+                q.SCOPE_VALUE,
+                q.selector(q.BUDGET_LIMIT, **{q.BUDGET: "=~$budget"}),
+                "Scope value",
+            ),
         ],
     )
 
@@ -488,13 +572,23 @@ def models() -> g.Dashboard:
     sel = {q.PROVIDER: "=~$provider", q.MODEL: "=~$model"}
     hist = {q.HIST_PROVIDER: "=~$provider", q.HIST_MODEL: "=~$model"}
     key = (q.PROVIDER, q.MODEL)
-    sent = q.sum_increase(q.selector(q.REQUESTS, **sel, **{q.OUTCOME: f"!={names.OUTCOME_BLOCKED}"}), RANGE, key)
-    sent_rate = q.sum_rate(q.selector(q.REQUESTS, **sel, **{q.OUTCOME: f"!={names.OUTCOME_BLOCKED}"}), RATE, key)
+    sent = q.sum_increase(
+        q.selector(q.REQUESTS, **sel, **{q.OUTCOME: f"!={names.OUTCOME_BLOCKED}"}), RANGE, key
+    )
+    sent_rate = q.sum_rate(
+        q.selector(q.REQUESTS, **sel, **{q.OUTCOME: f"!={names.OUTCOME_BLOCKED}"}), RATE, key
+    )
     cost_per_request = f"{q.sum_increase(q.selector(q.COST, **sel), RANGE, key)} / {sent}"
     legend = f"{{{{{q.PROVIDER}}}}} / {{{{{q.MODEL}}}}}"
     grid = _Grid()
     grid.add(
-        _table("Cost per request", [_target(cost_per_request, instant=True)], USD, 6, "Spend / calls sent, time range."),
+        _table(
+            "Cost per request",
+            [_target(cost_per_request, instant=True)],
+            USD,
+            6,
+            "Spend / calls sent, time range.",
+        ),
         8,
         8,
     )
@@ -553,7 +647,13 @@ def models() -> g.Dashboard:
         grid.add(
             _timeseries(
                 f"Latency p{int(quant * 100)} by model",
-                [_target(q.quantile(quant, q.DURATION, RATE, (q.HIST_MODEL,), **hist), f"{{{{{q.HIST_MODEL}}}}}", ref)],
+                [
+                    _target(
+                        q.quantile(quant, q.DURATION, RATE, (q.HIST_MODEL,), **hist),
+                        f"{{{{{q.HIST_MODEL}}}}}",
+                        ref,
+                    )
+                ],
                 "s",
                 2,
                 "Operation duration (semconv histogram).",

@@ -44,7 +44,7 @@ BUDGET_KEY = (BUDGET, SCOPE_VALUE)
 
 
 def selector(metric: str, **matchers: str) -> str:
-    """`metric{label="value", label=~"regex"}`: a value starting with `=~`, `!=` or `!~` keeps its operator."""
+    """`metric{label="value", label=~"regex"}`: a value starting with `=~`, `!=` or `!~` sets the operator."""
     if not matchers:
         return metric
     parts = []

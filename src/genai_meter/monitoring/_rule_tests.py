@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from genai_meter import names
 from genai_meter.monitoring import _promql as q
 from genai_meter.monitoring import _rules as r
 
@@ -28,16 +29,19 @@ def _budget(budget: str, who: str) -> dict[str, str]:
 
 
 def budgets() -> dict[str, Any]:
-    """Four users on one daily budget at 80, 95, 120 and 50 % (two processes report the 120 % one),
-    plus a budget with a zero limit that must never alert."""
+    """Four users on one daily budget at 80, 95, 120 (from 6m, 90 % before) and 50 %; two processes
+    report carol's budget. A budget with a zero limit must never alert."""
     users = {"alice": "8", "bob": "9.5", "carol": "12", "dave": "5"}
+    carol = "9x5 12x25"
     series = []
     for who, spend in users.items():
         labels = _budget("daily-user", who)
         series.append(_series(q.BUDGET_LIMIT, "10x30", **labels, instance="a"))
-        series.append(_series(q.BUDGET_SPEND, f"{spend}x30", **labels, instance="a"))
+        series.append(
+            _series(q.BUDGET_SPEND, carol if who == "carol" else f"{spend}x30", **labels, instance="a")
+        )
     series.append(_series(q.BUDGET_LIMIT, "10x30", **_budget("daily-user", "carol"), instance="b"))
-    series.append(_series(q.BUDGET_SPEND, "12x30", **_budget("daily-user", "carol"), instance="b"))
+    series.append(_series(q.BUDGET_SPEND, carol, **_budget("daily-user", "carol"), instance="b"))
     series.append(_series(q.BUDGET_LIMIT, "0x30", **_budget("free-tier", "erin")))
     series.append(_series(q.BUDGET_SPEND, "1x30", **_budget("free-tier", "erin")))
     at = {"alice": "80%", "bob": "95%", "carol": "120%"}
@@ -49,13 +53,31 @@ def budgets() -> dict[str, Any]:
         "interval": "1m",
         "input_series": series,
         "alert_rule_test": [
-            # Pending, not firing, before `for:` has passed; the critical tier has no `for:`.
+            # Pending, not firing, before `for:` has passed; the critical tier has no `for:` and fires
+            # at the first evaluation that sees 100 %.
             {"eval_time": "4m", "alertname": r.BUDGET_75.name, "exp_alerts": []},
             {"eval_time": "0m", "alertname": r.BUDGET_90.name, "exp_alerts": []},
-            {"eval_time": "0m", "alertname": r.BUDGET_100.name, "exp_alerts": firing(r.BUDGET_100, ("carol",))},
-            {"eval_time": "10m", "alertname": r.BUDGET_75.name, "exp_alerts": firing(r.BUDGET_75, ("alice", "bob", "carol"))},
-            {"eval_time": "10m", "alertname": r.BUDGET_90.name, "exp_alerts": firing(r.BUDGET_90, ("bob", "carol"))},
-            {"eval_time": "10m", "alertname": r.BUDGET_100.name, "exp_alerts": firing(r.BUDGET_100, ("carol",))},
+            {"eval_time": "5m", "alertname": r.BUDGET_100.name, "exp_alerts": []},
+            {
+                "eval_time": "6m",
+                "alertname": r.BUDGET_100.name,
+                "exp_alerts": firing(r.BUDGET_100, ("carol",)),
+            },
+            {
+                "eval_time": "10m",
+                "alertname": r.BUDGET_75.name,
+                "exp_alerts": firing(r.BUDGET_75, ("alice", "bob", "carol")),
+            },
+            {
+                "eval_time": "10m",
+                "alertname": r.BUDGET_90.name,
+                "exp_alerts": firing(r.BUDGET_90, ("bob", "carol")),
+            },
+            {
+                "eval_time": "10m",
+                "alertname": r.BUDGET_100.name,
+                "exp_alerts": firing(r.BUDGET_100, ("carol",)),
+            },
         ],
         "promql_expr_test": [
             {
@@ -81,9 +103,17 @@ def blocked_calls() -> dict[str, Any]:
         ],
         "alert_rule_test": [
             {"eval_time": "3m", "alertname": r.BLOCKED_CALLS.name, "exp_alerts": []},
-            {"eval_time": "9m", "alertname": r.BLOCKED_CALLS.name, "exp_alerts": [_expect(r.BLOCKED_CALLS, acme)]},
+            {
+                "eval_time": "9m",
+                "alertname": r.BLOCKED_CALLS.name,
+                "exp_alerts": [_expect(r.BLOCKED_CALLS, acme)],
+            },
             # beta appeared at 20m with calls already blocked: it fires until 10m later; acme is quiet.
-            {"eval_time": "25m", "alertname": r.BLOCKED_CALLS.name, "exp_alerts": [_expect(r.BLOCKED_CALLS, beta)]},
+            {
+                "eval_time": "25m",
+                "alertname": r.BLOCKED_CALLS.name,
+                "exp_alerts": [_expect(r.BLOCKED_CALLS, beta)],
+            },
             {"eval_time": "40m", "alertname": r.BLOCKED_CALLS.name, "exp_alerts": []},
         ],
     }
@@ -100,11 +130,17 @@ def unpriced_calls() -> dict[str, Any]:
             _series(q.UNPRICED, "3x50 4x30", **y),
         ],
         "alert_rule_test": [
-            {"eval_time": "15m", "alertname": r.UNPRICED_CALLS.name, "exp_alerts": [
-                _expect(r.UNPRICED_CALLS, x), _expect(r.UNPRICED_CALLS, y)
-            ]},
+            {
+                "eval_time": "15m",
+                "alertname": r.UNPRICED_CALLS.name,
+                "exp_alerts": [_expect(r.UNPRICED_CALLS, x), _expect(r.UNPRICED_CALLS, y)],
+            },
             {"eval_time": "45m", "alertname": r.UNPRICED_CALLS.name, "exp_alerts": []},
-            {"eval_time": "55m", "alertname": r.UNPRICED_CALLS.name, "exp_alerts": [_expect(r.UNPRICED_CALLS, y)]},
+            {
+                "eval_time": "55m",
+                "alertname": r.UNPRICED_CALLS.name,
+                "exp_alerts": [_expect(r.UNPRICED_CALLS, y)],
+            },
         ],
     }
 
@@ -114,9 +150,9 @@ def error_rate() -> dict[str, Any]:
     bad = {q.PROVIDER: "openai", q.MODEL: "gpt-bad"}
     good = {q.PROVIDER: "openai", q.MODEL: "gpt-good"}
     ok, err, blocked = (
-        {q.OUTCOME: q.names.OUTCOME_OK},
-        {q.OUTCOME: q.names.OUTCOME_ERROR},
-        {q.OUTCOME: q.names.OUTCOME_BLOCKED},
+        {q.OUTCOME: names.OUTCOME_OK},
+        {q.OUTCOME: names.OUTCOME_ERROR},
+        {q.OUTCOME: names.OUTCOME_BLOCKED},
     )
     return {
         "interval": "1m",
@@ -129,7 +165,11 @@ def error_rate() -> dict[str, Any]:
         ],
         "alert_rule_test": [
             {"eval_time": "8m", "alertname": r.ERROR_RATE.name, "exp_alerts": []},
-            {"eval_time": "20m", "alertname": r.ERROR_RATE.name, "exp_alerts": [_expect(r.ERROR_RATE, bad, "9.091%")]},
+            {
+                "eval_time": "20m",
+                "alertname": r.ERROR_RATE.name,
+                "exp_alerts": [_expect(r.ERROR_RATE, bad, "9.091%")],
+            },
         ],
     }
 
@@ -148,7 +188,11 @@ def spend_spike() -> dict[str, Any]:
         ],
         "alert_rule_test": [
             {"eval_time": "168h", "alertname": r.SPEND_SPIKE.name, "exp_alerts": []},
-            {"eval_time": "170h", "alertname": r.SPEND_SPIKE.name, "exp_alerts": [_expect(r.SPEND_SPIKE, acme, "30.00")]},
+            {
+                "eval_time": "170h",
+                "alertname": r.SPEND_SPIKE.name,
+                "exp_alerts": [_expect(r.SPEND_SPIKE, acme, "30.00")],
+            },
         ],
     }
 

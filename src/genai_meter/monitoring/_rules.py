@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from genai_meter import names
 from genai_meter.monitoring import _promql as q
 
 RUNBOOK_URL = "https://github.com/genai-meter/genai-meter/blob/main/docs/runbook.md"
@@ -47,7 +48,7 @@ REQUESTS_RATE5M = f"{_level(_CALL_KEY)}:{_metric_stem(q.REQUESTS)}:rate5m"
 ERRORS_RATIO5M = f"{_level(_CALL_KEY)}:{_metric_stem(q.REQUESTS)}_errors:ratio_rate5m"
 
 # Blocked calls never reach the provider, so they are not part of the error-rate denominator.
-_SENT = {q.OUTCOME: f"!={q.names.OUTCOME_BLOCKED}"}
+_SENT = {q.OUTCOME: f"!={names.OUTCOME_BLOCKED}"}
 
 RECORDING_RULES: tuple[tuple[str, str], ...] = (
     (BUDGET_USAGE, q.budget_usage_ratio()),
@@ -55,7 +56,7 @@ RECORDING_RULES: tuple[tuple[str, str], ...] = (
     (REQUESTS_RATE5M, q.sum_rate(q.selector(q.REQUESTS, **_SENT), "5m", _CALL_KEY)),
     (
         ERRORS_RATIO5M,
-        f"{q.sum_rate(q.selector(q.REQUESTS, **{q.OUTCOME: q.names.OUTCOME_ERROR}), '5m', _CALL_KEY)}"
+        f"{q.sum_rate(q.selector(q.REQUESTS, **{q.OUTCOME: names.OUTCOME_ERROR}), '5m', _CALL_KEY)}"
         f" / {REQUESTS_RATE5M}",
     ),
 )
@@ -134,16 +135,26 @@ def _budget_alert(name: str, percent: int, severity: str, for_: str, what: str) 
 
 
 BUDGET_75 = _budget_alert(
-    "GenAIMeterBudgetAt75Percent", 75, INFO, "5m", "No action needed yet; check the trend on the Budgets dashboard."
+    "GenAIMeterBudgetAt75Percent",
+    75,
+    INFO,
+    "5m",
+    "No action needed yet; check the trend on the Budgets dashboard.",
 )
 BUDGET_90 = _budget_alert(
-    "GenAIMeterBudgetAt90Percent", 90, WARNING, "1m",
+    "GenAIMeterBudgetAt90Percent",
+    90,
+    WARNING,
+    "1m",
     "At the current rate the budget runs out soon; hard budgets will then block calls.",
 )
 # for: 0m on purpose: spend only rises within a period, so crossing 100 % is never a blip, and a hard
 # budget is already blocking calls at that point.
 BUDGET_100 = _budget_alert(
-    "GenAIMeterBudgetExhausted", 100, CRITICAL, "0m",
+    "GenAIMeterBudgetExhausted",
+    100,
+    CRITICAL,
+    "0m",
     "Hard budgets now block calls with BudgetExceeded; soft budgets keep spending over the limit.",
 )
 
@@ -159,7 +170,8 @@ SPEND_SPIKE = Alert(
     severity=WARNING,
     summary=f"LLM spend of tenant {{{q.TENANT}}} is more than {SPIKE_FACTOR}x its weekly baseline.",
     description=(
-        f"Tenant {{{q.TENANT}}} spent at {{value}} USD/h over the last hour, more than {SPIKE_FACTOR} times its"
+        f"Tenant {{{q.TENANT}}} spent at {{value}} USD/h over the last hour,"
+        f" more than {SPIKE_FACTOR} times its"
         f" average hourly rate over the past week (and above {SPIKE_MIN_USD_PER_HOUR:g} USD/h)."
     ),
     value_format='printf "%.2f"',
@@ -205,7 +217,15 @@ BLOCKED_CALLS = Alert(
     ),
 )
 
-ALERTS: tuple[Alert, ...] = (BUDGET_75, BUDGET_90, BUDGET_100, BLOCKED_CALLS, SPEND_SPIKE, UNPRICED_CALLS, ERROR_RATE)
+ALERTS: tuple[Alert, ...] = (
+    BUDGET_75,
+    BUDGET_90,
+    BUDGET_100,
+    BLOCKED_CALLS,
+    SPEND_SPIKE,
+    UNPRICED_CALLS,
+    ERROR_RATE,
+)
 BUDGET_TIERS: tuple[Alert, ...] = (BUDGET_75, BUDGET_90, BUDGET_100)
 
 

@@ -41,7 +41,9 @@ def bundled_data() -> BundledData:
     for spec in data.models:
         key = (spec.provider, spec.model)
         if key in seen:
-            raise PricingError(f"{spec.origin}: model {spec.model!r} of provider {spec.provider!r} is given twice")
+            raise PricingError(
+                f"{spec.origin}: model {spec.model!r} of provider {spec.provider!r} is given twice"
+            )
         seen.add(key)
     return data
 
@@ -54,7 +56,9 @@ class PriceBook:
     """
 
     def __init__(self, data: BundledData, extra: Overrides | None = None, overrides_digest: str = "") -> None:
-        self.version = f"bundled-{data.version}" + (f"+overrides:{overrides_digest}" if overrides_digest else "")
+        self.version = f"bundled-{data.version}" + (
+            f"+overrides:{overrides_digest}" if overrides_digest else ""
+        )
         extra = extra or Overrides()
         self._providers = data.providers
         self._provider_aliases = data.provider_aliases
@@ -168,4 +172,3 @@ class PriceBook:
 
     def providers(self) -> list[str]:
         return sorted(self._index)
-

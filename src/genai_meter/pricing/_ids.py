@@ -22,6 +22,7 @@ _MONTHS = "(?:0[1-9]|1[0-2])"
 _DAYS = "(?:0[1-9]|[12][0-9]|3[01])"
 _SUFFIXES = (
     re.compile(r"-latest$"),
+    re.compile(r":latest$"),  # Ollama tags
     re.compile(r"-v\d+(?::\d+)?$"),  # Bedrock model versions: -v1:0, -v2
     re.compile(r":\d+$"),
     re.compile(r"-\d{4}-\d{2}-\d{2}$"),  # OpenAI snapshots: -2024-08-06

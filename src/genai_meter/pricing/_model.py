@@ -45,7 +45,9 @@ def _scale(rates: Rates, factor: float) -> Rates:
     return (rates[0] * factor, rates[1] * factor, rates[2] * factor, rates[3] * factor, rates[4] * factor)
 
 
-def _price_at(base: dict[str, float], tiers: tuple[TierSpec, ...], key: str, level_above: int) -> float | None:
+def _price_at(
+    base: dict[str, float], tiers: tuple[TierSpec, ...], key: str, level_above: int
+) -> float | None:
     """A key's price when tiers with threshold <= `level_above` are active (a tier that omits the
     key keeps the next lower level's price, as the providers' own tables read)."""
     value = base.get(key)

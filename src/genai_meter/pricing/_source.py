@@ -139,5 +139,5 @@ def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: PathKey, file: str,
         return [_convert(loader, item, (*path, i), file, lines) for i, item in enumerate(node.value)]
     try:
         return loader.construct_object(node, deep=True)
-    except yaml.YAMLError as exc:
-        raise PricingError(f"{file}:{node.start_mark.line + 1}: {format_path(path)}: {exc}") from None
+    except (yaml.YAMLError, ValueError, TypeError):
+        return str(node.value)  # e.g. an impossible date: let the validator name the field

@@ -196,7 +196,9 @@ def _period(doc: Located, obj: dict[str, Any], path: PathKey, extra: frozenset[s
         raise doc.error(path, "missing required key 'input' (USD per million input tokens)")
     prices = _prices(doc, obj, path)
     tiers = _tiers(doc, obj["tiers"], (*path, "tiers")) if "tiers" in obj else ()
-    service = _service_tiers(doc, obj["service_tiers"], (*path, "service_tiers")) if "service_tiers" in obj else {}
+    service = (
+        _service_tiers(doc, obj["service_tiers"], (*path, "service_tiers")) if "service_tiers" in obj else {}
+    )
     return PeriodSpec(start, prices, tiers, service)
 
 
@@ -226,7 +228,9 @@ def model_entry(
             if i > 0:
                 previous = periods[-1].start
                 if period.start is None:
-                    raise doc.error(period_path, "missing required key 'from' (only the first period may omit it)")
+                    raise doc.error(
+                        period_path, "missing required key 'from' (only the first period may omit it)"
+                    )
                 if previous is not None and period.start <= previous:
                     raise doc.error(
                         (*period_path, "from"),
@@ -264,10 +268,14 @@ def bundled(doc: Located, into: BundledData) -> None:
         if "fallback" in obj or "upstream_by_vendor_prefix" in obj:
             fallback = obj.get("fallback", [])
             if not isinstance(fallback, list):
-                raise doc.error((*path, "fallback"), f"expected a list of providers, got {_describe(fallback)}")
+                raise doc.error(
+                    (*path, "fallback"), f"expected a list of providers, got {_describe(fallback)}"
+                )
             upstream = obj.get("upstream_by_vendor_prefix", False)
             if not isinstance(upstream, bool):
-                raise doc.error((*path, "upstream_by_vendor_prefix"), f"expected true or false, got {upstream!r}")
+                raise doc.error(
+                    (*path, "upstream_by_vendor_prefix"), f"expected true or false, got {upstream!r}"
+                )
             into.providers[provider] = ProviderSpec(
                 tuple(_name(doc, p, (*path, "fallback", i)) for i, p in enumerate(fallback)), upstream
             )
@@ -311,7 +319,9 @@ def overrides(doc: Located) -> Overrides:
             model = _name(doc, obj["model"], (*path, "model"), "a model id")
             out.models.append(model_entry(doc, obj, path, provider, model, frozenset({"provider", "model"})))
     else:
-        raise doc.error(("models",), f"expected a mapping or a list of model entries, got {_describe(models)}")
+        raise doc.error(
+            ("models",), f"expected a mapping or a list of model entries, got {_describe(models)}"
+        )
     seen: set[tuple[str, str]] = set()
     for i, spec in enumerate(out.models):
         if (spec.provider, spec.model) in seen:

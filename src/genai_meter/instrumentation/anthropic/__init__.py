@@ -1,0 +1,87 @@
+"""Meters every Anthropic SDK call: tokens, cost in USD and who caused it, on spans and metrics.
+
+Zero code::
+
+    pip install genai-meter
+    opentelemetry-instrument python app.py
+
+or explicitly::
+
+    from genai_meter.instrumentation.anthropic import AnthropicInstrumentor
+    AnthropicInstrumentor().instrument()
+
+Covers `messages.create` (streaming or not), `messages.parse`, the `messages.stream` helper (as a
+context manager, `text_stream`, `get_final_message`) and the same on `beta.messages`, on
+`Anthropic`, `AsyncAnthropic` and the SDK's Bedrock (provider `aws.bedrock`) and Vertex
+(`gcp.vertex_ai`) clients, including `with_raw_response`. `metadata.user_id` attributes the call when
+no user is set in context. `uninstrument()` restores the SDK.
+
+The SDK (2.x) may also trace itself (client option `open_telemetry`). Its span is then a child of
+genai-meter's and carries the same usage; genai-meter leaves it alone, records the call's cost and
+metrics once (in its own wrapper only), and the cost exporter does not price that child again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+
+from ..._runtime import set_providers
+from .._patching import Wrapper, patch, unpatch
+from ._wrappers import async_wrapper, set_raw_response_types, stream_wrapper, sync_wrapper
+from .package import _instruments
+
+_MESSAGES = "anthropic.resources.messages.messages"
+_BETA_MESSAGES = "anthropic.resources.beta.messages.messages"
+
+# (module, class, method, wrapper)
+_TARGETS: tuple[tuple[str, str, str, Wrapper], ...] = tuple(
+    (module, cls, method, wrapper)
+    for module in (_MESSAGES, _BETA_MESSAGES)
+    for cls, method, wrapper in (
+        ("Messages", "create", sync_wrapper),
+        ("Messages", "parse", sync_wrapper),
+        ("Messages", "stream", stream_wrapper),
+        ("AsyncMessages", "create", async_wrapper),
+        ("AsyncMessages", "parse", async_wrapper),
+        ("AsyncMessages", "stream", stream_wrapper),
+    )
+)
+
+
+def _raw_response_types() -> tuple[type, ...]:
+    found: list[type] = []
+    for module_name, class_names in (
+        ("anthropic._legacy_response", ("LegacyAPIResponse",)),
+        ("anthropic._response", ("APIResponse", "AsyncAPIResponse")),
+    ):
+        try:
+            module = __import__(module_name, fromlist=list(class_names))
+        except ImportError:
+            continue
+        found.extend(getattr(module, name) for name in class_names if hasattr(module, name))
+    return tuple(found)
+
+
+class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Instrumentor for the `anthropic` SDK (entry point `genai_meter_anthropic`)."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _instruments
+
+    def _instrument(self, **kwargs: Any) -> None:
+        import anthropic  # noqa: F401  (fails early, and quietly under the launcher, when not installed)
+
+        set_providers(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
+        set_raw_response_types(_raw_response_types())
+        for module, cls, method, wrapper in _TARGETS:
+            patch(module, cls, method, wrapper)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        for module, cls, method, _wrapper in _TARGETS:
+            unpatch(module, cls, method)
+
+
+__all__ = ["AnthropicInstrumentor"]

@@ -1,0 +1,94 @@
+"""Reading Anthropic messages and message streams into the call's outcome.
+
+A stream reports usage twice: `message_start` carries the input side (and a placeholder output
+count), `message_delta` the *cumulative* final counts. Fields are therefore overwritten by the later
+event, never added: adding them counts the output (and, with the current API, the input) twice. The
+one-hour cache-write breakdown only comes in `message_start`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..._call import Call
+from ..._usage import Usage, anthropic_usage, estimate_tokens
+from .._streams import StreamObserver
+
+_USAGE_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+    "cache_creation",
+    "output_tokens_details",
+)
+
+
+def finish_message(call: Call, message: Any) -> None:
+    """A whole `Message` (also `ParsedMessage`, `BetaMessage`)."""
+    stop = getattr(message, "stop_reason", None)
+    call.finish(
+        usage=anthropic_usage(getattr(message, "usage", None)),
+        response_model=getattr(message, "model", None),
+        response_id=getattr(message, "id", None),
+        finish_reasons=(str(stop),) if stop else None,
+    )
+
+
+def _merge(into: dict[str, Any], usage: Any) -> None:
+    if usage is None:
+        return
+    for name in _USAGE_FIELDS:
+        value = usage.get(name) if isinstance(usage, dict) else getattr(usage, name, None)
+        if value is not None:
+            into[name] = value
+
+
+class MessageStreamObserver(StreamObserver):
+    """Raw message stream events (`Stream[RawMessageStreamEvent]`, beta ones too)."""
+
+    __slots__ = ("chars", "model", "prompt_chars", "response_id", "stop_reason", "usage")
+
+    def __init__(self, call: Call, prompt_chars: int) -> None:
+        super().__init__(call)
+        self.prompt_chars = prompt_chars
+        self.usage: dict[str, Any] = {}
+        self.model: str | None = None
+        self.response_id: str | None = None
+        self.stop_reason: str | None = None
+        self.chars = 0
+
+    def observe(self, item: Any) -> bool:
+        kind = getattr(item, "type", None)
+        if kind == "content_block_delta":
+            delta = getattr(item, "delta", None)
+            text = getattr(delta, "text", None) or getattr(delta, "thinking", None)
+            if isinstance(text, str):
+                self.chars += len(text)
+        elif kind == "message_start":
+            message = getattr(item, "message", None)
+            self.response_id = getattr(message, "id", None)
+            self.model = getattr(message, "model", None)
+            _merge(self.usage, getattr(message, "usage", None))
+        elif kind == "message_delta":
+            _merge(self.usage, getattr(item, "usage", None))
+            stop = getattr(getattr(item, "delta", None), "stop_reason", None)
+            if stop:
+                self.stop_reason = str(stop)
+        return False
+
+    def finish(self, error: BaseException | None) -> None:
+        usage: Usage | None = anthropic_usage(self.usage) if "input_tokens" in self.usage else None
+        if usage is None:
+            usage = Usage(
+                input_tokens=estimate_tokens(self.prompt_chars),
+                output_tokens=estimate_tokens(self.chars),
+                estimated=True,
+            )
+        self.call.finish(
+            usage=usage,
+            response_model=self.model,
+            response_id=self.response_id,
+            error=error,
+            finish_reasons=(self.stop_reason,) if self.stop_reason else None,
+        )

@@ -1,0 +1,99 @@
+"""What genai-meter needs to know about an Anthropic SDK request before it is sent.
+
+The provider is the platform that bills the call, and that is told by the client's class: the SDK's
+Bedrock clients bill through AWS, its Vertex clients through Google Cloud; every other client
+(first-party, Foundry, the Anthropic-managed AWS and Google Cloud gateways) calls Anthropic's own API
+at Anthropic's prices. `provider_hosts` in the configuration overrides it by host. Cached by client.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+from ..._runtime import Runtime
+
+# Base classes of the SDK's platform clients (matched by name: importing the modules would pull in
+# optional dependencies such as boto3 or google-auth).
+_PLATFORM_BASES = {
+    "BaseBedrockClient": "aws.bedrock",
+    "BaseMantleClient": "aws.bedrock",
+    "BaseVertexClient": "gcp.vertex_ai",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    provider: str
+    server: str
+
+
+_cache: weakref.WeakKeyDictionary[Any, tuple[Runtime, ClientInfo]] = weakref.WeakKeyDictionary()
+
+
+def provider_for_client(client: Any) -> str:
+    """The OTel provider name of an Anthropic SDK client, from its class."""
+    for cls in type(client).__mro__:
+        provider = _PLATFORM_BASES.get(cls.__name__)
+        if provider is not None:
+            return provider
+    return "anthropic"
+
+
+def client_info(resource: Any, runtime: Runtime) -> ClientInfo:
+    """Provider and server of the client behind an SDK resource (`client.messages`)."""
+    client = getattr(resource, "_client", None)
+    if client is None:
+        return ClientInfo("anthropic", "")
+    cached = _cache.get(client)
+    if cached is not None and cached[0] is runtime:
+        return cached[1]
+    url = getattr(client, "base_url", None)
+    host = str(getattr(url, "host", "") or "")
+    port = getattr(url, "port", None)
+    provider = provider_for_client(client)
+    configured = runtime.config.provider_hosts
+    for key in (f"{host}:{port}", host):
+        if key in configured:
+            provider = configured[key]
+            break
+    info = ClientInfo(provider, host)
+    try:
+        _cache[client] = (runtime, info)
+    except TypeError:
+        pass
+    return info
+
+
+def text(value: Any) -> str | None:
+    """A request argument if it is real text (not the SDK's `omit` / `NOT_GIVEN` sentinels)."""
+    return value if isinstance(value, str) and value else None
+
+
+def number(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def metadata_user(metadata: Any) -> str | None:
+    """`metadata.user_id`: the app's own id for the end user, the fallback attribution."""
+    if isinstance(metadata, dict):
+        return text(metadata.get("user_id"))
+    return text(getattr(metadata, "user_id", None))
+
+
+def content_chars(value: Any, depth: int = 0) -> int:
+    """Characters of text in a request's system prompt and messages, for estimates (never stored)."""
+    if isinstance(value, str):
+        return len(value)
+    if depth > 6:
+        return 0
+    if isinstance(value, dict):
+        total = 0
+        for key in ("content", "text", "input"):
+            if key in value:
+                total += content_chars(value[key], depth + 1)
+        return total
+    if isinstance(value, list | tuple):
+        return sum(content_chars(item, depth + 1) for item in value)
+    return 0

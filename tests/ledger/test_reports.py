@@ -1,0 +1,172 @@
+"""Reports, totals, export and projection, through the Python API and the CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from genai_meter.cli._ledger import register
+from genai_meter.ledger import LedgerWriter, QueryError, open_ledger, project
+
+from ._records import DAY1, expected_rows, kinds, many
+
+
+def _fill(url: str, spool: Path) -> None:
+    with LedgerWriter(url, spool_path=spool) as writer:
+        for record in kinds():
+            writer.submit(record)
+
+
+def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="genai-meter")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    code = args.func(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_report_grouped_by_user(ledger_url: str, spool_path: Path) -> None:
+    _fill(ledger_url, spool_path)
+    with open_ledger(ledger_url) as ledger:
+        rows = [r.as_dict() for r in ledger.report(group_by=["user"])]
+    assert rows == [
+        {"user": "bob", "calls": 1, "input_tokens": 5000, "output_tokens": 800, "cost_usd": 0.01965,
+         "unpriced_calls": 0},
+        {"user": "alice", "calls": 2, "input_tokens": 1100, "output_tokens": 210, "cost_usd": 0.0045,
+         "unpriced_calls": 1},
+        {"user": "carol", "calls": 2, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "unpriced_calls": 2},
+    ]
+
+
+def test_report_by_day_tenant_filters_and_top(ledger_url: str, spool_path: Path) -> None:
+    _fill(ledger_url, spool_path)
+    with open_ledger(ledger_url) as ledger:
+        by_day = [r.as_dict() for r in ledger.report(group_by=["tenant"], period="day")]
+        assert [(r["day"], r["tenant"], r["calls"]) for r in by_day] == [
+            ("2026-01-01", "acme", 2),
+            ("2026-01-02", "beta", 3),
+        ]
+        assert by_day[0]["cost_usd"] == pytest.approx(0.02415, abs=1e-12)
+        top = ledger.report(group_by=["model"], top=1, filters={"provider": "openai"})
+        assert [(r.keys["model"], r.figures.calls) for r in top] == [("gpt-4o-2024-08-06", 1)]
+        none_feature = ledger.report(group_by=["user"], filters={"feature": "(none)"})
+        assert [(r.keys["user"], r.figures.calls) for r in none_feature] == [("alice", 1)]
+        week = ledger.report(group_by=[], period="week")
+        assert [(r.keys["week"], r.figures.calls) for r in week] == [("2025-12-29", 5)]
+        month = ledger.report(group_by=["provider"], period="month", since="2026-01-02")
+        assert [(r.keys["month"], r.keys["provider"], r.figures.calls) for r in month] == [("2026-01", "openai", 3)]
+        per_day_top = ledger.report(group_by=["user"], period="day", top=1, order_by="calls")
+        assert [(r.keys["day"], r.keys["user"]) for r in per_day_top] == [("2026-01-01", "alice"), ("2026-01-02", "carol")]
+        with pytest.raises(QueryError, match="unknown group 'user_id; drop table'"):
+            ledger.report(group_by=["user_id; drop table"])
+        with pytest.raises(QueryError, match="since: 'yesterdayish' is not a date"):
+            ledger.report(since="yesterdayish")
+        # A filter value is a bound parameter, never SQL.
+        assert ledger.report(filters={"user": "x' OR '1'='1"}) == []
+
+
+def test_totals(sqlite_url: str, spool_path: Path) -> None:
+    _fill(sqlite_url, spool_path)
+    with open_ledger(sqlite_url) as ledger:
+        totals = ledger.totals(now=datetime(2026, 1, 2, 12, tzinfo=timezone.utc))
+    assert totals["today"].calls == 3
+    assert totals["month"].calls == 5
+    assert totals["all_time"].cost_usd == pytest.approx(0.02415, abs=1e-12)
+    assert totals["all_time"].unpriced_calls == 3
+
+
+def test_cli_report_json_csv_and_errors(sqlite_url: str, spool_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _fill(sqlite_url, spool_path)
+    code, out, _ = _cli(["report", "--ledger", sqlite_url, "-g", "tenant", "-f", "json"], capsys)
+    assert code == 0
+    assert [(r["tenant"], r["calls"]) for r in json.loads(out)] == [("acme", 2), ("beta", 3)]
+    code, out, _ = _cli(["report", "--ledger", sqlite_url, "-g", "user,feature", "--top", "1", "-f", "csv"], capsys)
+    assert list(csv.reader(io.StringIO(out))) == [
+        ["user", "feature", "calls", "input_tokens", "output_tokens", "cost_usd", "unpriced_calls"],
+        ["bob", "chat", "1", "5000", "800", "0.01965", "0"],
+    ]
+    code, out, _ = _cli(["report", "--ledger", sqlite_url], capsys)
+    assert code == 0 and out.splitlines()[0].split() == [
+        "period", "calls", "input_tokens", "output_tokens", "cost_usd", "unpriced_calls"
+    ]
+    assert _cli(["report", "--ledger", sqlite_url, "--since", "2026-13-01"], capsys)[2] == (
+        "genai-meter report: since: '2026-13-01' is not a date (YYYY-MM-DD, ISO date-time, today, yesterday or Nd)\n"
+    )
+    code, _, err = _cli(["report", "--ledger", sqlite_url, "-g", "colour"], capsys)
+    assert code == 2 and "unknown group 'colour'" in err
+    code, _, err = _cli(["report", "--ledger", "postgresql://postgres@127.0.0.1:1/test"], capsys)
+    assert code == 2 and err.startswith("genai-meter report: cannot open PostgreSQL ledger")
+    code, _, err = _cli(["report", "--ledger", str(spool_path.parent / "missing.db")], capsys)
+    assert code == 2 and "no ledger at" in err
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "jsonl"])
+def test_cli_export(fmt: str, ledger_url: str, spool_path: Path, tmp_path: Path,
+                    capsys: pytest.CaptureFixture[str]) -> None:
+    _fill(ledger_url, spool_path)
+    out_file = tmp_path / f"out.{fmt}"
+    code, _, _ = _cli(["export", "--ledger", ledger_url, "-f", fmt, "-o", str(out_file),
+                       "--since", "2026-01-01", "--until", "2026-01-02"], capsys)
+    assert code == 0
+    text = out_file.read_text()
+    expected = expected_rows()[:2]
+    if fmt == "jsonl":
+        assert [json.loads(line) for line in text.splitlines()] == expected
+    elif fmt == "json":
+        assert json.loads(text) == expected
+    else:
+        rows = list(csv.DictReader(io.StringIO(text)))
+        assert [r["call_key"] for r in rows] == ["chatcmpl-1", "msg_2"]
+        assert rows[0]["cost_usd"] == "0.0045" and rows[0]["user_id"] == "alice" and rows[1]["user_id"] == "bob"
+        assert json.loads(rows[0]["metadata"]) == expected[0]["metadata"]
+        assert rows[1]["stream"] == "True" and rows[1]["metadata"] == ""
+
+
+def test_projection(sqlite_url: str, spool_path: Path) -> None:
+    # Calls up to 2026-01-10 12:00, 7 users, cost (i % 5 + 1)/1000 each, one a minute from 2026-01-01.
+    with LedgerWriter(sqlite_url, spool_path=spool_path) as writer:
+        for record in many(13680):  # 9.5 days: up to "now"
+            writer.submit(record)
+    now = datetime(2026, 1, 10, 12, tzinfo=timezone.utc)
+    with open_ledger(sqlite_url) as ledger:
+        [overall] = project(ledger, {"month": 50.0}, now=now)
+        per_user = project(ledger, {"u0": 5.0, "*": 100.0}, scope="user", now=now)
+    # Each day has 1440 calls; every 5 consecutive calls cost 0.015, so a day costs 4.32.
+    assert overall.month_to_date_usd == pytest.approx(4.32 * 9.5, abs=1e-9)  # 9 days + half of day 10
+    assert overall.daily_rate_usd == pytest.approx(4.32, abs=1e-9)  # mean of Jan 3..9
+    assert overall.projected_month_end_usd == pytest.approx(4.32 * 9.5 + 4.32 * 21.5, abs=1e-9)
+    assert overall.runs_out_on is not None and overall.runs_out_on.isoformat() == "2026-01-12"
+    assert not overall.exhausted
+    u0 = next(p for p in per_user if p.value == "u0")
+    assert u0.limit_usd == 5.0 and u0.exhausted and u0.runs_out_on is not None
+    others = [p for p in per_user if p.value != "u0"]
+    assert len(others) == 6 and all(p.limit_usd == 100.0 and not p.exhausted for p in others)
+    with open_ledger(sqlite_url) as ledger, pytest.raises(QueryError, match="scope global takes one budget"):
+        project(ledger, {"a": 1.0, "b": 2.0}, now=now)
+
+
+def test_cli_project(sqlite_url: str, spool_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _fill(sqlite_url, spool_path)
+    code, out, _ = _cli(["project", "--ledger", sqlite_url, "--scope", "tenant", "--budget", "acme=10",
+                         "-f", "json"], capsys)
+    assert code == 0
+    assert {r["value"] for r in json.loads(out)} >= {"acme"}
+    code, _, err = _cli(["project", "--ledger", sqlite_url, "--budget", "acme=lots"], capsys)
+    assert code == 2 and "'lots' is not a number of USD" in err
+
+
+def test_day_is_utc(sqlite_url: str, spool_path: Path) -> None:
+    record = many(1)[0]
+    record.time = DAY1 - 0.5  # 2025-12-31T23:59:59.5Z
+    with LedgerWriter(sqlite_url, spool_path=spool_path) as writer:
+        writer.submit(record)
+    with open_ledger(sqlite_url) as ledger:
+        assert next(ledger.export())["day"] == "2025-12-31"
