@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -134,7 +133,9 @@ def child(mode: str, url: str) -> None:
         if mode != "open":
             with open(os.devnull, "w") as out:
                 stream_rows(ledger.export(), COLUMNS, mode, out)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    # VmHWM, not ru_maxrss: ru_maxrss survives exec and would report the parent's peak.
+    status = Path("/proc/self/status").read_text()
+    print(next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")))
 
 
 def main() -> None:

@@ -20,23 +20,35 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx2
-import openai
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 import genai_meter
+import openai
 from genai_meter._runtime import configure
 from genai_meter.instrumentation.openai import OpenAIInstrumentor
 
-USAGE = {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500,
-         "prompt_tokens_details": {"cached_tokens": 256}, "completion_tokens_details": {"reasoning_tokens": 0}}
-COMPLETION = json.dumps({
-    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
-    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "hello"}}],
-    "usage": USAGE,
-}).encode()
+USAGE = {
+    "prompt_tokens": 1200,
+    "completion_tokens": 300,
+    "total_tokens": 1500,
+    "prompt_tokens_details": {"cached_tokens": 256},
+    "completion_tokens_details": {"reasoning_tokens": 0},
+}
+COMPLETION = json.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4o-mini",
+        "choices": [
+            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "hello"}}
+        ],
+        "usage": USAGE,
+    }
+).encode()
 
 
 def _stream_body(chunks: int, include_usage: bool) -> bytes:
@@ -45,13 +57,35 @@ def _stream_body(chunks: int, include_usage: bool) -> bytes:
         delta: dict[str, Any] = {"content": f"tok{i} "}
         if i == 0:
             delta["role"] = "assistant"
-        lines.append({"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1,
-                      "model": "gpt-4o-mini", "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
-    lines.append({"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini",
-                  "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        lines.append(
+            {
+                "id": "chatcmpl-bench",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": "gpt-4o-mini",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+            }
+        )
+    lines.append(
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+        }
+    )
     if include_usage:
-        lines.append({"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1,
-                      "model": "gpt-4o-mini", "choices": [], "usage": USAGE})
+        lines.append(
+            {
+                "id": "chatcmpl-bench",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": "gpt-4o-mini",
+                "choices": [],
+                "usage": USAGE,
+            }
+        )
     return b"".join(b"data: " + json.dumps(line).encode() + b"\n\n" for line in lines) + b"data: [DONE]\n\n"
 
 
@@ -63,8 +97,11 @@ def _handler(request: httpx2.Request) -> httpx2.Response:
     body = json.loads(request.content)
     if body.get("stream"):
         include = bool((body.get("stream_options") or {}).get("include_usage"))
-        return httpx2.Response(200, content=STREAM_WITH_USAGE if include else STREAM_BARE,
-                               headers={"content-type": "text/event-stream"})
+        return httpx2.Response(
+            200,
+            content=STREAM_WITH_USAGE if include else STREAM_BARE,
+            headers={"content-type": "text/event-stream"},
+        )
     return httpx2.Response(200, content=COMPLETION, headers={"content-type": "application/json"})
 
 
@@ -74,8 +111,12 @@ class _NullExporter(SpanExporter):
 
 
 def _client() -> openai.OpenAI:
-    return openai.OpenAI(api_key="sk-bench", base_url="https://api.openai.com/v1", max_retries=0,
-                         http_client=httpx2.Client(transport=httpx2.MockTransport(_handler)))
+    return openai.OpenAI(
+        api_key="sk-bench",
+        base_url="https://api.openai.com/v1",
+        max_retries=0,
+        http_client=httpx2.Client(transport=httpx2.MockTransport(_handler)),
+    )
 
 
 MESSAGES: Any = [{"role": "user", "content": "hello"}]
@@ -158,8 +199,10 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}")
     for label, row in measure(args.calls, args.rounds).items():
         low, high = row["overhead_range_us"]
-        print(f"{label:20s} bare {row['bare_us']:8.1f} µs  instrumented {row['instrumented_us']:8.1f} µs  "
-              f"overhead {row['overhead_us']:6.1f} µs (range {low:.1f}..{high:.1f})")
+        print(
+            f"{label:20s} bare {row['bare_us']:8.1f} µs  instrumented {row['instrumented_us']:8.1f} µs  "
+            f"overhead {row['overhead_us']:6.1f} µs (range {low:.1f}..{high:.1f})"
+        )
     print(f"{'price a call':20s} {measure_pricing():.2f} µs (resolve cached model + cost, best of 5)")
 
 

@@ -22,12 +22,21 @@ def main() -> int:
     client = openai.OpenAI(max_retries=0)
     headers = {"x-fake-usage": json.dumps(USAGE)}  # understood by genai-meter's fake provider only
     messages = [{"role": "user", "content": "What does metering mean?"}]
-    client.chat.completions.create(model="gpt-4o-mini", messages=messages, user="alice", extra_headers=headers)  # type: ignore[arg-type]
+    client.chat.completions.create(
+        model="gpt-4o-mini", messages=messages, user="alice", extra_headers=headers
+    )  # type: ignore[arg-type]
     stream = client.chat.completions.create(
-        model="gpt-4o-mini", messages=messages, user="bob", stream=True, extra_headers=headers  # type: ignore[arg-type]
+        model="gpt-4o-mini",
+        messages=messages,
+        user="bob",
+        stream=True,
+        extra_headers=headers,  # type: ignore[arg-type]
     )
     chunks = [chunk for chunk in stream]
-    print(f"chat_app: done, {len(chunks)} chunks streamed, usage chunk seen: {chunks[-1].choices == []}", flush=True)
+    print(
+        f"chat_app: done, {len(chunks)} chunks streamed, usage chunk seen: {chunks[-1].choices == []}",
+        flush=True,
+    )
     if os.environ.get("CHAT_APP_WAIT") == "1":
         sys.stdin.readline()
     return 0

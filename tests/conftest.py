@@ -15,7 +15,9 @@ import pytest
 
 # No test may write a ledger into the developer's home folder unless it asks for one.
 os.environ.setdefault("GENAI_METER_LEDGER_URL", "off")
-for _name in [name for name in os.environ if name.startswith("GENAI_METER_") and name != "GENAI_METER_LEDGER_URL"]:
+for _name in [
+    name for name in os.environ if name.startswith("GENAI_METER_") and name != "GENAI_METER_LEDGER_URL"
+]:
     del os.environ[_name]
 
 from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402

@@ -82,10 +82,16 @@ def test_opentelemetry_instrument_meters_an_unmodified_app(fake_provider: Any, t
         "GENAI_METER_INJECT_STREAM_USAGE": "127.0.0.1=true",
         "GENAI_METER_LEDGER_URL": "off",
         "CHAT_APP_WAIT": "1",
+        # Peer instrumentations may be installed (test extra); this test is about genai-meter alone.
+        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "openai,anthropic",
     }
     process = subprocess.Popen(
         [str(launcher), sys.executable, str(ROOT / "examples" / "chat_app.py")],
-        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -104,8 +110,9 @@ def test_opentelemetry_instrument_meters_an_unmodified_app(fake_provider: Any, t
 
     for metric in (names.COST, names.TOKENS, names.REQUESTS):
         assert f"# TYPE {metric.prometheus_name} counter" in metrics_text
-    assert _sample(metrics_text, names.COST.prometheus_name, user="alice", model="gpt-4o-mini") == pytest.approx(
-        MINI_COST, abs=1e-9)
+    assert _sample(
+        metrics_text, names.COST.prometheus_name, user="alice", model="gpt-4o-mini"
+    ) == pytest.approx(MINI_COST, abs=1e-9)
     assert _sample(metrics_text, names.COST.prometheus_name, user="bob") == pytest.approx(MINI_COST, abs=1e-9)
     assert _sample(metrics_text, names.TOKENS.prometheus_name, type="input") == 2000
     assert _sample(metrics_text, names.TOKENS.prometheus_name, type="cache_read") == 400

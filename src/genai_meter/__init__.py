@@ -39,7 +39,9 @@ def configure(**settings: Any) -> Config:
     return _configure(**settings).config
 
 
-def budget_status(*, user: str | None = None, tenant: str | None = None, feature: str | None = None) -> list[BudgetStatus]:
+def budget_status(
+    *, user: str | None = None, tenant: str | None = None, feature: str | None = None
+) -> list[BudgetStatus]:
     """The budgets that apply to this user / tenant / feature, with spend, limit, level and an
     estimate of the uses left, for an app's own UI. Empty when no budget is configured."""
     from ._runtime import get_runtime

@@ -40,7 +40,9 @@ _current: ContextVar[Attribution] = ContextVar("genai_meter_attribution", defaul
 class _Attributing:
     """Both a context manager and a decorator, so one name serves `with` and `@` uses."""
 
-    def __init__(self, user: str | None, tenant: str | None, feature: str | None, metadata: Mapping[str, Any]):
+    def __init__(
+        self, user: str | None, tenant: str | None, feature: str | None, metadata: Mapping[str, Any]
+    ):
         self._values = (user, tenant, feature, dict(metadata))
         self._tokens: list[Any] = []
 

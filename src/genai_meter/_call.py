@@ -124,7 +124,9 @@ class Call:
         self.done = True
         span = self.span
         try:
-            self._record(usage, response_model, response_id, error, provider_cost_usd, finish_reasons, output_messages)
+            self._record(
+                usage, response_model, response_id, error, provider_cost_usd, finish_reasons, output_messages
+            )
         except Exception as fault:
             record_fault("call.finish", fault)
         finally:
@@ -215,13 +217,24 @@ class Call:
 
         attribution = self.attribution
         key = runtime.metrics.label_key(
-            self.provider, self.request_model, self.operation, attribution.feature, attribution.tenant, attribution.user
+            self.provider,
+            self.request_model,
+            self.operation,
+            attribution.feature,
+            attribution.tenant,
+            attribution.user,
         )
         histogram_attrs = runtime.metrics.histogram_attributes(
             self.operation, self.provider, self.request_model, response_model or "", self.server
         )
         runtime.metrics.record_call(
-            key, usage, cost.total_usd if cost is not None else None, outcome, histogram_attrs, duration_s, error_type
+            key,
+            usage,
+            cost.total_usd if cost is not None else None,
+            outcome,
+            histogram_attrs,
+            duration_s,
+            error_type,
         )
 
         guard = runtime.guard
@@ -287,7 +300,9 @@ class Call:
         try:
             runtime = self.runtime
             attribution = self.attribution
-            span.set_attributes({names.OUTCOME: names.OUTCOME_BLOCKED, names.ERROR_TYPE: type(error).__qualname__})
+            span.set_attributes(
+                {names.OUTCOME: names.OUTCOME_BLOCKED, names.ERROR_TYPE: type(error).__qualname__}
+            )
             span.add_event(
                 names.BUDGET_BLOCKED_EVENT,
                 {

@@ -105,7 +105,9 @@ class CallMetrics:
         self.unpriced = _Sums(names.UNPRICED_CALLS.labels)
         self.estimated = _Sums(names.ESTIMATED_CALLS.labels)
         self._histogram_attrs: dict[tuple[str, str, str, str, str], tuple[dict[str, str], ...]] = {}
-        self._extra_observers: list[tuple[names.Metric, Callable[[], Iterable[tuple[dict[str, str], float]]]]] = []
+        self._extra_observers: list[
+            tuple[names.Metric, Callable[[], Iterable[tuple[dict[str, str], float]]]]
+        ] = []
 
         self.token_usage = meter.create_histogram(
             names.TOKEN_USAGE.otel_name,
@@ -170,7 +172,13 @@ class CallMetrics:
         return [Observation(count, {names.LABEL_FAULT: where}) for where, count in fault_counts().items()]
 
     def label_key(
-        self, provider: str, model: str, operation: str, feature: str | None, tenant: str | None, user: str | None
+        self,
+        provider: str,
+        model: str,
+        operation: str,
+        feature: str | None,
+        tenant: str | None,
+        user: str | None,
     ) -> LabelKey:
         return (
             provider,
@@ -188,7 +196,11 @@ class CallMetrics:
         cache_key = (operation, provider, request_model, response_model, server)
         cached = self._histogram_attrs.get(cache_key)
         if cached is None:
-            base = {names.OPERATION_NAME: operation, names.PROVIDER_NAME: provider, names.REQUEST_MODEL: request_model}
+            base = {
+                names.OPERATION_NAME: operation,
+                names.PROVIDER_NAME: provider,
+                names.REQUEST_MODEL: request_model,
+            }
             if response_model:
                 base[names.RESPONSE_MODEL] = response_model
             if server:
@@ -261,13 +273,18 @@ def call_metrics_for(meter: Meter, *, label_cap: int, user_labels: bool, tenant_
         if found is not None and found[0] is meter:
             found[1].reconfigure(label_cap=label_cap, user_labels=user_labels, tenant_labels=tenant_labels)
             return found[1]
-        created = CallMetrics(meter, label_cap=label_cap, user_labels=user_labels, tenant_labels=tenant_labels)
+        created = CallMetrics(
+            meter, label_cap=label_cap, user_labels=user_labels, tenant_labels=tenant_labels
+        )
         _by_meter[id(meter)] = (meter, created)
         return created
 
 
 def register_observer(
-    meter: Meter, metric: names.Metric, read: Callable[[], Iterable[tuple[dict[str, str], float]]], gauge: bool = False
+    meter: Meter,
+    metric: names.Metric,
+    read: Callable[[], Iterable[tuple[dict[str, str], float]]],
+    gauge: bool = False,
 ) -> None:
     """Expose a value owned elsewhere (ledger row counts, budget spend) as an observable instrument."""
 

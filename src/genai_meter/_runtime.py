@@ -18,7 +18,6 @@ from opentelemetry import metrics, trace
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from . import names
 from ._attribution import Pseudonymizer
 from ._config import Config, ConfigError, load_config
 from ._faults import record_fault
@@ -56,7 +55,9 @@ class Runtime:
             user_labels=config.user_labels,
             tenant_labels=config.tenant_labels,
         )
-        self.pseudonymize = Pseudonymizer(config.pseudonymize_users_key) if config.pseudonymize_users_key else None
+        self.pseudonymize = (
+            Pseudonymizer(config.pseudonymize_users_key) if config.pseudonymize_users_key else None
+        )
         self._warned_unpriced: set[tuple[str, str]] = set()
         self.metrics.ledger_counts = None
         self.guard: BudgetGuard | None = self._make_guard(config)
@@ -73,7 +74,10 @@ class Runtime:
         except BudgetPolicyError as error:
             raise ConfigError(str(error)) from None
         return BudgetGuard(
-            budget_config, meter=self.meter, label_cap=config.label_cap, on_threshold=_threshold_callbacks.fire
+            budget_config,
+            meter=self.meter,
+            label_cap=config.label_cap,
+            on_threshold=_threshold_callbacks.fire,
         )
 
     def _make_ledger(self, config: Config) -> LedgerWriter | None:
@@ -131,7 +135,10 @@ def set_providers(tracer_provider: TracerProvider | None, meter_provider: MeterP
     """Use these providers (from `Instrumentor.instrument(...)`) for the runtime built next."""
     global _runtime
     with _lock:
-        if tracer_provider is _providers["tracer_provider"] and meter_provider is _providers["meter_provider"]:
+        if (
+            tracer_provider is _providers["tracer_provider"]
+            and meter_provider is _providers["meter_provider"]
+        ):
             return
         _providers["tracer_provider"] = tracer_provider
         _providers["meter_provider"] = meter_provider

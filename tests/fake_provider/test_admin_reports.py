@@ -6,10 +6,10 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-import anthropic
 import httpx2
 import pytest
 
+import anthropic
 import openai
 from genai_meter.fake_provider import FakeProvider
 

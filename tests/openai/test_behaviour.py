@@ -7,11 +7,11 @@ import logging
 import threading
 from typing import Any
 
-import openai
 import pytest
 from opentelemetry import baggage, context
 
 import genai_meter
+import openai
 from genai_meter import names
 from genai_meter._config import ConfigError, load_config
 from genai_meter._faults import fault_counts
@@ -67,13 +67,16 @@ def test_attribution_across_threads_and_tasks(telemetry: Telemetry, fake_provide
                 with genai_meter.attribute(user=user, tenant=f"t-{user}"):
                     await asyncio.sleep(0)
                     await aclient.chat.completions.create(
-                        model="gpt-4o-mini", messages=MESSAGES, extra_headers=usage_headers())
+                        model="gpt-4o-mini", messages=MESSAGES, extra_headers=usage_headers()
+                    )
 
             await asyncio.gather(*(one(f"task{i}") for i in range(4)))
 
     asyncio.run(task_main())
     pairs = [(user, tenant) for user, tenant, _ in _users_by_span(telemetry)]
-    assert pairs == sorted((u, f"t-{u}") for u in [f"user{i}" for i in range(4)] + [f"task{i}" for i in range(4)])
+    assert pairs == sorted(
+        (u, f"t-{u}") for u in [f"user{i}" for i in range(4)] + [f"task{i}" for i in range(4)]
+    )
 
 
 def test_baggage_and_request_user_fallbacks(telemetry: Telemetry, fake_provider: Any) -> None:
@@ -86,9 +89,13 @@ def test_baggage_and_request_user_fallbacks(telemetry: Telemetry, fake_provider:
         sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, extra_headers=usage_headers())
     finally:
         context.detach(token)
-    sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, user="from-request",
-                                extra_headers=usage_headers())
-    assert _users_by_span(telemetry) == [("from-baggage", "tenant-b", "feature-b"), ("from-request", None, None)]
+    sdk.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, user="from-request", extra_headers=usage_headers()
+    )
+    assert _users_by_span(telemetry) == [
+        ("from-baggage", "tenant-b", "feature-b"),
+        ("from-request", None, None),
+    ]
 
 
 def test_user_label_cap_and_switch(telemetry: Telemetry, fake_provider: Any) -> None:
@@ -108,7 +115,8 @@ def test_user_labels_off(telemetry: Telemetry, fake_provider: Any) -> None:
     configure(**fake_provider_settings(fake_provider, user_labels=False))
     with genai_meter.attribute(user="someone", tenant="acme"):
         client(fake_provider).chat.completions.create(
-            model="gpt-4o-mini", messages=MESSAGES, extra_headers=usage_headers())
+            model="gpt-4o-mini", messages=MESSAGES, extra_headers=usage_headers()
+        )
     for attrs, _ in telemetry.points(names.COST.otel_name):
         assert "user" not in attrs and attrs["tenant"] == "acme"
 
@@ -124,14 +132,16 @@ def test_fault_inside_instrumentation_leaves_the_call_working(
 
     monkeypatch.setattr(_call.Call, "_record", broken)
     completion = client(fake_provider).chat.completions.create(
-        model="gpt-4o-mini", messages=MESSAGES, extra_headers=usage_headers())
+        model="gpt-4o-mini", messages=MESSAGES, extra_headers=usage_headers()
+    )
     assert completion.choices[0].message.content
     assert len(telemetry.spans()) == 1, "the span is still ended"
     assert fault_counts()["call.finish"] == 1
 
     monkeypatch.setattr(_wrappers, "client_info", broken)
     completion = client(fake_provider).chat.completions.create(
-        model="gpt-4o-mini", messages=MESSAGES, extra_headers=usage_headers())
+        model="gpt-4o-mini", messages=MESSAGES, extra_headers=usage_headers()
+    )
     assert completion.usage is not None
     assert fault_counts()["openai.begin"] == 1
     assert telemetry.total(names.FAULTS.otel_name, where="openai.begin") == 1
@@ -145,14 +155,28 @@ def test_no_key_or_content_leaves_the_process(
     prompt = "PROMPT-SENTINEL-987"
     sdk = openai.OpenAI(base_url=fake_provider.openai_base_url, api_key=key, max_retries=0)
     with genai_meter.attribute(user="u1"):
-        sdk.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}],
-                                    extra_headers=usage_headers())
-        list(sdk.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}],
-                                         stream=True, extra_headers=usage_headers()))
-        sdk.chat.completions.create(model="unknown-model-for-log", messages=[{"role": "user", "content": prompt}],
-                                    extra_headers=usage_headers())
-    exported = repr([(s.name, dict(s.attributes or {}), [(e.name, dict(e.attributes or {})) for e in s.events])
-                     for s in telemetry.spans()])
+        sdk.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}], extra_headers=usage_headers()
+        )
+        list(
+            sdk.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": prompt}],
+                stream=True,
+                extra_headers=usage_headers(),
+            )
+        )
+        sdk.chat.completions.create(
+            model="unknown-model-for-log",
+            messages=[{"role": "user", "content": prompt}],
+            extra_headers=usage_headers(),
+        )
+    exported = repr(
+        [
+            (s.name, dict(s.attributes or {}), [(e.name, dict(e.attributes or {})) for e in s.events])
+            for s in telemetry.spans()
+        ]
+    )
     exported += repr(telemetry.reader.get_metrics_data())
     exported += "\n".join(record.getMessage() for record in caplog.records)
     assert key not in exported
@@ -163,7 +187,10 @@ def test_no_key_or_content_leaves_the_process(
 def test_content_capture_is_opt_in(telemetry: Telemetry, fake_provider: Any) -> None:
     configure(**fake_provider_settings(fake_provider, capture_content=True))
     client(fake_provider).chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "capture me"}], extra_headers=usage_headers())
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "capture me"}],
+        extra_headers=usage_headers(),
+    )
     assert "capture me" in str((telemetry.only_span().attributes or {})[names.INPUT_MESSAGES])
 
 
@@ -178,7 +205,9 @@ def test_configuration_errors_name_the_key(tmp_path: Any) -> None:
     bad_yaml.write_text("label_cap: 10\nuser_labels: maybe\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml: user_labels: expected true or false"):
         load_config({"GENAI_METER_CONFIG": str(bad_yaml)})
-    config = load_config({"GENAI_METER_LABEL_CAP": "7", "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "true"})
+    config = load_config(
+        {"GENAI_METER_LABEL_CAP": "7", "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "true"}
+    )
     assert config.label_cap == 7 and config.capture_content is True
 
 

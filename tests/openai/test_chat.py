@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import openai
 import pytest
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
+import openai
 from genai_meter import names
 
 from ..conftest import Telemetry
@@ -37,9 +37,18 @@ def async_client(fake_provider: Any) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=fake_provider.openai_base_url, api_key="sk-test-key", max_retries=0)
 
 
-def assert_metered(telemetry: Telemetry, *, cost: float, input_tokens: int = 1000, output_tokens: int = 500,
-                   cached: int = 200, reasoning: int = 100, model: str = "gpt-4o-mini", stream: bool = False,
-                   operation: str = "chat") -> None:
+def assert_metered(
+    telemetry: Telemetry,
+    *,
+    cost: float,
+    input_tokens: int = 1000,
+    output_tokens: int = 500,
+    cached: int = 200,
+    reasoning: int = 100,
+    model: str = "gpt-4o-mini",
+    stream: bool = False,
+    operation: str = "chat",
+) -> None:
     span = telemetry.only_span()
     attrs = dict(span.attributes or {})
     assert span.name == f"{operation} {model}"
@@ -64,7 +73,7 @@ def assert_metered(telemetry: Telemetry, *, cost: float, input_tokens: int = 100
     histogram = telemetry.points(names.TOKEN_USAGE.otel_name)
     sums = {attrs[names.TOKEN_TYPE]: point.sum for attrs, point in histogram}
     assert sums == {"input": input_tokens, "output": output_tokens}
-    (duration_attrs, duration), = telemetry.points(names.OPERATION_DURATION.otel_name)
+    ((duration_attrs, duration),) = telemetry.points(names.OPERATION_DURATION.otel_name)
     assert duration.count == 1
     assert list(duration.explicit_bounds) == list(names.OPERATION_DURATION_BUCKETS)
     assert duration_attrs[names.PROVIDER_NAME] == "openai"
@@ -81,7 +90,9 @@ def test_chat_sync(telemetry: Telemetry, fake_provider: Any) -> None:
 
 async def test_chat_async(telemetry: Telemetry, fake_provider: Any) -> None:
     async with async_client(fake_provider) as aclient:
-        await aclient.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, extra_headers=usage_headers())
+        await aclient.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, extra_headers=usage_headers()
+        )
     assert_metered(telemetry, cost=EXPECTED_COST)
 
 
@@ -97,11 +108,19 @@ def test_stream_injected_usage_is_hidden_from_the_caller(telemetry: Telemetry, f
     sdk = client(fake_provider)
     headers = usage_headers(**{"x-fake-chunks": "5"})
     with suppress_instrumentation():
-        bare = [_chunk_view(c) for c in sdk.chat.completions.create(
-            model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=headers)]
+        bare = [
+            _chunk_view(c)
+            for c in sdk.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=headers
+            )
+        ]
     assert telemetry.spans() == []
-    seen = [_chunk_view(c) for c in sdk.chat.completions.create(
-        model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=headers)]
+    seen = [
+        _chunk_view(c)
+        for c in sdk.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=headers
+        )
+    ]
     assert seen == bare
     assert all(view[0] for view in seen), "no usage-only chunk reaches the caller"
     assert fake_provider.requests[-1].body["stream_options"] == {"include_usage": True}
@@ -111,16 +130,25 @@ def test_stream_injected_usage_is_hidden_from_the_caller(telemetry: Telemetry, f
 async def test_stream_async_injected(telemetry: Telemetry, fake_provider: Any) -> None:
     async with async_client(fake_provider) as aclient:
         stream = await aclient.chat.completions.create(
-            model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=usage_headers())
+            model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=usage_headers()
+        )
         chunks = [chunk async for chunk in stream]
     assert all(chunk.choices for chunk in chunks)
     assert_metered(telemetry, cost=EXPECTED_COST, stream=True)
 
 
-def test_stream_with_callers_include_usage_keeps_the_usage_chunk(telemetry: Telemetry, fake_provider: Any) -> None:
-    chunks = list(client(fake_provider).chat.completions.create(
-        model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True},
-        extra_headers=usage_headers()))
+def test_stream_with_callers_include_usage_keeps_the_usage_chunk(
+    telemetry: Telemetry, fake_provider: Any
+) -> None:
+    chunks = list(
+        client(fake_provider).chat.completions.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            stream=True,
+            stream_options={"include_usage": True},
+            extra_headers=usage_headers(),
+        )
+    )
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
     assert_metered(telemetry, cost=EXPECTED_COST, stream=True)
 
@@ -131,8 +159,11 @@ def test_stream_without_usage_is_estimated(telemetry: Telemetry, fake_provider: 
     from ..conftest import fake_provider_settings
 
     configure(**fake_provider_settings(fake_provider, inject_stream_usage={"127.0.0.1": False}))
-    list(client(fake_provider).chat.completions.create(
-        model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers={"x-fake-chunks": "4"}))
+    list(
+        client(fake_provider).chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers={"x-fake-chunks": "4"}
+        )
+    )
     assert "stream_options" not in fake_provider.requests[-1].body
     attrs = telemetry.only_span().attributes or {}
     assert attrs[names.USAGE_ESTIMATED] is True
@@ -148,8 +179,11 @@ def test_parse_structured_output(telemetry: Telemetry, fake_provider: Any) -> No
         answer: str
 
     completion = client(fake_provider).chat.completions.parse(
-        model="gpt-4o-mini", messages=MESSAGES, response_format=Answer,
-        extra_headers=usage_headers(**{"x-fake-content": '{"answer": "42"}'}))
+        model="gpt-4o-mini",
+        messages=MESSAGES,
+        response_format=Answer,
+        extra_headers=usage_headers(**{"x-fake-content": '{"answer": "42"}'}),
+    )
     assert completion.choices[0].message.parsed == Answer(answer="42")
     assert_metered(telemetry, cost=EXPECTED_COST)
 
@@ -165,7 +199,8 @@ def test_chat_stream_helper(telemetry: Telemetry, fake_provider: Any) -> None:
 
 def test_with_raw_response(telemetry: Telemetry, fake_provider: Any) -> None:
     raw = client(fake_provider).chat.completions.with_raw_response.create(
-        model="gpt-4o-mini", messages=MESSAGES, extra_headers=usage_headers())
+        model="gpt-4o-mini", messages=MESSAGES, extra_headers=usage_headers()
+    )
     assert raw.http_response.status_code == 200
     assert raw.parse().usage.completion_tokens == 500  # type: ignore[union-attr]
     assert_metered(telemetry, cost=EXPECTED_COST)
@@ -173,7 +208,8 @@ def test_with_raw_response(telemetry: Telemetry, fake_provider: Any) -> None:
 
 def test_with_raw_response_stream(telemetry: Telemetry, fake_provider: Any) -> None:
     raw = client(fake_provider).chat.completions.with_raw_response.create(
-        model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=usage_headers())
+        model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=usage_headers()
+    )
     chunks = list(raw.parse())
     assert chunks and all(chunk.choices for chunk in chunks)
     assert_metered(telemetry, cost=EXPECTED_COST, stream=True)
@@ -182,7 +218,8 @@ def test_with_raw_response_stream(telemetry: Telemetry, fake_provider: Any) -> N
 def test_provider_error_is_recorded(telemetry: Telemetry, fake_provider: Any) -> None:
     with pytest.raises(openai.RateLimitError):
         client(fake_provider).chat.completions.create(
-            model="gpt-4o-mini", messages=MESSAGES, extra_headers={"x-fake-error": "429"})
+            model="gpt-4o-mini", messages=MESSAGES, extra_headers={"x-fake-error": "429"}
+        )
     attrs = telemetry.only_span().attributes or {}
     assert attrs[names.ERROR_TYPE] == "RateLimitError"
     assert attrs[names.OUTCOME] == names.OUTCOME_ERROR
@@ -190,8 +227,9 @@ def test_provider_error_is_recorded(telemetry: Telemetry, fake_provider: Any) ->
     assert telemetry.total(names.COST.otel_name) == 0
 
 
-def test_unpriced_model_is_flagged_never_zero(telemetry: Telemetry, fake_provider: Any,
-                                               caplog: pytest.LogCaptureFixture) -> None:
+def test_unpriced_model_is_flagged_never_zero(
+    telemetry: Telemetry, fake_provider: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     sdk = client(fake_provider)
     for _ in range(2):
         sdk.chat.completions.create(model="mystery-model-x", messages=MESSAGES, extra_headers=usage_headers())
@@ -208,8 +246,10 @@ def test_unpriced_model_is_flagged_never_zero(telemetry: Telemetry, fake_provide
 
 def test_dated_snapshot_is_priced_as_its_model(telemetry: Telemetry, fake_provider: Any) -> None:
     client(fake_provider).chat.completions.create(
-        model="gpt-4o-mini", messages=MESSAGES,
-        extra_headers=usage_headers(**{"x-fake-model": "gpt-4o-mini-2024-07-18"}))
+        model="gpt-4o-mini",
+        messages=MESSAGES,
+        extra_headers=usage_headers(**{"x-fake-model": "gpt-4o-mini-2024-07-18"}),
+    )
     attrs = telemetry.only_span().attributes or {}
     assert attrs[names.RESPONSE_MODEL] == "gpt-4o-mini-2024-07-18"
     assert attrs[names.COST_USD] == pytest.approx(EXPECTED_COST, abs=1e-9)
@@ -222,7 +262,10 @@ def test_openrouter_reported_cost_is_used(telemetry: Telemetry, fake_provider: A
 
     configure(**fake_provider_settings(fake_provider, provider_hosts={"127.0.0.1": "openrouter"}))
     client(fake_provider).chat.completions.create(
-        model="openai/gpt-4o-mini", messages=MESSAGES, extra_headers=usage_headers(**{"x-fake-cost": "0.0123"}))
+        model="openai/gpt-4o-mini",
+        messages=MESSAGES,
+        extra_headers=usage_headers(**{"x-fake-cost": "0.0123"}),
+    )
     attrs = telemetry.only_span().attributes or {}
     assert attrs[names.PROVIDER_NAME] == "openrouter"
     assert attrs[names.COST_USD] == pytest.approx(0.0123, abs=1e-12)

@@ -42,14 +42,19 @@ def test_responses_create(telemetry: Telemetry, fake_provider: Any) -> None:
 
 
 def test_responses_create_stream(telemetry: Telemetry, fake_provider: Any) -> None:
-    events = list(client(fake_provider).responses.create(
-        model="gpt-4o-mini", input="hi", stream=True, extra_headers=HEADERS))
+    events = list(
+        client(fake_provider).responses.create(
+            model="gpt-4o-mini", input="hi", stream=True, extra_headers=HEADERS
+        )
+    )
     assert events[-1].type == "response.completed"
     assert_responses_span(telemetry, stream=True)
 
 
 def test_responses_stream_helper(telemetry: Telemetry, fake_provider: Any) -> None:
-    with client(fake_provider).responses.stream(model="gpt-4o-mini", input="hi", extra_headers=HEADERS) as stream:
+    with client(fake_provider).responses.stream(
+        model="gpt-4o-mini", input="hi", extra_headers=HEADERS
+    ) as stream:
         text = "".join(event.delta for event in stream if event.type == "response.output_text.delta")
         final = stream.get_final_response()
     assert text and final.usage is not None
@@ -58,7 +63,9 @@ def test_responses_stream_helper(telemetry: Telemetry, fake_provider: Any) -> No
 
 async def test_responses_async_stream(telemetry: Telemetry, fake_provider: Any) -> None:
     async with async_client(fake_provider) as aclient:
-        stream = await aclient.responses.create(model="gpt-4o-mini", input="hi", stream=True, extra_headers=HEADERS)
+        stream = await aclient.responses.create(
+            model="gpt-4o-mini", input="hi", stream=True, extra_headers=HEADERS
+        )
         async for _event in stream:
             pass
     assert_responses_span(telemetry, stream=True)
@@ -66,8 +73,10 @@ async def test_responses_async_stream(telemetry: Telemetry, fake_provider: Any) 
 
 def test_embeddings(telemetry: Telemetry, fake_provider: Any) -> None:
     result = client(fake_provider).embeddings.create(
-        model="text-embedding-3-small", input=["one", "two"],
-        extra_headers={"x-fake-usage": json.dumps({"prompt_tokens": 5000, "total_tokens": 5000})})
+        model="text-embedding-3-small",
+        input=["one", "two"],
+        extra_headers={"x-fake-usage": json.dumps({"prompt_tokens": 5000, "total_tokens": 5000})},
+    )
     assert len(result.data) == 2
     attrs = telemetry.only_span().attributes or {}
     assert attrs[names.OPERATION_NAME] == "embeddings"
@@ -79,24 +88,28 @@ def test_embeddings(telemetry: Telemetry, fake_provider: Any) -> None:
 async def test_embeddings_async(telemetry: Telemetry, fake_provider: Any) -> None:
     async with async_client(fake_provider) as aclient:
         await aclient.embeddings.create(
-            model="text-embedding-3-small", input="one",
-            extra_headers={"x-fake-usage": json.dumps({"prompt_tokens": 100, "total_tokens": 100})})
+            model="text-embedding-3-small",
+            input="one",
+            extra_headers={"x-fake-usage": json.dumps({"prompt_tokens": 100, "total_tokens": 100})},
+        )
     assert telemetry.only_span().attributes[names.COST_USD] == pytest.approx(100 * 0.02e-6, abs=1e-12)  # type: ignore[index]
 
 
 def test_azure_client_is_its_own_provider(telemetry: Telemetry, fake_provider: Any) -> None:
     import openai
-
     from genai_meter._runtime import configure
 
     from ..conftest import fake_provider_settings
 
     configure(**fake_provider_settings(fake_provider, provider_hosts={}))
     azure = openai.AzureOpenAI(
-        base_url=fake_provider.openai_base_url, api_key="azure-key", api_version="2024-10-21", max_retries=0)
+        base_url=fake_provider.openai_base_url, api_key="azure-key", api_version="2024-10-21", max_retries=0
+    )
     azure.chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
-        extra_headers={"x-fake-usage": json.dumps({"prompt_tokens": 1000, "completion_tokens": 0})})
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "hi"}],
+        extra_headers={"x-fake-usage": json.dumps({"prompt_tokens": 1000, "completion_tokens": 0})},
+    )
     attrs = telemetry.only_span().attributes or {}
     assert attrs[names.PROVIDER_NAME] == "azure.ai.openai"
     assert attrs[names.COST_USD] == pytest.approx(1000 * MINI_IN, abs=1e-12)

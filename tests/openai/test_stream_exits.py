@@ -15,8 +15,11 @@ from .test_chat import EXPECTED_COST, MESSAGES, async_client, client, usage_head
 
 def _stream(fake_provider: Any, chunks: int = 5) -> Any:
     return client(fake_provider).chat.completions.create(
-        model="gpt-4o-mini", messages=MESSAGES, stream=True,
-        extra_headers=usage_headers(**{"x-fake-chunks": str(chunks)}))
+        model="gpt-4o-mini",
+        messages=MESSAGES,
+        stream=True,
+        extra_headers=usage_headers(**{"x-fake-chunks": str(chunks)}),
+    )
 
 
 def test_break_after_first_chunk(telemetry: Telemetry, fake_provider: Any) -> None:
@@ -74,8 +77,11 @@ def test_exhausted_twice_counts_once(telemetry: Telemetry, fake_provider: Any) -
 
 def test_provider_drops_the_stream(telemetry: Telemetry, fake_provider: Any) -> None:
     stream = client(fake_provider).chat.completions.create(
-        model="gpt-4o-mini", messages=MESSAGES, stream=True,
-        extra_headers=usage_headers(**{"x-fake-chunks": "6", "x-fake-drop-after": "2"}))
+        model="gpt-4o-mini",
+        messages=MESSAGES,
+        stream=True,
+        extra_headers=usage_headers(**{"x-fake-chunks": "6", "x-fake-drop-after": "2"}),
+    )
     with pytest.raises(Exception):  # noqa: B017 - whatever the SDK raises for a broken connection
         list(stream)
     span = telemetry.only_span()
@@ -85,7 +91,8 @@ def test_provider_drops_the_stream(telemetry: Telemetry, fake_provider: Any) -> 
 async def test_async_break_and_aclose(telemetry: Telemetry, fake_provider: Any) -> None:
     async with async_client(fake_provider) as aclient:
         stream = await aclient.chat.completions.create(
-            model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=usage_headers())
+            model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=usage_headers()
+        )
         async for _chunk in stream:
             break
         await stream.close()
@@ -95,7 +102,8 @@ async def test_async_break_and_aclose(telemetry: Telemetry, fake_provider: Any) 
 async def test_async_garbage_collected(telemetry: Telemetry, fake_provider: Any) -> None:
     async with async_client(fake_provider) as aclient:
         stream = await aclient.chat.completions.create(
-            model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=usage_headers())
+            model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=usage_headers()
+        )
         del stream
         gc.collect()
     assert len(telemetry.spans()) == 1

@@ -56,7 +56,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--workdir", default=".demo", help="folder for the config and ledger (default .demo)")
     parser.add_argument("--metrics-port", type=int, default=0, help="port of /metrics (default: a free one)")
     parser.add_argument(
-        "--serve-seconds", type=float, default=3.0, help="keep /metrics up this long after the calls (default 3)"
+        "--serve-seconds",
+        type=float,
+        default=3.0,
+        help="keep /metrics up this long after the calls (default 3)",
     )
     parser.add_argument(
         "--prometheus", action="store_true", help="also run Prometheus on 127.0.0.1 with the alert rules"
@@ -89,9 +92,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.rounds < 1:
         print("genai-meter demo: --rounds must be at least 1", file=sys.stderr)
         return 2
-    launcher = shutil.which("opentelemetry-instrument") or str(Path(sys.executable).with_name("opentelemetry-instrument"))
+    launcher = shutil.which("opentelemetry-instrument") or str(
+        Path(sys.executable).with_name("opentelemetry-instrument")
+    )
     if not Path(launcher).exists():
-        print("genai-meter demo: opentelemetry-instrument not found (pip install opentelemetry-distro)", file=sys.stderr)
+        print(
+            "genai-meter demo: opentelemetry-instrument not found (pip install opentelemetry-distro)",
+            file=sys.stderr,
+        )
         return 2
     workdir = Path(args.workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -119,7 +127,9 @@ def _run(args: argparse.Namespace) -> int:
             "DEMO_ROUNDS": str(args.rounds),
             "DEMO_SERVE_SECONDS": str(serve_seconds if not args.prometheus else 3600),
         }
-        print(f"app: opentelemetry-instrument python -m genai_meter.demo.app (metrics on 127.0.0.1:{metrics_port})")
+        print(
+            f"app: opentelemetry-instrument python -m genai_meter.demo.app (metrics on 127.0.0.1:{metrics_port})"
+        )
         app = subprocess.Popen(
             [launcher, sys.executable, "-m", "genai_meter.demo.app"], env=env, stdout=None, stderr=None
         )

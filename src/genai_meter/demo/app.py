@@ -13,9 +13,8 @@ import os
 import sys
 import time
 
-import openai
-
 import genai_meter
+import openai
 
 # (user, tenant, feature, model, kind, input tokens, output tokens, cached tokens)
 CALLS = [
@@ -54,7 +53,10 @@ def _one_call(client: openai.OpenAI, model: str, kind: str, headers: dict[str, s
         client.chat.completions.create(model=model, messages=messages, extra_headers=headers)  # type: ignore[arg-type]
     elif kind == "chat-stream":
         for _chunk in client.chat.completions.create(
-            model=model, messages=messages, stream=True, extra_headers=headers  # type: ignore[arg-type]
+            model=model,
+            messages=messages,
+            stream=True,
+            extra_headers=headers,  # type: ignore[arg-type]
         ):
             pass
     elif kind == "embeddings":
@@ -62,7 +64,9 @@ def _one_call(client: openai.OpenAI, model: str, kind: str, headers: dict[str, s
     elif kind == "responses":
         client.responses.create(model=model, input="Tell me about metering.", extra_headers=headers)
     elif kind == "responses-stream":
-        with client.responses.stream(model=model, input="Tell me about metering.", extra_headers=headers) as stream:
+        with client.responses.stream(
+            model=model, input="Tell me about metering.", extra_headers=headers
+        ) as stream:
             stream.get_final_response()
 
 

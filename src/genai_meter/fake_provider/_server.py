@@ -30,6 +30,14 @@ _MALFORMED_BODY = b'{"id": "broken", this is not json'
 
 Handler = Callable[[dict[str, Any], Controls, float], Served]
 
+def _azure_path(path: str) -> str:
+    """Azure OpenAI puts the deployment in the path (`/deployments/{name}/chat/completions`)."""
+    head, marker, rest = path.partition("/deployments/")
+    if not marker or "/" not in rest:
+        return path
+    return head + "/" + rest.split("/", 1)[1]
+
+
 _OPENAI_ROUTES: dict[str, Handler] = {
     "/v1/chat/completions": _openai.chat,
     "/v1/responses": _openai.responses,
@@ -165,7 +173,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         url = urlsplit(self.path)
-        path, query = url.path, parse_qs(url.query, keep_blank_values=True)
+        path, query = _azure_path(url.path), parse_qs(url.query, keep_blank_values=True)
         raw = self._read_body()
         try:
             body = json.loads(raw) if raw else {}

@@ -31,7 +31,7 @@ from ._observers import (
 )
 from ._request import client_info, content_chars, number, text
 
-_RAW_RESPONSE_TYPES: tuple[type, ...] = ()
+_RAW_RESPONSE_TYPES: tuple[type[Any], ...] = ()
 
 
 def set_raw_response_types(types: tuple[type, ...]) -> None:
@@ -138,8 +138,16 @@ def _observer(operation: Operation, call: Call, request: Request, inject: bool) 
     return operation.observer(call, inject, content_chars(request.prompt))
 
 
+def _parse_raw(result: Any) -> Any:
+    """The parsed object behind a raw response (`with_raw_response`); the SDK caches it, so the
+    app's own `.parse()` later gets the same (metered) object."""
+    return result.parse() if isinstance(result, _RAW_RESPONSE_TYPES) else result
+
+
 def sync_wrapper(operation: Operation) -> Callable[..., Any]:
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         if not is_instrumentation_enabled():
             return wrapped(*args, **kwargs)
         try:
@@ -159,10 +167,10 @@ def sync_wrapper(operation: Operation) -> Callable[..., Any]:
             call.deactivate(token)
         try:
             if request.stream and operation.observer is not None:
-                stream = result.parse() if isinstance(result, _RAW_RESPONSE_TYPES) else result
+                stream = _parse_raw(result)
                 meter_stream(stream, _observer(operation, call, request, inject))
             else:
-                parsed = result.parse() if isinstance(result, _RAW_RESPONSE_TYPES) else result
+                parsed = _parse_raw(result)
                 operation.finish(call, parsed)
         except Exception as fault:
             record_fault("openai.response", fault)
@@ -194,11 +202,9 @@ def async_wrapper(operation: Operation) -> Callable[..., Any]:
         finally:
             call.deactivate(token)
         try:
-            parsed = result
-            if isinstance(result, _RAW_RESPONSE_TYPES):
-                parsed = result.parse()
-                if inspect.isawaitable(parsed):
-                    parsed = await parsed
+            parsed = _parse_raw(result)
+            if inspect.isawaitable(parsed) and isinstance(result, _RAW_RESPONSE_TYPES):
+                parsed = await parsed
             if request.stream and operation.observer is not None:
                 meter_async_stream(parsed, _observer(operation, call, request, inject))
             else:
