@@ -310,6 +310,15 @@ class Call:
                     names.BUDGET_SCOPE_ATTR: str(getattr(error, "scope_value", "")),
                 },
             )
+            for event in getattr(error, "events", None) or ():
+                span.add_event(
+                    names.BUDGET_EVENT,
+                    {
+                        names.BUDGET_NAME_ATTR: event.budget,
+                        names.BUDGET_SCOPE_ATTR: event.scope_value,
+                        names.BUDGET_THRESHOLD_ATTR: event.threshold_percent,
+                    },
+                )
             span.set_status(Status(StatusCode.ERROR, "blocked by budget"))
             key = runtime.metrics.label_key(
                 self.provider,
