@@ -42,6 +42,7 @@ class Config:
     ledger_metadata_keys: tuple[str, ...] = ()
     prometheus_port: int | None = None
     prometheus_host: str = "127.0.0.1"
+    exporter_delegate: str | None = None
     budgets: Mapping[str, Any] | None = None
     source: str = "<defaults>"
 
@@ -149,6 +150,7 @@ _FIELDS: dict[str, Callable[[Any], Any]] = {
     "ledger_metadata_keys": _parse_str_tuple,
     "prometheus_port": _parse_port,
     "prometheus_host": _parse_str,
+    "exporter_delegate": _parse_optional_str,
     "budgets": _parse_section,
 }
 # Keys that only the YAML file can hold (structured sections).

@@ -59,28 +59,64 @@ def ledger(ledger_url: str, spool_path: Path) -> str:
 
 def _openai_usage(extra_mini_day1: int = 0) -> dict[str, Any]:
     def result(model: str, n: int, extra: int = 0) -> dict[str, Any]:
-        return {"object": "organization.usage.completions.result", "model": model, "num_model_requests": n,
-                "input_tokens": 1000 * n + extra, "output_tokens": 100 * n, "input_cached_tokens": 0}
+        return {
+            "object": "organization.usage.completions.result",
+            "model": model,
+            "num_model_requests": n,
+            "input_tokens": 1000 * n + extra,
+            "output_tokens": 100 * n,
+            "input_cached_tokens": 0,
+        }
 
-    return {"object": "page", "has_more": False, "next_page": None, "data": [
-        {"object": "bucket", "start_time": int(DAY1), "end_time": int(DAY1) + 86400,
-         "results": [result(FOUR, 4), result(MINI, 2)]},
-        {"object": "bucket", "start_time": int(DAY1) + 86400, "end_time": int(DAY1) + 2 * 86400,
-         "results": [result(MINI, 3, extra_mini_day1)]},
-    ]}
+    return {
+        "object": "page",
+        "has_more": False,
+        "next_page": None,
+        "data": [
+            {
+                "object": "bucket",
+                "start_time": int(DAY1),
+                "end_time": int(DAY1) + 86400,
+                "results": [result(FOUR, 4), result(MINI, 2)],
+            },
+            {
+                "object": "bucket",
+                "start_time": int(DAY1) + 86400,
+                "end_time": int(DAY1) + 2 * 86400,
+                "results": [result(MINI, 3, extra_mini_day1)],
+            },
+        ],
+    }
 
 
 def _openai_costs(mini_day1_usd: float = 0.75) -> dict[str, Any]:
     def item(model: str, kind: str, usd: float) -> dict[str, Any]:
-        return {"object": "organization.costs.result", "amount": {"value": usd, "currency": "usd"},
-                "line_item": f"{model}, {kind}", "project_id": None}
+        return {
+            "object": "organization.costs.result",
+            "amount": {"value": usd, "currency": "usd"},
+            "line_item": f"{model}, {kind}",
+            "project_id": None,
+        }
 
-    return {"object": "page", "has_more": False, "next_page": None, "data": [
-        {"object": "bucket", "start_time": int(DAY1), "end_time": int(DAY1) + 86400,
-         "results": [item(FOUR, "input", 0.6), item(FOUR, "output", 0.4), item(MINI, "input", 0.5)]},
-        {"object": "bucket", "start_time": int(DAY1) + 86400, "end_time": int(DAY1) + 2 * 86400,
-         "results": [item(MINI, "input", mini_day1_usd)]},
-    ]}
+    return {
+        "object": "page",
+        "has_more": False,
+        "next_page": None,
+        "data": [
+            {
+                "object": "bucket",
+                "start_time": int(DAY1),
+                "end_time": int(DAY1) + 86400,
+                "results": [item(FOUR, "input", 0.6), item(FOUR, "output", 0.4), item(MINI, "input", 0.5)],
+            },
+            {
+                "object": "bucket",
+                "start_time": int(DAY1) + 86400,
+                "end_time": int(DAY1) + 2 * 86400,
+                "results": [item(MINI, "input", mini_day1_usd)],
+            },
+        ],
+    }
 
 
 def _write(path: Path, body: Any) -> str:
@@ -109,9 +145,7 @@ def test_matching_reports_exit_zero_and_are_stored(
     assert cost_day0_four["provider_value"] == pytest.approx(1.0, abs=1e-9)
 
 
-def test_known_difference_in_one_day_and_model(
-    ledger: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_known_difference_in_one_day_and_model(ledger: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     usage = _write(tmp_path / "usage.json", _openai_usage(extra_mini_day1=250))
     costs = _write(tmp_path / "costs.json", _openai_costs(mini_day1_usd=1.25))
     code, out, err = _cli(
@@ -127,22 +161,86 @@ def test_known_difference_in_one_day_and_model(
     assert got[0]["difference"] == -250
     assert got[1]["difference"] == pytest.approx(-0.5, abs=1e-9)
     # Under a wide enough threshold the same reports match.
-    code, _, _ = _cli(["reconcile", "--ledger", ledger, "--report", usage, "--report", costs, *RANGE,
-                       "--threshold-usd", "0.6", "--threshold-tokens", "300", "--no-store"], capsys)
+    code, _, _ = _cli(
+        [
+            "reconcile",
+            "--ledger",
+            ledger,
+            "--report",
+            usage,
+            "--report",
+            costs,
+            *RANGE,
+            "--threshold-usd",
+            "0.6",
+            "--threshold-tokens",
+            "300",
+            "--no-store",
+        ],
+        capsys,
+    )
     assert code == 0
 
 
 def test_anthropic_cost_in_cents(ledger: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    usage = {"data": [{"starting_at": "2026-01-01T00:00:00Z", "ending_at": "2026-01-02T00:00:00Z", "results": [
-        {"uncached_input_tokens": 1200, "cache_read_input_tokens": 500,
-         "cache_creation": {"ephemeral_5m_input_tokens": 200, "ephemeral_1h_input_tokens": 100},
-         "output_tokens": 200, "model": SONNET}]}], "has_more": False, "next_page": None}
-    cost = {"data": [{"starting_at": "2026-01-01T00:00:00Z", "ending_at": "2026-01-02T00:00:00Z", "results": [
-        {"amount": "30.5", "currency": "USD", "cost_type": "tokens", "model": SONNET, "token_type": "output_tokens"},
-        {"amount": "19.5", "currency": "USD", "cost_type": "tokens", "model": SONNET,
-         "token_type": "uncached_input_tokens"}]}], "has_more": False, "next_page": None}
-    code, _, err = _cli(["reconcile", "--ledger", ledger, "--report", _write(tmp_path / "u.json", usage),
-                         "--report", _write(tmp_path / "c.json", cost), *RANGE], capsys)
+    usage = {
+        "data": [
+            {
+                "starting_at": "2026-01-01T00:00:00Z",
+                "ending_at": "2026-01-02T00:00:00Z",
+                "results": [
+                    {
+                        "uncached_input_tokens": 1200,
+                        "cache_read_input_tokens": 500,
+                        "cache_creation": {"ephemeral_5m_input_tokens": 200, "ephemeral_1h_input_tokens": 100},
+                        "output_tokens": 200,
+                        "model": SONNET,
+                    }
+                ],
+            }
+        ],
+        "has_more": False,
+        "next_page": None,
+    }
+    cost = {
+        "data": [
+            {
+                "starting_at": "2026-01-01T00:00:00Z",
+                "ending_at": "2026-01-02T00:00:00Z",
+                "results": [
+                    {
+                        "amount": "30.5",
+                        "currency": "USD",
+                        "cost_type": "tokens",
+                        "model": SONNET,
+                        "token_type": "output_tokens",
+                    },
+                    {
+                        "amount": "19.5",
+                        "currency": "USD",
+                        "cost_type": "tokens",
+                        "model": SONNET,
+                        "token_type": "uncached_input_tokens",
+                    },
+                ],
+            }
+        ],
+        "has_more": False,
+        "next_page": None,
+    }
+    code, _, err = _cli(
+        [
+            "reconcile",
+            "--ledger",
+            ledger,
+            "--report",
+            _write(tmp_path / "u.json", usage),
+            "--report",
+            _write(tmp_path / "c.json", cost),
+            *RANGE,
+        ],
+        capsys,
+    )
     assert code == 0, err  # 2000 input, 200 output, $0.50 == 50 cents
     assert "3 lines compared, match" in err
 
@@ -152,13 +250,25 @@ def test_anthropic_cost_in_cents(ledger: str, tmp_path: Path, capsys: pytest.Cap
     [
         ("{not json", "not JSON"),
         ({"data": [{"start_time": "yesterday", "results": []}]}, "$.data[0].start_time: expected Unix seconds"),
-        ({"data": [{"start_time": 1767225600, "results": [{"input_tokens": -5, "model": "m"}]}]},
-         "$.data[0].results[0].input_tokens: expected a non-negative whole number, got -5"),
-        ({"data": [{"starting_at": "2026-01-01T00:00:00Z", "results": [{"amount": "12,5", "currency": "USD",
-                                                                        "cost_type": "tokens"}]}]},
-         "$.data[0].results[0].amount: expected a decimal amount, got '12,5'"),
-        ({"data": [{"start_time": 1767225600, "results": [{"colour": "blue"}]}]},
-         "not a usage or cost result of a known provider"),
+        (
+            {"data": [{"start_time": 1767225600, "results": [{"input_tokens": -5, "model": "m"}]}]},
+            "$.data[0].results[0].input_tokens: expected a non-negative whole number, got -5",
+        ),
+        (
+            {
+                "data": [
+                    {
+                        "starting_at": "2026-01-01T00:00:00Z",
+                        "results": [{"amount": "12,5", "currency": "USD", "cost_type": "tokens"}],
+                    }
+                ]
+            },
+            "$.data[0].results[0].amount: expected a decimal amount, got '12,5'",
+        ),
+        (
+            {"data": [{"start_time": 1767225600, "results": [{"colour": "blue"}]}]},
+            "not a usage or cost result of a known provider",
+        ),
         ({"something": 1}, "no report buckets found"),
     ],
 )
@@ -167,7 +277,7 @@ def test_malformed_report_is_a_clear_error(
 ) -> None:
     path = tmp_path / "bad.json"
     path.write_text(body if isinstance(body, str) else json.dumps(body))
-    code, out, err = _cli(["reconcile", "--ledger", ledger, "--report", str(path), *RANGE], capsys)
+    code, _, err = _cli(["reconcile", "--ledger", ledger, "--report", str(path), *RANGE], capsys)
     assert code == 2
     assert err.startswith(f"genai-meter reconcile: {path}")
     assert message in err
@@ -183,12 +293,27 @@ def test_fetch_from_fake_provider(
         fake.set_report("/v1/organization/usage/completions", _openai_usage())
         fake.set_report("/v1/organization/costs", _openai_costs(mini_day1_usd=0.8))
         monkeypatch.delenv("OPENAI_ADMIN_KEY", raising=False)
-        code, _, err = _cli(["reconcile", "--ledger", ledger, "--provider", "openai",
-                             "--base-url", fake.openai_base_url, *RANGE], capsys)
+        code, _, err = _cli(
+            ["reconcile", "--ledger", ledger, "--provider", "openai", "--base-url", fake.openai_base_url, *RANGE],
+            capsys,
+        )
         assert code == 2 and "OPENAI_ADMIN_KEY is not set" in err
         monkeypatch.setenv("OPENAI_ADMIN_KEY", "sk-admin-test")
-        code, out, err = _cli(["reconcile", "--ledger", ledger, "--provider", "openai",
-                               "--base-url", fake.openai_base_url, *RANGE, "-f", "csv"], capsys)
+        code, out, err = _cli(
+            [
+                "reconcile",
+                "--ledger",
+                ledger,
+                "--provider",
+                "openai",
+                "--base-url",
+                fake.openai_base_url,
+                *RANGE,
+                "-f",
+                "csv",
+            ],
+            capsys,
+        )
         assert code == 1, err
         assert out.splitlines()[1].startswith(f"2026-01-02,{MINI},cost_usd,0.75,0.8,")
         admin = [r for r in fake.requests if "/organization/" in r.path]

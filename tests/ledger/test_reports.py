@@ -38,10 +38,22 @@ def test_report_grouped_by_user(ledger_url: str, spool_path: Path) -> None:
     with open_ledger(ledger_url) as ledger:
         rows = [r.as_dict() for r in ledger.report(group_by=["user"])]
     assert rows == [
-        {"user": "bob", "calls": 1, "input_tokens": 5000, "output_tokens": 800, "cost_usd": 0.01965,
-         "unpriced_calls": 0},
-        {"user": "alice", "calls": 2, "input_tokens": 1100, "output_tokens": 210, "cost_usd": 0.0045,
-         "unpriced_calls": 1},
+        {
+            "user": "bob",
+            "calls": 1,
+            "input_tokens": 5000,
+            "output_tokens": 800,
+            "cost_usd": 0.01965,
+            "unpriced_calls": 0,
+        },
+        {
+            "user": "alice",
+            "calls": 2,
+            "input_tokens": 1100,
+            "output_tokens": 210,
+            "cost_usd": 0.0045,
+            "unpriced_calls": 1,
+        },
         {"user": "carol", "calls": 2, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "unpriced_calls": 2},
     ]
 
@@ -64,7 +76,10 @@ def test_report_by_day_tenant_filters_and_top(ledger_url: str, spool_path: Path)
         month = ledger.report(group_by=["provider"], period="month", since="2026-01-02")
         assert [(r.keys["month"], r.keys["provider"], r.figures.calls) for r in month] == [("2026-01", "openai", 3)]
         per_day_top = ledger.report(group_by=["user"], period="day", top=1, order_by="calls")
-        assert [(r.keys["day"], r.keys["user"]) for r in per_day_top] == [("2026-01-01", "alice"), ("2026-01-02", "carol")]
+        assert [(r.keys["day"], r.keys["user"]) for r in per_day_top] == [
+            ("2026-01-01", "alice"),
+            ("2026-01-02", "carol"),
+        ]
         with pytest.raises(QueryError, match="unknown group 'user_id; drop table'"):
             ledger.report(group_by=["user_id; drop table"])
         with pytest.raises(QueryError, match="since: 'yesterdayish' is not a date"):
@@ -95,7 +110,12 @@ def test_cli_report_json_csv_and_errors(sqlite_url: str, spool_path: Path, capsy
     ]
     code, out, _ = _cli(["report", "--ledger", sqlite_url], capsys)
     assert code == 0 and out.splitlines()[0].split() == [
-        "period", "calls", "input_tokens", "output_tokens", "cost_usd", "unpriced_calls"
+        "period",
+        "calls",
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
+        "unpriced_calls",
     ]
     assert _cli(["report", "--ledger", sqlite_url, "--since", "2026-13-01"], capsys)[2] == (
         "genai-meter report: since: '2026-13-01' is not a date (YYYY-MM-DD, ISO date-time, today, yesterday or Nd)\n"
@@ -109,12 +129,27 @@ def test_cli_report_json_csv_and_errors(sqlite_url: str, spool_path: Path, capsy
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "jsonl"])
-def test_cli_export(fmt: str, ledger_url: str, spool_path: Path, tmp_path: Path,
-                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_export(
+    fmt: str, ledger_url: str, spool_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _fill(ledger_url, spool_path)
     out_file = tmp_path / f"out.{fmt}"
-    code, _, _ = _cli(["export", "--ledger", ledger_url, "-f", fmt, "-o", str(out_file),
-                       "--since", "2026-01-01", "--until", "2026-01-02"], capsys)
+    code, _, _ = _cli(
+        [
+            "export",
+            "--ledger",
+            ledger_url,
+            "-f",
+            fmt,
+            "-o",
+            str(out_file),
+            "--since",
+            "2026-01-01",
+            "--until",
+            "2026-01-02",
+        ],
+        capsys,
+    )
     assert code == 0
     text = out_file.read_text()
     expected = expected_rows()[:2]
@@ -155,8 +190,9 @@ def test_projection(sqlite_url: str, spool_path: Path) -> None:
 
 def test_cli_project(sqlite_url: str, spool_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _fill(sqlite_url, spool_path)
-    code, out, _ = _cli(["project", "--ledger", sqlite_url, "--scope", "tenant", "--budget", "acme=10",
-                         "-f", "json"], capsys)
+    code, out, _ = _cli(
+        ["project", "--ledger", sqlite_url, "--scope", "tenant", "--budget", "acme=10", "-f", "json"], capsys
+    )
     assert code == 0
     assert {r["value"] for r in json.loads(out)} >= {"acme"}
     code, _, err = _cli(["project", "--ledger", sqlite_url, "--budget", "acme=lots"], capsys)

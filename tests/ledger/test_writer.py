@@ -53,8 +53,9 @@ def test_same_records_twice_add_nothing(ledger_url: str, spool_path: Path) -> No
 def test_metadata_is_bounded(sqlite_url: str, spool_path: Path) -> None:
     record = many(1)[0]
     record.metadata = {"keep": "a" * 1000, "other": 1, "third": None, "fourth": 2.5}
-    with LedgerWriter(sqlite_url, spool_path=spool_path, metadata_keys={"keep", "third", "fourth"},
-                      max_metadata_items=2) as writer:
+    with LedgerWriter(
+        sqlite_url, spool_path=spool_path, metadata_keys={"keep", "third", "fourth"}, max_metadata_items=2
+    ) as writer:
         writer.submit(record)
     assert _rows(sqlite_url)[0]["metadata"] == {"keep": "a" * 256, "third": None}
 

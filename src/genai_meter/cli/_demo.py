@@ -124,6 +124,8 @@ def _run(args: argparse.Namespace) -> int:
             "OPENAI_BASE_URL": provider.openai_base_url,
             "OPENAI_API_KEY": "sk-demo-not-a-real-key",
             "GENAI_METER_CONFIG": str(config_path),
+            # Other GenAI instrumentations, if installed, would trace the same calls again.
+            "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "openai,anthropic",
             "DEMO_ROUNDS": str(args.rounds),
             "DEMO_SERVE_SECONDS": str(serve_seconds if not args.prometheus else 3600),
         }

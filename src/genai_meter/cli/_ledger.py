@@ -56,9 +56,7 @@ def register(subparsers: Any) -> None:
         metavar="NAME",
         help=f"group by one or more of: {', '.join(DIMENSIONS)} (repeat or comma-separate)",
     )
-    report.add_argument(
-        "--period", "-p", choices=PERIODS, help="also group by UTC day, week (Monday) or month"
-    )
+    report.add_argument("--period", "-p", choices=PERIODS, help="also group by UTC day, week (Monday) or month")
     report.add_argument("--top", type=int, metavar="N", help="keep the N biggest groups (per period)")
     report.add_argument("--order", choices=ORDERS, default="cost", help="what 'biggest' means (default cost)")
     report.add_argument("--format", "-f", choices=FORMATS, default="table")
@@ -90,23 +88,15 @@ def register(subparsers: Any) -> None:
         "reconcile",
         help="compare the ledger with the provider's usage and cost reports; exit 1 on a mismatch",
     )
-    rec.add_argument(
-        "--ledger", metavar="URL", help=f"ledger URL (default ${LEDGER_URL_ENV} or the user's file)"
-    )
-    rec.add_argument(
-        "--provider", choices=PROVIDERS, help="needed to fetch; read from report files otherwise"
-    )
-    rec.add_argument(
-        "--report", action="append", default=[], metavar="FILE", help="saved report JSON (repeatable)"
-    )
+    rec.add_argument("--ledger", metavar="URL", help=f"ledger URL (default ${LEDGER_URL_ENV} or the user's file)")
+    rec.add_argument("--provider", choices=PROVIDERS, help="needed to fetch; read from report files otherwise")
+    rec.add_argument("--report", action="append", default=[], metavar="FILE", help="saved report JSON (repeatable)")
     rec.add_argument("--base-url", help="provider API base URL (default the provider's public API)")
     rec.add_argument("--since", help="first day (default 7 closed days ago)")
     rec.add_argument("--until", help="day after the last (default today: closed days only)")
     rec.add_argument("--include-today", action="store_true", help="also compare today's partial day")
     rec.add_argument("--threshold-usd", type=float, default=0.01, help="cost difference allowed per line")
-    rec.add_argument(
-        "--threshold-tokens", type=int, default=0, help="token/request difference allowed per line"
-    )
+    rec.add_argument("--threshold-tokens", type=int, default=0, help="token/request difference allowed per line")
     rec.add_argument("--all", action="store_true", help="print every compared line, not only mismatches")
     rec.add_argument("--no-store", action="store_true", help="do not store the run in the ledger")
     rec.add_argument("--format", "-f", choices=FORMATS, default="table")
@@ -114,9 +104,7 @@ def register(subparsers: Any) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--ledger", metavar="URL", help=f"ledger URL (default ${LEDGER_URL_ENV} or the user's file)"
-    )
+    parser.add_argument("--ledger", metavar="URL", help=f"ledger URL (default ${LEDGER_URL_ENV} or the user's file)")
     parser.add_argument("--since", help="from (inclusive): YYYY-MM-DD, ISO date-time, today, yesterday, Nd")
     parser.add_argument("--until", help="to (exclusive), same forms as --since")
     for name in _FILTERS:
@@ -199,9 +187,7 @@ def _report(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     filters = _filters(args)
     with _open(args) as ledger:
-        total = (
-            ledger.count(since=args.since, until=args.until, filters=filters) if sys.stderr.isatty() else None
-        )
+        total = ledger.count(since=args.since, until=args.until, filters=filters) if sys.stderr.isatty() else None
         progress = Progress(total)
 
         def rows() -> Iterator[dict[str, Any]]:
@@ -236,9 +222,7 @@ def _project(args: argparse.Namespace) -> int:
         except ValueError:
             raise QueryError(f"--budget {text!r}: {amount!r} is not a number of USD") from None
     with _open(args) as ledger:
-        result = project(
-            ledger, limits, scope=args.scope, window_days=args.window_days, filters=_filters(args)
-        )
+        result = project(ledger, limits, scope=args.scope, window_days=args.window_days, filters=_filters(args))
     columns = [
         "value",
         "month_to_date_usd",
@@ -261,9 +245,7 @@ def _reconcile(args: argparse.Namespace) -> int:
     since_ts = parse_time(args.since, name="--since") if args.since else None
     from ..ledger._query import day_of
 
-    until = (
-        day_of(until_ts) if until_ts is not None else today + timedelta(days=1 if args.include_today else 0)
-    )
+    until = day_of(until_ts) if until_ts is not None else today + timedelta(days=1 if args.include_today else 0)
     if not args.include_today and until > today:
         until = today  # closed days only: today's figures are still moving on both sides
     since = day_of(since_ts) if since_ts is not None else until - timedelta(days=7)
@@ -275,9 +257,7 @@ def _reconcile(args: argparse.Namespace) -> int:
         for path in args.report:
             load_report_file(path, figures)
         if args.provider and figures.provider and figures.provider != args.provider:
-            raise QueryError(
-                f"--provider {args.provider} but the report files are {figures.provider} reports"
-            )
+            raise QueryError(f"--provider {args.provider} but the report files are {figures.provider} reports")
         source = ", ".join(args.report)
     else:
         if not args.provider:
@@ -297,9 +277,7 @@ def _reconcile(args: argparse.Namespace) -> int:
             source=source,
         )
     lines = result.lines if args.all else result.mismatches
-    columns = ["day", "model", "measure", "ledger", "provider", "difference"] + (
-        ["mismatch"] if args.all else []
-    )
+    columns = ["day", "model", "measure", "ledger", "provider", "difference"] + (["mismatch"] if args.all else [])
     if lines or args.format != "table":
         write_rows([line.as_dict() for line in lines], columns, args.format, sys.stdout)
     verdict = "match" if result.ok else f"{len(result.mismatches)} mismatch(es)"

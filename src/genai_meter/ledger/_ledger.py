@@ -100,13 +100,9 @@ class Ledger:
         return self.db.description
 
     # --- totals and reports -----------------------------------------------------------------------
-    def figures(
-        self, *, since: TimeArg = None, until: TimeArg = None, filters: Filters | None = None
-    ) -> Figures:
+    def figures(self, *, since: TimeArg = None, until: TimeArg = None, filters: Filters | None = None) -> Figures:
         where = build_where(self.db.placeholder, since=since, until=until, filters=filters)
-        rows = self.db.fetch_all(
-            f"SELECT {', '.join(_MEASURES)} FROM {CALLS_TABLE}{where.sql()}", where.params
-        )
+        rows = self.db.fetch_all(f"SELECT {', '.join(_MEASURES)} FROM {CALLS_TABLE}{where.sql()}", where.params)
         return Figures.from_sql(rows[0])
 
     def totals(self, *, now: datetime | None = None, filters: Filters | None = None) -> dict[str, Figures]:
@@ -142,9 +138,7 @@ class Ledger:
         exprs = [dimension_column(name) for name in names]
         period_expr = None
         if period is not None:
-            period_expr = {"day": "day", "week": self.db.week_start("day"), "month": "substr(day, 1, 7)"}[
-                period
-            ]
+            period_expr = {"day": "day", "week": self.db.week_start("day"), "month": "substr(day, 1, 7)"}[period]
             names.insert(0, period)
             exprs.insert(0, period_expr)
         where = build_where(self.db.placeholder, since=since, until=until, filters=filters)
@@ -156,10 +150,7 @@ class Ledger:
         params = list(where.params)
         if top is None:
             lead = "k0, " if period_expr is not None else ""
-            sql = (
-                f"SELECT {select} FROM {CALLS_TABLE}{where.sql()}{group}"
-                f" ORDER BY {lead}{order} DESC{tiebreak}"
-            )
+            sql = f"SELECT {select} FROM {CALLS_TABLE}{where.sql()}{group} ORDER BY {lead}{order} DESC{tiebreak}"
         else:
             partition = f"PARTITION BY {period_expr} " if period_expr is not None else ""
             # Window ORDER BY cannot see output aliases in every dialect: repeat the expressions.
@@ -177,10 +168,7 @@ class Ledger:
         width = len(exprs)
         return [
             ReportRow(
-                {
-                    name: (None if value is None else str(value))
-                    for name, value in zip(names, row[:width], strict=True)
-                },
+                {name: (None if value is None else str(value)) for name, value in zip(names, row[:width], strict=True)},
                 Figures.from_sql(row[width : width + len(_MEASURES)]),
             )
             for row in rows

@@ -111,9 +111,7 @@ class PostgresDatabase(Database):
             import psycopg
             from psycopg import sql
         except ImportError as exc:  # pragma: no cover - depends on the install
-            raise LedgerUnavailable(
-                "PostgreSQL ledger needs psycopg 3: pip install 'genai-meter[postgres]'"
-            ) from exc
+            raise LedgerUnavailable("PostgreSQL ledger needs psycopg 3: pip install 'genai-meter[postgres]'") from exc
         self._psycopg = psycopg
         self.description = url.redacted()
         timeout_ms = max(int(timeout_s * 1000), 1)
@@ -174,8 +172,7 @@ class PostgresDatabase(Database):
         conn = self._conn
         with conn.transaction(), conn.cursor() as cur:
             cur.execute(
-                f"INSERT INTO {RUNS_TABLE} ({', '.join(run)}) VALUES ({', '.join('%s' for _ in run)})"
-                " RETURNING id",
+                f"INSERT INTO {RUNS_TABLE} ({', '.join(run)}) VALUES ({', '.join('%s' for _ in run)}) RETURNING id",
                 tuple(run.values()),
             )
             row = cur.fetchone()

@@ -131,9 +131,7 @@ def _bucket_day(bucket: dict[str, Any], where: str) -> str:
         try:
             moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         except ValueError:
-            raise ReportFormatError(
-                f"{where}.starting_at: expected an RFC 3339 time, got {value!r}"
-            ) from None
+            raise ReportFormatError(f"{where}.starting_at: expected an RFC 3339 time, got {value!r}") from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
         return moment.astimezone(timezone.utc).date().isoformat()
@@ -269,9 +267,7 @@ def fetch_reports(
             add_report(page, url, figures)
 
 
-def _pages(
-    url: str, query: list[tuple[str, str]], headers: dict[str, str], timeout_s: float
-) -> Iterator[Any]:
+def _pages(url: str, query: list[tuple[str, str]], headers: dict[str, str], timeout_s: float) -> Iterator[Any]:
     page_token: str | None = None
     for _ in range(_MAX_PAGES):
         params = [*query, ("page", page_token)] if page_token else query

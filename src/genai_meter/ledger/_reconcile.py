@@ -126,9 +126,7 @@ def _align(
     return {key: (a, b) for key, (a, b) in pairs.items()}
 
 
-def _store(
-    ledger: Ledger, result: Reconciliation, threshold_usd: float, threshold_tokens: int, source: str
-) -> int:
+def _store(ledger: Ledger, result: Reconciliation, threshold_usd: float, threshold_tokens: int, source: str) -> int:
     ledger_cost = sum(line.ledger_value for line in result.lines if line.measure == "cost_usd")
     provider_costs = [line.provider_value for line in result.lines if line.measure == "cost_usd"]
     run = {

@@ -15,13 +15,17 @@ from typing import Any, TextIO
 
 FORMATS = ("table", "json", "csv")
 NONE_TEXT = "(none)"
+# Columns that name a group: an unset value there is "(none)" (also the filter value that finds it).
+_KEY_COLUMNS = frozenset(
+    {"user", "tenant", "feature", "model", "provider", "operation", "outcome", "request_model", "value"}
+)
 
 
 def _cell(name: str, value: Any) -> str:
     if value is None:
-        return NONE_TEXT if not name.endswith("_usd") else "-"
+        return NONE_TEXT if name in _KEY_COLUMNS else "-"
     if isinstance(value, float) and name.endswith("_usd"):
-        return f"${value:,.4f}" if abs(value) >= 0.01 or value == 0 else f"${value:.6f}"
+        return f"${value:,.6f}"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
@@ -32,9 +36,7 @@ def _cell(name: str, value: Any) -> str:
 def write_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], out: TextIO) -> None:
     cells = [[_cell(c, row.get(c)) for c in columns] for row in rows]
     widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
-    numeric = [
-        all(isinstance(row.get(c), int | float) or row.get(c) is None for row in rows) for c in columns
-    ]
+    numeric = [all(isinstance(row.get(c), int | float) or row.get(c) is None for row in rows) for c in columns]
 
     def line(values: Sequence[str]) -> str:
         parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)]

@@ -20,6 +20,9 @@ from ._url import LedgerURL
 # Columns each covering index carries after its leading column: enough for every report figure.
 _COVERED = "ts, day, cost_usd, input_tokens, output_tokens"
 
+_CACHE_KIB = 65536
+_STREAM_CACHE_KIB = 4096
+
 # Schema migrations, in order; version N is reached by running MIGRATIONS[N-1].
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -96,9 +99,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
-_INSERT = (
-    f"INSERT OR IGNORE INTO {CALLS_TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
-)
+_INSERT = f"INSERT OR IGNORE INTO {CALLS_TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
 
 
 class SQLiteDatabase(Database):
@@ -112,14 +113,12 @@ class SQLiteDatabase(Database):
             path.parent.mkdir(parents=True, exist_ok=True)
             # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE takes the write lock up front,
             # so a busy database fails fast at BEGIN instead of half-way through a batch).
-            self._conn = sqlite3.connect(
-                str(path), timeout=timeout_s, isolation_level=None, check_same_thread=False
-            )
+            self._conn = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None, check_same_thread=False)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             # 64 MiB of page cache: inserts touch six index b-trees at random places; with SQLite's
             # 2 MiB default they miss the cache once a ledger passes a few hundred thousand rows.
-            self._conn.execute("PRAGMA cache_size=-65536")
+            self._conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except (sqlite3.Error, OSError) as exc:
@@ -172,12 +171,15 @@ class SQLiteDatabase(Database):
         return self._conn.execute(sql, tuple(params)).fetchall()
 
     def stream(self, sql: str, params: Sequence[Any] = (), chunk: int = 2000) -> Iterator[tuple[Any, ...]]:
+        # An export reads every page once: a big cache would only hold pages it will not read again.
+        self._conn.execute(f"PRAGMA cache_size=-{_STREAM_CACHE_KIB}")
         cursor = self._conn.execute(sql, tuple(params))
         try:
             while batch := cursor.fetchmany(chunk):
                 yield from batch
         finally:
             cursor.close()
+            self._conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
 
     def save_run(self, run: dict[str, Any], lines: Sequence[dict[str, Any]]) -> int:
         conn = self._conn

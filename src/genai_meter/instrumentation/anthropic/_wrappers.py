@@ -100,6 +100,11 @@ def _is_budget_error(error: BaseException) -> bool:
     return isinstance(error, BudgetExceeded)
 
 
+def _parse_raw(raw: Any) -> Any:
+    """The SDK object behind a raw response (the SDK caches it, so the app's own `parse()` gets the same)."""
+    return raw.parse()
+
+
 def _finish(call: Call, request: Request, parsed: Any, is_async: bool) -> None:
     if request.stream:
         observer = MessageStreamObserver(call, request.prompt_chars)
@@ -131,7 +136,9 @@ def sync_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ..
     finally:
         call.deactivate(token)
     try:
-        parsed = result.parse() if isinstance(result, _RAW_RESPONSE_TYPES) else result
+        parsed: Any = result
+        if isinstance(parsed, _RAW_RESPONSE_TYPES):
+            parsed = _parse_raw(parsed)
         _finish(call, request, parsed, is_async=False)
     except Exception as fault:
         record_fault("anthropic.response", fault)
@@ -161,9 +168,9 @@ async def async_wrapper(
     finally:
         call.deactivate(token)
     try:
-        parsed = result
-        if isinstance(result, _RAW_RESPONSE_TYPES):
-            parsed = result.parse()
+        parsed: Any = result
+        if isinstance(parsed, _RAW_RESPONSE_TYPES):
+            parsed = _parse_raw(parsed)
             if inspect.isawaitable(parsed):
                 parsed = await parsed
         _finish(call, request, parsed, is_async=True)
@@ -176,7 +183,7 @@ async def async_wrapper(
 def _request_attribute(manager: Any) -> str | None:
     """The manager's private request attribute (`_MessageStreamManager__api_request`, ...)."""
     for name in vars(manager):
-        if name.endswith("__api_request"):
+        if isinstance(name, str) and name.endswith("__api_request"):
             return name
     return None
 

@@ -17,7 +17,11 @@ from .._streams import StreamObserver
 
 def _provider_cost(usage: Any) -> float | None:
     """OpenRouter (and some gateways) report the call's cost in `usage.cost`."""
-    value = getattr(usage, "cost", None)
+    if usage is None:
+        return None
+    # Read pydantic's extra fields directly: getattr of a missing field raises inside pydantic (slow).
+    extra = getattr(usage, "__pydantic_extra__", None)
+    value = extra.get("cost") if isinstance(extra, dict) else getattr(usage, "cost", None)
     if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
         return float(value)
     return None

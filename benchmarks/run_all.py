@@ -1,0 +1,45 @@
+"""Runs every benchmark in turn and prints their figures (copy them into docs/benchmarks.md).
+
+    .venv/bin/python benchmarks/run_all.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    args = parser.parse_args()
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor(),
+    ) if Path("/proc/cpuinfo").exists() else platform.processor()
+    print(f"# machine: {cpu}, {len(open('/proc/cpuinfo').read().split('processor')) - 1} CPUs, "
+          f"Python {platform.python_version()}")
+    runs = [
+        ["bench_overhead.py", *(["--calls", "300", "--rounds", "3"] if args.quick else [])],
+        ["bench_pricing.py"],
+        ["bench_budgets.py"],
+        ["bench_ledger.py", *(["--quick"] if args.quick else [])],
+    ]
+    failed = 0
+    for script, *script_args in runs:
+        path = HERE / script
+        if not path.exists():
+            continue
+        print(f"\n## {script} {' '.join(script_args)}", flush=True)
+        failed += subprocess.call([sys.executable, str(path), *script_args]) != 0
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,236 @@
+"""Cost on the spans other instrumentations make, added on their way to the real exporter.
+
+A span exporter is the one place every finished span passes whatever made it, so pricing there serves
+the official OTel GenAI instrumentations and OpenLLMetry without genai-meter patching anything.
+`ReadableSpan` is immutable: a priced span is a copy with the cost attributes merged in (events,
+links and dropped counts kept). Spans without GenAI usage, and genai-meter's own spans (already
+priced, or flagged unpriced), pass through as the same objects.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.util._importlib_metadata import entry_points
+
+from .. import names
+from .._faults import record_fault
+from ..pricing import PriceBook
+from ._metered import is_call_span
+from ._read import span_usage
+
+logger = logging.getLogger("genai_meter")
+
+DELEGATE_ENV = "GENAI_METER_EXPORTER_DELEGATE"
+ENTRY_POINT_GROUP = "opentelemetry_traces_exporter"
+OWN_NAME = "genai_meter"
+# Instrumentation scopes of SDKs that trace themselves; inside a call genai-meter metered, their span
+# is a second record of the same call and is not priced again.
+SDK_SELF_TRACING_SCOPES = frozenset(("com.anthropic.sdk.python",))
+# Attributes that mark a span as genai-meter's own.
+_OWN_MARKS = (names.COST_USD, names.UNPRICED, names.OUTCOME)
+
+
+def _otlp_name(name: str) -> str:
+    """`otlp` picks gRPC or HTTP by the OTLP protocol variables, as the OTel SDK's own configurator does."""
+    if name != "otlp":
+        return name
+    protocol = (
+        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or ""
+    ).strip()
+    if protocol == "http/protobuf":
+        return "otlp_proto_http"
+    if protocol in ("", "grpc"):
+        return "otlp_proto_grpc"
+    raise ValueError(f"{DELEGATE_ENV}: unsupported OTLP protocol {protocol!r} (grpc or http/protobuf)")
+
+
+def _configured_delegate_name() -> str:
+    name = os.environ.get(DELEGATE_ENV, "").strip()
+    if not name:
+        try:
+            from .._config import load_config
+
+            name = str(getattr(load_config(), "exporter_delegate", None) or "")
+        except Exception as error:
+            record_fault("exporter.config", error)
+    return name or "otlp"
+
+
+def load_delegate(name: str) -> SpanExporter:
+    """The span exporter registered as `name` in `opentelemetry_traces_exporter` (what OTEL_TRACES_EXPORTER
+    accepts: otlp, otlp_proto_http, otlp_proto_grpc, console, zipkin, ...)."""
+    name = name.strip().lower()
+    if name == OWN_NAME:
+        raise ValueError(f"{DELEGATE_ENV}: {OWN_NAME!r} cannot wrap itself; name the real exporter (e.g. otlp)")
+    wanted = _otlp_name(name)
+    found = list(entry_points(group=ENTRY_POINT_GROUP, name=wanted))
+    if not found:
+        known = sorted({ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)} - {OWN_NAME})
+        raise ValueError(
+            f"{DELEGATE_ENV}: no span exporter named {name!r} is installed (installed: {', '.join(known)})"
+        )
+    exporter_class = found[0].load()
+    exporter: SpanExporter = exporter_class()
+    return exporter
+
+
+class _PricedSpan(ReadableSpan):
+    """A copy of a finished span with more attributes; dropped counts are the original's."""
+
+    def __init__(self, span: ReadableSpan, attributes: Mapping[str, Any]) -> None:
+        super().__init__(
+            name=span.name,
+            context=span.context,
+            parent=span.parent,
+            resource=span.resource,
+            attributes=attributes,
+            events=span.events,
+            links=span.links,
+            kind=span.kind,
+            status=span.status,
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope,
+        )
+        self._original = span
+
+    @property
+    def dropped_attributes(self) -> int:
+        return self._original.dropped_attributes
+
+    @property
+    def dropped_events(self) -> int:
+        return self._original.dropped_events
+
+    @property
+    def dropped_links(self) -> int:
+        return self._original.dropped_links
+
+
+class CostSpanExporter(SpanExporter):
+    """Adds genai-meter's cost attributes to every span carrying GenAI usage, then hands the spans to the
+    real exporter (registered as `genai_meter`: `OTEL_TRACES_EXPORTER=genai_meter`).
+
+    `delegate`: the real exporter; by default the one named by `GENAI_METER_EXPORTER_DELEGATE`
+    (`otlp` when unset). `prices`: the price book; by default the bundled prices plus the configured
+    overrides file. `emit_semconv_cost`: also write the draft `gen_ai.usage.cost.*` attributes
+    (default: the configuration's `emit_semconv_cost`).
+    """
+
+    def __init__(
+        self,
+        delegate: SpanExporter | None = None,
+        *,
+        prices: PriceBook | None = None,
+        emit_semconv_cost: bool | None = None,
+    ) -> None:
+        self._delegate = delegate if delegate is not None else load_delegate(_configured_delegate_name())
+        self._prices = prices
+        self._emit_semconv = emit_semconv_cost
+        self._lock = threading.Lock()
+        self._warned: set[tuple[str, str]] = set()
+
+    @property
+    def delegate(self) -> SpanExporter:
+        return self._delegate
+
+    def _settings(self) -> tuple[PriceBook, bool]:
+        prices, emit = self._prices, self._emit_semconv
+        if prices is not None and emit is not None:
+            return prices, emit
+        with self._lock:
+            if self._prices is None or self._emit_semconv is None:
+                pricing_file, semconv = None, False
+                try:
+                    from .._config import load_config
+
+                    config = load_config()
+                    pricing_file, semconv = config.pricing_file, config.emit_semconv_cost
+                except Exception as error:
+                    record_fault("exporter.config", error)
+                if self._prices is None:
+                    try:
+                        self._prices = PriceBook.load(pricing_file)
+                    except Exception as error:
+                        record_fault("exporter.pricing", error)
+                        self._prices = PriceBook.load()
+                if self._emit_semconv is None:
+                    self._emit_semconv = semconv
+            return self._prices, bool(self._emit_semconv)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            prices, emit = self._settings()
+            priced: Sequence[ReadableSpan] = [self._priced(span, prices, emit) for span in spans]
+        except Exception as fault:
+            record_fault("exporter.price", fault)
+            priced = spans
+        return self._delegate.export(priced)
+
+    def _priced(self, span: ReadableSpan, prices: PriceBook, emit_semconv: bool) -> ReadableSpan:
+        attributes = span.attributes
+        if not attributes or any(mark in attributes for mark in _OWN_MARKS):
+            return span
+        found = span_usage(attributes)
+        if found is None:
+            return span
+        scope = span.instrumentation_scope
+        parent = span.parent
+        if (
+            scope is not None
+            and scope.name in SDK_SELF_TRACING_SCOPES
+            and parent is not None
+            and is_call_span(parent.span_id)
+        ):
+            return span
+        added = self._cost_attributes(found, span, prices, emit_semconv)
+        return _PricedSpan(span, {**attributes, **added})
+
+    def _cost_attributes(self, found: Any, span: ReadableSpan, prices: PriceBook, emit_semconv: bool) -> dict[str, Any]:
+        pricing = prices.resolve(found.provider, found.model)
+        if pricing is None and found.request_model and found.request_model != found.model:
+            pricing = prices.resolve(found.provider, found.request_model)
+        if pricing is None:
+            key = (found.provider, found.model)
+            if key not in self._warned and len(self._warned) < 1000:
+                self._warned.add(key)
+                logger.warning(
+                    "genai-meter exporter: model %r of provider %r is not in the pricing map; its spans are "
+                    "flagged %s instead of priced",
+                    found.model,
+                    found.provider,
+                    names.UNPRICED,
+                )
+            return {names.UNPRICED: True}
+        at = (span.start_time or 0) / 1e9
+        cost = pricing.cost(found.usage, at)
+        attrs: dict[str, Any] = {
+            names.COST_USD: cost.total_usd,
+            names.COST_INPUT_USD: cost.input_usd,
+            names.COST_OUTPUT_USD: cost.output_usd,
+            names.COST_SOURCE: cost.source,
+            names.PRICING_VERSION: cost.pricing_version,
+            names.PRICED_MODEL: cost.model,
+        }
+        if cost.cache_read_usd:
+            attrs[names.COST_CACHE_READ_USD] = cost.cache_read_usd
+        if cost.cache_write_usd:
+            attrs[names.COST_CACHE_WRITE_USD] = cost.cache_write_usd
+        if emit_semconv:
+            attrs[names.SEMCONV_COST_AMOUNT] = cost.total_usd
+            attrs[names.SEMCONV_COST_CURRENCY] = "USD"
+            attrs[names.SEMCONV_COST_SOURCE] = cost.source
+        return attrs
+
+    def shutdown(self) -> None:
+        self._delegate.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._delegate.force_flush(timeout_millis)

@@ -1,0 +1,64 @@
+"""Meters every Google Gen AI SDK (`google-genai`) generation: tokens, cost in USD, on spans and metrics.
+
+Zero code::
+
+    pip install genai-meter
+    opentelemetry-instrument python app.py
+
+or explicitly::
+
+    from genai_meter.instrumentation.google_genai import GoogleGenAIInstrumentor
+    GoogleGenAIInstrumentor().instrument()
+
+Covers `models.generate_content` and `models.generate_content_stream`, sync and async
+(`client.aio.models`), and what is built on them (`chats`). Each HTTP request is one metered call,
+so automatic function calling and automatic continuation, which send several, are billed per
+request. Provider `gcp.gemini` for the Gemini Developer API, `gcp.vertex_ai` for a `vertexai=True`
+client. Thinking tokens are billed as output: output = candidates + thoughts, reasoning = thoughts.
+`uninstrument()` restores the SDK.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+
+from ..._runtime import set_providers
+from .._patching import Wrapper, patch, unpatch
+from ._wrappers import async_stream_wrapper, async_wrapper, sync_stream_wrapper, sync_wrapper
+from .package import _instruments
+
+_MODELS = "google.genai.models"
+
+# (class, per-request method, public fallback for SDKs without it, wrapper)
+_TARGETS: tuple[tuple[str, str, str, Wrapper], ...] = (
+    ("Models", "_generate_content", "generate_content", sync_wrapper),
+    ("Models", "_generate_content_stream", "generate_content_stream", sync_stream_wrapper),
+    ("AsyncModels", "_generate_content", "generate_content", async_wrapper),
+    ("AsyncModels", "_generate_content_stream", "generate_content_stream", async_stream_wrapper),
+)
+
+
+class GoogleGenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Instrumentor for the `google-genai` SDK (entry point `genai_meter_google_genai`)."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _instruments
+
+    def _instrument(self, **kwargs: Any) -> None:
+        import google.genai  # noqa: F401  (fails early, and quietly under the launcher, when not installed)
+
+        set_providers(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
+        for cls, method, public, wrapper in _TARGETS:
+            if not patch(_MODELS, cls, method, wrapper):
+                patch(_MODELS, cls, public, wrapper)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        for cls, method, public, _wrapper in _TARGETS:
+            unpatch(_MODELS, cls, method)
+            unpatch(_MODELS, cls, public)
+
+
+__all__ = ["GoogleGenAIInstrumentor"]

@@ -1,0 +1,85 @@
+"""Reading Gemini responses and response streams into the call's outcome.
+
+Every stream chunk carries `usage_metadata`, cumulative for the request: the last chunk's figures
+are the request's, never the sum of the chunks'.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..._call import Call
+from ..._usage import Usage, estimate_tokens, gemini_usage
+from .._streams import StreamObserver
+
+
+def _reasons(response: Any) -> tuple[str, ...] | None:
+    candidates = getattr(response, "candidates", None) or ()
+    reasons = []
+    for candidate in candidates:
+        reason = getattr(candidate, "finish_reason", None)
+        if reason is not None:
+            reasons.append(str(getattr(reason, "value", reason)))
+    return tuple(reasons) or None
+
+
+def _text_chars(response: Any) -> int:
+    total = 0
+    for candidate in getattr(response, "candidates", None) or ():
+        parts = getattr(getattr(candidate, "content", None), "parts", None) or ()
+        for part in parts:
+            text = getattr(part, "text", None)
+            if isinstance(text, str):
+                total += len(text)
+    return total
+
+
+def finish_response(call: Call, response: Any) -> None:
+    """A whole `GenerateContentResponse`."""
+    call.finish(
+        usage=gemini_usage(getattr(response, "usage_metadata", None)),
+        response_model=getattr(response, "model_version", None),
+        response_id=getattr(response, "response_id", None),
+        finish_reasons=_reasons(response),
+    )
+
+
+class GenerateStreamObserver(StreamObserver):
+    """`GenerateContentResponse` chunks: the last `usage_metadata` seen is the request's usage."""
+
+    __slots__ = ("chars", "metadata", "model", "prompt_chars", "reasons", "response_id")
+
+    def __init__(self, call: Call, prompt_chars: int) -> None:
+        super().__init__(call)
+        self.prompt_chars = prompt_chars
+        self.metadata: Any = None
+        self.model: str | None = None
+        self.response_id: str | None = None
+        self.reasons: tuple[str, ...] | None = None
+        self.chars = 0
+
+    def observe(self, item: Any) -> bool:
+        metadata = getattr(item, "usage_metadata", None)
+        if metadata is not None:
+            self.metadata = metadata
+        self.model = getattr(item, "model_version", None) or self.model
+        self.response_id = getattr(item, "response_id", None) or self.response_id
+        self.reasons = _reasons(item) or self.reasons
+        self.chars += _text_chars(item)
+        return False
+
+    def finish(self, error: BaseException | None) -> None:
+        usage: Usage | None = gemini_usage(self.metadata)
+        if usage is None:
+            usage = Usage(
+                input_tokens=estimate_tokens(self.prompt_chars),
+                output_tokens=estimate_tokens(self.chars),
+                estimated=True,
+            )
+        self.call.finish(
+            usage=usage,
+            response_model=self.model,
+            response_id=self.response_id,
+            error=error,
+            finish_reasons=self.reasons,
+        )

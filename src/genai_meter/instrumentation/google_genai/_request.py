@@ -1,0 +1,70 @@
+"""What genai-meter needs to know about a Google Gen AI SDK request before it is sent.
+
+The backend is a property of the client (`vertexai=True` bills through Vertex AI, otherwise the
+Gemini Developer API), so it is read from the `Models` resource's API client; `provider_hosts` in the
+configuration overrides it by host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..._runtime import Runtime
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    provider: str
+    server: str
+
+
+def client_info(resource: Any, runtime: Runtime) -> ClientInfo:
+    api_client = getattr(resource, "_api_client", None)
+    provider = "gcp.vertex_ai" if getattr(api_client, "vertexai", False) else "gcp.gemini"
+    base_url = getattr(getattr(api_client, "_http_options", None), "base_url", None)
+    host, port = "", None
+    if isinstance(base_url, str) and base_url:
+        try:
+            parts = urlsplit(base_url)
+            host, port = parts.hostname or "", parts.port
+        except ValueError:
+            pass
+    configured = runtime.config.provider_hosts
+    for key in (f"{host}:{port}", host):
+        if key in configured:
+            provider = configured[key]
+            break
+    return ClientInfo(provider, host)
+
+
+def _field(value: Any, name: str) -> Any:
+    return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
+
+
+def model_name(value: Any) -> str:
+    """The model id as priced: `models/gemini-2.5-flash` and `publishers/google/models/...` -> the id."""
+    if not isinstance(value, str) or not value:
+        return "unknown"
+    return value.rsplit("/models/", 1)[-1].removeprefix("models/")
+
+
+def max_output_tokens(config: Any) -> int | None:
+    value = _field(config, "max_output_tokens") if config is not None else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def content_chars(value: Any, depth: int = 0) -> int:
+    """Characters of text in `contents` (strings, Parts, Contents or their dicts), for estimates."""
+    if isinstance(value, str):
+        return len(value)
+    if depth > 6 or value is None:
+        return 0
+    if isinstance(value, list | tuple):
+        return sum(content_chars(item, depth + 1) for item in value)
+    text = _field(value, "text")
+    if isinstance(text, str):
+        return len(text)
+    parts = _field(value, "parts")
+    return content_chars(parts, depth + 1) if parts is not None else 0

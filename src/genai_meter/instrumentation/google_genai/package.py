@@ -1,0 +1,3 @@
+"""The `google-genai` versions this instrumentor supports."""
+
+_instruments = ("google-genai >= 1.0",)

@@ -1,0 +1,50 @@
+"""genai-meter together with the official OTel OpenAI instrumentation and OpenLLMetry's: one call is
+counted once in genai-meter's metrics, its span is not priced again, and the peers' spans get cost."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+import openai
+from genai_meter import names
+from genai_meter._runtime import configure
+from genai_meter.fake_provider import FakeProvider
+
+from .conftest import Exported, attrs
+
+MESSAGES: Any = [{"role": "user", "content": "hello there"}]
+USAGE = {"prompt_tokens": 1000, "completion_tokens": 500, "prompt_tokens_details": {"cached_tokens": 200}}
+FULL_COST = (800 * 0.15 + 200 * 0.075 + 500 * 0.6) / 1e6  # gpt-4o-mini: 0.15 / 0.075 cached / 0.60
+NO_CACHE_COST = (1000 * 0.15 + 500 * 0.6) / 1e6  # the official instrumentation reports no cached tokens
+
+
+@pytest.mark.parametrize("genai_meter_first", [True, False])
+def test_one_call_counted_once(exported: Exported, fake_provider: FakeProvider, genai_meter_first: bool) -> None:
+    from opentelemetry.instrumentation.openai import OpenAIInstrumentor as LLMetryOpenAI
+    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor as OfficialOpenAI
+
+    from genai_meter.instrumentation.openai import OpenAIInstrumentor
+
+    ours, official, llmetry = OpenAIInstrumentor(), OfficialOpenAI(), LLMetryOpenAI()
+    order = [ours, official, llmetry] if genai_meter_first else [official, llmetry, ours]
+    for instrumentor in order:
+        instrumentor.instrument(tracer_provider=exported.tracer_provider, meter_provider=exported.meter_provider)
+    configure(ledger_url="off", provider_hosts={"127.0.0.1": "openai"})
+    try:
+        openai.OpenAI(base_url=fake_provider.openai_base_url, api_key="sk", max_retries=0).chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, extra_headers={"x-fake-usage": json.dumps(USAGE)})
+    finally:
+        for instrumentor in reversed(order):  # wrappers come off in the reverse order they went on
+            instrumentor.uninstrument()
+    assert exported.total(names.REQUESTS.otel_name) == 1
+    assert exported.total(names.COST.otel_name) == pytest.approx(FULL_COST, abs=1e-12)
+    (own,) = exported.by_scope("genai_meter")
+    assert attrs(own)[names.COST_USD] == pytest.approx(FULL_COST, abs=1e-12)
+    (official_span,) = exported.by_scope("opentelemetry.instrumentation.openai_v2")
+    (llmetry_span,) = exported.by_scope("opentelemetry.instrumentation.openai.v1")
+    assert attrs(official_span)[names.COST_USD] == pytest.approx(NO_CACHE_COST, abs=1e-12)
+    assert attrs(llmetry_span)[names.COST_USD] == pytest.approx(FULL_COST, abs=1e-12)
+    assert names.OUTCOME not in attrs(official_span)  # how to tell genai-meter's spans from priced peers'

@@ -1,0 +1,200 @@
+"""The real `google-genai` SDK over HTTP against the fake provider: tokens (thinking included) and cost exact."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+from typing import Any
+
+import pytest
+from google import genai
+from google.genai import errors, types
+
+from genai_meter import names
+from genai_meter.fake_provider import FakeProvider
+
+from ..conftest import Telemetry
+
+MODEL = "gemini-2.5-flash"
+# Bundled prices (USD per million tokens) of gemini-2.5-flash: input 0.3, cached input 0.03, output 2.5.
+IN, CACHED, OUT = 0.3e-6, 0.03e-6, 2.5e-6
+USAGE = {
+    "promptTokenCount": 1000,  # includes the cached tokens
+    "cachedContentTokenCount": 400,
+    "candidatesTokenCount": 200,
+    "thoughtsTokenCount": 300,  # billed as output, reported apart
+}
+EXPECTED_COST = 600 * IN + 400 * CACHED + (200 + 300) * OUT
+
+
+def config(usage: dict[str, Any] = USAGE, **headers: str) -> types.GenerateContentConfig:
+    return types.GenerateContentConfig(
+        http_options=types.HttpOptions(headers={"x-fake-usage": json.dumps(usage), **headers})
+    )
+
+
+def assert_metered(telemetry: Telemetry, *, stream: bool = False, provider: str = "gcp.gemini") -> None:
+    span = telemetry.only_span()
+    attrs = dict(span.attributes or {})
+    assert span.name == f"generate_content {MODEL}"
+    assert attrs[names.PROVIDER_NAME] == provider
+    assert attrs[names.OPERATION_NAME] == "generate_content"
+    assert attrs[names.REQUEST_MODEL] == MODEL
+    assert attrs[names.RESPONSE_MODEL] == MODEL
+    assert attrs[names.REQUEST_STREAM] is stream
+    assert attrs[names.USAGE_INPUT_TOKENS] == 1000
+    assert attrs[names.USAGE_OUTPUT_TOKENS] == 500
+    assert attrs[names.USAGE_CACHE_READ_INPUT_TOKENS] == 400
+    assert attrs[names.USAGE_REASONING_OUTPUT_TOKENS] == 300
+    assert attrs[names.RESPONSE_FINISH_REASONS] == ("STOP",)
+    assert attrs[names.COST_USD] == pytest.approx(EXPECTED_COST, abs=1e-9)
+    assert attrs[names.COST_OUTPUT_USD] == pytest.approx(500 * OUT, abs=1e-12)
+    assert attrs[names.OUTCOME] == names.OUTCOME_OK
+    assert names.USAGE_ESTIMATED not in attrs
+    assert telemetry.total(names.COST.otel_name, model=MODEL) == pytest.approx(EXPECTED_COST, abs=1e-9)
+    assert telemetry.total(names.TOKENS.otel_name, type="input") == 1000
+    assert telemetry.total(names.TOKENS.otel_name, type="output") == 500
+    assert telemetry.total(names.TOKENS.otel_name, type="cache_read") == 400
+    assert telemetry.total(names.TOKENS.otel_name, type="reasoning") == 300
+    assert telemetry.total(names.REQUESTS.otel_name) == 1
+
+
+def test_generate_content(telemetry: Telemetry, gemini: genai.Client) -> None:
+    response = gemini.models.generate_content(model=MODEL, contents="hello there", config=config())
+    assert response.usage_metadata is not None and response.usage_metadata.thoughts_token_count == 300
+    assert_metered(telemetry)
+
+
+async def test_generate_content_async(telemetry: Telemetry, gemini: genai.Client) -> None:
+    await gemini.aio.models.generate_content(model=MODEL, contents="hello there", config=config())
+    assert_metered(telemetry)
+
+
+def test_generate_content_stream_takes_the_last_usage(telemetry: Telemetry, gemini: genai.Client) -> None:
+    chunks = list(gemini.models.generate_content_stream(
+        model=MODEL, contents="hello there", config=config(**{"x-fake-chunks": "4"})))
+    assert len(chunks) == 4
+    assert all(chunk.usage_metadata is not None for chunk in chunks)  # every chunk carries usage
+    assert "".join(chunk.text or "" for chunk in chunks) == "chunk0 chunk1 chunk2 chunk3 "
+    assert_metered(telemetry, stream=True)
+
+
+async def test_generate_content_stream_async(telemetry: Telemetry, gemini: genai.Client) -> None:
+    stream = await gemini.aio.models.generate_content_stream(model=MODEL, contents="hello there", config=config())
+    texts = [chunk.text async for chunk in stream]
+    assert "".join(t or "" for t in texts) == "chunk0 chunk1 chunk2 "
+    assert_metered(telemetry, stream=True)
+
+
+def test_chat_send_message(telemetry: Telemetry, gemini: genai.Client) -> None:
+    chat = gemini.chats.create(model=MODEL, config=config())
+    chat.send_message("hello there")
+    assert_metered(telemetry)
+
+
+def test_models_prefix_and_default_usage(telemetry: Telemetry, gemini: genai.Client) -> None:
+    gemini.models.generate_content(model="models/gemini-2.0-flash", contents="x" * 40)
+    attrs = telemetry.only_span().attributes or {}
+    assert attrs[names.REQUEST_MODEL] == "gemini-2.0-flash"
+    assert (attrs[names.USAGE_INPUT_TOKENS], attrs[names.USAGE_OUTPUT_TOKENS]) == (10, 3)
+    assert names.USAGE_REASONING_OUTPUT_TOKENS not in attrs
+    assert attrs[names.COST_USD] == pytest.approx(10 * 0.1e-6 + 3 * 0.4e-6, abs=1e-12)
+
+
+def test_long_context_tier(telemetry: Telemetry, gemini: genai.Client) -> None:
+    usage = {"promptTokenCount": 250_000, "candidatesTokenCount": 1000, "thoughtsTokenCount": 1000}
+    gemini.models.generate_content(model="gemini-2.5-pro", contents="hi", config=config(usage))
+    attrs = telemetry.only_span().attributes or {}
+    assert attrs[names.COST_USD] == pytest.approx(250_000 * 2.5e-6 + 2000 * 15e-6, abs=1e-9)
+
+
+def test_provider_error(telemetry: Telemetry, gemini: genai.Client) -> None:
+    with pytest.raises(errors.ClientError):
+        gemini.models.generate_content(model=MODEL, contents="hi", config=config(**{"x-fake-error": "429"}))
+    attrs = telemetry.only_span().attributes or {}
+    assert attrs[names.OUTCOME] == names.OUTCOME_ERROR
+    assert attrs[names.ERROR_TYPE] == "ClientError"
+
+
+def test_stream_error_before_first_chunk(telemetry: Telemetry, gemini: genai.Client) -> None:
+    with pytest.raises(errors.APIError):
+        list(gemini.models.generate_content_stream(model=MODEL, contents="hi",
+                                                   config=config(**{"x-fake-error": "503"})))
+    assert (telemetry.only_span().attributes or {})[names.OUTCOME] == names.OUTCOME_ERROR
+
+
+def test_vertex_backend_is_provider_vertex(telemetry: Telemetry, fake_provider: FakeProvider) -> None:
+    client = genai.Client(vertexai=True, api_key="test-key",
+                          http_options=types.HttpOptions(base_url=fake_provider.gemini_base_url))
+    with pytest.raises(errors.APIError):  # the fake serves no Vertex paths: a 404, still one metered call
+        client.models.generate_content(model=MODEL, contents="hi", config=config())
+    attrs = telemetry.only_span().attributes or {}
+    assert attrs[names.PROVIDER_NAME] == "gcp.vertex_ai"
+
+
+def test_stream_break(telemetry: Telemetry, gemini: genai.Client) -> None:
+    stream = gemini.models.generate_content_stream(model=MODEL, contents="hi", config=config(**{"x-fake-chunks": "5"}))
+    for _chunk in stream:
+        break
+    del stream, _chunk
+    gc.collect()
+    attrs = telemetry.only_span().attributes or {}
+    assert attrs[names.USAGE_INPUT_TOKENS] == 1000  # the partial usage the first chunk carried
+
+
+def test_stream_close(telemetry: Telemetry, gemini: genai.Client) -> None:
+    stream = gemini.models.generate_content_stream(model=MODEL, contents="hi", config=config(**{"x-fake-chunks": "5"}))
+    next(stream)
+    stream.close()
+    assert len(telemetry.spans()) == 1
+
+
+def test_stream_exception_in_consumer(telemetry: Telemetry, gemini: genai.Client) -> None:
+    with pytest.raises(ZeroDivisionError):
+        for _chunk in gemini.models.generate_content_stream(model=MODEL, contents="hi", config=config()):
+            1 / 0  # noqa: B018
+    gc.collect()
+    assert len(telemetry.spans()) == 1
+
+
+def test_stream_garbage_collected_after_first_chunk(telemetry: Telemetry, gemini: genai.Client) -> None:
+    stream = gemini.models.generate_content_stream(model=MODEL, contents="hi", config=config())
+    next(stream)
+    del stream
+    gc.collect()
+    assert len(telemetry.spans()) == 1
+
+
+def test_stream_dropped_by_provider(telemetry: Telemetry, gemini: genai.Client) -> None:
+    with pytest.raises(Exception):  # noqa: B017 - whatever the SDK raises for a broken connection
+        list(gemini.models.generate_content_stream(
+            model=MODEL, contents="hi", config=config(**{"x-fake-chunks": "6", "x-fake-drop-after": "2"})))
+    gc.collect()
+    assert (telemetry.only_span().attributes or {})[names.OUTCOME] == names.OUTCOME_ERROR
+
+
+async def test_async_stream_break_and_aclose(telemetry: Telemetry, gemini: genai.Client) -> None:
+    stream = await gemini.aio.models.generate_content_stream(model=MODEL, contents="hi", config=config())
+    async for _chunk in stream:
+        break
+    await stream.aclose()  # type: ignore[attr-defined]
+    await _until_one_span(telemetry)
+
+
+async def _until_one_span(telemetry: Telemetry) -> None:
+    """The SDK nests async generators; the event loop closes each abandoned one in a task of its own."""
+    for _ in range(200):
+        gc.collect()
+        if telemetry.spans():
+            break
+        await asyncio.sleep(0)
+    assert len(telemetry.spans()) == 1
+
+
+async def test_async_stream_garbage_collected(telemetry: Telemetry, gemini: genai.Client) -> None:
+    stream = await gemini.aio.models.generate_content_stream(model=MODEL, contents="hi", config=config())
+    async for _chunk in stream:
+        break
+    del stream
+    await _until_one_span(telemetry)
