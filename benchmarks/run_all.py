@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import subprocess
 import sys
@@ -18,13 +19,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     args = parser.parse_args()
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
-        platform.processor(),
-    ) if Path("/proc/cpuinfo").exists() else platform.processor()
-    print(f"# machine: {cpu}, {len(open('/proc/cpuinfo').read().split('processor')) - 1} CPUs, "
-          f"Python {platform.python_version()}")
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    models = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
+    cpu = models[0] if models else platform.processor()
+    print(f"# machine: {cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     runs = [
         ["bench_overhead.py", *(["--calls", "300", "--rounds", "3"] if args.quick else [])],
         ["bench_pricing.py"],

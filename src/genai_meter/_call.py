@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
@@ -26,7 +26,7 @@ from ._usage import Usage
 from .pricing import Cost
 
 if TYPE_CHECKING:
-    from .budgets import Reservation
+    from .budgets import Reservation, ThresholdEvent
 
 _CLIENT = SpanKind.CLIENT
 _static_span_attrs: dict[tuple[str, str, str, str, bool], dict[str, Any]] = {}
@@ -47,6 +47,18 @@ def _span_attributes(provider: str, operation: str, model: str, server: str, str
         if len(_static_span_attrs) < 10_000:
             _static_span_attrs[key] = attrs
     return attrs
+
+
+def _add_threshold_events(span: Span, events: Iterable[ThresholdEvent]) -> None:
+    for event in events:
+        span.add_event(
+            names.BUDGET_EVENT,
+            {
+                names.BUDGET_NAME_ATTR: event.budget,
+                names.BUDGET_SCOPE_ATTR: event.scope_value,
+                names.BUDGET_THRESHOLD_ATTR: event.threshold_percent,
+            },
+        )
 
 
 class Call:
@@ -245,15 +257,7 @@ class Call:
             except Exception as fault:
                 record_fault("budget.settle", fault)
             else:
-                for event in events:
-                    span.add_event(
-                        names.BUDGET_EVENT,
-                        {
-                            names.BUDGET_NAME_ATTR: event.budget,
-                            names.BUDGET_SCOPE_ATTR: event.scope_value,
-                            names.BUDGET_THRESHOLD_ATTR: event.threshold_percent,
-                        },
-                    )
+                _add_threshold_events(span, events)
 
         ledger = runtime.ledger
         if ledger is not None:
@@ -310,15 +314,7 @@ class Call:
                     names.BUDGET_SCOPE_ATTR: str(getattr(error, "scope_value", "")),
                 },
             )
-            for event in getattr(error, "events", None) or ():
-                span.add_event(
-                    names.BUDGET_EVENT,
-                    {
-                        names.BUDGET_NAME_ATTR: event.budget,
-                        names.BUDGET_SCOPE_ATTR: event.scope_value,
-                        names.BUDGET_THRESHOLD_ATTR: event.threshold_percent,
-                    },
-                )
+            _add_threshold_events(span, getattr(error, "events", None) or ())
             span.set_status(Status(StatusCode.ERROR, "blocked by budget"))
             key = runtime.metrics.label_key(
                 self.provider,

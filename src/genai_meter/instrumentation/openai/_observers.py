@@ -108,7 +108,7 @@ class ChatStreamObserver(StreamObserver):
         if not self.hide_usage_chunk or self.raw_usage is not None:
             return False
         choices = getattr(item, "choices", None)
-        return bool(choices) and any(getattr(c, "finish_reason", None) for c in choices)
+        return any(getattr(c, "finish_reason", None) for c in choices or ())
 
     def finish(self, error: BaseException | None) -> None:
         usage: Usage | None = openai_chat_usage(self.raw_usage)
