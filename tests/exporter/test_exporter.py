@@ -210,7 +210,32 @@ def test_delegate_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_registered_as_a_traces_exporter() -> None:
     from opentelemetry.util._importlib_metadata import entry_points
 
-    found = list(entry_points(group="opentelemetry_traces_exporter", name="genai_meter"))
-    if not found:
-        pytest.skip("entry point not registered yet (pyproject.toml: opentelemetry_traces_exporter genai_meter)")
-    assert found[0].load() is CostSpanExporter
+    (found,) = entry_points(group="opentelemetry_traces_exporter", name="genai_meter")
+    assert found.load() is CostSpanExporter
+
+
+def test_under_the_launcher(tmp_path: Any) -> None:
+    """OTEL_TRACES_EXPORTER=genai_meter: the OTel SDK's configurator builds the exporter, which prices."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "app.py"
+    script.write_text(
+        "from opentelemetry import trace\n"
+        "with trace.get_tracer('peer').start_as_current_span('chat') as span:\n"
+        "    span.set_attributes({'gen_ai.provider.name': 'openai', 'gen_ai.request.model': 'gpt-4o-mini',\n"
+        "                         'gen_ai.usage.input_tokens': 1000, 'gen_ai.usage.output_tokens': 500})\n"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("OTEL_", "GENAI_METER_"))}
+    env.update({
+        "OTEL_TRACES_EXPORTER": "genai_meter", "GENAI_METER_EXPORTER_DELEGATE": "console",
+        "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none", "GENAI_METER_LEDGER_URL": "off",
+        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "openai_v2,openai,anthropic",
+    })
+    launcher = os.path.join(os.path.dirname(sys.executable), "opentelemetry-instrument")
+    done = subprocess.run([launcher, sys.executable, str(script)], env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    exported = json.loads(done.stdout)
+    assert exported["attributes"][names.COST_USD] == pytest.approx((1000 * 0.15 + 500 * 0.6) / 1e6, abs=1e-12)

@@ -112,6 +112,34 @@ def test_config_file_missing_names_the_file(tmp_path: Path) -> None:
         load_config({"GENAI_METER_CONFIG": str(missing)})
 
 
+@pytest.mark.xfail(
+    strict=True,
+    raises=UnicodeDecodeError,
+    reason="bug: _config._from_file catches OSError and YAMLError but not UnicodeDecodeError: a non-UTF-8 "
+    "file raises a bare UnicodeDecodeError that does not name the file",
+)
+def test_config_file_non_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "binary.yaml"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ConfigError, match="binary.yaml"):
+        load_config({"GENAI_METER_CONFIG": str(path)})
+
+
+DEEP = "[" * 3000 + "]" * 3000
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=RecursionError,
+    reason="bug: _config._from_file does not catch RecursionError from yaml.safe_load of deep nesting",
+)
+def test_config_file_deep_nesting(tmp_path: Path) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text("a: " + DEEP, encoding="utf-8")
+    with pytest.raises(ConfigError, match="deep.yaml"):
+        load_config({"GENAI_METER_CONFIG": str(path)})
+
+
 # --- pricing overrides -----------------------------------------------------------------------------
 
 price = st.one_of(
@@ -213,6 +241,19 @@ def test_price_overrides_control_character(tmp_path: Path, raw: str) -> None:
     _check_price_file(path)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    raises=RecursionError,
+    reason="bug: pricing/_source.py parse_yaml/_convert and parse_json do not catch RecursionError "
+    "(deeply nested document, or a self-referencing YAML alias)",
+)
+@pytest.mark.parametrize(("name", "raw"), [("deep.yaml", DEEP), ("deep.json", DEEP), ("alias.yaml", "&a [*a]")])
+def test_price_overrides_recursion(tmp_path: Path, name: str, raw: str) -> None:
+    path = tmp_path / name
+    path.write_text(raw, encoding="utf-8")
+    _check_price_file(path)
+
+
 def test_price_overrides_missing_file(tmp_path: Path) -> None:
     with pytest.raises(PricingError, match="absent.yaml"):
         PriceBook.load(tmp_path / "absent.yaml")
@@ -271,7 +312,7 @@ def test_budget_config_returns_or_raises_policy_error(section: Any) -> None:
 count_values = st.one_of(
     st.none(),
     st.integers(-(10**9), 10**9),
-    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(allow_nan=True, allow_infinity=False),  # infinity: see the xfail test below
     st.booleans(),
     st.text(max_size=5),
     st.lists(st.integers(), max_size=2),
@@ -279,14 +320,14 @@ count_values = st.one_of(
 )
 NORMALISERS: dict[str, tuple[list[str], dict[str, list[str]]]] = {
     "openai_chat_usage": (
-        ["prompt_tokens", "completion_tokens", "total_tokens"],
+        ["prompt_tokens", "completion_tokens"],
         {
-            "prompt_tokens_details": ["cached_tokens", "cache_write_tokens", "audio_tokens"],
+            "prompt_tokens_details": ["cached_tokens", "cache_write_tokens"],
             "completion_tokens_details": ["reasoning_tokens"],
         },
     ),
     "openai_responses_usage": (
-        ["input_tokens", "output_tokens", "total_tokens"],
+        ["input_tokens", "output_tokens"],
         {"input_tokens_details": ["cached_tokens"], "output_tokens_details": ["reasoning_tokens"]},
     ),
     "anthropic_usage": (
@@ -315,7 +356,7 @@ def _bad(value: Any) -> bool:
         return False
     if isinstance(value, bool) or not isinstance(value, int | float):
         return True
-    return value < 0 or math.isnan(value)
+    return value < 0 or not math.isfinite(value)
 
 
 @st.composite
@@ -371,6 +412,25 @@ def test_usage_normaliser_never_raises(name: str, data: st.DataObject) -> None:
     assert usage.cache_write_1h_tokens <= usage.cache_write_tokens, raw
     if bad:
         assert usage.suspect, raw
+
+
+REQUIRED_FIELD = {
+    "openai_chat_usage": "prompt_tokens",
+    "openai_responses_usage": "input_tokens",
+    "anthropic_usage": "input_tokens",
+    "gemini_usage": "prompt_token_count",
+}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=OverflowError,
+    reason="bug: _usage._Reader.count does int(value) on float('inf') -> OverflowError instead of 0 + suspect",
+)
+@pytest.mark.parametrize("name", PRESENT)
+def test_usage_normaliser_infinity(name: str) -> None:
+    usage = getattr(_usage, name)({REQUIRED_FIELD[name]: float("inf")})
+    assert usage is not None and usage.suspect and usage.input_tokens == 0
 
 
 # --- pricing arithmetic ------------------------------------------------------------------------------
