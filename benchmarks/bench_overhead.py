@@ -23,13 +23,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx2
+import openai
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 import genai_meter
-import openai
 from genai_meter._runtime import configure
 from genai_meter.instrumentation.openai import OpenAIInstrumentor
 

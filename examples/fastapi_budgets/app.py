@@ -25,12 +25,12 @@ from typing import Any
 
 from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
+from openai import OpenAI
 from pydantic import BaseModel
 
 import genai_meter
 from genai_meter import BudgetExceeded, ThresholdEvent, attribute
 from genai_meter.instrumentation.openai import OpenAIInstrumentor
-from openai import OpenAI
 
 logger = logging.getLogger("fastapi_budgets")
 WEBHOOK_URL = os.environ.get("BUDGET_WEBHOOK_URL")

@@ -178,6 +178,10 @@ def _from_file(config: Config, path: str) -> Config:
             data = yaml.safe_load(handle)
     except OSError as error:
         raise ConfigError(f"{path}: cannot read the configuration file ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else path

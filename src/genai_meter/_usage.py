@@ -9,6 +9,7 @@ non-numeric values count as zero and mark the usage `suspect`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,7 +68,7 @@ class _Reader:
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.suspect = True
             return 0
-        if value < 0 or value != value:  # negative or NaN
+        if value < 0 or not math.isfinite(value):  # negative, NaN or infinite
             self.suspect = True
             return 0
         return int(value)

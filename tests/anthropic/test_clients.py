@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import anthropic
 import pytest
 
-import anthropic
 from genai_meter import names
 from genai_meter.fake_provider import FakeProvider
 from genai_meter.instrumentation.anthropic._request import provider_for_client

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anthropic
 import pytest
 
-import anthropic
 from genai_meter import names
 from genai_meter.fake_provider import FakeProvider
 

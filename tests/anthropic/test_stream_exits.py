@@ -5,9 +5,9 @@ from __future__ import annotations
 import gc
 from typing import Any
 
+import anthropic
 import pytest
 
-import anthropic
 from genai_meter import names
 
 from ..conftest import Telemetry

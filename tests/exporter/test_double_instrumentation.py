@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import openai
 import pytest
 
-import openai
 from genai_meter import names
 from genai_meter._runtime import configure
 from genai_meter.fake_provider import FakeProvider

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anthropic
+import openai
 import pytest
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-import anthropic
-import openai
 from genai_meter import names
 from genai_meter.exporter import CostSpanExporter, load_delegate, span_usage
 from genai_meter.fake_provider import FakeProvider

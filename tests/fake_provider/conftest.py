@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
+import anthropic
+import openai
 import pytest
 from google import genai
 from google.genai import types
 
-import anthropic
-import openai
 from genai_meter.fake_provider import FakeProvider
 
 

@@ -6,11 +6,11 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
+import anthropic
 import httpx2
+import openai
 import pytest
 
-import anthropic
-import openai
 from genai_meter.fake_provider import FakeProvider
 
 DAY1 = int(datetime(2026, 3, 1, tzinfo=timezone.utc).timestamp())

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
+import anthropic
 import httpx2
 import pytest
 
-import anthropic
 from genai_meter.fake_provider import FakeProvider
 
 MESSAGES = [{"role": "user", "content": "Hello there!"}]  # 12 chars

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
+import openai
 import pydantic
 import pytest
 
-import openai
 from genai_meter.fake_provider import FakeProvider
 
 MESSAGES = [

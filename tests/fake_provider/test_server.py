@@ -7,9 +7,9 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx2
+import openai
 import pytest
 
-import openai
 from genai_meter.fake_provider import FakeProvider, RecordedRequest
 
 

@@ -7,11 +7,11 @@ import logging
 import threading
 from typing import Any
 
+import openai
 import pytest
 from opentelemetry import baggage, context
 
 import genai_meter
-import openai
 from genai_meter import names
 from genai_meter._config import ConfigError, load_config
 from genai_meter._faults import fault_counts

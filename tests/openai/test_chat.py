@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import openai
 import pytest
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
-import openai
 from genai_meter import names
 
 from ..conftest import Telemetry

@@ -97,6 +97,7 @@ async def test_embeddings_async(telemetry: Telemetry, fake_provider: Any) -> Non
 
 def test_azure_client_is_its_own_provider(telemetry: Telemetry, fake_provider: Any) -> None:
     import openai
+
     from genai_meter._runtime import configure
 
     from ..conftest import fake_provider_settings

@@ -88,6 +88,10 @@ def load_config(path: str) -> BudgetConfig:
         raise _UserError(f"{path}: cannot read: {error.strerror or error}") from None
     except yaml.YAMLError as error:
         raise _UserError(f"{path}: not valid YAML: {error}") from None
+    except UnicodeDecodeError:
+        raise _UserError(f"{path}: not UTF-8 text") from None
+    except RecursionError:
+        raise _UserError(f"{path}: nested too deeply") from None
     if document is None:
         document = {}
     if not isinstance(document, dict):

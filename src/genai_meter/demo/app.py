@@ -13,8 +13,9 @@ import os
 import sys
 import time
 
-import genai_meter
 import openai
+
+import genai_meter
 
 # (user, tenant, feature, model, kind, input tokens, output tokens, cached tokens)
 CALLS = [

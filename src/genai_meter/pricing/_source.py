@@ -84,6 +84,8 @@ def parse_json(text: str, file: str, with_lines: bool = True) -> Located:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise PricingError(f"{file}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise PricingError(f"{file}: nested too deeply") from None
     lines: Lines = {}
     if with_lines:
         try:
@@ -100,7 +102,10 @@ def parse_yaml(text: str, file: str) -> Located:
 
 
 def _compose(text: str, file: str, lines: Lines) -> Any:
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:  # e.g. a control character, found when the reader starts
+        raise PricingError(f"{file}: invalid YAML: {exc}") from None
     try:
         try:
             node = loader.get_single_node()
@@ -114,6 +119,8 @@ def _compose(text: str, file: str, lines: Lines) -> Any:
         if node is None:
             return None
         return _convert(loader, node, (), file, lines)
+    except RecursionError:
+        raise PricingError(f"{file}: nested too deeply (or refers to itself)") from None
     finally:
         loader.dispose()
 

@@ -1,0 +1,39 @@
+"""Servers genai-meter starts listen on 127.0.0.1 unless told otherwise (never on every interface)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from genai_meter.fake_provider import FakeProvider
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+def test_fake_provider_binds_loopback() -> None:
+    with FakeProvider() as provider:
+        assert urlsplit(provider.base_url).hostname == "127.0.0.1"
+        server = provider._server
+        assert server is not None
+        assert server.server_address[0] == "127.0.0.1"
+
+
+def test_serve_metrics_binds_loopback() -> None:
+    # In a subprocess: serve_metrics may install the global meter provider, which would leak into
+    # every later test of this process.
+    code = (
+        "import json, genai_meter\n"
+        "server, _provider = genai_meter.serve_metrics(port=0)\n"
+        "print(json.dumps(list(server.server_address[:2])))\n"
+        "server.shutdown()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    host, port = json.loads(done.stdout.strip().splitlines()[-1])
+    assert host == "127.0.0.1"
+    assert port > 0
