@@ -10,26 +10,21 @@ part is recorded and the SDK is called as if uninstrumented; only `BudgetExceede
 from __future__ import annotations
 
 import inspect
-import json
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-
-from ... import names
-from ..._call import Call, begin_call
+from ..._call import begin_call
 from ..._faults import record_fault
-from ..._runtime import Runtime, get_runtime
-from ..._usage import Usage, estimate_tokens
+from ..._runtime import get_runtime
 from ...exporter._metered import remember_call_span
+from .._metering import Metered, budget_estimate, capture_input, metered_call, metered_call_async
 from .._streams import meter_async_stream, meter_stream
 from ._observers import MessageStreamObserver, finish_message
 from ._request import client_info, content_chars, metadata_user, number, text
 
 OPERATION = "chat"
-_RAW_RESPONSE_TYPES: tuple[type, ...] = ()
+_RAW_RESPONSE_TYPES: tuple[type[Any], ...] = ()
 
 
 def set_raw_response_types(types: tuple[type, ...]) -> None:
@@ -57,20 +52,7 @@ def _read_request(kwargs: dict[str, Any], stream: bool) -> Request:
     )
 
 
-def _estimate(runtime: Runtime, provider: str, request: Request) -> Callable[[], float | None]:
-    """The budget reservation for a call: prompt and `max_tokens` at the model's prices."""
-
-    def estimate() -> float | None:
-        pricing = runtime.prices.resolve(provider, request.model)
-        if pricing is None or request.max_tokens is None:
-            return None
-        usage = Usage(input_tokens=estimate_tokens(request.prompt_chars), output_tokens=request.max_tokens)
-        return pricing.cost(usage, time.time()).total_usd
-
-    return estimate
-
-
-def _begin(instance: Any, kwargs: dict[str, Any], stream: bool) -> tuple[Call, Request]:
+def _begin(instance: Any, kwargs: dict[str, Any], stream: bool, is_async: bool) -> Metered:
     runtime = get_runtime()
     info = client_info(instance, runtime)
     request = _read_request(kwargs, stream)
@@ -82,102 +64,56 @@ def _begin(instance: Any, kwargs: dict[str, Any], stream: bool) -> tuple[Call, R
         info.server,
         request.stream,
         request.user,
-        _estimate(runtime, info.provider, request) if runtime.guard is not None else None,
+        budget_estimate(runtime, info.provider, request.model, lambda: request.prompt_chars, request.max_tokens),
     )
     remember_call_span(call.span)
-    if runtime.config.capture_content:
-        try:
-            prompt = {"system": kwargs.get("system"), "messages": kwargs.get("messages")}
-            call.span.set_attribute(names.INPUT_MESSAGES, json.dumps(prompt, default=str))
-        except Exception as fault:
-            record_fault("anthropic.capture_content", fault)
-    return call, request
+    capture_input(runtime, call, "anthropic", {"system": kwargs.get("system"), "messages": kwargs.get("messages")})
 
-
-def _is_budget_error(error: BaseException) -> bool:
-    from ...budgets import BudgetExceeded
-
-    return isinstance(error, BudgetExceeded)
-
-
-def _parse_raw(raw: Any) -> Any:
-    """The SDK object behind a raw response (the SDK caches it, so the app's own `parse()` gets the same)."""
-    return raw.parse()
-
-
-def _finish(call: Call, request: Request, parsed: Any, is_async: bool) -> None:
-    if request.stream:
-        observer = MessageStreamObserver(call, request.prompt_chars)
-        if is_async:
-            meter_async_stream(parsed, observer)
-        else:
-            meter_stream(parsed, observer)
-    else:
+    def finish(parsed: Any) -> Any:
+        if request.stream:
+            observer = MessageStreamObserver(call, request.prompt_chars)
+            return (meter_async_stream if is_async else meter_stream)(parsed, observer)
         finish_message(call, parsed)
+        return parsed
+
+    def on_result(result: Any) -> Any:
+        if not isinstance(result, _RAW_RESPONSE_TYPES):
+            return finish(result)
+        # A raw response: meter what it parses to (the SDK caches it, so the app's `parse()` gets it).
+        parsed = cast(Any, result).parse()
+        if inspect.isawaitable(parsed):
+            return _then(parsed, finish, result)
+        finish(parsed)
+        return result
+
+    return Metered(call, kwargs, on_result)
+
+
+async def _then(parsed: Any, finish: Callable[[Any], Any], result: Any) -> Any:
+    finish(await parsed)
+    return result
 
 
 def sync_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """`Messages.create` / `.parse` (sync)."""
-    if not is_instrumentation_enabled():
-        return wrapped(*args, **kwargs)
-    try:
-        call, request = _begin(instance, kwargs, kwargs.get("stream") is True)
-    except Exception as error:
-        if _is_budget_error(error):
-            raise
-        record_fault("anthropic.begin", error)
-        return wrapped(*args, **kwargs)
-    token = call.activate()
-    try:
-        result = wrapped(*args, **kwargs)
-    except BaseException as error:
-        call.finish(usage=None, error=error)
-        raise
-    finally:
-        call.deactivate(token)
-    try:
-        parsed: Any = result
-        if isinstance(parsed, _RAW_RESPONSE_TYPES):
-            parsed = _parse_raw(parsed)
-        _finish(call, request, parsed, is_async=False)
-    except Exception as fault:
-        record_fault("anthropic.response", fault)
-        call.finish(usage=None)
-    return result
+    return metered_call(
+        "anthropic",
+        lambda kw: wrapped(*args, **kw),
+        kwargs,
+        lambda kw: _begin(instance, kw, kw.get("stream") is True, False),
+    )
 
 
 async def async_wrapper(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
     """`AsyncMessages.create` / `.parse`."""
-    if not is_instrumentation_enabled():
-        return await wrapped(*args, **kwargs)
-    try:
-        call, request = _begin(instance, kwargs, kwargs.get("stream") is True)
-    except Exception as error:
-        if _is_budget_error(error):
-            raise
-        record_fault("anthropic.begin", error)
-        return await wrapped(*args, **kwargs)
-    token = call.activate()
-    try:
-        result = await wrapped(*args, **kwargs)
-    except BaseException as error:
-        call.finish(usage=None, error=error)
-        raise
-    finally:
-        call.deactivate(token)
-    try:
-        parsed: Any = result
-        if isinstance(parsed, _RAW_RESPONSE_TYPES):
-            parsed = _parse_raw(parsed)
-            if inspect.isawaitable(parsed):
-                parsed = await parsed
-        _finish(call, request, parsed, is_async=True)
-    except Exception as fault:
-        record_fault("anthropic.response", fault)
-        call.finish(usage=None)
-    return result
+    return await metered_call_async(
+        "anthropic",
+        lambda kw: wrapped(*args, **kw),
+        kwargs,
+        lambda kw: _begin(instance, kw, kw.get("stream") is True, True),
+    )
 
 
 def _request_attribute(manager: Any) -> str | None:
@@ -190,48 +126,19 @@ def _request_attribute(manager: Any) -> str | None:
 
 def _metered_request(original: Callable[[], Any], instance: Any, kwargs: dict[str, Any]) -> Callable[[], Any]:
     def request() -> Any:
-        if not is_instrumentation_enabled():
-            return original()
-        try:
-            call, parsed_request = _begin(instance, kwargs, True)
-        except Exception as error:
-            if _is_budget_error(error):
-                raise
-            record_fault("anthropic.begin", error)
-            return original()
-        token = call.activate()
-        try:
-            raw_stream = original()
-        except BaseException as error:
-            call.finish(usage=None, error=error)
-            raise
-        finally:
-            call.deactivate(token)
-        return meter_stream(raw_stream, MessageStreamObserver(call, parsed_request.prompt_chars))
+        return metered_call("anthropic", lambda _kw: original(), kwargs, lambda kw: _begin(instance, kw, True, False))
 
     return request
 
 
 async def _metered_async_request(original: Coroutine[Any, Any, Any], instance: Any, kwargs: dict[str, Any]) -> Any:
-    if not is_instrumentation_enabled():
+    async def send(_kw: dict[str, Any]) -> Any:
         return await original
+
     try:
-        call, parsed_request = _begin(instance, kwargs, True)
-    except Exception as error:
-        if _is_budget_error(error):
-            original.close()
-            raise
-        record_fault("anthropic.begin", error)
-        return await original
-    token = call.activate()
-    try:
-        raw_stream = await original
-    except BaseException as error:
-        call.finish(usage=None, error=error)
-        raise
+        return await metered_call_async("anthropic", send, kwargs, lambda kw: _begin(instance, kw, True, True))
     finally:
-        call.deactivate(token)
-    return meter_async_stream(raw_stream, MessageStreamObserver(call, parsed_request.prompt_chars))
+        original.close()  # never awaited when a budget stopped the call; a no-op once awaited
 
 
 def stream_wrapper(

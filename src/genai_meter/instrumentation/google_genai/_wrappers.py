@@ -10,20 +10,14 @@ the call once. A fault in genai-meter's part is recorded and the SDK called as i
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-
-from ... import names
-from ..._call import Call, begin_call
-from ..._faults import record_fault
-from ..._runtime import Runtime, get_runtime
-from ..._usage import Usage, estimate_tokens
+from ..._call import begin_call
+from ..._runtime import get_runtime
 from ...exporter._metered import remember_call_span
+from .._metering import Metered, budget_estimate, capture_input, metered_call, metered_call_async
 from .._streams import meter_async_stream, meter_stream
 from ._observers import GenerateStreamObserver, finish_response
 from ._request import client_info, content_chars, max_output_tokens, model_name
@@ -39,18 +33,7 @@ class Request:
     prompt_chars: int
 
 
-def _estimate(runtime: Runtime, provider: str, request: Request) -> Callable[[], float | None]:
-    def estimate() -> float | None:
-        pricing = runtime.prices.resolve(provider, request.model)
-        if pricing is None or request.max_output_tokens is None:
-            return None
-        usage = Usage(input_tokens=estimate_tokens(request.prompt_chars), output_tokens=request.max_output_tokens)
-        return pricing.cost(usage, time.time()).total_usd
-
-    return estimate
-
-
-def _begin(instance: Any, kwargs: dict[str, Any], stream: bool) -> tuple[Call, Request]:
+def _begin(instance: Any, kwargs: dict[str, Any], stream: bool, is_async: bool) -> Metered:
     runtime = get_runtime()
     info = client_info(instance, runtime)
     contents = kwargs.get("contents")
@@ -68,21 +51,21 @@ def _begin(instance: Any, kwargs: dict[str, Any], stream: bool) -> tuple[Call, R
         info.server,
         stream,
         None,
-        _estimate(runtime, info.provider, request) if runtime.guard is not None else None,
+        budget_estimate(runtime, info.provider, request.model, lambda: request.prompt_chars, request.max_output_tokens),
     )
     remember_call_span(call.span)
-    if runtime.config.capture_content:
-        try:
-            call.span.set_attribute(names.INPUT_MESSAGES, json.dumps(contents, default=str))
-        except Exception as fault:
-            record_fault("google_genai.capture_content", fault)
-    return call, request
+    capture_input(runtime, call, "google_genai", contents)
 
+    def on_result(result: Any) -> Any:
+        if not stream:
+            finish_response(call, result)
+            return result
+        observer = GenerateStreamObserver(call, request.prompt_chars)
+        if is_async:
+            return meter_async_stream(_AsyncChunks(result), observer)
+        return meter_stream(_Chunks(result), observer)
 
-def _is_budget_error(error: BaseException) -> bool:
-    from ...budgets import BudgetExceeded
-
-    return isinstance(error, BudgetExceeded)
+    return Metered(call, kwargs, on_result)
 
 
 class _Chunks:
@@ -125,110 +108,33 @@ class _AsyncChunks:
 
 def sync_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """`Models._generate_content`: one request, one response."""
-    if not is_instrumentation_enabled():
-        return wrapped(*args, **kwargs)
-    try:
-        call, _request = _begin(instance, kwargs, False)
-    except Exception as error:
-        if _is_budget_error(error):
-            raise
-        record_fault("google_genai.begin", error)
-        return wrapped(*args, **kwargs)
-    token = call.activate()
-    try:
-        response = wrapped(*args, **kwargs)
-    except BaseException as error:
-        call.finish(usage=None, error=error)
-        raise
-    finally:
-        call.deactivate(token)
-    try:
-        finish_response(call, response)
-    except Exception as fault:
-        record_fault("google_genai.response", fault)
-        call.finish(usage=None)
-    return response
+    return metered_call(
+        "google_genai", lambda kw: wrapped(*args, **kw), kwargs, lambda kw: _begin(instance, kw, False, False)
+    )
 
 
 def sync_stream_wrapper(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
     """`Models._generate_content_stream`: a generator that sends the request when first read."""
-    if not is_instrumentation_enabled():
-        return wrapped(*args, **kwargs)
-    try:
-        call, request = _begin(instance, kwargs, True)
-    except Exception as error:
-        if _is_budget_error(error):
-            raise
-        record_fault("google_genai.begin", error)
-        return wrapped(*args, **kwargs)
-    try:
-        source = wrapped(*args, **kwargs)
-    except BaseException as error:
-        call.finish(usage=None, error=error)
-        raise
-    try:
-        return meter_stream(_Chunks(source), GenerateStreamObserver(call, request.prompt_chars))
-    except Exception as fault:
-        record_fault("google_genai.response", fault)
-        call.finish(usage=None)
-        return source
+    return metered_call(
+        "google_genai", lambda kw: wrapped(*args, **kw), kwargs, lambda kw: _begin(instance, kw, True, False)
+    )
 
 
 async def async_wrapper(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
     """`AsyncModels._generate_content`."""
-    if not is_instrumentation_enabled():
-        return await wrapped(*args, **kwargs)
-    try:
-        call, _request = _begin(instance, kwargs, False)
-    except Exception as error:
-        if _is_budget_error(error):
-            raise
-        record_fault("google_genai.begin", error)
-        return await wrapped(*args, **kwargs)
-    token = call.activate()
-    try:
-        response = await wrapped(*args, **kwargs)
-    except BaseException as error:
-        call.finish(usage=None, error=error)
-        raise
-    finally:
-        call.deactivate(token)
-    try:
-        finish_response(call, response)
-    except Exception as fault:
-        record_fault("google_genai.response", fault)
-        call.finish(usage=None)
-    return response
+    return await metered_call_async(
+        "google_genai", lambda kw: wrapped(*args, **kw), kwargs, lambda kw: _begin(instance, kw, False, True)
+    )
 
 
 async def async_stream_wrapper(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
     """`AsyncModels._generate_content_stream`: sends the request, returns an async generator of chunks."""
-    if not is_instrumentation_enabled():
-        return await wrapped(*args, **kwargs)
-    try:
-        call, request = _begin(instance, kwargs, True)
-    except Exception as error:
-        if _is_budget_error(error):
-            raise
-        record_fault("google_genai.begin", error)
-        return await wrapped(*args, **kwargs)
-    token = call.activate()
-    try:
-        source = await wrapped(*args, **kwargs)
-    except BaseException as error:
-        call.finish(usage=None, error=error)
-        raise
-    finally:
-        call.deactivate(token)
-    try:
-        return meter_async_stream(_AsyncChunks(source), GenerateStreamObserver(call, request.prompt_chars))
-    except Exception as fault:
-        record_fault("google_genai.response", fault)
-        call.finish(usage=None)
-        return source
+    return await metered_call_async(
+        "google_genai", lambda kw: wrapped(*args, **kw), kwargs, lambda kw: _begin(instance, kw, True, True)
+    )

@@ -1,26 +1,19 @@
 """The wrappers placed around the OpenAI SDK's billing methods.
 
 One sync and one async wrapper serve every operation; an `Operation` says how to read that
-operation's request and response. A fault anywhere in genai-meter's part is recorded and the SDK
-is called as if uninstrumented; only `BudgetExceeded` reaches the app on purpose.
+operation's request and response, and `_metering` runs the call the same way for every provider.
 """
 
 from __future__ import annotations
 
 import inspect
-import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-
-from ... import names
 from ..._call import Call, begin_call
-from ..._faults import record_fault
-from ..._runtime import Runtime, get_runtime
-from ..._usage import Usage, estimate_tokens
+from ..._runtime import get_runtime
+from .._metering import Metered, budget_estimate, capture_input, metered_call, metered_call_async
 from .._streams import StreamObserver, meter_async_stream, meter_stream
 from ._observers import (
     ChatStreamObserver,
@@ -78,64 +71,10 @@ def _read_request(operation: Operation, kwargs: dict[str, Any]) -> Request:
     )
 
 
-def _estimate(runtime: Runtime, provider: str, request: Request) -> Callable[[], float | None]:
-    """The budget reservation for a call: prompt and `max_tokens` at the model's prices."""
-
-    def estimate() -> float | None:
-        pricing = runtime.prices.resolve(provider, request.model)
-        if pricing is None or request.max_output_tokens is None:
-            return None
-        usage = Usage(
-            input_tokens=estimate_tokens(content_chars(request.prompt)),
-            output_tokens=request.max_output_tokens,
-        )
-        return pricing.cost(usage, time.time()).total_usd
-
-    return estimate
-
-
 def _with_include_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
     options = kwargs.get("stream_options")
     merged = {**options, "include_usage": True} if isinstance(options, dict) else {"include_usage": True}
     return {**kwargs, "stream_options": merged}
-
-
-def _begin(
-    operation: Operation, instance: Any, kwargs: dict[str, Any]
-) -> tuple[Call, dict[str, Any], Request, bool]:
-    runtime = get_runtime()
-    info = client_info(instance, runtime)
-    request = _read_request(operation, kwargs)
-    inject = (
-        request.stream and operation.injects_usage and info.inject_stream_usage and not request.include_usage
-    )
-    call = begin_call(
-        runtime,
-        info.provider,
-        operation.name,
-        request.model,
-        info.server,
-        request.stream,
-        request.user,
-        _estimate(runtime, info.provider, request) if runtime.guard is not None else None,
-    )
-    if runtime.config.capture_content and request.prompt is not None:
-        try:
-            call.span.set_attribute(names.INPUT_MESSAGES, json.dumps(request.prompt, default=str))
-        except Exception as fault:
-            record_fault("openai.capture_content", fault)
-    return call, (_with_include_usage(kwargs) if inject else kwargs), request, inject
-
-
-def _is_budget_error(error: BaseException) -> bool:
-    from ...budgets import BudgetExceeded
-
-    return isinstance(error, BudgetExceeded)
-
-
-def _observer(operation: Operation, call: Call, request: Request, inject: bool) -> StreamObserver:
-    assert operation.observer is not None
-    return operation.observer(call, inject, content_chars(request.prompt))
 
 
 def _parse_raw(result: Any) -> Any:
@@ -144,38 +83,51 @@ def _parse_raw(result: Any) -> Any:
     return result.parse() if isinstance(result, _RAW_RESPONSE_TYPES) else result
 
 
-def sync_wrapper(operation: Operation) -> Callable[..., Any]:
-    def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        if not is_instrumentation_enabled():
-            return wrapped(*args, **kwargs)
-        try:
-            call, send_kwargs, request, inject = _begin(operation, instance, kwargs)
-        except Exception as error:
-            if _is_budget_error(error):
-                raise
-            record_fault("openai.begin", error)
-            return wrapped(*args, **kwargs)
-        token = call.activate()
-        try:
-            result = wrapped(*args, **send_kwargs)
-        except BaseException as error:
-            call.finish(usage=None, error=error)
-            raise
-        finally:
-            call.deactivate(token)
-        try:
-            if request.stream and operation.observer is not None:
-                stream = _parse_raw(result)
-                meter_stream(stream, _observer(operation, call, request, inject))
-            else:
-                parsed = _parse_raw(result)
-                operation.finish(call, parsed)
-        except Exception as fault:
-            record_fault("openai.response", fault)
-            call.finish(usage=None)
+def _begin(operation: Operation, instance: Any, kwargs: dict[str, Any], is_async: bool) -> Metered:
+    runtime = get_runtime()
+    info = client_info(instance, runtime)
+    request = _read_request(operation, kwargs)
+    inject = request.stream and operation.injects_usage and info.inject_stream_usage and not request.include_usage
+    call = begin_call(
+        runtime,
+        info.provider,
+        operation.name,
+        request.model,
+        info.server,
+        request.stream,
+        request.user,
+        budget_estimate(
+            runtime, info.provider, request.model, lambda: content_chars(request.prompt), request.max_output_tokens
+        ),
+    )
+    capture_input(runtime, call, "openai", request.prompt)
+
+    def on_result(result: Any) -> Any:
+        parsed = _parse_raw(result)
+        if is_async and inspect.isawaitable(parsed):
+            return _finish_async(result, parsed)
+        _finish(parsed)
         return result
+
+    async def _finish_async(result: Any, parsed: Any) -> Any:
+        _finish(await parsed)
+        return result
+
+    def _finish(parsed: Any) -> None:
+        if request.stream and operation.observer is not None:
+            observer = operation.observer(call, inject, content_chars(request.prompt))
+            (meter_async_stream if is_async else meter_stream)(parsed, observer)
+        else:
+            operation.finish(call, parsed)
+
+    return Metered(call, _with_include_usage(kwargs) if inject else kwargs, on_result)
+
+
+def sync_wrapper(operation: Operation) -> Callable[..., Any]:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return metered_call(
+            "openai", lambda kw: wrapped(*args, **kw), kwargs, lambda kw: _begin(operation, instance, kw, False)
+        )
 
     return wrapper
 
@@ -184,35 +136,9 @@ def async_wrapper(operation: Operation) -> Callable[..., Any]:
     async def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        if not is_instrumentation_enabled():
-            return await wrapped(*args, **kwargs)
-        try:
-            call, send_kwargs, request, inject = _begin(operation, instance, kwargs)
-        except Exception as error:
-            if _is_budget_error(error):
-                raise
-            record_fault("openai.begin", error)
-            return await wrapped(*args, **kwargs)
-        token = call.activate()
-        try:
-            result = await wrapped(*args, **send_kwargs)
-        except BaseException as error:
-            call.finish(usage=None, error=error)
-            raise
-        finally:
-            call.deactivate(token)
-        try:
-            parsed = _parse_raw(result)
-            if inspect.isawaitable(parsed) and isinstance(result, _RAW_RESPONSE_TYPES):
-                parsed = await parsed
-            if request.stream and operation.observer is not None:
-                meter_async_stream(parsed, _observer(operation, call, request, inject))
-            else:
-                operation.finish(call, parsed)
-        except Exception as fault:
-            record_fault("openai.response", fault)
-            call.finish(usage=None)
-        return result
+        return await metered_call_async(
+            "openai", lambda kw: wrapped(*args, **kw), kwargs, lambda kw: _begin(operation, instance, kw, True)
+        )
 
     return wrapper
 

@@ -1,0 +1,135 @@
+"""The one shape of every metered SDK call, whatever the provider.
+
+An instrumentor supplies `begin(kwargs) -> Metered` (read the request, start the call) and the
+provider-specific handling of the result; this module does the rest the same way everywhere: skip
+when instrumentation is suppressed, call the SDK uninstrumented when genai-meter's own part fails
+(recorded as a fault), let only `BudgetExceeded` reach the app, keep the span current around the
+SDK's HTTP call (never across a `yield`), end the call on the SDK's errors, and hand the app the
+SDK's own result (or the stream genai-meter metered in place).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple
+
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+from .. import names
+from .._call import Call
+from .._faults import record_fault
+from .._runtime import Runtime
+from .._usage import Usage, estimate_tokens
+
+
+class Metered(NamedTuple):
+    """A started call: the kwargs to send (genai-meter may add `include_usage`) and what to do with
+    the SDK's result (returns what the app receives)."""
+
+    call: Call
+    send_kwargs: dict[str, Any]
+    on_result: Callable[[Any], Any]
+
+
+def is_budget_error(error: BaseException) -> bool:
+    from ..budgets import BudgetExceeded
+
+    return isinstance(error, BudgetExceeded)
+
+
+def metered_call(
+    where: str,
+    send: Callable[[dict[str, Any]], Any],
+    kwargs: dict[str, Any],
+    begin: Callable[[dict[str, Any]], Metered],
+) -> Any:
+    """Run one synchronous SDK call under metering."""
+    if not is_instrumentation_enabled():
+        return send(kwargs)
+    try:
+        call, send_kwargs, on_result = begin(kwargs)
+    except Exception as error:
+        if is_budget_error(error):
+            raise
+        record_fault(f"{where}.begin", error)
+        return send(kwargs)
+    token = call.activate()
+    try:
+        result = send(send_kwargs)
+    except BaseException as error:
+        call.finish(usage=None, error=error)
+        raise
+    finally:
+        call.deactivate(token)
+    try:
+        return on_result(result)
+    except Exception as fault:
+        record_fault(f"{where}.response", fault)
+        call.finish(usage=None)
+        return result
+
+
+async def metered_call_async(
+    where: str,
+    send: Callable[[dict[str, Any]], Awaitable[Any]],
+    kwargs: dict[str, Any],
+    begin: Callable[[dict[str, Any]], Metered],
+) -> Any:
+    """Run one asynchronous SDK call under metering; `on_result` may return an awaitable."""
+    if not is_instrumentation_enabled():
+        return await send(kwargs)
+    try:
+        call, send_kwargs, on_result = begin(kwargs)
+    except Exception as error:
+        if is_budget_error(error):
+            raise
+        record_fault(f"{where}.begin", error)
+        return await send(kwargs)
+    token = call.activate()
+    try:
+        result = await send(send_kwargs)
+    except BaseException as error:
+        call.finish(usage=None, error=error)
+        raise
+    finally:
+        call.deactivate(token)
+    try:
+        handled = on_result(result)
+        if inspect.isawaitable(handled):
+            handled = await handled
+        return handled
+    except Exception as fault:
+        record_fault(f"{where}.response", fault)
+        call.finish(usage=None)
+        return result
+
+
+def budget_estimate(
+    runtime: Runtime, provider: str, model: str, prompt_chars: Callable[[], int], max_output_tokens: int | None
+) -> Callable[[], float | None] | None:
+    """The reservation a budget guard makes for a call: the prompt (about 4 characters a token) and
+    `max_tokens` at the model's prices. None when no budget is configured, so nothing is computed."""
+    if runtime.guard is None:
+        return None
+
+    def estimate() -> float | None:
+        pricing = runtime.prices.resolve(provider, model)
+        if pricing is None or max_output_tokens is None:
+            return None
+        usage = Usage(input_tokens=estimate_tokens(prompt_chars()), output_tokens=max_output_tokens)
+        return pricing.cost(usage, time.time()).total_usd
+
+    return estimate
+
+
+def capture_input(runtime: Runtime, call: Call, where: str, prompt: Any) -> None:
+    """Put the prompt on the span, only when the user opted in to content capture."""
+    if not runtime.config.capture_content or prompt is None:
+        return
+    try:
+        call.span.set_attribute(names.INPUT_MESSAGES, json.dumps(prompt, default=str))
+    except Exception as fault:
+        record_fault(f"{where}.capture_content", fault)
