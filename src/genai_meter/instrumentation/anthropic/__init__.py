@@ -30,6 +30,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 
 from ..._runtime import set_providers
 from .._patching import Wrapper, patch, unpatch
+from .._values import raw_response_types
 from ._wrappers import async_wrapper, set_raw_response_types, stream_wrapper, sync_wrapper
 from .package import _instruments
 
@@ -51,19 +52,6 @@ _TARGETS: tuple[tuple[str, str, str, Wrapper], ...] = tuple(
 )
 
 
-def _raw_response_types() -> tuple[type, ...]:
-    found: list[type] = []
-    for module_name, class_names in (
-        ("anthropic._legacy_response", ("LegacyAPIResponse",)),
-        ("anthropic._response", ("APIResponse", "AsyncAPIResponse")),
-    ):
-        try:
-            module = __import__(module_name, fromlist=list(class_names))
-        except ImportError:
-            continue
-        found.extend(getattr(module, name) for name in class_names if hasattr(module, name))
-    return tuple(found)
-
 
 class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """Instrumentor for the `anthropic` SDK (entry point `genai_meter_anthropic`)."""
@@ -75,7 +63,7 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         import anthropic  # noqa: F401  (fails early, and quietly under the launcher, when not installed)
 
         set_providers(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
-        set_raw_response_types(_raw_response_types())
+        set_raw_response_types(raw_response_types("anthropic"))
         for module, cls, method, wrapper in _TARGETS:
             patch(module, cls, method, wrapper)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..._runtime import Runtime
+from .._values import text
 
 # Base classes of the SDK's platform clients (matched by name: importing the modules would pull in
 # optional dependencies such as boto3 or google-auth).
@@ -66,13 +67,6 @@ def client_info(resource: Any, runtime: Runtime) -> ClientInfo:
     return info
 
 
-def text(value: Any) -> str | None:
-    """A request argument if it is real text (not the SDK's `omit` / `NOT_GIVEN` sentinels)."""
-    return value if isinstance(value, str) and value else None
-
-
-def number(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def metadata_user(metadata: Any) -> str | None:
@@ -80,20 +74,3 @@ def metadata_user(metadata: Any) -> str | None:
     if isinstance(metadata, dict):
         return text(metadata.get("user_id"))
     return text(getattr(metadata, "user_id", None))
-
-
-def content_chars(value: Any, depth: int = 0) -> int:
-    """Characters of text in a request's system prompt and messages, for estimates (never stored)."""
-    if isinstance(value, str):
-        return len(value)
-    if depth > 6:
-        return 0
-    if isinstance(value, dict):
-        total = 0
-        for key in ("content", "text", "input"):
-            if key in value:
-                total += content_chars(value[key], depth + 1)
-        return total
-    if isinstance(value, list | tuple):
-        return sum(content_chars(item, depth + 1) for item in value)
-    return 0

@@ -20,8 +20,9 @@ from ..._runtime import get_runtime
 from ...exporter._metered import remember_call_span
 from .._metering import Metered, budget_estimate, capture_input, metered_call, metered_call_async
 from .._streams import meter_async_stream, meter_stream
+from .._values import content_chars, number, text
 from ._observers import MessageStreamObserver, finish_message
-from ._request import client_info, content_chars, metadata_user, number, text
+from ._request import client_info, metadata_user
 
 OPERATION = "chat"
 _RAW_RESPONSE_TYPES: tuple[type[Any], ...] = ()

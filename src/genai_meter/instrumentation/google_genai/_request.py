@@ -53,18 +53,3 @@ def model_name(value: Any) -> str:
 def max_output_tokens(config: Any) -> int | None:
     value = _field(config, "max_output_tokens") if config is not None else None
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
-
-
-def content_chars(value: Any, depth: int = 0) -> int:
-    """Characters of text in `contents` (strings, Parts, Contents or their dicts), for estimates."""
-    if isinstance(value, str):
-        return len(value)
-    if depth > 6 or value is None:
-        return 0
-    if isinstance(value, list | tuple):
-        return sum(content_chars(item, depth + 1) for item in value)
-    text = _field(value, "text")
-    if isinstance(text, str):
-        return len(text)
-    parts = _field(value, "parts")
-    return content_chars(parts, depth + 1) if parts is not None else 0

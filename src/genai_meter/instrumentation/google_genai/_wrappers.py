@@ -19,8 +19,9 @@ from ..._runtime import get_runtime
 from ...exporter._metered import remember_call_span
 from .._metering import Metered, budget_estimate, capture_input, metered_call, metered_call_async
 from .._streams import meter_async_stream, meter_stream
+from .._values import content_chars
 from ._observers import GenerateStreamObserver, finish_response
-from ._request import client_info, content_chars, max_output_tokens, model_name
+from ._request import client_info, max_output_tokens, model_name
 
 OPERATION = "generate_content"
 

@@ -25,6 +25,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 
 from ..._runtime import set_providers
 from .._patching import patch, unpatch
+from .._values import raw_response_types
 from ._wrappers import (
     CHAT,
     EMBEDDINGS,
@@ -53,19 +54,6 @@ _TARGETS: tuple[tuple[str, str, str, str, Operation], ...] = (
 )
 
 
-def _raw_response_types() -> tuple[type, ...]:
-    found: list[type] = []
-    for module_name, class_names in (
-        ("openai._legacy_response", ("LegacyAPIResponse",)),
-        ("openai._response", ("APIResponse", "AsyncAPIResponse")),
-    ):
-        try:
-            module = __import__(module_name, fromlist=list(class_names))
-        except ImportError:
-            continue
-        found.extend(getattr(module, name) for name in class_names if hasattr(module, name))
-    return tuple(found)
-
 
 class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """Instrumentor for the `openai` SDK (entry point `genai_meter_openai`)."""
@@ -77,7 +65,7 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         import openai  # noqa: F401  (fails early, and quietly under the launcher, when not installed)
 
         set_providers(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
-        set_raw_response_types(_raw_response_types())
+        set_raw_response_types(raw_response_types("openai"))
         for module, sync_class, async_class, method, operation in _TARGETS:
             patch(module, sync_class, method, sync_wrapper(operation))
             patch(module, async_class, method, async_wrapper(operation))

@@ -85,29 +85,3 @@ def client_info(resource: Any, runtime: Runtime) -> ClientInfo:
     except TypeError:
         pass
     return info
-
-
-def text(value: Any) -> str | None:
-    """A request argument if it is real text (not the SDK's `omit` / `NOT_GIVEN` sentinels)."""
-    return value if isinstance(value, str) and value else None
-
-
-def number(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
-
-
-def content_chars(value: Any, depth: int = 0) -> int:
-    """Characters of text in a request's messages / input, for estimates (never stored)."""
-    if isinstance(value, str):
-        return len(value)
-    if depth > 6:
-        return 0
-    if isinstance(value, dict):
-        total = 0
-        for key in ("content", "text", "input", "arguments"):
-            if key in value:
-                total += content_chars(value[key], depth + 1)
-        return total
-    if isinstance(value, list | tuple):
-        return sum(content_chars(item, depth + 1) for item in value)
-    return 0

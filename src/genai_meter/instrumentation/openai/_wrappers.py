@@ -15,6 +15,7 @@ from ..._call import Call, begin_call
 from ..._runtime import get_runtime
 from .._metering import Metered, budget_estimate, capture_input, metered_call, metered_call_async
 from .._streams import StreamObserver, meter_async_stream, meter_stream
+from .._values import content_chars, number, text
 from ._observers import (
     ChatStreamObserver,
     ResponsesStreamObserver,
@@ -22,7 +23,7 @@ from ._observers import (
     finish_embedding,
     finish_response,
 )
-from ._request import client_info, content_chars, number, text
+from ._request import client_info
 
 _RAW_RESPONSE_TYPES: tuple[type[Any], ...] = ()
 
