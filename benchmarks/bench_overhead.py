@@ -1,15 +1,18 @@
-"""Overhead per OpenAI call: instrumented minus bare, on the same in-process transport.
+"""Overhead per call of genai-meter: instrumented minus bare, on the same in-process transport.
 
-Both sides use the real `openai` SDK with an `httpx2.MockTransport` (no sockets), so what differs
-is genai-meter alone: span (BatchSpanProcessor into a no-op exporter), metrics (semconv histograms
-plus the in-process sums, collected by a reader), cost and attribution. Rounds alternate bare and
-instrumented so drift on a shared machine hits both; the overhead is the best instrumented block
-minus the best bare block (the least disturbed measurement of each, as `timeit` advises), and the
-median and range of the per-round differences are printed beside it. The cyclic garbage collector is paused inside each timed block (and run
-between blocks) for both sides alike: its pauses land at random in one side or the other and
-otherwise swamp a ~100 µs difference on a ~600 µs call.
+Each SDK (openai, anthropic, google-genai) talks to an `httpx2.MockTransport` that replays bodies
+recorded once from the project's fake provider (so the wire format is the real one), with no
+sockets. What differs between the two sides is genai-meter alone: a span (BatchSpanProcessor into a
+no-op exporter), metrics (semconv histograms and the in-process sums, collected by a reader), cost,
+and attribution (`genai_meter.attribute` around every call, on both sides).
 
-    python benchmarks/bench_overhead.py [--calls 2000] [--rounds 7]
+Rounds alternate bare and instrumented blocks, so drift on a shared machine hits both. The figure
+reported is the best instrumented block minus the best bare block (the least disturbed measurement
+of each, as `timeit` advises), with the median and range of the per-round differences beside it.
+Time is process CPU time (all threads: the span processor's work counts). The cyclic garbage
+collector is paused inside each timed block for both sides alike and run between blocks.
+
+    python benchmarks/bench_overhead.py [--calls 300] [--rounds 15] [--only openai]
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx2
-import openai
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
@@ -32,81 +35,12 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 import genai_meter
 from genai_meter._runtime import configure
-from genai_meter.instrumentation.openai import OpenAIInstrumentor
+from genai_meter.fake_provider import FakeProvider
 
-USAGE = {
-    "prompt_tokens": 1200,
-    "completion_tokens": 300,
-    "total_tokens": 1500,
-    "prompt_tokens_details": {"cached_tokens": 256},
-    "completion_tokens_details": {"reasoning_tokens": 0},
-}
-COMPLETION = json.dumps(
-    {
-        "id": "chatcmpl-bench",
-        "object": "chat.completion",
-        "created": 1,
-        "model": "gpt-4o-mini",
-        "choices": [
-            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "hello"}}
-        ],
-        "usage": USAGE,
-    }
-).encode()
-
-
-def _stream_body(chunks: int, include_usage: bool) -> bytes:
-    lines = []
-    for i in range(chunks):
-        delta: dict[str, Any] = {"content": f"tok{i} "}
-        if i == 0:
-            delta["role"] = "assistant"
-        lines.append(
-            {
-                "id": "chatcmpl-bench",
-                "object": "chat.completion.chunk",
-                "created": 1,
-                "model": "gpt-4o-mini",
-                "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
-            }
-        )
-    lines.append(
-        {
-            "id": "chatcmpl-bench",
-            "object": "chat.completion.chunk",
-            "created": 1,
-            "model": "gpt-4o-mini",
-            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-        }
-    )
-    if include_usage:
-        lines.append(
-            {
-                "id": "chatcmpl-bench",
-                "object": "chat.completion.chunk",
-                "created": 1,
-                "model": "gpt-4o-mini",
-                "choices": [],
-                "usage": USAGE,
-            }
-        )
-    return b"".join(b"data: " + json.dumps(line).encode() + b"\n\n" for line in lines) + b"data: [DONE]\n\n"
-
-
-STREAM_WITH_USAGE = _stream_body(20, True)
-STREAM_BARE = _stream_body(20, False)
-
-
-def _handler(request: httpx2.Request) -> httpx2.Response:
-    body = json.loads(request.content)
-    if body.get("stream"):
-        include = bool((body.get("stream_options") or {}).get("include_usage"))
-        return httpx2.Response(
-            200,
-            content=STREAM_WITH_USAGE if include else STREAM_BARE,
-            headers={"content-type": "text/event-stream"},
-        )
-    return httpx2.Response(200, content=COMPLETION, headers={"content-type": "application/json"})
+CHUNKS = 20
+OPENAI_USAGE = {"prompt_tokens": 1200, "completion_tokens": 300, "prompt_tokens_details": {"cached_tokens": 256}}
+ANTHROPIC_USAGE = {"input_tokens": 1200, "output_tokens": 300, "cache_read_input_tokens": 256}
+GEMINI_USAGE = {"promptTokenCount": 1200, "candidatesTokenCount": 300, "cachedContentTokenCount": 256}
 
 
 class _NullExporter(SpanExporter):
@@ -114,31 +48,133 @@ class _NullExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
-def _client() -> openai.OpenAI:
-    return openai.OpenAI(
-        api_key="sk-bench",
-        base_url="https://api.openai.com/v1",
-        max_retries=0,
-        http_client=httpx2.Client(transport=httpx2.MockTransport(_handler)),
-    )
+class Replay:
+    """Answers every request with the body the fake provider gave for the same kind of request."""
+
+    def __init__(self) -> None:
+        self.bodies: dict[tuple[str, bool, bool], tuple[bytes, str]] = {}
+
+    @staticmethod
+    def key(request: httpx2.Request) -> tuple[str, bool, bool]:
+        path = request.url.path
+        body = json.loads(request.content) if request.content else {}
+        stream = bool(body.get("stream")) or "streamGenerateContent" in path
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        return path.split(":")[0], stream, include_usage
+
+    def record(self, provider: FakeProvider, path: str, body: dict[str, Any], usage: dict[str, Any]) -> None:
+        headers = {"x-fake-usage": json.dumps(usage), "x-fake-chunks": str(CHUNKS), "authorization": "Bearer k",
+                   "x-api-key": "k", "anthropic-version": "2023-06-01"}
+        with httpx2.Client() as http:
+            response = http.post(provider.base_url + path, json=body, headers=headers)
+            response.raise_for_status()
+            request = httpx2.Request("POST", "http://x" + path, json=body)
+            self.bodies[self.key(request)] = (response.content, response.headers["content-type"])
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        content, content_type = self.bodies[self.key(request)]
+        return httpx2.Response(200, content=content, headers={"content-type": content_type})
 
 
-MESSAGES: Any = [{"role": "user", "content": "hello"}]
+def record_bodies() -> Replay:
+    replay = Replay()
+    chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]}
+    message = {"model": "claude-sonnet-4-6", "max_tokens": 512, "messages": [{"role": "user", "content": "hello"}]}
+    gemini = {"contents": [{"role": "user", "parts": [{"text": "hello"}]}]}
+    with FakeProvider() as provider:
+        replay.record(provider, "/v1/chat/completions", chat, OPENAI_USAGE)
+        replay.record(provider, "/v1/chat/completions", {**chat, "stream": True}, OPENAI_USAGE)
+        replay.record(provider, "/v1/chat/completions",
+                      {**chat, "stream": True, "stream_options": {"include_usage": True}}, OPENAI_USAGE)
+        replay.record(provider, "/v1/messages", message, ANTHROPIC_USAGE)
+        replay.record(provider, "/v1/messages", {**message, "stream": True}, ANTHROPIC_USAGE)
+        replay.record(provider, "/v1beta/models/gemini-2.5-flash:generateContent", gemini, GEMINI_USAGE)
+        replay.record(provider, "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", gemini,
+                      GEMINI_USAGE)
+    return replay
 
 
-def _call(client: openai.OpenAI) -> None:
-    with genai_meter.attribute(user="user-1", tenant="acme", feature="chat"):
-        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+@dataclass
+class Scenario:
+    label: str
+    instrumentor: Callable[[], Any]
+    client: Any
+    call: Callable[[Any], None]
 
 
-def _stream(client: openai.OpenAI) -> None:
-    with genai_meter.attribute(user="user-1", tenant="acme", feature="chat"):
-        for _chunk in client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True):
-            pass
+def _attributed(func: Callable[[Any], None]) -> Callable[[Any], None]:
+    def call(client: Any) -> None:
+        with genai_meter.attribute(user="user-1", tenant="acme", feature="chat"):
+            func(client)
+
+    return call
 
 
-def _time_per_call(func: Callable[[openai.OpenAI], None], client: openai.OpenAI, calls: int) -> float:
-    """CPU time of this process per call (all threads: the span processor's work counts too)."""
+def scenarios(replay: Replay, only: str | None) -> list[Scenario]:
+    found: list[Scenario] = []
+    transport = httpx2.MockTransport(replay)
+    if only in (None, "openai"):
+        import openai
+
+        from genai_meter.instrumentation.openai import OpenAIInstrumentor
+
+        client = openai.OpenAI(api_key="sk-bench", base_url="https://api.openai.com/v1", max_retries=0,
+                               http_client=httpx2.Client(transport=transport))
+        messages: Any = [{"role": "user", "content": "hello"}]
+
+        def chat(c: Any) -> None:
+            c.chat.completions.create(model="gpt-4o-mini", messages=messages)
+
+        def chat_stream(c: Any) -> None:
+            for _chunk in c.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True):
+                pass
+
+        found += [Scenario("openai chat", OpenAIInstrumentor, client, _attributed(chat)),
+                  Scenario(f"openai chat, {CHUNKS}-chunk stream", OpenAIInstrumentor, client, _attributed(chat_stream))]
+    if only in (None, "anthropic"):
+        import anthropic
+
+        from genai_meter.instrumentation.anthropic import AnthropicInstrumentor
+
+        claude = anthropic.Anthropic(api_key="sk-ant-bench", base_url="https://api.anthropic.com", max_retries=0,
+                                     http_client=httpx2.Client(transport=transport))
+        prompt: Any = [{"role": "user", "content": "hello"}]
+
+        def message(c: Any) -> None:
+            c.messages.create(model="claude-sonnet-4-6", max_tokens=512, messages=prompt)
+
+        def message_stream(c: Any) -> None:
+            for _event in c.messages.create(model="claude-sonnet-4-6", max_tokens=512, messages=prompt, stream=True):
+                pass
+
+        found += [Scenario("anthropic messages", AnthropicInstrumentor, claude, _attributed(message)),
+                  Scenario(f"anthropic messages, {CHUNKS}-delta stream", AnthropicInstrumentor, claude,
+                           _attributed(message_stream))]
+    if only in (None, "gemini"):
+        from google import genai
+        from google.genai import types
+
+        from genai_meter.instrumentation.google_genai import GoogleGenAIInstrumentor
+
+        gemini = genai.Client(api_key="bench", http_options=types.HttpOptions(
+            base_url="https://generativelanguage.googleapis.com", api_version="v1beta",
+            httpx_client=httpx2.Client(transport=transport)))
+
+        def generate(c: Any) -> None:
+            c.models.generate_content(model="gemini-2.5-flash", contents="hello")
+
+        def generate_stream(c: Any) -> None:
+            for _chunk in c.models.generate_content_stream(model="gemini-2.5-flash", contents="hello"):
+                pass
+
+        found += [Scenario("gemini generate_content", GoogleGenAIInstrumentor, gemini, _attributed(generate)),
+                  Scenario(f"gemini, {CHUNKS}-chunk stream", GoogleGenAIInstrumentor, gemini,
+                           _attributed(generate_stream))]
+    return found
+
+
+def _time_per_call(func: Callable[[Any], None], client: Any, calls: int) -> float:
+    """CPU time of this process per call, in µs."""
     gc.collect()
     gc.disable()
     try:
@@ -150,38 +186,29 @@ def _time_per_call(func: Callable[[openai.OpenAI], None], client: openai.OpenAI,
         gc.enable()
 
 
-def measure(calls: int, rounds: int) -> dict[str, Any]:
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(BatchSpanProcessor(_NullExporter(), max_queue_size=100_000))
-    reader = InMemoryMetricReader()
-    meter_provider = MeterProvider(metric_readers=[reader])
-    instrumentor = OpenAIInstrumentor()
-    client = _client()
-    results: dict[str, Any] = {}
-    for label, func in (("non-streaming call", _call), ("20-chunk stream", _stream)):
-        diffs, bare_times, inst_times = [], [], []
-        for _ in range(rounds):
-            func(client)  # warm
-            bare = _time_per_call(func, client, calls)
-            instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
-            configure(ledger_url="off")
-            func(client)
-            inst = _time_per_call(func, client, calls)
-            instrumentor.uninstrument()
-            reader.get_metrics_data()
-            diffs.append(inst - bare)
-            bare_times.append(bare)
-            inst_times.append(inst)
-        results[label] = {
-            "bare_us": min(bare_times),
-            "instrumented_us": min(inst_times),
-            # Best block of each side: the least disturbed measurement of each (as timeit advises).
-            "overhead_us": min(inst_times) - min(bare_times),
-            "median_diff_us": statistics.median(diffs),
-            "diff_range_us": (min(diffs), max(diffs)),
-        }
-    tracer_provider.shutdown()
-    return results
+def measure(scenario: Scenario, calls: int, rounds: int, tracer_provider: TracerProvider,
+            meter_provider: MeterProvider, reader: InMemoryMetricReader) -> dict[str, Any]:
+    instrumentor = scenario.instrumentor()
+    diffs, bare_times, inst_times = [], [], []
+    for _ in range(rounds):
+        scenario.call(scenario.client)
+        bare = _time_per_call(scenario.call, scenario.client, calls)
+        instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+        configure(ledger_url="off")
+        scenario.call(scenario.client)
+        inst = _time_per_call(scenario.call, scenario.client, calls)
+        instrumentor.uninstrument()
+        reader.get_metrics_data()
+        diffs.append(inst - bare)
+        bare_times.append(bare)
+        inst_times.append(inst)
+    return {
+        "bare_us": min(bare_times),
+        "instrumented_us": min(inst_times),
+        "overhead_us": min(inst_times) - min(bare_times),
+        "median_diff_us": statistics.median(diffs),
+        "diff_range_us": (min(diffs), max(diffs)),
+    }
 
 
 def measure_pricing(iterations: int = 200_000) -> float:
@@ -204,17 +231,25 @@ def measure_pricing(iterations: int = 200_000) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=500)
-    parser.add_argument("--rounds", type=int, default=21)
+    parser.add_argument("--calls", type=int, default=300, help="calls per timed block")
+    parser.add_argument("--rounds", type=int, default=15, help="bare/instrumented block pairs per scenario")
+    parser.add_argument("--only", choices=("openai", "anthropic", "gemini"))
     args = parser.parse_args()
-    print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}")
-    for label, row in measure(args.calls, args.rounds).items():
-        low, high = row["overhead_range_us"]
-        print(
-            f"{label:20s} bare {row['bare_us']:8.1f} µs  instrumented {row['instrumented_us']:8.1f} µs  "
-            f"overhead {row['overhead_us']:6.1f} µs (range {low:.1f}..{high:.1f})"
-        )
-    print(f"{'price a call':20s} {measure_pricing():.2f} µs (resolve cached model + cost, best of 5)")
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(_NullExporter(), max_queue_size=100_000))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}; "
+          f"{args.rounds} rounds x {args.calls} calls per block")
+    print(f"{'scenario':38s} {'bare µs':>9s} {'metered µs':>11s} {'overhead µs':>12s}   per-round diffs")
+    for scenario in scenarios(record_bodies(), args.only):
+        row = measure(scenario, args.calls, args.rounds, tracer_provider, meter_provider, reader)
+        low, high = row["diff_range_us"]
+        print(f"{scenario.label:38s} {row['bare_us']:9.1f} {row['instrumented_us']:11.1f} "
+              f"{row['overhead_us']:12.1f}   median {row['median_diff_us']:.1f}, range {low:.1f}..{high:.1f}",
+              flush=True)
+    print(f"{'price a call (resolve + cost)':38s} {measure_pricing():.2f} µs")
+    tracer_provider.shutdown()
 
 
 if __name__ == "__main__":

@@ -23,10 +23,11 @@ from .._faults import record_fault
 class StreamObserver:
     """Sees each streamed item; subclasses read usage, ids and text length for their provider."""
 
-    __slots__ = ("call",)
+    __slots__ = ("call", "lookahead")
 
     def __init__(self, call: Call) -> None:
         self.call = call
+        self.lookahead = False  # True makes the iterator ask `wants_next` after each item
 
     def observe(self, item: Any) -> bool:
         """Read one item; return True to hide it from the caller."""
@@ -72,27 +73,11 @@ class _Ending:
             observer.call.finish(usage=None, error=error)
 
 
-def _safe_observe(observer: StreamObserver, item: Any) -> bool:
-    try:
-        return observer.observe(item)
-    except Exception as fault:
-        record_fault("stream.observe", fault)
-        return False
-
-
-def _safe_wants_next(observer: StreamObserver, item: Any) -> bool:
-    try:
-        return observer.wants_next(item)
-    except Exception as fault:
-        record_fault("stream.observe", fault)
-        return False
-
-
 def _metered_iterator(source: Iterator[Any], observer: StreamObserver, end: _Ending) -> Iterator[Any]:
+    observe = observer.observe
     held: list[Any] = []
     try:
         while True:
-            end.reading = False
             if held:
                 item = held.pop()  # observed already, when it was read ahead
             else:
@@ -101,37 +86,43 @@ def _metered_iterator(source: Iterator[Any], observer: StreamObserver, end: _End
                     item = next(source)
                 except StopIteration:
                     break
-                if _safe_observe(observer, item):
-                    continue
-            if not held and _safe_wants_next(observer, item):
-                end.reading = True
+                finally:
+                    end.reading = False
                 try:
-                    following = next(source)
-                except StopIteration:
-                    yield item
-                    break
-                if not _safe_observe(observer, following):
-                    held.append(following)
-            end.reading = False
+                    if observe(item):
+                        continue
+                except Exception as fault:
+                    record_fault("stream.observe", fault)
+                if observer.lookahead and _wants_next(observer, item):
+                    end.reading = True
+                    try:
+                        following = next(source)
+                    except StopIteration:
+                        following = _END
+                    finally:
+                        end.reading = False
+                    if following is _END:
+                        yield item
+                        break
+                    if not _observe_safely(observer, following):
+                        held.append(following)
             yield item
     except GeneratorExit:
         end()
         raise
     except BaseException as error:
-        end.reading = False
         end(error)
         raise
-    end.reading = False
     end()
 
 
 async def _metered_async_iterator(
     source: AsyncIterator[Any], observer: StreamObserver, end: _Ending
 ) -> AsyncIterator[Any]:
+    observe = observer.observe
     held: list[Any] = []
     try:
         while True:
-            end.reading = False
             if held:
                 item = held.pop()  # observed already, when it was read ahead
             else:
@@ -140,28 +131,53 @@ async def _metered_async_iterator(
                     item = await source.__anext__()
                 except StopAsyncIteration:
                     break
-                if _safe_observe(observer, item):
-                    continue
-            if not held and _safe_wants_next(observer, item):
-                end.reading = True
+                finally:
+                    end.reading = False
                 try:
-                    following = await source.__anext__()
-                except StopAsyncIteration:
-                    yield item
-                    break
-                if not _safe_observe(observer, following):
-                    held.append(following)
-            end.reading = False
+                    if observe(item):
+                        continue
+                except Exception as fault:
+                    record_fault("stream.observe", fault)
+                if observer.lookahead and _wants_next(observer, item):
+                    end.reading = True
+                    try:
+                        following = await source.__anext__()
+                    except StopAsyncIteration:
+                        following = _END
+                    finally:
+                        end.reading = False
+                    if following is _END:
+                        yield item
+                        break
+                    if not _observe_safely(observer, following):
+                        held.append(following)
             yield item
     except GeneratorExit:
         end()
         raise
     except BaseException as error:
-        end.reading = False
         end(error)
         raise
-    end.reading = False
     end()
+
+
+_END = object()
+
+
+def _observe_safely(observer: StreamObserver, item: Any) -> bool:
+    try:
+        return observer.observe(item)
+    except Exception as fault:
+        record_fault("stream.observe", fault)
+        return False
+
+
+def _wants_next(observer: StreamObserver, item: Any) -> bool:
+    try:
+        return observer.wants_next(item)
+    except Exception as fault:
+        record_fault("stream.observe", fault)
+        return False
 
 
 def _hook_close(target: Any, method: str, end: _Ending, is_async: bool) -> None:

@@ -8,6 +8,7 @@ whole response, usage included, in their terminal event.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ..._call import Call
@@ -70,13 +71,29 @@ def finish_response(call: Call, response: Any) -> None:
 
 
 class ChatStreamObserver(StreamObserver):
-    """Chat Completions chunks: usage from the usage chunk, else an estimate from text seen."""
+    """Chat Completions chunks: usage from the usage chunk, else an estimate from text seen.
 
-    __slots__ = ("chars", "hide_usage_chunk", "model", "prompt_chars", "raw_usage", "reasons", "response_id")
+    When genai-meter injected `include_usage` (`injected`), the usage-only chunk is taken out before
+    the SDK even parses it (`filter_usage_events`, on the raw SSE events: the SDK spends ~100 µs
+    building each chunk object), or, where that hook is unavailable, hidden at the chunk level.
+    """
 
-    def __init__(self, call: Call, hide_usage_chunk: bool, prompt_chars: int) -> None:
+    __slots__ = (
+        "chars",
+        "hide_usage_chunk",
+        "injected",
+        "model",
+        "prompt_chars",
+        "raw_usage",
+        "reasons",
+        "response_id",
+    )
+
+    def __init__(self, call: Call, injected: bool, prompt_chars: int) -> None:
         super().__init__(call)
-        self.hide_usage_chunk = hide_usage_chunk
+        self.injected = injected
+        self.lookahead = injected
+        self.hide_usage_chunk = injected
         self.prompt_chars = prompt_chars
         self.raw_usage: Any = None
         self.model: str | None = None
@@ -86,29 +103,44 @@ class ChatStreamObserver(StreamObserver):
 
     def observe(self, item: Any) -> bool:
         if self.response_id is None:
-            self.response_id = getattr(item, "id", None)
-            self.model = getattr(item, "model", None)
-        usage = getattr(item, "usage", None)
+            self.response_id = item.id
+            self.model = item.model
+        usage = item.usage
         if usage is not None:
             self.raw_usage = usage
-        choices = getattr(item, "choices", None)
+        choices = item.choices
         if choices:
             for choice in choices:
                 delta = getattr(choice, "delta", None)
-                content = getattr(delta, "content", None)
+                content = delta.content if delta is not None else getattr(choice, "text", None)
                 if content:
                     self.chars += len(content)
-                reason = getattr(choice, "finish_reason", None)
+                reason = choice.finish_reason
                 if reason:
                     self.reasons.append(str(reason))
             return False
         return self.hide_usage_chunk and usage is not None
 
     def wants_next(self, item: Any) -> bool:
-        if not self.hide_usage_chunk or self.raw_usage is not None:
+        if not self.injected or self.raw_usage is not None:
             return False
-        choices = getattr(item, "choices", None)
-        return any(getattr(c, "finish_reason", None) for c in choices or ())
+        return any(choice.finish_reason for choice in item.choices or ())
+
+    def usage_event(self, data: str) -> bool:
+        """True (and usage kept) when a raw SSE event is the usage-only chunk genai-meter asked for."""
+        if '"choices":[]' not in data and '"choices": []' not in data:
+            return False
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            return False
+        if not isinstance(payload, dict) or payload.get("choices") != [] or not payload.get("usage"):
+            return False
+        self.raw_usage = payload["usage"]
+        if self.response_id is None:
+            self.response_id = payload.get("id")
+            self.model = payload.get("model")
+        return True
 
     def finish(self, error: BaseException | None) -> None:
         usage: Usage | None = openai_chat_usage(self.raw_usage)
@@ -182,3 +214,33 @@ class ResponsesStreamObserver(StreamObserver):
             response_id=self.response_id,
             error=error,
         )
+
+
+def filter_usage_events(stream: Any, observer: ChatStreamObserver, is_async: bool) -> None:
+    """Drop the injected usage-only event from an SDK stream before the SDK parses it.
+
+    The SDK's stream reads its events through `self._iter_events()` when first iterated, so an
+    instance attribute set before that is what it reads. Without that method (another SDK
+    version) the chunk-level hiding of the observer stays in force.
+    """
+    original = getattr(stream, "_iter_events", None)
+    if original is None:
+        return
+    usage_event = observer.usage_event
+    if is_async:
+
+        async def async_events() -> Any:
+            async for sse in original():
+                if not usage_event(sse.data):
+                    yield sse
+
+        stream._iter_events = async_events
+    else:
+
+        def events() -> Any:
+            for sse in original():
+                if not usage_event(sse.data):
+                    yield sse
+
+        stream._iter_events = events
+    observer.hide_usage_chunk = False

@@ -19,6 +19,7 @@ from .._values import content_chars, number, text
 from ._observers import (
     ChatStreamObserver,
     ResponsesStreamObserver,
+    filter_usage_events,
     finish_chat,
     finish_embedding,
     finish_response,
@@ -117,6 +118,8 @@ def _begin(operation: Operation, instance: Any, kwargs: dict[str, Any], is_async
     def _finish(parsed: Any) -> None:
         if request.stream and operation.observer is not None:
             observer = operation.observer(call, inject, content_chars(request.prompt))
+            if inject and isinstance(observer, ChatStreamObserver):
+                filter_usage_events(parsed, observer, is_async)
             (meter_async_stream if is_async else meter_stream)(parsed, observer)
         else:
             operation.finish(call, parsed)
