@@ -55,9 +55,7 @@ _COMPLETION = json.dumps(
         "object": "chat.completion",
         "created": 1,
         "model": "gpt-4o-mini",
-        "choices": [
-            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "hello"}}
-        ],
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "hello"}}],
         "usage": USAGE,
     }
 ).encode()
@@ -75,7 +73,9 @@ def _chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
 
 
 def _stream_body(include_usage: bool) -> bytes:
-    lines = [_chunk({"content": f"tok{i} ", **({"role": "assistant"} if i == 0 else {})}, None) for i in range(STREAM_CHUNKS)]
+    lines = [
+        _chunk({"content": f"tok{i} ", **({"role": "assistant"} if i == 0 else {})}, None) for i in range(STREAM_CHUNKS)
+    ]
     lines.append(_chunk({}, "stop"))
     if include_usage:
         lines.append({**_chunk({}, None), "choices": [], "usage": USAGE})
@@ -150,7 +150,7 @@ def _series(reader: InMemoryMetricReader) -> dict[str, dict[str, int]]:
     for resource in data.resource_metrics if data else ():
         for scope in resource.scope_metrics:
             for metric in scope.metrics:
-                points = list(metric.data.data_points)
+                points: list[Any] = list(metric.data.data_points)
                 users = {p.attributes.get(names.LABEL_USER) for p in points if p.attributes}
                 users.discard(None)
                 found[metric.name] = {
@@ -207,12 +207,12 @@ def run_soak(
                     completions.create(model="gpt-4o-mini", messages=MESSAGES)
                     kinds["call"] += 1
                 elif slot < 18:
-                    for _chunk_ in completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True):
+                    for _ in completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True):
                         pass
                     kinds["stream"] += 1
                 else:
                     stream = completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
-                    for seen, _chunk_ in enumerate(stream):
+                    for seen, _ in enumerate(stream):
                         if seen == 1:
                             break
                     if slot == 19:

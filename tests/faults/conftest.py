@@ -27,6 +27,7 @@ class SlowEndpoint:
 
     def __init__(self) -> None:
         self.got_request = threading.Event()
+        self.got_traces = threading.Event()  # a request to /v1/traces arrived
         self.release = threading.Event()
         self.requests = 0
         outer = self
@@ -35,11 +36,13 @@ class SlowEndpoint:
             def handle(self) -> None:
                 self.request.settimeout(10)
                 try:
-                    self.request.recv(65536)
+                    head = self.request.recv(65536)
                 except OSError:
                     return
                 outer.requests += 1
                 outer.got_request.set()
+                if head.startswith(b"POST /v1/traces "):
+                    outer.got_traces.set()
                 outer.release.wait(10)
                 try:
                     self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")

@@ -8,7 +8,6 @@ and a provider that breaks streams, sends malformed SSE or JSON, or reports inva
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
@@ -108,7 +107,7 @@ class RecordingMetricExporter(OTLPMetricExporter):
         self.threads: set[str] = set()
         self.finished = threading.Event()
 
-    def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+    def export(self, metrics_data: Any, timeout_millis: float | None = None, **kwargs: Any) -> MetricExportResult:
         self.threads.add(threading.current_thread().name)
         result = super().export(metrics_data, timeout_millis=timeout_millis, **kwargs)
         self.results.append(result)
@@ -191,7 +190,7 @@ def test_otlp_endpoint_refusing_connections(fake_provider: Any, monkeypatch: pyt
 def test_otlp_endpoint_answering_slowly(
     fake_provider: Any, monkeypatch: pytest.MonkeyPatch, slow_endpoint: SlowEndpoint
 ) -> None:
-    _otlp_case(fake_provider, monkeypatch, slow_endpoint.port, slow_endpoint.got_request)
+    _otlp_case(fake_provider, monkeypatch, slow_endpoint.port, slow_endpoint.got_traces)
 
 
 # --- ledger database away and back ---------------------------------------------------------------
@@ -319,7 +318,9 @@ def test_pricing_file_deleted_or_corrupted_while_running(
     expected = bare_view(sdk, headers, "acme-model")
 
     def acme() -> None:
-        assert view(sdk.chat.completions.create(model="acme-model", messages=MESSAGES, extra_headers=headers)) == expected
+        assert (
+            view(sdk.chat.completions.create(model="acme-model", messages=MESSAGES, extra_headers=headers)) == expected
+        )
 
     acme()
     prices.unlink()
@@ -357,7 +358,9 @@ def _outcome(sdk: openai.OpenAI, stream: bool, headers: dict[str, str]) -> tuple
     """(exception type or None, chunks or completion views seen before it)."""
     seen: list[Any] = []
     try:
-        result = sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=stream, extra_headers=headers)
+        result = sdk.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=stream, extra_headers=headers
+        )
         if stream:
             for chunk in result:
                 seen.append(([c.model_dump() for c in chunk.choices], chunk.model))
@@ -487,4 +490,3 @@ def _no_stray_faults() -> Iterator[None]:
     reset_faults()
     yield
     reset_faults()
-

@@ -148,9 +148,12 @@ def test_fault_inside_instrumentation_leaves_the_call_working(
 
 
 def test_no_key_or_content_leaves_the_process(
-    telemetry: Telemetry, fake_provider: Any, caplog: pytest.LogCaptureFixture
+    telemetry: Telemetry, fake_provider: Any, caplog: pytest.LogCaptureFixture, tmp_path: Any
 ) -> None:
+    from genai_meter._runtime import get_runtime
+
     caplog.set_level(logging.DEBUG)
+    configure(**fake_provider_settings(fake_provider, ledger_url=f"sqlite:///{tmp_path / 'ledger.sqlite3'}"))
     key = "sk-SENTINEL-KEY-123456"
     prompt = "PROMPT-SENTINEL-987"
     sdk = openai.OpenAI(base_url=fake_provider.openai_base_url, api_key=key, max_retries=0)
@@ -179,6 +182,12 @@ def test_no_key_or_content_leaves_the_process(
     )
     exported += repr(telemetry.reader.get_metrics_data())
     exported += "\n".join(record.getMessage() for record in caplog.records)
+    runtime = get_runtime()
+    assert runtime.ledger is not None and runtime.ledger.flush(10)
+    ledger_files = sorted(tmp_path.glob("ledger.sqlite3*"))  # the database and its WAL
+    assert ledger_files
+    exported += "".join(path.read_bytes().decode("latin-1") for path in ledger_files)
+    assert "gpt-4o-mini" in exported, "the ledger's rows are in what was searched"
     assert key not in exported
     assert prompt not in exported
     assert "chunk0" not in exported, "no completion text either"

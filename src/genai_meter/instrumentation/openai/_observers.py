@@ -35,16 +35,30 @@ def _finish_reasons(choices: Any) -> tuple[str, ...] | None:
     return reasons or None
 
 
+def _output_messages(call: Call, choices: Any) -> str | None:
+    """The completion text, only when the user opted in to content capture."""
+    if not call.runtime.config.capture_content or not choices:
+        return None
+    messages = []
+    for choice in choices:
+        message = getattr(choice, "message", None)
+        content = getattr(message, "content", None) if message is not None else getattr(choice, "text", None)
+        messages.append({"role": "assistant", "content": content})
+    return json.dumps(messages, default=str)
+
+
 def finish_chat(call: Call, completion: Any) -> None:
     """A whole ChatCompletion (also ParsedChatCompletion, legacy Completion)."""
     raw_usage = getattr(completion, "usage", None)
     usage = openai_chat_usage(raw_usage)
+    choices = getattr(completion, "choices", None)
     call.finish(
         usage=usage,
         response_model=getattr(completion, "model", None),
         response_id=getattr(completion, "id", None),
         provider_cost_usd=_provider_cost(raw_usage),
-        finish_reasons=_finish_reasons(getattr(completion, "choices", None)),
+        finish_reasons=_finish_reasons(choices),
+        output_messages=_output_messages(call, choices),
     )
 
 
