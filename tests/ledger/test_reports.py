@@ -206,3 +206,26 @@ def test_day_is_utc(sqlite_url: str, spool_path: Path) -> None:
         writer.submit(record)
     with open_ledger(sqlite_url) as ledger:
         assert next(ledger.export())["day"] == "2025-12-31"
+
+
+def test_cli_project_reads_budget_limits_from_the_config(
+    sqlite_url: str, spool_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fill(sqlite_url, spool_path)
+    config = tmp_path / "genai-meter.yaml"
+    config.write_text(
+        "budgets:\n  policies:\n"
+        "    - {name: each-tenant, scope: tenant, period: month, limit_usd: 7, mode: soft}\n"
+        "    - {name: acme, scope: tenant, match: {tenant: acme}, period: month, limit_usd: 3, mode: hard}\n"
+        "    - {name: daily, scope: tenant, period: day, limit_usd: 1}\n"
+    )
+    code, out, _ = _cli(
+        ["project", "--ledger", sqlite_url, "--scope", "tenant", "--config", str(config), "-f", "json"], capsys
+    )
+    assert code == 0
+    limits = {row["value"]: row["limit_usd"] for row in json.loads(out)}
+    assert limits["acme"] == 3.0, "the budget that names the tenant wins over the '*' one; daily ones are skipped"
+    assert all(limit == 7.0 for value, limit in limits.items() if value != "acme")
+    config.write_text("budgets:\n  policies:\n    - {name: x, scope: tenant, period: month, limit_usd: -1}\n")
+    code, _, err = _cli(["project", "--ledger", sqlite_url, "--scope", "tenant", "--config", str(config)], capsys)
+    assert code == 2 and "'x'" in err

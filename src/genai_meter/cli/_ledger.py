@@ -80,6 +80,12 @@ def register(subparsers: Any) -> None:
         metavar="NAME=USD",
         help="monthly limit for a scope value (NAME '*' = every value; any NAME for global)",
     )
+    proj.add_argument(
+        "--config",
+        metavar="FILE",
+        help="take the monthly limits of the scope's budgets from this configuration file "
+        "(default $GENAI_METER_CONFIG, when set)",
+    )
     proj.add_argument("--window-days", type=int, default=7, help="days the daily rate is averaged over")
     proj.add_argument("--format", "-f", choices=FORMATS, default="table")
     proj.set_defaults(func=_guarded(_project))
@@ -211,8 +217,27 @@ def _output(path: str | None) -> Iterator[TextIO]:
 
 
 # --- project ------------------------------------------------------------------------------------------
+def _policy_limits(path: str, scope: str) -> dict[str, float]:
+    """Monthly USD limits of the budgets whose scope is exactly `scope`, keyed by matched value."""
+    from .._config import ConfigError, load_config
+    from ..budgets import BudgetPolicyError, parse_budget_config
+
+    try:
+        config = load_config({"GENAI_METER_CONFIG": path})
+        budgets = parse_budget_config(config.budgets, path)
+    except (ConfigError, BudgetPolicyError) as error:
+        raise QueryError(str(error)) from None
+    wanted = () if scope == "global" else (scope,)
+    return {
+        (policy.match_value(scope) if wanted else "global"): float(policy.limit_usd)
+        for policy in budgets.policies
+        if policy.scope == wanted and policy.period == "month" and policy.limit_usd is not None
+    }
+
+
 def _project(args: argparse.Namespace) -> int:
-    limits: dict[str, float] = {}
+    config_path = args.config or os.environ.get("GENAI_METER_CONFIG")
+    limits: dict[str, float] = _policy_limits(config_path, args.scope) if config_path else {}
     for text in args.budget:
         name, sep, amount = text.rpartition("=")
         if not sep or not name:
