@@ -86,3 +86,17 @@ def test_every_call_is_one_ledger_row(telemetry: Telemetry, fake_provider: Any, 
     assert [row["cost_usd"] for row in ok_chat] == pytest.approx([EXPECTED_COST] * 2, abs=1e-9)
     assert all(row["user_id"] == "u1" and row["tenant"] == "acme" for row in rows)
     assert {row["input_tokens"] for row in ok_chat} == {1000}
+
+
+def test_budget_gauges_follow_a_reconfigured_guard(telemetry: Telemetry, fake_provider: Any) -> None:
+    for name in ("first-policy", "second-policy"):
+        policy = {**HARD_BUDGET["policies"][0], "name": name, "limit_usd": 1.0}  # type: ignore[index]
+        configure(**fake_provider_settings(fake_provider, budgets={"store": "memory", "policies": [policy]}))
+        with genai_meter.attribute(tenant="acme"):
+            client(fake_provider).chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, extra_headers=usage_headers()
+            )
+    spend = {attrs["budget"]: value for attrs, value in telemetry.points(names.BUDGET_SPEND.otel_name)}
+    limit = {attrs["budget"]: value for attrs, value in telemetry.points(names.BUDGET_LIMIT.otel_name)}
+    assert spend == {"second-policy": pytest.approx(EXPECTED_COST, abs=1e-9)}
+    assert limit == {"second-policy": 1.0}

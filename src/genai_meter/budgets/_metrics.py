@@ -6,12 +6,63 @@ spend costs the hot path nothing; the counters only move on a block, a threshold
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from genai_meter import names
 from genai_meter.budgets._types import NANO, Target
+
+
+class _MeterInstruments:
+    """The budget instruments of one meter, created once: a configuration rebuilt at run time makes
+    a new guard, and OTel keeps the first callbacks registered under a name, so the gauges read
+    whichever guard is current."""
+
+    def __init__(self, meter: Meter) -> None:
+        self.current: BudgetMetrics | None = None
+        self.thresholds = meter.create_counter(
+            names.BUDGET_THRESHOLD_CROSSINGS.otel_name,
+            unit=names.BUDGET_THRESHOLD_CROSSINGS.unit,
+            description=names.BUDGET_THRESHOLD_CROSSINGS.description,
+        )
+        self.blocked = meter.create_counter(
+            names.BUDGET_BLOCKED.otel_name,
+            unit=names.BUDGET_BLOCKED.unit,
+            description=names.BUDGET_BLOCKED.description,
+        )
+        self.store_errors = meter.create_counter(
+            names.BUDGET_STORE_ERRORS.otel_name,
+            unit=names.BUDGET_STORE_ERRORS.unit,
+            description=names.BUDGET_STORE_ERRORS.description,
+        )
+        meter.create_observable_gauge(
+            names.BUDGET_LIMIT.otel_name,
+            callbacks=[lambda options: self.current._observe_limits(options) if self.current else []],
+            unit=names.BUDGET_LIMIT.unit,
+            description=names.BUDGET_LIMIT.description,
+        )
+        meter.create_observable_gauge(
+            names.BUDGET_SPEND.otel_name,
+            callbacks=[lambda options: self.current._observe_spend(options) if self.current else []],
+            unit=names.BUDGET_SPEND.unit,
+            description=names.BUDGET_SPEND.description,
+        )
+
+
+_instruments: dict[int, tuple[Meter, _MeterInstruments]] = {}
+_instruments_lock = threading.Lock()
+
+
+def _instruments_for(meter: Meter) -> _MeterInstruments:
+    with _instruments_lock:
+        found = _instruments.get(id(meter))
+        if found is not None and found[0] is meter:
+            return found[1]
+        created = _MeterInstruments(meter)
+        _instruments[id(meter)] = (meter, created)
+        return created
 
 
 class BudgetMetrics:
@@ -23,33 +74,11 @@ class BudgetMetrics:
         self._meter = meter
         if meter is None:
             return
-        self._thresholds = meter.create_counter(
-            names.BUDGET_THRESHOLD_CROSSINGS.otel_name,
-            unit=names.BUDGET_THRESHOLD_CROSSINGS.unit,
-            description=names.BUDGET_THRESHOLD_CROSSINGS.description,
-        )
-        self._blocked = meter.create_counter(
-            names.BUDGET_BLOCKED.otel_name,
-            unit=names.BUDGET_BLOCKED.unit,
-            description=names.BUDGET_BLOCKED.description,
-        )
-        self._store_errors = meter.create_counter(
-            names.BUDGET_STORE_ERRORS.otel_name,
-            unit=names.BUDGET_STORE_ERRORS.unit,
-            description=names.BUDGET_STORE_ERRORS.description,
-        )
-        meter.create_observable_gauge(
-            names.BUDGET_LIMIT.otel_name,
-            callbacks=[self._observe_limits],
-            unit=names.BUDGET_LIMIT.unit,
-            description=names.BUDGET_LIMIT.description,
-        )
-        meter.create_observable_gauge(
-            names.BUDGET_SPEND.otel_name,
-            callbacks=[self._observe_spend],
-            unit=names.BUDGET_SPEND.unit,
-            description=names.BUDGET_SPEND.description,
-        )
+        instruments = _instruments_for(meter)
+        instruments.current = self
+        self._thresholds = instruments.thresholds
+        self._blocked = instruments.blocked
+        self._store_errors = instruments.store_errors
 
     def threshold(self, budget: str, label: str, percent: float) -> None:
         if self._meter is not None:
