@@ -261,19 +261,10 @@ class Call:
 
         ledger = runtime.ledger
         if ledger is not None:
-            span_context = span.get_span_context()
             ledger.submit(
-                CallRecord(
-                    time=self.start_time,
-                    provider=self.provider,
-                    operation=self.operation,
-                    request_model=self.request_model,
+                self._ledger_record(
                     response_model=response_model,
                     response_id=response_id,
-                    request_id=uuid.uuid4().hex,
-                    user=attribution.user,
-                    tenant=attribution.tenant,
-                    feature=attribution.feature,
                     input_tokens=usage.input_tokens if usage else 0,
                     output_tokens=usage.output_tokens if usage else 0,
                     cache_read_tokens=usage.cache_read_tokens if usage else 0,
@@ -288,14 +279,30 @@ class Call:
                     cost_source=attrs.get(names.COST_SOURCE),
                     pricing_version=cost.pricing_version if cost else None,
                     latency_s=duration_s,
-                    stream=self.stream,
                     outcome=outcome,
                     error_type=error_type,
-                    trace_id=format(span_context.trace_id, "032x") if span_context.is_valid else None,
-                    span_id=format(span_context.span_id, "016x") if span_context.is_valid else None,
-                    metadata=dict(attribution.metadata),
                 )
             )
+
+    def _ledger_record(self, **outcome: Any) -> CallRecord:
+        """The ledger row of this call: what every row has, plus the outcome's own fields."""
+        attribution = self.attribution
+        span_context = self.span.get_span_context()
+        return CallRecord(
+            time=self.start_time,
+            provider=self.provider,
+            operation=self.operation,
+            request_model=self.request_model,
+            request_id=uuid.uuid4().hex,
+            user=attribution.user,
+            tenant=attribution.tenant,
+            feature=attribution.feature,
+            stream=self.stream,
+            trace_id=format(span_context.trace_id, "032x") if span_context.is_valid else None,
+            span_id=format(span_context.span_id, "016x") if span_context.is_valid else None,
+            metadata=dict(attribution.metadata),
+            **outcome,
+        )
 
     def block(self, error: Exception) -> None:
         """The budget guard stopped the call before it was sent."""
@@ -326,24 +333,8 @@ class Call:
             )
             runtime.metrics.record_blocked(key)
             if runtime.ledger is not None:
-                span_context = span.get_span_context()
                 runtime.ledger.submit(
-                    CallRecord(
-                        time=self.start_time,
-                        provider=self.provider,
-                        operation=self.operation,
-                        request_model=self.request_model,
-                        request_id=uuid.uuid4().hex,
-                        user=attribution.user,
-                        tenant=attribution.tenant,
-                        feature=attribution.feature,
-                        stream=self.stream,
-                        outcome=names.OUTCOME_BLOCKED,
-                        error_type=type(error).__qualname__,
-                        trace_id=format(span_context.trace_id, "032x") if span_context.is_valid else None,
-                        span_id=format(span_context.span_id, "016x") if span_context.is_valid else None,
-                        metadata=dict(attribution.metadata),
-                    )
+                    self._ledger_record(outcome=names.OUTCOME_BLOCKED, error_type=type(error).__qualname__)
                 )
         except Exception as fault:
             record_fault("call.block", fault)

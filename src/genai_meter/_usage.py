@@ -119,6 +119,13 @@ def estimate_tokens(text_chars: int) -> int:
     return (text_chars + 3) // 4
 
 
+def estimated_usage(prompt_chars: int, output_chars: int) -> Usage:
+    """Usage guessed from text lengths, marked as an estimate (a stream that ended without usage)."""
+    return Usage(
+        input_tokens=estimate_tokens(prompt_chars), output_tokens=estimate_tokens(output_chars), estimated=True
+    )
+
+
 def anthropic_usage(usage: Any) -> Usage | None:
     """Anthropic Messages usage. Its `input_tokens` excludes cache reads and writes; semconv's includes
     them, so they are added back here. The one-hour part of the cache writes comes from

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..._call import Call
-from ..._usage import Usage, anthropic_usage, estimate_tokens
+from ..._usage import Usage, anthropic_usage, estimated_usage
 from .._streams import StreamObserver
 
 _USAGE_FIELDS = (
@@ -80,11 +80,7 @@ class MessageStreamObserver(StreamObserver):
     def finish(self, error: BaseException | None) -> None:
         usage: Usage | None = anthropic_usage(self.usage) if "input_tokens" in self.usage else None
         if usage is None:
-            usage = Usage(
-                input_tokens=estimate_tokens(self.prompt_chars),
-                output_tokens=estimate_tokens(self.chars),
-                estimated=True,
-            )
+            usage = estimated_usage(self.prompt_chars, self.chars)
         self.call.finish(
             usage=usage,
             response_model=self.model,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..._call import Call
-from ..._usage import Usage, estimate_tokens, gemini_usage
+from ..._usage import Usage, estimated_usage, gemini_usage
 from .._streams import StreamObserver
 
 
@@ -71,11 +71,7 @@ class GenerateStreamObserver(StreamObserver):
     def finish(self, error: BaseException | None) -> None:
         usage: Usage | None = gemini_usage(self.metadata)
         if usage is None:
-            usage = Usage(
-                input_tokens=estimate_tokens(self.prompt_chars),
-                output_tokens=estimate_tokens(self.chars),
-                estimated=True,
-            )
+            usage = estimated_usage(self.prompt_chars, self.chars)
         self.call.finish(
             usage=usage,
             response_model=self.model,

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from ..._call import Call
-from ..._usage import Usage, estimate_tokens, openai_chat_usage, openai_responses_usage
+from ..._usage import Usage, estimated_usage, openai_chat_usage, openai_responses_usage
 from .._streams import StreamObserver
 
 
@@ -159,11 +159,7 @@ class ChatStreamObserver(StreamObserver):
     def finish(self, error: BaseException | None) -> None:
         usage: Usage | None = openai_chat_usage(self.raw_usage)
         if usage is None:
-            usage = Usage(
-                input_tokens=estimate_tokens(self.prompt_chars),
-                output_tokens=estimate_tokens(self.chars),
-                estimated=True,
-            )
+            usage = estimated_usage(self.prompt_chars, self.chars)
         self.call.finish(
             usage=usage,
             response_model=self.model,
@@ -219,11 +215,7 @@ class ResponsesStreamObserver(StreamObserver):
             )
             return
         self.call.finish(
-            usage=Usage(
-                input_tokens=estimate_tokens(self.prompt_chars),
-                output_tokens=estimate_tokens(self.chars),
-                estimated=True,
-            ),
+            usage=estimated_usage(self.prompt_chars, self.chars),
             response_model=self.model,
             response_id=self.response_id,
             error=error,
