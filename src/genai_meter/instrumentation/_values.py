@@ -48,3 +48,23 @@ def raw_response_types(package: str) -> tuple[type[Any], ...]:
             continue
         found.extend(getattr(module, name) for name in class_names if hasattr(module, name))
     return tuple(found)
+
+
+class RawResponses:
+    """Recognises an SDK's raw responses (`with_raw_response`, `with_streaming_response`) and gives
+    the object behind them; the SDK caches what `parse()` returns, so the app's own `parse()` later
+    gets the same (metered) object."""
+
+    def __init__(self, package: str) -> None:
+        self.package = package
+        self.types: tuple[type[Any], ...] = ()
+
+    def load(self) -> None:
+        """Find the classes (at instrument time, when the SDK is importable)."""
+        self.types = raw_response_types(self.package)
+
+    def is_raw(self, result: Any) -> bool:
+        return isinstance(result, self.types)
+
+    def parsed(self, result: Any) -> Any:
+        return result.parse() if isinstance(result, self.types) else result

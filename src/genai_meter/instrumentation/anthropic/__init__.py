@@ -30,8 +30,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 
 from ..._runtime import set_providers
 from .._patching import Wrapper, patch, unpatch
-from .._values import raw_response_types
-from ._wrappers import async_wrapper, set_raw_response_types, stream_wrapper, sync_wrapper
+from ._wrappers import RAW_RESPONSES, async_wrapper, stream_wrapper, sync_wrapper
 from .package import _instruments
 
 _MESSAGES = "anthropic.resources.messages.messages"
@@ -63,7 +62,7 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         import anthropic  # noqa: F401  (fails early, and quietly under the launcher, when not installed)
 
         set_providers(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
-        set_raw_response_types(raw_response_types("anthropic"))
+        RAW_RESPONSES.load()
         for module, cls, method, wrapper in _TARGETS:
             patch(module, cls, method, wrapper)
 

@@ -20,18 +20,12 @@ from ..._runtime import get_runtime
 from ...exporter._metered import remember_call_span
 from .._metering import Metered, budget_estimate, capture_input, metered_call, metered_call_async
 from .._streams import meter_async_stream, meter_stream
-from .._values import content_chars, number, text
+from .._values import RawResponses, content_chars, number, text
 from ._observers import MessageStreamObserver, finish_message
 from ._request import client_info, metadata_user
 
 OPERATION = "chat"
-_RAW_RESPONSE_TYPES: tuple[type[Any], ...] = ()
-
-
-def set_raw_response_types(types: tuple[type, ...]) -> None:
-    """The SDK's raw-response classes (`with_raw_response`, `with_streaming_response`)."""
-    global _RAW_RESPONSE_TYPES
-    _RAW_RESPONSE_TYPES = types
+RAW_RESPONSES = RawResponses("anthropic")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +72,7 @@ def _begin(instance: Any, kwargs: dict[str, Any], stream: bool, is_async: bool) 
         return parsed
 
     def on_result(result: Any) -> Any:
-        if not isinstance(result, _RAW_RESPONSE_TYPES):
+        if not RAW_RESPONSES.is_raw(result):
             return finish(result)
         # A raw response: meter what it parses to (the SDK caches it, so the app's `parse()` gets it).
         parsed = cast(Any, result).parse()

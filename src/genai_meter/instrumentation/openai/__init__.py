@@ -25,15 +25,14 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 
 from ..._runtime import set_providers
 from .._patching import patch, unpatch
-from .._values import raw_response_types
 from ._wrappers import (
     CHAT,
     EMBEDDINGS,
+    RAW_RESPONSES,
     RESPONSES,
     TEXT_COMPLETION,
     Operation,
     async_wrapper,
-    set_raw_response_types,
     sync_wrapper,
 )
 from .package import _instruments
@@ -65,7 +64,7 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         import openai  # noqa: F401  (fails early, and quietly under the launcher, when not installed)
 
         set_providers(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
-        set_raw_response_types(raw_response_types("openai"))
+        RAW_RESPONSES.load()
         for module, sync_class, async_class, method, operation in _TARGETS:
             patch(module, sync_class, method, sync_wrapper(operation))
             patch(module, async_class, method, async_wrapper(operation))

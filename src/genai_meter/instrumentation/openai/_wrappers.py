@@ -15,7 +15,7 @@ from ..._call import Call, begin_call
 from ..._runtime import get_runtime
 from .._metering import Metered, budget_estimate, capture_input, metered_call, metered_call_async
 from .._streams import StreamObserver, meter_async_stream, meter_stream
-from .._values import content_chars, number, text
+from .._values import RawResponses, content_chars, number, text
 from ._observers import (
     ChatStreamObserver,
     ResponsesStreamObserver,
@@ -26,13 +26,7 @@ from ._observers import (
 )
 from ._request import client_info
 
-_RAW_RESPONSE_TYPES: tuple[type[Any], ...] = ()
-
-
-def set_raw_response_types(types: tuple[type, ...]) -> None:
-    """The SDK's raw-response classes (`with_raw_response`, `with_streaming_response`)."""
-    global _RAW_RESPONSE_TYPES
-    _RAW_RESPONSE_TYPES = types
+RAW_RESPONSES = RawResponses("openai")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +73,6 @@ def _with_include_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {**kwargs, "stream_options": merged}
 
 
-def _parse_raw(result: Any) -> Any:
-    """The parsed object behind a raw response (`with_raw_response`); the SDK caches it, so the
-    app's own `.parse()` later gets the same (metered) object."""
-    return result.parse() if isinstance(result, _RAW_RESPONSE_TYPES) else result
-
 
 def _begin(operation: Operation, instance: Any, kwargs: dict[str, Any], is_async: bool) -> Metered:
     runtime = get_runtime()
@@ -105,7 +94,7 @@ def _begin(operation: Operation, instance: Any, kwargs: dict[str, Any], is_async
     capture_input(runtime, call, "openai", request.prompt)
 
     def on_result(result: Any) -> Any:
-        parsed = _parse_raw(result)
+        parsed = RAW_RESPONSES.parsed(result)
         if is_async and inspect.isawaitable(parsed):
             return _finish_async(result, parsed)
         _finish(parsed)
