@@ -260,6 +260,8 @@ def run_soak(
         "spans_open_before_shutdown": open_before_shutdown,
         "spans_open": counter.started - counter.ended,
         "spans_exported": exporter.exported,
+        # Ended but not exported: dropped by the BatchSpanProcessor when its queue (2,048) was full.
+        "spans_dropped_by_processor": counter.ended - exporter.exported,
         "series": final_series,
         "series_per_collection": collections,
         "in_process_series": in_process,
@@ -298,7 +300,8 @@ def main() -> None:
     )
     print(
         f"spans: started {result['spans_started']:,}, ended {result['spans_ended']:,}, open "
-        f"{result['spans_open']}, exported {result['spans_exported']:,}"
+        f"{result['spans_open']}, exported {result['spans_exported']:,}, dropped by the span processor's full "
+        f"queue {result['spans_dropped_by_processor']:,}"
     )
     print(f"distinct user label values: {result['distinct_user_labels']} (cap {args.label_cap})")
     for metric, row in sorted(result["series"].items()):

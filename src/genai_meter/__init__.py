@@ -39,6 +39,17 @@ def configure(**settings: Any) -> Config:
     return _configure(**settings).config
 
 
+def flush(timeout: float = 5.0) -> bool:
+    """Write out what is held in memory now: pending histogram records and ledger rows (a batch
+    job before it exits, a test before it reads the ledger). True when everything was written or
+    spooled within the timeout. Exit does this by itself."""
+    from ._runtime import get_runtime
+
+    runtime = get_runtime()
+    runtime.metrics.histograms.drain()
+    return runtime.ledger.flush(timeout) if runtime.ledger is not None else True
+
+
 def budget_status(
     *, user: str | None = None, tenant: str | None = None, feature: str | None = None
 ) -> list[BudgetStatus]:
@@ -69,6 +80,7 @@ __all__ = [
     "budget_status",
     "configure",
     "current_attribution",
+    "flush",
     "names",
     "on_budget_threshold",
     "serve_metrics",

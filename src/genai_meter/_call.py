@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from .budgets import Reservation, ThresholdEvent
 
 _CLIENT = SpanKind.CLIENT
+_SUSPECT_USAGE = ValueError(
+    "a provider response carried usage fields that were missing, null, negative or not numbers; "
+    "they were counted as 0 (the call's span says genai_meter.usage.suspect)"
+)
 _static_span_attrs: dict[tuple[str, str, str, str, bool], dict[str, Any]] = {}
 
 
@@ -202,6 +206,9 @@ class Call:
                 attrs[names.USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
             if usage.estimated:
                 attrs[names.USAGE_ESTIMATED] = True
+            if usage.suspect:
+                attrs[names.USAGE_SUSPECT] = True
+                record_fault("usage.suspect", _SUSPECT_USAGE)
         if cost is not None:
             attrs[names.COST_USD] = cost.total_usd
             attrs[names.COST_INPUT_USD] = cost.input_usd
@@ -247,6 +254,7 @@ class Call:
             histogram_attrs,
             duration_s,
             error_type,
+            trace.set_span_in_context(span),
         )
 
         guard = runtime.guard

@@ -33,6 +33,7 @@ class Config:
     user_labels: bool = True
     tenant_labels: bool = True
     label_cap: int = 1000
+    max_series_per_metric: int = 1900
     inject_stream_usage: Mapping[str, bool] = field(default_factory=lambda: {"api.openai.com": True})
     inject_stream_usage_default: bool = False
     provider_hosts: Mapping[str, str] = field(default_factory=dict)
@@ -141,6 +142,7 @@ _FIELDS: dict[str, Callable[[Any], Any]] = {
     "user_labels": _parse_bool,
     "tenant_labels": _parse_bool,
     "label_cap": _parse_positive_int,
+    "max_series_per_metric": _parse_positive_int,
     "inject_stream_usage": _parse_bool_map,
     "inject_stream_usage_default": _parse_bool,
     "provider_hosts": _parse_pairs,

@@ -54,6 +54,7 @@ class Runtime:
             label_cap=config.label_cap,
             user_labels=config.user_labels,
             tenant_labels=config.tenant_labels,
+            max_series=config.max_series_per_metric,
         )
         self.pseudonymize = (
             Pseudonymizer(config.pseudonymize_users_key) if config.pseudonymize_users_key else None

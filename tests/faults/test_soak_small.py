@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-import pytest
-
 from genai_meter import names
+from genai_meter._config import Config
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_soak.py"
 CALLS, USERS, CAP = 20_000, 5_000, 100
@@ -38,7 +37,9 @@ def test_soak_small() -> None:
     assert result["spans_started"] == CALLS
     assert result["spans_open_before_shutdown"] == 0
     assert result["spans_open"] == 0
-    assert result["spans_exported"] == CALLS
+    assert result["spans_ended"] == CALLS
+    # (The BatchSpanProcessor may drop spans when its queue is full on a busy machine: not ours.)
+    assert result["spans_exported"] + result["spans_dropped_by_processor"] == CALLS
 
     # 5,000 users, cap 100: 100 user values plus the overflow value, in every collection.
     assert result["distinct_user_labels"] == CAP
@@ -47,25 +48,26 @@ def test_soak_small() -> None:
             assert series[metric.otel_name]["user_values"] == CAP + 1
             assert series[metric.otel_name]["sdk_overflow_points"] == 0
     # 20 tenants and 4 features per user value: 100 capped users have one each, the overflow 20.
-    assert result["in_process_series"] == {
-        names.COST.prometheus_name: CAP + 20,
-        names.TOKENS.prometheus_name: (CAP + 20) * 5,
-        names.REQUESTS.prometheus_name: CAP + 20,
-    }
+    series_counts = result["in_process_series"]
+    assert series_counts[names.COST.prometheus_name] == CAP + 20
+    assert series_counts[names.REQUESTS.prometheus_name] == CAP + 20
+    # input and output for every one; cache read only where a call reported usage (a stream broken off
+    # before its usage is estimated, with no cache read): zero amounts make no series.
+    assert 2 * (CAP + 20) < series_counts[names.TOKENS.prometheus_name] <= 3 * (CAP + 20)
 
     # Memory: a generous bound (the full-size figures are in docs/reliability.md).
     assert result["rss_growth_after_warmup_kib"] < 50 * 1024
     assert result["rss_max_kib"] - result["rss_start_kib"] < 50 * 1024
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: at the default label_cap=1000 genai_meter.tokens has (cap+1) x tenant/feature x 5 token "
-    "types series (5,100 here), past the OTel SDK's default cardinality limit of 2,000 per instrument: "
-    "the SDK folds the rest into one otel.metric.overflow point, losing user, tenant, model and feature",
-)
 def test_default_label_cap_fits_the_sdk_cardinality_limit() -> None:
-    result = _bench().run_soak(1_100, 1_100, 1000, collect_every=1_100)
-    tokens = result["series"][names.TOKENS.otel_name]
-    assert tokens["sdk_overflow_points"] == 0
-    assert tokens["user_values"] == 1000 + 1
+    """Past the OTel SDK's 2,000 series per instrument, the SDK would drop every label of the extra
+    points; genai-meter folds tenant and user first (max_series_per_metric), so no point loses its
+    provider, model, operation and feature, and per-user cost and requests keep every capped user."""
+    cap = Config().label_cap
+    result = _bench().run_soak(cap + 100, cap + 100, cap, collect_every=cap + 100)
+    for metric in (names.COST, names.TOKENS, names.REQUESTS):
+        series = result["series"][metric.otel_name]
+        assert series["sdk_overflow_points"] == 0, metric.otel_name
+    for metric in (names.COST, names.REQUESTS):
+        assert result["series"][metric.otel_name]["user_values"] == cap + 1, metric.otel_name

@@ -104,6 +104,7 @@ def main() -> int:
                     f"(spent ${exceeded.spend_usd:.4f} of ${exceeded.limit_usd:.2f})",
                     flush=True,
                 )
+    genai_meter.flush()
     print(f"demo app: {made} calls made, {blocked} blocked by budgets", flush=True)
     for status in genai_meter.budget_status(tenant="globex"):
         print(
