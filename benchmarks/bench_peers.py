@@ -390,6 +390,13 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, started: flo
                 ]
                 break
             break
+    lines += [
+        "",
+        "Notes: genai-meter's OpenAI stream figure includes the SDK parsing the extra usage chunk that "
+        "genai-meter asks the API for (`stream_options.include_usage`), work the other tools skip because "
+        "they do not get tokens on those streams. Where the API reports no usage, openlit estimates "
+        "tokens from the text length (characters / 2) and prices that estimate.",
+    ]
     lines += ["", "Metric instruments recorded:", ""]
     for name in names[1:]:
         lines.append(f"- {name}: " + (", ".join(f"`{m}`" for m in metrics[name]) or "none"))

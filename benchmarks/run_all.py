@@ -24,10 +24,11 @@ def main() -> int:
     cpu = models[0] if models else platform.processor()
     print(f"# machine: {cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     runs = [
-        ["bench_overhead.py", *(["--calls", "300", "--rounds", "3"] if args.quick else [])],
+        ["bench_overhead.py", *(["--calls", "100", "--rounds", "3"] if args.quick else [])],
         ["bench_pricing.py"],
         ["bench_budgets.py"],
         ["bench_ledger.py", *(["--quick"] if args.quick else [])],
+        ["bench_soak.py", *(["--calls", "50000", "--users", "10000"] if args.quick else [])],
     ]
     failed = 0
     for script, *script_args in runs:

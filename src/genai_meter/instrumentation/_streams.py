@@ -23,20 +23,17 @@ from .._faults import record_fault
 class StreamObserver:
     """Sees each streamed item; subclasses read usage, ids and text length for their provider."""
 
-    __slots__ = ("call", "lookahead")
+    __slots__ = ("call", "read_ahead")
 
     def __init__(self, call: Call) -> None:
         self.call = call
-        self.lookahead = False  # True makes the iterator ask `wants_next` after each item
+        # Set by `observe` when the item after the one just seen should be read before this one is
+        # handed over (the usage chunk that follows the final content chunk, so a caller who stops
+        # there still gets an exact count). An attribute, not a method: it is checked per item.
+        self.read_ahead = False
 
     def observe(self, item: Any) -> bool:
         """Read one item; return True to hide it from the caller."""
-        return False
-
-    def wants_next(self, item: Any) -> bool:
-        """True when the item after this one should be read before this one is handed over
-        (the usage chunk that follows the final content chunk, so a caller who stops there still
-        gets an exact count)."""
         return False
 
     def finish(self, error: BaseException | None) -> None:
@@ -47,20 +44,26 @@ class StreamObserver:
 class _Ending:
     """Ends the call once, whoever gets there first.
 
-    `reading` is set while the metered iterator waits on the SDK: the SDK closes the response
-    itself when its stream ends or breaks, and that close must not end the call before the
-    iterator has seen how it ended (an error, or the last items).
+    The SDK closes the response itself when its stream ends or breaks, from inside the metered
+    iterator's read; that close must not end the call before the iterator has seen how it ended
+    (an error, or the last items). `reading` says so for async iterators (set around each read);
+    for sync ones the generator's own `gi_running` does, at no cost per item.
     """
 
-    __slots__ = ("observer", "reading")
+    __slots__ = ("generator", "observer", "reading")
 
     def __init__(self, observer: StreamObserver) -> None:
         self.observer = observer
         self.reading = False
+        # A weak reference: `end` is kept by the stream's finalizer, and the generator (through the
+        # SDK's own generator) keeps the stream; a strong one would keep the stream alive for ever.
+        self.generator: weakref.ref[Any] | None = None
 
     def on_close(self) -> None:
-        if not self.reading:
-            self()
+        generator = self.generator() if self.generator is not None else None
+        if self.reading or (generator is not None and generator.gi_running):
+            return
+        self()
 
     def __call__(self, error: BaseException | None = None) -> None:
         observer = self.observer
@@ -81,26 +84,18 @@ def _metered_iterator(source: Iterator[Any], observer: StreamObserver, end: _End
             if held:
                 item = held.pop()  # observed already, when it was read ahead
             else:
-                end.reading = True
                 try:
                     item = next(source)
                 except StopIteration:
                     break
-                finally:
-                    end.reading = False
                 try:
                     if observe(item):
                         continue
                 except Exception as fault:
                     record_fault("stream.observe", fault)
-                if observer.lookahead and _wants_next(observer, item):
-                    end.reading = True
-                    try:
-                        following = next(source)
-                    except StopIteration:
-                        following = _END
-                    finally:
-                        end.reading = False
+                if observer.read_ahead:
+                    observer.read_ahead = False
+                    following = next(source, _END)
                     if following is _END:
                         yield item
                         break
@@ -138,7 +133,8 @@ async def _metered_async_iterator(
                         continue
                 except Exception as fault:
                     record_fault("stream.observe", fault)
-                if observer.lookahead and _wants_next(observer, item):
+                if observer.read_ahead:
+                    observer.read_ahead = False
                     end.reading = True
                     try:
                         following = await source.__anext__()
@@ -172,14 +168,6 @@ def _observe_safely(observer: StreamObserver, item: Any) -> bool:
         return False
 
 
-def _wants_next(observer: StreamObserver, item: Any) -> bool:
-    try:
-        return observer.wants_next(item)
-    except Exception as fault:
-        record_fault("stream.observe", fault)
-        return False
-
-
 def _hook_close(target: Any, method: str, end: _Ending, is_async: bool) -> None:
     original: Callable[..., Any] | None = getattr(target, method, None)
     if original is None:
@@ -208,7 +196,9 @@ def meter_stream(stream: Any, observer: StreamObserver, *, iterator_attr: str = 
     """Meter a synchronous SDK stream in place and return it."""
     end = _Ending(observer)
     try:
-        setattr(stream, iterator_attr, _metered_iterator(getattr(stream, iterator_attr), observer, end))
+        generator = _metered_iterator(getattr(stream, iterator_attr), observer, end)
+        end.generator = weakref.ref(generator)
+        setattr(stream, iterator_attr, generator)
         response = getattr(stream, "response", None)
         if response is not None:
             _hook_close(response, "close", end, is_async=False)

@@ -106,7 +106,6 @@ class ChatStreamObserver(StreamObserver):
     def __init__(self, call: Call, injected: bool, prompt_chars: int) -> None:
         super().__init__(call)
         self.injected = injected
-        self.lookahead = injected
         self.hide_usage_chunk = injected
         self.prompt_chars = prompt_chars
         self.raw_usage: Any = None
@@ -132,13 +131,10 @@ class ChatStreamObserver(StreamObserver):
                 reason = choice.finish_reason
                 if reason:
                     self.reasons.append(str(reason))
+                    # the usage chunk genai-meter asked for comes next: read it before handing this over
+                    self.read_ahead = self.injected and self.raw_usage is None
             return False
         return self.hide_usage_chunk and usage is not None
-
-    def wants_next(self, item: Any) -> bool:
-        if not self.injected or self.raw_usage is not None:
-            return False
-        return any(choice.finish_reason for choice in item.choices or ())
 
     def usage_event(self, data: str) -> bool:
         """True (and usage kept) when a raw SSE event is the usage-only chunk genai-meter asked for."""
@@ -237,7 +233,8 @@ def filter_usage_events(stream: Any, observer: ChatStreamObserver, is_async: boo
 
         async def async_events() -> Any:
             async for sse in original():
-                if not usage_event(sse.data):
+                data = sse.data
+                if "[]" not in data or not usage_event(data):
                     yield sse
 
         stream._iter_events = async_events
@@ -245,7 +242,8 @@ def filter_usage_events(stream: Any, observer: ChatStreamObserver, is_async: boo
 
         def events() -> Any:
             for sse in original():
-                if not usage_event(sse.data):
+                data = sse.data
+                if "[]" not in data or not usage_event(data):
                     yield sse
 
         stream._iter_events = events
