@@ -47,7 +47,7 @@ def finish_response(call: Call, response: Any) -> None:
 class GenerateStreamObserver(StreamObserver):
     """`GenerateContentResponse` chunks: the last `usage_metadata` seen is the request's usage."""
 
-    __slots__ = ("chars", "metadata", "model", "prompt_chars", "reasons", "response_id")
+    __slots__ = ("chars", "last", "metadata", "model", "prompt_chars", "response_id")
 
     def __init__(self, call: Call, prompt_chars: int) -> None:
         super().__init__(call)
@@ -55,16 +55,19 @@ class GenerateStreamObserver(StreamObserver):
         self.metadata: Any = None
         self.model: str | None = None
         self.response_id: str | None = None
-        self.reasons: tuple[str, ...] | None = None
+        self.last: Any = None
         self.chars = 0
 
     def observe(self, item: Any) -> bool:
-        metadata = getattr(item, "usage_metadata", None)
+        # Per chunk only what accumulates (usage, text length); ids from the first chunk and finish
+        # reasons from the last are read once.
+        if self.last is None:
+            self.model = getattr(item, "model_version", None)
+            self.response_id = getattr(item, "response_id", None)
+        self.last = item
+        metadata = item.usage_metadata
         if metadata is not None:
             self.metadata = metadata
-        self.model = getattr(item, "model_version", None) or self.model
-        self.response_id = getattr(item, "response_id", None) or self.response_id
-        self.reasons = _reasons(item) or self.reasons
         self.chars += _text_chars(item)
         return False
 
@@ -77,5 +80,5 @@ class GenerateStreamObserver(StreamObserver):
             response_model=self.model,
             response_id=self.response_id,
             error=error,
-            finish_reasons=self.reasons,
+            finish_reasons=_reasons(self.last) if self.last is not None else None,
         )
