@@ -249,8 +249,8 @@ def measure_pricing(iterations: int = 200_000) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=300, help="calls per timed block")
-    parser.add_argument("--rounds", type=int, default=15, help="bare/instrumented block pairs per scenario")
+    parser.add_argument("--calls", type=int, default=100, help="calls per timed block")
+    parser.add_argument("--rounds", type=int, default=40, help="bare/instrumented block pairs per scenario")
     parser.add_argument("--only", choices=("openai", "anthropic", "gemini"))
     args = parser.parse_args()
     tracer_provider = TracerProvider()

@@ -34,7 +34,6 @@ from genai_meter import names
 from genai_meter._config import ConfigError
 from genai_meter._faults import fault_counts, reset_faults
 from genai_meter._runtime import configure, get_runtime, reset_runtime
-from genai_meter._usage import estimate_tokens
 from genai_meter.budgets import BudgetExceeded
 from genai_meter.instrumentation.openai import OpenAIInstrumentor
 
@@ -399,10 +398,11 @@ def test_provider_fault_reaches_the_app_as_uninstrumented(
     assert telemetry.total(names.REQUESTS.otel_name, outcome=names.OUTCOME_ERROR) == 1
     assert telemetry.total(names.REQUESTS.otel_name) == 1
     if stream:
-        # What was streamed before the break is kept: output estimated from the text seen.
-        text = "".join(choice["delta"]["content"] or "" for choices, _model in seen for choice in choices)
+        # What was streamed before the break is kept: output estimated at one token per content
+        # event received (the chunks the app saw, plus a malformed one the SDK could not parse).
         assert attrs[names.USAGE_ESTIMATED] is True
-        assert attrs[names.USAGE_OUTPUT_TOKENS] == estimate_tokens(len(text))
+        received = len(seen) + (1 if "malformed" in str(headers) else 0)
+        assert attrs[names.USAGE_OUTPUT_TOKENS] == received
     assert fault_counts() == {}
 
 

@@ -16,7 +16,7 @@ from ..._usage import Usage, estimated_usage, openai_chat_usage, openai_response
 from .._streams import StreamObserver
 
 
-def _provider_cost(usage: Any) -> float | None:
+def provider_cost(usage: Any) -> float | None:
     """OpenRouter (and some gateways) report the call's cost in `usage.cost`."""
     if usage is None:
         return None
@@ -56,7 +56,7 @@ def finish_chat(call: Call, completion: Any) -> None:
         usage=usage,
         response_model=getattr(completion, "model", None),
         response_id=getattr(completion, "id", None),
-        provider_cost_usd=_provider_cost(raw_usage),
+        provider_cost_usd=provider_cost(raw_usage),
         finish_reasons=_finish_reasons(choices),
         output_messages=_output_messages(call, choices),
     )
@@ -67,7 +67,7 @@ def finish_embedding(call: Call, response: Any) -> None:
     call.finish(
         usage=openai_chat_usage(raw_usage),
         response_model=getattr(response, "model", None),
-        provider_cost_usd=_provider_cost(raw_usage),
+        provider_cost_usd=provider_cost(raw_usage),
     )
 
 
@@ -79,7 +79,7 @@ def finish_response(call: Call, response: Any) -> None:
         usage=openai_responses_usage(raw_usage),
         response_model=getattr(response, "model", None),
         response_id=getattr(response, "id", None),
-        provider_cost_usd=_provider_cost(raw_usage),
+        provider_cost_usd=provider_cost(raw_usage),
         finish_reasons=(str(status),) if status else None,
     )
 
@@ -87,9 +87,8 @@ def finish_response(call: Call, response: Any) -> None:
 class ChatStreamObserver(StreamObserver):
     """Chat Completions chunks: usage from the usage chunk, else an estimate from text seen.
 
-    When genai-meter injected `include_usage` (`injected`), the usage-only chunk is taken out before
-    the SDK even parses it (`filter_usage_events`, on the raw SSE events: the SDK spends ~100 µs
-    building each chunk object), or, where that hook is unavailable, hidden at the chunk level.
+    The fallback for SDK streams without a raw-event hook (`_events` meters the others): when
+    genai-meter injected `include_usage` (`injected`), the usage-only chunk is hidden here.
     """
 
     __slots__ = (
@@ -136,22 +135,6 @@ class ChatStreamObserver(StreamObserver):
             return False
         return self.hide_usage_chunk and usage is not None
 
-    def usage_event(self, data: str) -> bool:
-        """True (and usage kept) when a raw SSE event is the usage-only chunk genai-meter asked for."""
-        if '"choices":[]' not in data and '"choices": []' not in data:
-            return False
-        try:
-            payload = json.loads(data)
-        except ValueError:
-            return False
-        if not isinstance(payload, dict) or payload.get("choices") != [] or not payload.get("usage"):
-            return False
-        self.raw_usage = payload["usage"]
-        if self.response_id is None:
-            self.response_id = payload.get("id")
-            self.model = payload.get("model")
-        return True
-
     def finish(self, error: BaseException | None) -> None:
         usage: Usage | None = openai_chat_usage(self.raw_usage)
         if usage is None:
@@ -161,7 +144,7 @@ class ChatStreamObserver(StreamObserver):
             response_model=self.model,
             response_id=self.response_id,
             error=error,
-            provider_cost_usd=_provider_cost(self.raw_usage),
+            provider_cost_usd=provider_cost(self.raw_usage),
             finish_reasons=tuple(self.reasons) or None,
         )
 
@@ -207,7 +190,7 @@ class ResponsesStreamObserver(StreamObserver):
                 response_model=getattr(final, "model", None) or self.model,
                 response_id=getattr(final, "id", None) or self.response_id,
                 error=error,
-                provider_cost_usd=_provider_cost(raw_usage),
+                provider_cost_usd=provider_cost(raw_usage),
             )
             return
         self.call.finish(
@@ -216,35 +199,3 @@ class ResponsesStreamObserver(StreamObserver):
             response_id=self.response_id,
             error=error,
         )
-
-
-def filter_usage_events(stream: Any, observer: ChatStreamObserver, is_async: bool) -> None:
-    """Drop the injected usage-only event from an SDK stream before the SDK parses it.
-
-    The SDK's stream reads its events through `self._iter_events()` when first iterated, so an
-    instance attribute set before that is what it reads. Without that method (another SDK
-    version) the chunk-level hiding of the observer stays in force.
-    """
-    original = getattr(stream, "_iter_events", None)
-    if original is None:
-        return
-    usage_event = observer.usage_event
-    if is_async:
-
-        async def async_events() -> Any:
-            async for sse in original():
-                data = sse.data
-                if "[]" not in data or not usage_event(data):
-                    yield sse
-
-        stream._iter_events = async_events
-    else:
-
-        def events() -> Any:
-            for sse in original():
-                data = sse.data
-                if "[]" not in data or not usage_event(data):
-                    yield sse
-
-        stream._iter_events = events
-    observer.hide_usage_chunk = False

@@ -16,10 +16,10 @@ from ..._runtime import get_runtime
 from .._metering import Metered, budget_estimate, capture_input, metered_call, metered_call_async
 from .._streams import StreamObserver, meter_async_stream, meter_stream
 from .._values import RawResponses, content_chars, number, text
+from ._events import ChatEventMeter, meter_chat_events
 from ._observers import (
     ChatStreamObserver,
     ResponsesStreamObserver,
-    filter_usage_events,
     finish_chat,
     finish_embedding,
     finish_response,
@@ -47,6 +47,7 @@ class Operation:
     finish: Callable[[Call, Any], None]
     observer: Callable[[Call, bool, int], StreamObserver] | None
     injects_usage: bool = False
+    raw_events: bool = False  # Chat Completions-shaped streams: metered from their raw events
 
 
 def _read_request(operation: Operation, kwargs: dict[str, Any]) -> Request:
@@ -106,9 +107,12 @@ def _begin(operation: Operation, instance: Any, kwargs: dict[str, Any], is_async
 
     def _finish(parsed: Any) -> None:
         if request.stream and operation.observer is not None:
-            observer = operation.observer(call, inject, content_chars(request.prompt))
-            if inject and isinstance(observer, ChatStreamObserver):
-                filter_usage_events(parsed, observer, is_async)
+            prompt_chars = content_chars(request.prompt)
+            if operation.raw_events and meter_chat_events(
+                parsed, ChatEventMeter(call, inject, prompt_chars), is_async
+            ):
+                return
+            observer = operation.observer(call, inject, prompt_chars)
             (meter_async_stream if is_async else meter_stream)(parsed, observer)
         else:
             operation.finish(call, parsed)
@@ -143,6 +147,7 @@ CHAT = Operation(
     finish=finish_chat,
     observer=lambda call, inject, chars: ChatStreamObserver(call, inject, chars),
     injects_usage=True,
+    raw_events=True,
 )
 TEXT_COMPLETION = Operation(
     name="text_completion",
@@ -151,6 +156,7 @@ TEXT_COMPLETION = Operation(
     finish=finish_chat,
     observer=lambda call, inject, chars: ChatStreamObserver(call, inject, chars),
     injects_usage=True,
+    raw_events=True,
 )
 RESPONSES = Operation(
     name="chat",
