@@ -20,6 +20,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from . import names
 from ._attribution import Attribution, current_attribution
 from ._faults import record_fault
+from ._metrics import LabelKey
 from ._record import CallRecord
 from ._runtime import Runtime
 from ._usage import Usage
@@ -234,15 +235,7 @@ class Call:
             attrs[names.OUTPUT_MESSAGES] = output_messages
         span.set_attributes(attrs)
 
-        attribution = self.attribution
-        key = runtime.metrics.label_key(
-            self.provider,
-            self.request_model,
-            self.operation,
-            attribution.feature,
-            attribution.tenant,
-            attribution.user,
-        )
+        key = self._label_key()
         histogram_attrs = runtime.metrics.histogram_attributes(
             self.operation, self.provider, self.request_model, response_model or "", self.server
         )
@@ -292,6 +285,12 @@ class Call:
                 )
             )
 
+    def _label_key(self) -> LabelKey:
+        attribution = self.attribution
+        return self.runtime.metrics.label_key(
+            self.provider, self.request_model, self.operation, attribution.feature, attribution.tenant, attribution.user
+        )
+
     def _ledger_record(self, **outcome: Any) -> CallRecord:
         """The ledger row of this call: what every row has, plus the outcome's own fields."""
         attribution = self.attribution
@@ -318,7 +317,6 @@ class Call:
         span = self.span
         try:
             runtime = self.runtime
-            attribution = self.attribution
             span.set_attributes(
                 {names.OUTCOME: names.OUTCOME_BLOCKED, names.ERROR_TYPE: type(error).__qualname__}
             )
@@ -331,15 +329,7 @@ class Call:
             )
             _add_threshold_events(span, getattr(error, "events", None) or ())
             span.set_status(Status(StatusCode.ERROR, "blocked by budget"))
-            key = runtime.metrics.label_key(
-                self.provider,
-                self.request_model,
-                self.operation,
-                attribution.feature,
-                attribution.tenant,
-                attribution.user,
-            )
-            runtime.metrics.record_blocked(key)
+            runtime.metrics.record_blocked(self._label_key())
             if runtime.ledger is not None:
                 runtime.ledger.submit(
                     self._ledger_record(outcome=names.OUTCOME_BLOCKED, error_type=type(error).__qualname__)

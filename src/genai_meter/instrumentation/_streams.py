@@ -168,7 +168,8 @@ def _observe_safely(observer: StreamObserver, item: Any) -> bool:
         return False
 
 
-def _hook_close(target: Any, method: str, end: _Ending, is_async: bool) -> None:
+def hook_close(target: Any, method: str, end: Any, is_async: bool) -> None:
+    """Call `end.on_close()` after `target.method()` (the HTTP response's close), sync or async."""
     original: Callable[..., Any] | None = getattr(target, method, None)
     if original is None:
         return
@@ -201,7 +202,7 @@ def meter_stream(stream: Any, observer: StreamObserver, *, iterator_attr: str = 
         setattr(stream, iterator_attr, generator)
         response = getattr(stream, "response", None)
         if response is not None:
-            _hook_close(response, "close", end, is_async=False)
+            hook_close(response, "close", end, is_async=False)
         weakref.finalize(stream, end)
     except Exception as fault:
         record_fault("stream.wrap", fault)
@@ -216,7 +217,7 @@ def meter_async_stream(stream: Any, observer: StreamObserver, *, iterator_attr: 
         setattr(stream, iterator_attr, _metered_async_iterator(getattr(stream, iterator_attr), observer, end))
         response = getattr(stream, "response", None)
         if response is not None:
-            _hook_close(response, "aclose", end, is_async=True)
+            hook_close(response, "aclose", end, is_async=True)
         weakref.finalize(stream, end)
     except Exception as fault:
         record_fault("stream.wrap", fault)

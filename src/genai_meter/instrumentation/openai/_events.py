@@ -23,7 +23,7 @@ from typing import Any
 from ..._call import Call
 from ..._faults import record_fault
 from ..._usage import Usage, estimate_tokens, openai_chat_usage
-from .._streams import StreamObserver
+from .._streams import StreamObserver, hook_close
 from ._observers import provider_cost
 
 _FINISHED = ('"finish_reason":"', '"finish_reason": "')
@@ -222,25 +222,7 @@ def meter_chat_events(stream: Any, meter: ChatEventMeter, is_async: bool) -> boo
         stream._iter_events = events
         close_name = "close"
     response = getattr(stream, "response", None)
-    close = getattr(response, close_name, None)
-    if close is not None:
-        if is_async:
-
-            async def async_closing(*args: Any, **kwargs: Any) -> Any:
-                try:
-                    return await close(*args, **kwargs)
-                finally:
-                    end.on_close()
-
-            setattr(response, close_name, async_closing)
-        else:
-
-            def closing(*args: Any, **kwargs: Any) -> Any:
-                try:
-                    return close(*args, **kwargs)
-                finally:
-                    end.on_close()
-
-            setattr(response, close_name, closing)
+    if response is not None:
+        hook_close(response, close_name, end, is_async)
     weakref.finalize(stream, end)
     return True
