@@ -176,7 +176,9 @@ def scenarios(replay: Replay, only: str | None) -> list[Scenario]:
     return found
 
 
-def _time_block(func: Callable[[Any], None], client: Any, calls: int, collect: Callable[[], Any]) -> tuple[float, float]:
+def _time_block(
+    func: Callable[[Any], None], client: Any, calls: int, collect: Callable[[], Any]
+) -> tuple[float, float]:
     """(calling-thread CPU µs per call, whole-process CPU µs per call).
 
     The first is the cost on the call path: what the app's thread spends. The second adds every

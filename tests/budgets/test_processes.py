@@ -69,6 +69,9 @@ def test_hard_budget_holds_across_processes(
     else:
         section = {"store": f"sqlite://{tmp_path}/budgets.db"}
     section["policies"] = [{"name": "one-dollar", "scope": "tenant", "limit_usd": 1, "mode": "hard"}]
+    # This test is about concurrency, not outages: on a loaded machine the default 0.25 s store
+    # timeout can expire on SQLite's write lock and the guard would (rightly) fail open.
+    section["store_timeout_s"] = 5
     results = _run_workers(section)
 
     assert [r["other_errors"] for r in results] == [[], []]
