@@ -229,18 +229,24 @@ ALERTS: tuple[Alert, ...] = (
 BUDGET_TIERS: tuple[Alert, ...] = (BUDGET_75, BUDGET_90, BUDGET_100)
 
 
+# Where each recording rule is evaluated: in the group of the alerts that read it, before them.
+# Rules of one group run in order at each evaluation; groups run in no set order, so an alert in
+# another group than its recording rule could read the value of the evaluation before (flaky).
+_RECORDING_GROUP = {
+    BUDGET_USAGE: "genai-meter.budgets",
+    TENANT_COST_RATE1H: "genai-meter.spend",
+    REQUESTS_RATE5M: "genai-meter.calls",
+    ERRORS_RATIO5M: "genai-meter.calls",
+}
+
+
 def rule_groups() -> dict[str, Any]:
     """The rule file's content, ready for YAML."""
-    groups: list[dict[str, Any]] = [
-        {
-            "name": "genai-meter.recording",
-            "rules": [{"record": name, "expr": expr} for name, expr in RECORDING_RULES],
-        }
-    ]
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for name, expr in RECORDING_RULES:
+        groups.setdefault(_RECORDING_GROUP.get(name, "genai-meter.recording"), []).append(
+            {"record": name, "expr": expr}
+        )
     for alert in ALERTS:
-        group = next((g for g in groups if g["name"] == alert.group), None)
-        if group is None:
-            group = {"name": alert.group, "rules": []}
-            groups.append(group)
-        group["rules"].append(alert.rule())
-    return {"groups": groups}
+        groups.setdefault(alert.group, []).append(alert.rule())
+    return {"groups": [{"name": name, "rules": rules} for name, rules in groups.items()]}
