@@ -101,6 +101,7 @@ def _chunk_view(chunk: Any) -> Any:
         [c.model_dump() for c in chunk.choices],
         chunk.usage.model_dump() if chunk.usage is not None else None,
         chunk.model,
+        sorted(chunk.model_fields_set),  # the same fields sent: no `"usage": null` the caller did not ask for
     )
 
 

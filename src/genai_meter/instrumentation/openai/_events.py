@@ -42,7 +42,15 @@ def _json(data: str | None) -> Any:
 class ChatEventMeter(StreamObserver):
     """What one Chat Completions stream has shown so far, read from its event texts."""
 
-    __slots__ = ("content_events", "finish_data", "first_data", "injected", "prompt_chars", "raw_usage")
+    __slots__ = (
+        "content_events",
+        "finish_data",
+        "first_data",
+        "injected",
+        "prompt_chars",
+        "raw_usage",
+        "stripped",
+    )
 
     def __init__(self, call: Call, injected: bool, prompt_chars: int) -> None:
         super().__init__(call)
@@ -52,6 +60,7 @@ class ChatEventMeter(StreamObserver):
         self.finish_data: str | None = None
         self.raw_usage: Any = None
         self.content_events = 0
+        self.stripped: str | None = None  # the last event's text without `"usage": null`
 
     def see(self, data: str) -> bool:
         """Read one event's text; True when it is the injected usage event (hidden from the SDK)."""
@@ -65,6 +74,11 @@ class ChatEventMeter(StreamObserver):
             return False
         if data[:1] == "{":
             self.content_events += 1
+            if self.injected and '"usage"' in data:
+                # With `include_usage` every chunk says `"usage": null`; without it (what the caller
+                # asked for) the key is absent. Remove it, so the caller's chunks are the same as
+                # uninstrumented (and the SDK has one field less to build per chunk).
+                self.stripped = data.replace(',"usage":null', "").replace(', "usage": null', "")
             if _FINISHED[0] in data or _FINISHED[1] in data:
                 self.finish_data = data
                 # the usage event genai-meter asked for comes next: read it before handing this over
@@ -140,10 +154,14 @@ def _events(source: Iterator[Any], meter: ChatEventMeter, end: _End) -> Iterator
                     continue
             except Exception as fault:
                 record_fault("stream.observe", fault)
+            if meter.stripped is not None:
+                sse._data, meter.stripped = meter.stripped, None
             if meter.read_ahead:
                 meter.read_ahead = False
                 following = next(source, None)
                 if following is not None and not _see_safely(meter, following.data):
+                    if meter.stripped is not None:
+                        following._data, meter.stripped = meter.stripped, None
                     yield sse
                     sse = following
             yield sse
@@ -172,6 +190,8 @@ async def _async_events(source: AsyncIterator[Any], meter: ChatEventMeter, end: 
                     continue
             except Exception as fault:
                 record_fault("stream.observe", fault)
+            if meter.stripped is not None:
+                sse._data, meter.stripped = meter.stripped, None
             if meter.read_ahead:
                 meter.read_ahead = False
                 end.reading = True
@@ -182,6 +202,8 @@ async def _async_events(source: AsyncIterator[Any], meter: ChatEventMeter, end: 
                 finally:
                     end.reading = False
                 if following is not None and not _see_safely(meter, following.data):
+                    if meter.stripped is not None:
+                        following._data, meter.stripped = meter.stripped, None
                     yield sse
                     sse = following
             yield sse

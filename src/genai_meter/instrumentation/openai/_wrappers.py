@@ -50,9 +50,18 @@ class Operation:
     raw_events: bool = False  # Chat Completions-shaped streams: metered from their raw events
 
 
-def _read_request(operation: Operation, kwargs: dict[str, Any]) -> Request:
+def _include_usage(kwargs: dict[str, Any]) -> bool:
+    """Whether the caller asked for stream usage itself (as an argument or through `extra_body`)."""
     options = kwargs.get("stream_options")
-    include_usage = isinstance(options, dict) and options.get("include_usage") is True
+    if isinstance(options, dict) and options.get("include_usage") is True:
+        return True
+    extra = kwargs.get("extra_body")
+    options = extra.get("stream_options") if isinstance(extra, dict) else None
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+def _read_request(operation: Operation, kwargs: dict[str, Any]) -> Request:
+    include_usage = _include_usage(kwargs) if kwargs.get("stream") is True else False
     max_output = None
     for key in operation.max_tokens_keys:
         max_output = number(kwargs.get(key))
@@ -69,9 +78,18 @@ def _read_request(operation: Operation, kwargs: dict[str, Any]) -> Request:
 
 
 def _with_include_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Ask for stream usage. Through `extra_body` where the caller set no `stream_options`: the SDK
+    adds it to the JSON as it is, where the argument would go through its typed transformation."""
     options = kwargs.get("stream_options")
-    merged = {**options, "include_usage": True} if isinstance(options, dict) else {"include_usage": True}
-    return {**kwargs, "stream_options": merged}
+    if isinstance(options, dict):
+        return {**kwargs, "stream_options": {**options, "include_usage": True}}
+    extra = kwargs.get("extra_body")
+    extra = dict(extra) if isinstance(extra, dict) else {}
+    extra_options = extra.get("stream_options")
+    extra["stream_options"] = (
+        {**extra_options, "include_usage": True} if isinstance(extra_options, dict) else {"include_usage": True}
+    )
+    return {**kwargs, "extra_body": extra}
 
 
 
