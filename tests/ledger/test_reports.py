@@ -44,7 +44,7 @@ def test_report_grouped_by_user(ledger_url: str, spool_path: Path) -> None:
             "input_tokens": 5000,
             "output_tokens": 800,
             "cost_usd": 0.01965,
-            "unpriced_calls": 0,
+            "calls_without_cost": 0,
         },
         {
             "user": "alice",
@@ -52,9 +52,9 @@ def test_report_grouped_by_user(ledger_url: str, spool_path: Path) -> None:
             "input_tokens": 1100,
             "output_tokens": 210,
             "cost_usd": 0.0045,
-            "unpriced_calls": 1,
+            "calls_without_cost": 1,
         },
-        {"user": "carol", "calls": 2, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "unpriced_calls": 2},
+        {"user": "carol", "calls": 2, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "calls_without_cost": 2},
     ]
 
 
@@ -95,7 +95,7 @@ def test_totals(sqlite_url: str, spool_path: Path) -> None:
     assert totals["today"].calls == 3
     assert totals["month"].calls == 5
     assert totals["all_time"].cost_usd == pytest.approx(0.02415, abs=1e-12)
-    assert totals["all_time"].unpriced_calls == 3
+    assert totals["all_time"].calls_without_cost == 3
 
 
 def test_cli_report_json_csv_and_errors(sqlite_url: str, spool_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -105,7 +105,7 @@ def test_cli_report_json_csv_and_errors(sqlite_url: str, spool_path: Path, capsy
     assert [(r["tenant"], r["calls"]) for r in json.loads(out)] == [("acme", 2), ("beta", 3)]
     code, out, _ = _cli(["report", "--ledger", sqlite_url, "-g", "user,feature", "--top", "1", "-f", "csv"], capsys)
     assert list(csv.reader(io.StringIO(out))) == [
-        ["user", "feature", "calls", "input_tokens", "output_tokens", "cost_usd", "unpriced_calls"],
+        ["user", "feature", "calls", "input_tokens", "output_tokens", "cost_usd", "calls_without_cost"],
         ["bob", "chat", "1", "5000", "800", "0.01965", "0"],
     ]
     code, out, _ = _cli(["report", "--ledger", sqlite_url], capsys)
@@ -115,7 +115,7 @@ def test_cli_report_json_csv_and_errors(sqlite_url: str, spool_path: Path, capsy
         "input_tokens",
         "output_tokens",
         "cost_usd",
-        "unpriced_calls",
+        "calls_without_cost",
     ]
     assert _cli(["report", "--ledger", sqlite_url, "--since", "2026-13-01"], capsys)[2] == (
         "genai-meter report: since: '2026-13-01' is not a date (YYYY-MM-DD, ISO date-time, today, yesterday or Nd)\n"

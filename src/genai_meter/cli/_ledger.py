@@ -36,7 +36,7 @@ from ..ledger._rows import COLUMNS
 
 LEDGER_URL_ENV = "GENAI_METER_LEDGER_URL"
 _FILTERS = ("user", "tenant", "feature", "model", "provider", "operation", "outcome")
-_FIGURE_COLUMNS = ["calls", "input_tokens", "output_tokens", "cost_usd", "unpriced_calls"]
+_FIGURE_COLUMNS = ["calls", "input_tokens", "output_tokens", "cost_usd", "calls_without_cost"]
 
 Handler = Callable[[argparse.Namespace], int]
 

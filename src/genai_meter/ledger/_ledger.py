@@ -40,23 +40,24 @@ ORDERS = tuple(_ORDERS)
 
 @dataclass(frozen=True)
 class Figures:
-    """Summed figures of a set of calls. `unpriced_calls` had no cost (not counted in cost_usd)."""
+    """Summed figures of a set of calls. `calls_without_cost` had no cost: unpriced models, failed
+    calls and calls blocked by a budget (none of them is counted in cost_usd, never as $0)."""
 
     calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
-    unpriced_calls: int = 0
+    calls_without_cost: int = 0
 
     @classmethod
     def from_sql(cls, values: Sequence[Any]) -> Figures:
-        calls, input_tokens, output_tokens, cost, unpriced = values
+        calls, input_tokens, output_tokens, cost, without_cost = values
         return cls(
             int(calls or 0),
             int(input_tokens or 0),
             int(output_tokens or 0),
             float(cost or 0),
-            int(unpriced or 0),
+            int(without_cost or 0),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -65,7 +66,7 @@ class Figures:
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "cost_usd": self.cost_usd,
-            "unpriced_calls": self.unpriced_calls,
+            "calls_without_cost": self.calls_without_cost,
         }
 
 
