@@ -8,6 +8,7 @@ values are bounded by `label_cap`; values past the cap share `names.OVERFLOW_LAB
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
@@ -132,6 +133,13 @@ class _DeferredHistograms:
         self._duration = duration
         self._pending: deque[tuple[Any, ...]] = deque()
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        # A forked worker (gunicorn, multiprocessing) has no copy of the thread: start its own.
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._forget_thread)
+
+    def _forget_thread(self) -> None:
+        self._thread = None
         self._lock = threading.Lock()
 
     def add(

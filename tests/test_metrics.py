@@ -1,0 +1,60 @@
+"""The deferred semconv histograms: recorded at collection, and in a forked worker too."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from genai_meter import names
+from genai_meter._metrics import CallMetrics
+from genai_meter._usage import Usage
+
+
+def _metrics() -> tuple[CallMetrics, InMemoryMetricReader]:
+    reader = InMemoryMetricReader()
+    meter = MeterProvider(metric_readers=[reader]).get_meter("test")
+    return CallMetrics(meter, label_cap=10, user_labels=True, tenant_labels=True), reader
+
+
+def _token_sums(reader: InMemoryMetricReader) -> dict[str, float]:
+    sums: dict[str, float] = {}
+    data = reader.get_metrics_data()
+    assert data is not None
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name == names.TOKEN_USAGE.otel_name:
+                    for point in metric.data.data_points:
+                        sums[str(point.attributes[names.TOKEN_TYPE])] = point.sum  # type: ignore[index]
+    return sums
+
+
+def test_queued_records_reach_the_histograms_at_collection() -> None:
+    metrics, reader = _metrics()
+    attrs = metrics.histogram_attributes("chat", "openai", "gpt-4o-mini", "gpt-4o-mini", "api.openai.com")
+    for _ in range(3):
+        metrics.histograms.add(Usage(input_tokens=100, output_tokens=7), attrs, 0.25, None, None)
+    assert _token_sums(reader) == {"input": 300, "output": 21}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_worker_drains_its_own_queue() -> None:
+    metrics, _reader = _metrics()
+    attrs = metrics.histogram_attributes("chat", "openai", "m", "m", "h")
+    metrics.histograms.add(Usage(input_tokens=1, output_tokens=1), attrs, 0.1, None, None)  # starts the thread
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's drain thread does not exist here
+        metrics.histograms.add(Usage(input_tokens=5, output_tokens=6), attrs, 0.1, None, None)
+        deadline = time.monotonic() + 5
+        while metrics.histograms._pending and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.write(write_end, str(len(metrics.histograms._pending)).encode())
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    assert os.read(read_end, 16) == b"0", "the child's queue was drained by its own thread"
