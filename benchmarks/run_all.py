@@ -27,7 +27,7 @@ def main() -> int:
         ["bench_overhead.py", *(["--calls", "100", "--rounds", "3"] if args.quick else [])],
         ["bench_pricing.py"],
         ["bench_budgets.py"],
-        ["bench_ledger.py", *(["--quick"] if args.quick else [])],
+        ["bench_ledger.py", *(["--rows", "100000", "--write-rows", "20000"] if args.quick else [])],
         ["bench_soak.py", *(["--calls", "50000", "--users", "10000"] if args.quick else [])],
     ]
     failed = 0

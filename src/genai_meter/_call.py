@@ -247,7 +247,6 @@ class Call:
             histogram_attrs,
             duration_s,
             error_type,
-            trace.set_span_in_context(span),
         )
 
         guard = runtime.guard

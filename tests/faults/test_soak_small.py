@@ -56,7 +56,8 @@ def test_soak_small() -> None:
     assert 2 * (CAP + 20) < series_counts[names.TOKENS.prometheus_name] <= 3 * (CAP + 20)
 
     # Memory: a generous bound (the full-size figures are in docs/reliability.md).
-    assert result["rss_growth_after_warmup_kib"] < 50 * 1024
+    # Flat after warm-up: a span kept per call (e.g. by exemplars) grew this by ~40 MiB.
+    assert result["rss_growth_after_warmup_kib"] < 16 * 1024
     assert result["rss_max_kib"] - result["rss_start_kib"] < 50 * 1024
 
 
