@@ -7,7 +7,12 @@ metrics go through the real OTel SDK into its in-memory exporter and reader.
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,26 +94,86 @@ class Telemetry:
         )
 
 
-@pytest.fixture
-def telemetry(fake_provider: FakeProvider) -> Iterator[Telemetry]:
-    """OpenAI instrumented into in-memory span and metric pipelines, pointed at the fake provider."""
-    from genai_meter.instrumentation.openai import OpenAIInstrumentor
-
+@contextmanager
+def instrumented(instrumentor: Any, **settings: Any) -> Iterator[Telemetry]:
+    """`instrumentor` on in-memory span and metric pipelines, configured with `settings`."""
     exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])
     reset_faults()
-    instrumentor = OpenAIInstrumentor()
     instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
-    configure(**fake_provider_settings(fake_provider))
+    configure(**settings)
     try:
         yield Telemetry(exporter, reader, tracer_provider, meter_provider)
     finally:
         instrumentor.uninstrument()
         reset_runtime()
         reset_faults()
+
+
+@pytest.fixture
+def telemetry(fake_provider: FakeProvider) -> Iterator[Telemetry]:
+    """OpenAI instrumented into in-memory span and metric pipelines, pointed at the fake provider."""
+    from genai_meter.instrumentation.openai import OpenAIInstrumentor
+
+    with instrumented(OpenAIInstrumentor(), **fake_provider_settings(fake_provider)) as telemetry:
+        yield telemetry
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ThrowawayRedis:
+    """A redis-server of our own on a free 127.0.0.1 port, to stop and restart mid-test (never the
+    machine's shared one)."""
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        import redis
+
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis(port=self.port, socket_connect_timeout=0.2).ping()
+                return
+            except redis.exceptions.ConnectionError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self.process = None
+
+
+@pytest.fixture
+def throwaway_redis() -> Iterator[ThrowawayRedis]:
+    binary = shutil.which("redis-server")
+    require(binary is not None, "redis-server is not installed")
+    assert binary is not None
+    server = ThrowawayRedis(binary)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def fake_provider_settings(provider: FakeProvider, **extra: Any) -> dict[str, Any]:

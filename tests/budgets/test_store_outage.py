@@ -17,7 +17,8 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from genai_meter import names
 from genai_meter.budgets import BudgetExceeded, BudgetGuard, PendingCall, parse_budget_config
 
-from .conftest import Clock, ThrowawayRedis
+from ..conftest import ThrowawayRedis
+from .conftest import Clock
 
 POLICIES = [
     {"name": "hard", "scope": "tenant", "limit_usd": 100, "mode": "hard"},

@@ -37,9 +37,9 @@ from genai_meter._runtime import configure, get_runtime, reset_runtime
 from genai_meter.budgets import BudgetExceeded
 from genai_meter.instrumentation.openai import OpenAIInstrumentor
 
-from ..conftest import Telemetry, fake_provider_settings
+from ..conftest import Telemetry, ThrowawayRedis, fake_provider_settings, free_port
 from ..openai.test_chat import MESSAGES, MINI_IN, MINI_OUT, client, usage_headers
-from .conftest import SlowEndpoint, ThrowawayRedis, free_port
+from .conftest import SlowEndpoint
 
 USAGE = {"prompt_tokens": 1000, "completion_tokens": 500}
 COST = 1000 * MINI_IN + 500 * MINI_OUT

@@ -41,7 +41,7 @@ class StreamObserver:
         self.call.finish(usage=None, error=error)
 
 
-class _Ending:
+class StreamEnd:
     """Ends the call once, whoever gets there first.
 
     The SDK closes the response itself when its stream ends or breaks, from inside the metered
@@ -76,7 +76,7 @@ class _Ending:
             observer.call.finish(usage=None, error=error)
 
 
-def _metered_iterator(source: Iterator[Any], observer: StreamObserver, end: _Ending) -> Iterator[Any]:
+def _metered_iterator(source: Iterator[Any], observer: StreamObserver, end: StreamEnd) -> Iterator[Any]:
     observe = observer.observe
     held: list[Any] = []
     try:
@@ -112,7 +112,7 @@ def _metered_iterator(source: Iterator[Any], observer: StreamObserver, end: _End
 
 
 async def _metered_async_iterator(
-    source: AsyncIterator[Any], observer: StreamObserver, end: _Ending
+    source: AsyncIterator[Any], observer: StreamObserver, end: StreamEnd
 ) -> AsyncIterator[Any]:
     observe = observer.observe
     held: list[Any] = []
@@ -195,7 +195,7 @@ def hook_close(target: Any, method: str, end: Any, is_async: bool) -> None:
 
 def meter_stream(stream: Any, observer: StreamObserver, *, iterator_attr: str = "_iterator") -> Any:
     """Meter a synchronous SDK stream in place and return it."""
-    end = _Ending(observer)
+    end = StreamEnd(observer)
     try:
         generator = _metered_iterator(getattr(stream, iterator_attr), observer, end)
         end.generator = weakref.ref(generator)
@@ -212,7 +212,7 @@ def meter_stream(stream: Any, observer: StreamObserver, *, iterator_attr: str = 
 
 def meter_async_stream(stream: Any, observer: StreamObserver, *, iterator_attr: str = "_iterator") -> Any:
     """Meter an asynchronous SDK stream in place and return it."""
-    end = _Ending(observer)
+    end = StreamEnd(observer)
     try:
         setattr(stream, iterator_attr, _metered_async_iterator(getattr(stream, iterator_attr), observer, end))
         response = getattr(stream, "response", None)

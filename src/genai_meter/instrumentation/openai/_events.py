@@ -23,7 +23,7 @@ from typing import Any
 from ..._call import Call
 from ..._faults import record_fault
 from ..._usage import Usage, estimate_tokens, openai_chat_usage
-from .._streams import StreamObserver, hook_close
+from .._streams import StreamObserver, StreamEnd, hook_close
 from ._observers import provider_cost
 
 _FINISHED = ('"finish_reason":"', '"finish_reason": "')
@@ -111,30 +111,12 @@ class ChatEventMeter(StreamObserver):
         )
 
 
-class _End:
-    """Ends the call once: at the end of the events, on an error, when the response is closed, or
-    when the stream is collected. A close that the SDK makes while an exception propagates (a
-    malformed event, a broken connection) ends it with that exception. A close made while the
-    event iterator itself is reading (the HTTP layer closing an exhausted body) is left to the
-    iterator, which has not yet seen the last events: `generator` (weakly: the stream's finalizer
-    holds this object) tells that for sync streams, `reading` for async ones."""
+class _End(StreamEnd):
+    """Ends the call once (see `StreamEnd`). Also: a close that the SDK makes while an exception
+    propagates (a malformed event, a broken connection, with the event iterator suspended) ends
+    the call with that exception, since here the SDK parses events after this iterator yields them."""
 
-    __slots__ = ("generator", "meter", "reading")
-
-    def __init__(self, meter: ChatEventMeter) -> None:
-        self.meter = meter
-        self.generator: weakref.ref[Any] | None = None
-        self.reading = False
-
-    def __call__(self, error: BaseException | None = None) -> None:
-        meter = self.meter
-        if meter.call.done:
-            return
-        try:
-            meter.finish(error)
-        except Exception as fault:
-            record_fault("stream.finish", fault)
-            meter.call.finish(usage=None, error=error)
+    __slots__ = ()
 
     def on_close(self) -> None:
         generator = self.generator() if self.generator is not None else None
