@@ -23,7 +23,7 @@ from typing import Any
 from ..._call import Call
 from ..._faults import record_fault
 from ..._usage import Usage, estimate_tokens, openai_chat_usage
-from .._streams import StreamObserver, StreamEnd, hook_close
+from .._streams import StreamEnd, StreamObserver, hook_close
 from ._observers import provider_cost
 
 _FINISHED = ('"finish_reason":"', '"finish_reason": "')
