@@ -37,7 +37,7 @@ def test_queued_records_reach_the_histograms_at_collection() -> None:
     metrics, reader = _metrics()
     attrs = metrics.histogram_attributes("chat", "openai", "gpt-4o-mini", "gpt-4o-mini", "api.openai.com")
     for _ in range(3):
-        metrics.histograms.add(Usage(input_tokens=100, output_tokens=7), attrs, 0.25, None, None)
+        metrics.histograms.add(Usage(input_tokens=100, output_tokens=7), attrs, 0.25, None)
     assert _token_sums(reader) == {"input": 300, "output": 21}
 
 
@@ -45,11 +45,11 @@ def test_queued_records_reach_the_histograms_at_collection() -> None:
 def test_a_forked_worker_drains_its_own_queue() -> None:
     metrics, _reader = _metrics()
     attrs = metrics.histogram_attributes("chat", "openai", "m", "m", "h")
-    metrics.histograms.add(Usage(input_tokens=1, output_tokens=1), attrs, 0.1, None, None)  # starts the thread
+    metrics.histograms.add(Usage(input_tokens=1, output_tokens=1), attrs, 0.1, None)  # starts the thread
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: the parent's drain thread does not exist here
-        metrics.histograms.add(Usage(input_tokens=5, output_tokens=6), attrs, 0.1, None, None)
+        metrics.histograms.add(Usage(input_tokens=5, output_tokens=6), attrs, 0.1, None)
         deadline = time.monotonic() + 5
         while metrics.histograms._pending and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -15,7 +15,6 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 
 from . import names
@@ -149,9 +148,8 @@ class _DeferredHistograms:
         attrs: tuple[dict[str, str], ...],
         duration_s: float,
         error_type: str | None,
-        context: Context | None,
     ) -> None:
-        self._pending.append((usage, attrs, duration_s, error_type, context))
+        self._pending.append((usage, attrs, duration_s, error_type))
         if self._thread is None:
             self._start()
 
@@ -172,17 +170,17 @@ class _DeferredHistograms:
         duration = self._duration
         while True:
             try:
-                usage, attrs, duration_s, error_type, context = pending.popleft()
+                usage, attrs, duration_s, error_type = pending.popleft()
             except IndexError:
                 return
             try:
                 if usage is not None:
-                    token_usage.record(usage.input_tokens, attrs[0], context)
-                    token_usage.record(usage.output_tokens, attrs[1], context)
+                    token_usage.record(usage.input_tokens, attrs[0])
+                    token_usage.record(usage.output_tokens, attrs[1])
                 if error_type is None:
-                    duration.record(duration_s, attrs[2], context)
+                    duration.record(duration_s, attrs[2])
                 else:
-                    duration.record(duration_s, {**attrs[2], names.ERROR_TYPE: error_type}, context)
+                    duration.record(duration_s, {**attrs[2], names.ERROR_TYPE: error_type})
             except Exception as error:  # a broken record must not stop the others
                 record_fault("metrics.histogram", error)
 
@@ -335,7 +333,6 @@ class CallMetrics:
         histogram_attrs: tuple[dict[str, str], ...],
         duration_s: float,
         error_type: str | None,
-        context: Context | None = None,
     ) -> None:
         self.requests.add((*key, outcome), 1)
         if usage is not None:
@@ -354,7 +351,7 @@ class CallMetrics:
             self.cost.add(key, cost_usd)
         elif outcome == names.OUTCOME_UNPRICED:
             self.unpriced.add((key[0], key[1]), 1)
-        self.histograms.add(usage, histogram_attrs, duration_s, error_type, context)
+        self.histograms.add(usage, histogram_attrs, duration_s, error_type)
 
     def record_blocked(self, key: LabelKey) -> None:
         self.requests.add((*key, names.OUTCOME_BLOCKED), 1)
