@@ -12,8 +12,7 @@ import functools
 import hashlib
 import hmac
 import inspect
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -93,15 +92,6 @@ def attribute(
     override only the values they name. Extra keyword arguments become ledger metadata.
     """
     return _Attributing(user, tenant, feature, metadata)
-
-
-@contextmanager
-def _no_attribution() -> Iterator[None]:  # pragma: no cover - test helper
-    token = _current.set(_EMPTY)
-    try:
-        yield
-    finally:
-        _current.reset(token)
 
 
 def current_attribution(request_user: str | None = None) -> Attribution:

@@ -110,10 +110,11 @@ class Call:
             attrs[names.TENANT_ID] = attribution.tenant
         if attribution.feature is not None:
             attrs[names.FEATURE] = attribution.feature
-        self.start_time = time.time()
+        start_ns = time.time_ns()  # one wall-clock read for the span and the price/ledger time
+        self.start_time = start_ns / 1e9
         self.start_ns = time.perf_counter_ns()
         self.span: Span = runtime.tracer.start_span(
-            f"{operation} {request_model}", kind=_CLIENT, attributes=attrs, start_time=time.time_ns()
+            f"{operation} {request_model}", kind=_CLIENT, attributes=attrs, start_time=start_ns
         )
 
     def activate(self) -> object:

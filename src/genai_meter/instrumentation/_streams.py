@@ -18,6 +18,7 @@ from typing import Any
 
 from .._call import Call
 from .._faults import record_fault
+from .._usage import Usage, estimated_usage
 
 
 class StreamObserver:
@@ -39,6 +40,30 @@ class StreamObserver:
     def finish(self, error: BaseException | None) -> None:
         """End the call with what was seen."""
         self.call.finish(usage=None, error=error)
+
+
+class TextStreamObserver(StreamObserver):
+    """What every provider's stream observer keeps: the response's model and id, and the prompt's
+    and the streamed text's lengths, for an estimate when the stream ends without usage."""
+
+    __slots__ = ("chars", "model", "prompt_chars", "response_id")
+
+    def __init__(self, call: Call, prompt_chars: int) -> None:
+        super().__init__(call)
+        self.prompt_chars = prompt_chars
+        self.chars = 0
+        self.model: str | None = None
+        self.response_id: str | None = None
+
+    def end_call(self, usage: Usage | None, error: BaseException | None, **details: Any) -> None:
+        """End the call with the usage read, or an estimate (marked as one) when there was none."""
+        self.call.finish(
+            usage=usage if usage is not None else estimated_usage(self.prompt_chars, self.chars),
+            response_model=self.model,
+            response_id=self.response_id,
+            error=error,
+            **details,
+        )
 
 
 class StreamEnd:

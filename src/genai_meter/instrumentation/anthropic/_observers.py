@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..._call import Call
-from ..._usage import Usage, anthropic_usage, estimated_usage
-from .._streams import StreamObserver
+from ..._usage import anthropic_usage
+from .._streams import TextStreamObserver
 
 _USAGE_FIELDS = (
     "input_tokens",
@@ -44,19 +44,15 @@ def _merge(into: dict[str, Any], usage: Any) -> None:
             into[name] = value
 
 
-class MessageStreamObserver(StreamObserver):
+class MessageStreamObserver(TextStreamObserver):
     """Raw message stream events (`Stream[RawMessageStreamEvent]`, beta ones too)."""
 
-    __slots__ = ("chars", "model", "prompt_chars", "response_id", "stop_reason", "usage")
+    __slots__ = ("stop_reason", "usage")
 
     def __init__(self, call: Call, prompt_chars: int) -> None:
-        super().__init__(call)
-        self.prompt_chars = prompt_chars
+        super().__init__(call, prompt_chars)
         self.usage: dict[str, Any] = {}
-        self.model: str | None = None
-        self.response_id: str | None = None
         self.stop_reason: str | None = None
-        self.chars = 0
 
     def observe(self, item: Any) -> bool:
         kind = getattr(item, "type", None)
@@ -78,13 +74,8 @@ class MessageStreamObserver(StreamObserver):
         return False
 
     def finish(self, error: BaseException | None) -> None:
-        usage: Usage | None = anthropic_usage(self.usage) if "input_tokens" in self.usage else None
-        if usage is None:
-            usage = estimated_usage(self.prompt_chars, self.chars)
-        self.call.finish(
-            usage=usage,
-            response_model=self.model,
-            response_id=self.response_id,
-            error=error,
+        self.end_call(
+            anthropic_usage(self.usage) if "input_tokens" in self.usage else None,
+            error,
             finish_reasons=(self.stop_reason,) if self.stop_reason else None,
         )

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..._call import Call
-from ..._usage import Usage, estimated_usage, gemini_usage
-from .._streams import StreamObserver
+from ..._usage import gemini_usage
+from .._streams import TextStreamObserver
 
 
 def _reasons(response: Any) -> tuple[str, ...] | None:
@@ -44,19 +44,15 @@ def finish_response(call: Call, response: Any) -> None:
     )
 
 
-class GenerateStreamObserver(StreamObserver):
+class GenerateStreamObserver(TextStreamObserver):
     """`GenerateContentResponse` chunks: the last `usage_metadata` seen is the request's usage."""
 
-    __slots__ = ("chars", "last", "metadata", "model", "prompt_chars", "response_id")
+    __slots__ = ("last", "metadata")
 
     def __init__(self, call: Call, prompt_chars: int) -> None:
-        super().__init__(call)
-        self.prompt_chars = prompt_chars
+        super().__init__(call, prompt_chars)
         self.metadata: Any = None
-        self.model: str | None = None
-        self.response_id: str | None = None
         self.last: Any = None
-        self.chars = 0
 
     def observe(self, item: Any) -> bool:
         # Per chunk only what accumulates (usage, text length); ids from the first chunk and finish
@@ -72,13 +68,8 @@ class GenerateStreamObserver(StreamObserver):
         return False
 
     def finish(self, error: BaseException | None) -> None:
-        usage: Usage | None = gemini_usage(self.metadata)
-        if usage is None:
-            usage = estimated_usage(self.prompt_chars, self.chars)
-        self.call.finish(
-            usage=usage,
-            response_model=self.model,
-            response_id=self.response_id,
-            error=error,
+        self.end_call(
+            gemini_usage(self.metadata),
+            error,
             finish_reasons=_reasons(self.last) if self.last is not None else None,
         )

@@ -12,8 +12,8 @@ import json
 from typing import Any
 
 from ..._call import Call
-from ..._usage import Usage, estimated_usage, openai_chat_usage, openai_responses_usage
-from .._streams import StreamObserver
+from ..._usage import openai_chat_usage, openai_responses_usage
+from .._streams import TextStreamObserver
 
 
 def provider_cost(usage: Any) -> float | None:
@@ -84,34 +84,21 @@ def finish_response(call: Call, response: Any) -> None:
     )
 
 
-class ChatStreamObserver(StreamObserver):
+class ChatStreamObserver(TextStreamObserver):
     """Chat Completions chunks: usage from the usage chunk, else an estimate from text seen.
 
     The fallback for SDK streams without a raw-event hook (`_events` meters the others): when
     genai-meter injected `include_usage` (`injected`), the usage-only chunk is hidden here.
     """
 
-    __slots__ = (
-        "chars",
-        "hide_usage_chunk",
-        "injected",
-        "model",
-        "prompt_chars",
-        "raw_usage",
-        "reasons",
-        "response_id",
-    )
+    __slots__ = ("hide_usage_chunk", "injected", "raw_usage", "reasons")
 
     def __init__(self, call: Call, injected: bool, prompt_chars: int) -> None:
-        super().__init__(call)
+        super().__init__(call, prompt_chars)
         self.injected = injected
         self.hide_usage_chunk = injected
-        self.prompt_chars = prompt_chars
         self.raw_usage: Any = None
-        self.model: str | None = None
-        self.response_id: str | None = None
         self.reasons: list[str] = []
-        self.chars = 0
 
     def observe(self, item: Any) -> bool:
         if self.response_id is None:
@@ -136,14 +123,9 @@ class ChatStreamObserver(StreamObserver):
         return self.hide_usage_chunk and usage is not None
 
     def finish(self, error: BaseException | None) -> None:
-        usage: Usage | None = openai_chat_usage(self.raw_usage)
-        if usage is None:
-            usage = estimated_usage(self.prompt_chars, self.chars)
-        self.call.finish(
-            usage=usage,
-            response_model=self.model,
-            response_id=self.response_id,
-            error=error,
+        self.end_call(
+            openai_chat_usage(self.raw_usage),
+            error,
             provider_cost_usd=provider_cost(self.raw_usage),
             finish_reasons=tuple(self.reasons) or None,
         )
@@ -152,18 +134,14 @@ class ChatStreamObserver(StreamObserver):
 _TERMINAL_EVENTS = frozenset(("response.completed", "response.incomplete", "response.failed"))
 
 
-class ResponsesStreamObserver(StreamObserver):
+class ResponsesStreamObserver(TextStreamObserver):
     """Responses API events: the terminal event carries the whole response with its usage."""
 
-    __slots__ = ("chars", "final", "model", "prompt_chars", "response_id")
+    __slots__ = ("final",)
 
     def __init__(self, call: Call, prompt_chars: int) -> None:
-        super().__init__(call)
-        self.prompt_chars = prompt_chars
+        super().__init__(call, prompt_chars)
         self.final: Any = None
-        self.model: str | None = None
-        self.response_id: str | None = None
-        self.chars = 0
 
     def observe(self, item: Any) -> bool:
         kind = getattr(item, "type", None)
@@ -181,21 +159,11 @@ class ResponsesStreamObserver(StreamObserver):
 
     def finish(self, error: BaseException | None) -> None:
         final = self.final
-        if final is not None and getattr(final, "usage", None) is not None:
-            if error is None and getattr(final, "status", None) == "failed":
-                error = RuntimeError("response failed")
-            raw_usage = final.usage
-            self.call.finish(
-                usage=openai_responses_usage(raw_usage),
-                response_model=getattr(final, "model", None) or self.model,
-                response_id=getattr(final, "id", None) or self.response_id,
-                error=error,
-                provider_cost_usd=provider_cost(raw_usage),
-            )
+        if final is None or getattr(final, "usage", None) is None:
+            self.end_call(None, error)
             return
-        self.call.finish(
-            usage=estimated_usage(self.prompt_chars, self.chars),
-            response_model=self.model,
-            response_id=self.response_id,
-            error=error,
-        )
+        if error is None and getattr(final, "status", None) == "failed":
+            error = RuntimeError("response failed")
+        self.model = getattr(final, "model", None) or self.model
+        self.response_id = getattr(final, "id", None) or self.response_id
+        self.end_call(openai_responses_usage(final.usage), error, provider_cost_usd=provider_cost(final.usage))
