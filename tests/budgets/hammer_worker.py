@@ -47,7 +47,7 @@ def main(options: dict[str, Any]) -> dict[str, Any]:
                     )
                 )
                 sent = True  # here the provider's HTTP request would go out
-                assert reservation is not None
+                assert reservation is not None, "no reservation: the guard failed open (see stderr)"
                 events = guard.settle(reservation, cost_nano / NANO, tokens=100)
                 with lock:
                     seen["sent"] += 1

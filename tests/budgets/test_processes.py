@@ -53,7 +53,7 @@ def _run_workers(section: dict[str, Any]) -> list[dict[str, Any]]:
     for worker in workers:
         out, err = worker.communicate(timeout=60)
         assert worker.returncode == 0, err
-        results.append(json.loads(out.strip().splitlines()[-1]))
+        results.append({**json.loads(out.strip().splitlines()[-1]), "stderr": err})
     return results
 
 
@@ -74,7 +74,7 @@ def test_hard_budget_holds_across_processes(
     section["store_timeout_s"] = 5
     results = _run_workers(section)
 
-    assert [r["other_errors"] for r in results] == [[], []]
+    assert [r["other_errors"] for r in results] == [[], []], [r["stderr"] for r in results]
     assert sum(r["blocked_with_send"] for r in results) == 0  # no blocked call got to send
     sent = sum(r["sent"] for r in results)
     blocked = sum(r["blocked"] for r in results)

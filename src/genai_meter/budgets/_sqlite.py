@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from genai_meter._sqlite_wal import connect_wal
 from genai_meter.budgets._store import RECENT_COSTS, StoreUnavailable, refusal
 from genai_meter.budgets._types import Blocked, Counters, Target
 
@@ -48,11 +49,7 @@ class SQLiteStore:
                 folder = os.path.dirname(self._path)
                 if folder:
                     os.makedirs(folder, exist_ok=True)
-                conn = sqlite3.connect(
-                    self._path, timeout=self._timeout_s, isolation_level=None, check_same_thread=False
-                )
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
+                conn = connect_wal(self._path, self._timeout_s)
                 conn.executescript(_SCHEMA)
             except (sqlite3.Error, OSError) as error:
                 raise StoreUnavailable(f"SQLite budget store {self._path}: {error}") from error

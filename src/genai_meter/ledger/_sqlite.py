@@ -12,6 +12,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from genai_meter._sqlite_wal import connect_wal
+
 from ._backend import CALLS_TABLE, LINES_TABLE, RUNS_TABLE, VERSION_TABLE, Database
 from ._errors import LedgerUnavailable
 from ._rows import COLUMNS, Row
@@ -113,9 +115,7 @@ class SQLiteDatabase(Database):
             path.parent.mkdir(parents=True, exist_ok=True)
             # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE takes the write lock up front,
             # so a busy database fails fast at BEGIN instead of half-way through a batch).
-            self._conn = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None, check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn = connect_wal(str(path), timeout_s)
             # 64 MiB of page cache: inserts touch six index b-trees at random places; with SQLite's
             # 2 MiB default they miss the cache once a ledger passes a few hundred thousand rows.
             self._conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
