@@ -271,3 +271,68 @@ def test_openrouter_reported_cost_is_used(telemetry: Telemetry, fake_provider: A
     assert attrs[names.PROVIDER_NAME] == "openrouter"
     assert attrs[names.COST_USD] == pytest.approx(0.0123, abs=1e-12)
     assert attrs[names.COST_SOURCE] == names.COST_SOURCE_PROVIDER
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [{"x-fake-write-bytes": "7"}, {"x-fake-write-bytes": "37", "x-fake-sse-newline": "crlf"}],
+    ids=["7-byte-pieces", "37-byte-pieces-crlf"],
+)
+def test_stream_split_at_any_byte_is_metered_and_unchanged(
+    telemetry: Telemetry, fake_provider: Any, wire: dict[str, str]
+) -> None:
+    """Events arrive cut anywhere (inside the JSON, between the two newlines that end an event),
+    with LF or CR LF lines: the caller still sees the uninstrumented chunks, the usage is exact."""
+    sdk = client(fake_provider)
+    headers = usage_headers(**{"x-fake-chunks": "4", **wire})
+    with suppress_instrumentation():
+        bare = [
+            _chunk_view(c)
+            for c in sdk.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=headers
+            )
+        ]
+    seen = [
+        _chunk_view(c)
+        for c in sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=headers)
+    ]
+    assert seen == bare
+    assert len(seen) == 6  # role chunk, 4 content chunks, finish chunk; no usage chunk
+    assert_metered(telemetry, cost=EXPECTED_COST, stream=True)
+    attrs = telemetry.only_span().attributes or {}
+    assert attrs[names.RESPONSE_FINISH_REASONS] == ("stop",)
+    assert str(attrs[names.RESPONSE_ID]).startswith("chatcmpl-")
+
+
+async def test_async_stream_split_at_any_byte(telemetry: Telemetry, fake_provider: Any) -> None:
+    headers = usage_headers(**{"x-fake-chunks": "3", "x-fake-write-bytes": "11"})
+    async with async_client(fake_provider) as aclient:
+        stream = await aclient.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=headers
+        )
+        texts = [chunk.choices[0].delta.content async for chunk in stream if chunk.choices]
+    assert texts == ["", "chunk0 ", "chunk1 ", "chunk2 ", None]
+    assert_metered(telemetry, cost=EXPECTED_COST, stream=True)
+
+
+def test_openrouter_reported_cost_is_used_on_a_stream(telemetry: Telemetry, fake_provider: Any) -> None:
+    from genai_meter._runtime import configure
+
+    from ..conftest import fake_provider_settings
+
+    configure(
+        **fake_provider_settings(
+            fake_provider, provider_hosts={"127.0.0.1": "openrouter"}, inject_stream_usage_default=True
+        )
+    )
+    for _chunk in client(fake_provider).chat.completions.create(
+        model="openai/gpt-4o-mini",
+        messages=MESSAGES,
+        stream=True,
+        extra_headers=usage_headers(**{"x-fake-cost": "0.0123"}),
+    ):
+        pass
+    attrs = telemetry.only_span().attributes or {}
+    assert attrs[names.PROVIDER_NAME] == "openrouter"
+    assert attrs[names.COST_USD] == pytest.approx(0.0123, abs=1e-12)
+    assert attrs[names.COST_SOURCE] == names.COST_SOURCE_PROVIDER

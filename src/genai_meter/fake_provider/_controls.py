@@ -33,6 +33,8 @@ class Controls:
     latency_ms: float = 0.0
     content: str | None = None
     timestamp: float | None = None
+    write_bytes: int | None = None  # stream bodies written in pieces of this many bytes
+    crlf: bool = False  # SSE lines end with CR LF instead of LF
 
 
 def _int(headers: Mapping[str, str], name: str, *, low: int, high: int) -> int | None:
@@ -110,4 +112,14 @@ def parse_controls(headers: Mapping[str, str]) -> Controls:
         latency_ms=max(0.0, latency or 0.0),
         content=headers.get("x-fake-content"),
         timestamp=_timestamp(headers.get("x-fake-time")),
+        write_bytes=_int(headers, "x-fake-write-bytes", low=1, high=1_000_000),
+        crlf=_sse_newline(headers.get("x-fake-sse-newline")),
     )
+
+
+def _sse_newline(raw: str | None) -> bool:
+    if raw is None or raw.strip().lower() == "lf":
+        return False
+    if raw.strip().lower() == "crlf":
+        return True
+    raise ControlError(f"header x-fake-sse-newline: expected 'lf' or 'crlf', got {raw!r}")

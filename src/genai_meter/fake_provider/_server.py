@@ -116,6 +116,7 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
+    _controls: Controls | None = None  # the stream being written's
 
     def setup(self) -> None:
         super().setup()
@@ -234,6 +235,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _stream(self, plan: StreamPlan, controls: Controls) -> bool:
         """Write the stream; True when it went out complete and well-formed (so it is billable)."""
+        self._controls = controls
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
@@ -272,8 +274,16 @@ class _Handler(BaseHTTPRequestHandler):
         return controls.malformed is None
 
     def _chunk(self, data: bytes) -> None:
-        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-        self.wfile.flush()
+        controls = self._controls
+        if controls is not None and controls.crlf:
+            data = data.replace(b"\n", b"\r\n")
+        size = controls.write_bytes if controls is not None and controls.write_bytes else len(data)
+        for start in range(0, len(data), size):
+            piece = data[start : start + size]
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.flush()
+            if size < len(data):
+                time.sleep(0.001)  # so the client reads the pieces apart: events arrive split
 
     def _drop(self) -> None:
         """Cut the connection with the chunked body unfinished, as a crashed upstream would."""
