@@ -113,6 +113,8 @@ def test_non_json_request_body_is_400(fake: FakeProvider) -> None:
         ("x-fake-chunks", "many"),
         ("x-fake-malformed", "xml"),
         ("x-fake-usage", "[1]"),
+        ("x-fake-write-bytes", "0"),
+        ("x-fake-sse-newline", "cr"),
     ],
 )
 def test_bad_control_headers_name_the_header(fake: FakeProvider, header: str, value: str) -> None:
@@ -120,6 +122,20 @@ def test_bad_control_headers_name_the_header(fake: FakeProvider, header: str, va
     assert reply.status_code == 400
     body = reply.json()
     assert body["type"] == "error" and header in body["error"]["message"]
+
+
+def test_stream_written_in_pieces_with_crlf_lines(fake: FakeProvider) -> None:
+    body = {"model": "m", "stream": True}
+    with httpx2.Client(base_url=fake.openai_base_url) as client:
+        plain = client.post("/chat/completions", json=body).content
+        with client.stream(
+            "POST", "/chat/completions", json=body, headers={"x-fake-write-bytes": "5", "x-fake-sse-newline": "crlf"}
+        ) as reply:
+            pieces = list(reply.iter_raw())
+    joined = b"".join(pieces)
+    assert joined.replace(b"\r\n", b"\n").count(b"\n\n") == plain.count(b"\n\n")
+    assert joined.count(b"\r\n\r\n") == plain.count(b"\n\n")
+    assert len(pieces) > plain.count(b"\n\n")  # the client read events in several pieces
 
 
 def test_zero_chunks_stream_and_drop(fake: FakeProvider) -> None:
