@@ -16,6 +16,13 @@ as `timeit` advises). Two figures per scenario:
 The cyclic garbage collector is paused inside each timed block for both sides alike.
 
     python benchmarks/bench_overhead.py [--processes 3] [--rounds 20] [--calls 100] [--only openai]
+
+Timings on a shared virtual machine move by tens of percent from one run (or day) to the next. So
+`--instructions` counts instead: each scenario runs bare and metered under valgrind's callgrind,
+which counts the CPU instructions of the measured calls only (warm-up excluded, histogram records
+and a metric collection included), the same from run to run whatever else the machine does.
+
+    python benchmarks/bench_overhead.py --instructions [--calls 100] [--only openai]
 """
 
 from __future__ import annotations
@@ -23,12 +30,16 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -263,14 +274,76 @@ def _one_process(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     return rows
 
 
+def _counted_child(label: str, metered: bool, calls: int) -> None:
+    """Inside valgrind: warm up, then switch callgrind's instrumentation on for `calls` calls."""
+    tracer_provider = TracerProvider()
+    # Exports only when asked, so the export thread's timing does not change the count.
+    tracer_provider.add_span_processor(
+        BatchSpanProcessor(_NullExporter(), max_queue_size=100_000, schedule_delay_millis=3_600_000)
+    )
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    [scenario] = [s for s in scenarios(record_bodies(), None) if s.label == label]
+    if metered:
+        scenario.instrumentor().instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+        configure(ledger_url="off")
+    for _ in range(50):
+        scenario.call(scenario.client)
+    reader.get_metrics_data()
+    gc.collect()
+    gc.disable()
+    switch = ["callgrind_control", "--instr"]
+    subprocess.run([*switch, "on", str(os.getpid())], check=True, capture_output=True)
+    for _ in range(calls):
+        scenario.call(scenario.client)
+    reader.get_metrics_data()  # records the histogram values the calls queued
+    subprocess.run([*switch, "off", str(os.getpid())], check=True, capture_output=True)
+
+
+def _instructions_per_call(label: str, metered: bool, calls: int) -> float:
+    with tempfile.TemporaryDirectory() as folder:
+        command = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                   f"--callgrind-out-file={folder}/callgrind.out", sys.executable, __file__,
+                   "--counted-child", label, "metered" if metered else "bare", "--calls", str(calls)]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+    found = re.search(r"Collected : ([\d,]+)", done.stderr)
+    if found is None:
+        raise RuntimeError(f"no instruction count from callgrind for {label!r}:\n{done.stderr[-2000:]}")
+    return int(found.group(1).replace(",", "")) / calls
+
+
+def count_instructions(args: argparse.Namespace) -> None:
+    labels = [scenario.label for scenario in scenarios(record_bodies(), args.only)]
+    print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}; "
+          f"callgrind instruction counts over {args.calls} calls after 50 warm-up calls")
+    print(f"{'scenario':38s} {'bare':>12s} {'metered':>12s} {'overhead':>10s} {'of bare':>8s}  (instructions per call)")
+    # Counts do not depend on what else runs: both sides of a scenario run at once, one per core.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        counts = {(label, metered): pool.submit(_instructions_per_call, label, metered, args.calls)
+                  for label in labels for metered in (False, True)}
+    for label in labels:
+        bare, metered = counts[label, False].result(), counts[label, True].result()
+        print(f"{label:38s} {bare:12,.0f} {metered:12,.0f} {metered - bare:10,.0f} {(metered - bare) / bare:8.1%}",
+              flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=100, help="calls per timed block")
     parser.add_argument("--rounds", type=int, default=20, help="bare/instrumented block pairs per scenario")
     parser.add_argument("--processes", type=int, default=3, help="separate processes; the median is reported")
     parser.add_argument("--only", choices=("openai", "anthropic", "gemini"))
+    parser.add_argument("--instructions", action="store_true",
+                        help="count CPU instructions under valgrind's callgrind instead of timing")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one process's rows
+    parser.add_argument("--counted-child", nargs=2, metavar=("LABEL", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.counted_child:
+        _counted_child(args.counted_child[0], args.counted_child[1] == "metered", args.calls)
+        return
+    if args.instructions:
+        count_instructions(args)
+        return
     if args.json:
         print(json.dumps(_one_process(args)))
         return

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,11 @@ def main() -> int:
     print(f"# machine: {cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     runs = [
         ["bench_overhead.py", *(["--calls", "100", "--rounds", "3"] if args.quick else [])],
+        *(
+            [["bench_overhead.py", "--instructions", *(["--calls", "20"] if args.quick else [])]]
+            if shutil.which("valgrind") and shutil.which("callgrind_control")
+            else []
+        ),
         ["bench_pricing.py"],
         ["bench_budgets.py"],
         ["bench_ledger.py", *(["--rows", "100000", "--write-rows", "20000"] if args.quick else [])],
