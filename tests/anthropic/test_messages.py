@@ -91,6 +91,36 @@ def test_create_stream(telemetry: Telemetry, claude: anthropic.Anthropic, fake_p
     assert_metered(telemetry, stream=True)
 
 
+@pytest.mark.parametrize(
+    "wire",
+    [{"x-fake-write-bytes": "7"}, {"x-fake-write-bytes": "29", "x-fake-sse-newline": "crlf"}],
+    ids=["7-byte-pieces", "29-byte-pieces-crlf"],
+)
+def test_stream_split_at_any_byte(telemetry: Telemetry, claude: anthropic.Anthropic, wire: dict[str, str]) -> None:
+    """The stream is read from its bytes: events cut anywhere, LF or CR LF lines, usage still exact
+    and the app's events the same as uninstrumented."""
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    headers = usage_headers(**wire)
+    with suppress_instrumentation():
+        bare = [e.to_dict() for e in claude.messages.create(
+            model=MODEL, max_tokens=500, messages=MESSAGES, stream=True, extra_headers=headers)]
+    seen = [e.to_dict() for e in claude.messages.create(
+        model=MODEL, max_tokens=500, messages=MESSAGES, stream=True, extra_headers=headers)]
+    assert [e["type"] for e in seen] == [e["type"] for e in bare]
+    assert [e.get("delta") for e in seen] == [e.get("delta") for e in bare]
+    assert_metered(telemetry, stream=True)
+
+
+async def test_async_stream_split_at_any_byte(telemetry: Telemetry, aclaude: anthropic.AsyncAnthropic) -> None:
+    stream = await aclaude.messages.create(
+        model=MODEL, max_tokens=500, messages=MESSAGES, stream=True,
+        extra_headers=usage_headers(**{"x-fake-write-bytes": "13"}))
+    kinds = [event.type async for event in stream]
+    assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
+    assert_metered(telemetry, stream=True)
+
+
 async def test_create_stream_async(telemetry: Telemetry, aclaude: anthropic.AsyncAnthropic) -> None:
     stream = await aclaude.messages.create(
         model=MODEL, max_tokens=500, messages=MESSAGES, stream=True, extra_headers=usage_headers())

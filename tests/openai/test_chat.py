@@ -105,23 +105,25 @@ def _chunk_view(chunk: Any) -> Any:
     )
 
 
-def test_stream_injected_usage_is_hidden_from_the_caller(telemetry: Telemetry, fake_provider: Any) -> None:
-    sdk = client(fake_provider)
-    headers = usage_headers(**{"x-fake-chunks": "5"})
-    with suppress_instrumentation():
-        bare = [
+def _bare_and_metered_views(sdk: openai.OpenAI, headers: dict[str, str]) -> tuple[list[Any], list[Any]]:
+    """The chunks of one stream request made uninstrumented, then instrumented."""
+
+    def views() -> list[Any]:
+        return [
             _chunk_view(c)
             for c in sdk.chat.completions.create(
                 model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=headers
             )
         ]
-    assert telemetry.spans() == []
-    seen = [
-        _chunk_view(c)
-        for c in sdk.chat.completions.create(
-            model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=headers
-        )
-    ]
+
+    with suppress_instrumentation():
+        bare = views()
+    return bare, views()
+
+
+def test_stream_injected_usage_is_hidden_from_the_caller(telemetry: Telemetry, fake_provider: Any) -> None:
+    bare, seen = _bare_and_metered_views(client(fake_provider), usage_headers(**{"x-fake-chunks": "5"}))
+    assert len(telemetry.spans()) == 1  # the metered request's only
     assert seen == bare
     assert all(view[0] for view in seen), "no usage-only chunk reaches the caller"
     assert fake_provider.requests[-1].body["stream_options"] == {"include_usage": True}
@@ -283,19 +285,7 @@ def test_stream_split_at_any_byte_is_metered_and_unchanged(
 ) -> None:
     """Events arrive cut anywhere (inside the JSON, between the two newlines that end an event),
     with LF or CR LF lines: the caller still sees the uninstrumented chunks, the usage is exact."""
-    sdk = client(fake_provider)
-    headers = usage_headers(**{"x-fake-chunks": "4", **wire})
-    with suppress_instrumentation():
-        bare = [
-            _chunk_view(c)
-            for c in sdk.chat.completions.create(
-                model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=headers
-            )
-        ]
-    seen = [
-        _chunk_view(c)
-        for c in sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=headers)
-    ]
+    bare, seen = _bare_and_metered_views(client(fake_provider), usage_headers(**{"x-fake-chunks": "4", **wire}))
     assert seen == bare
     assert len(seen) == 6  # role chunk, 4 content chunks, finish chunk; no usage chunk
     assert_metered(telemetry, cost=EXPECTED_COST, stream=True)
@@ -336,3 +326,12 @@ def test_openrouter_reported_cost_is_used_on_a_stream(telemetry: Telemetry, fake
     assert attrs[names.PROVIDER_NAME] == "openrouter"
     assert attrs[names.COST_USD] == pytest.approx(0.0123, abs=1e-12)
     assert attrs[names.COST_SOURCE] == names.COST_SOURCE_PROVIDER
+
+
+def test_stream_not_labelled_as_sse_is_metered_from_its_chunks(telemetry: Telemetry, fake_provider: Any) -> None:
+    """A server that sends its stream under another Content-Type: the SDK still decodes it, and
+    genai-meter reads the SDK's chunks instead of the bytes, with the same result."""
+    headers = usage_headers(**{"x-fake-chunks": "3", "x-fake-stream-content-type": "application/octet-stream"})
+    bare, seen = _bare_and_metered_views(client(fake_provider), headers)
+    assert [view[:3] for view in seen] == [view[:3] for view in bare]  # no usage-only chunk reaches the app
+    assert_metered(telemetry, cost=EXPECTED_COST, stream=True)

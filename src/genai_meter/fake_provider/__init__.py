@@ -39,6 +39,8 @@ Per-request controls (request headers):
   x-fake-write-bytes  streams: write each frame in HTTP chunks of N bytes, 1 ms apart, so the client
                       reads events split at any byte (partial events, split blank lines).
   x-fake-sse-newline  streams: `crlf` ends SSE lines with CR LF (as the spec allows); default `lf`.
+  x-fake-stream-content-type
+                      streams: the Content-Type to send instead of text/event-stream.
   x-fake-time         Unix seconds or RFC 3339: the call's `created` time and its admin-report bucket.
   A malformed control header is answered with a 400 whose message names the header.
 

@@ -35,6 +35,7 @@ class Controls:
     timestamp: float | None = None
     write_bytes: int | None = None  # stream bodies written in pieces of this many bytes
     crlf: bool = False  # SSE lines end with CR LF instead of LF
+    stream_content_type: str = "text/event-stream"
 
 
 def _int(headers: Mapping[str, str], name: str, *, low: int, high: int) -> int | None:
@@ -114,6 +115,7 @@ def parse_controls(headers: Mapping[str, str]) -> Controls:
         timestamp=_timestamp(headers.get("x-fake-time")),
         write_bytes=_int(headers, "x-fake-write-bytes", low=1, high=1_000_000),
         crlf=_sse_newline(headers.get("x-fake-sse-newline")),
+        stream_content_type=headers.get("x-fake-stream-content-type") or "text/event-stream",
     )
 
 

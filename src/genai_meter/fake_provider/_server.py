@@ -237,7 +237,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Write the stream; True when it went out complete and well-formed (so it is billable)."""
         self._controls = controls
         self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Type", controls.stream_content_type)
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()

@@ -14,9 +14,10 @@ from typing import Any
 from ..._call import Call, begin_call
 from ..._runtime import get_runtime
 from .._metering import Metered, budget_estimate, capture_input, metered_call, metered_call_async
+from .._sse_bytes import meter_response_bytes
 from .._streams import StreamObserver, meter_async_stream, meter_stream
 from .._values import RawResponses, content_chars, number, text
-from ._events import ChatEventMeter, meter_chat_events
+from ._events import ChatEventMeter
 from ._observers import (
     ChatStreamObserver,
     ResponsesStreamObserver,
@@ -126,7 +127,7 @@ def _begin(operation: Operation, instance: Any, kwargs: dict[str, Any], is_async
     def _finish(parsed: Any) -> None:
         if request.stream and operation.observer is not None:
             prompt_chars = content_chars(request.prompt)
-            if operation.raw_events and meter_chat_events(
+            if operation.raw_events and meter_response_bytes(
                 parsed, ChatEventMeter(call, inject, prompt_chars), is_async
             ):
                 return

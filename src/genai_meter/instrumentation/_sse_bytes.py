@@ -1,0 +1,234 @@
+"""Metering a server-sent-event stream from the raw bytes of its HTTP response, before the SDK
+decodes them.
+
+The OpenAI SDK turns each event into an object; reading those objects, or even each event's text,
+costs the meter a few µs an event. Everything a meter needs is in the bytes the HTTP
+response yields, usually several events at a time. So the response's `iter_bytes` / `aiter_bytes`
+(what the SDK's own event decoder reads) is replaced by a filter that hands each run of complete
+events to a `ByteMeter`, which reads it with a few C-level searches and may change it (cut out an
+event genai-meter asked for) before the SDK sees it. A partial event waits for the rest of its
+bytes, so an event is never cut in two.
+
+The call ends once on every exit path, as `_streams` does for item streams: the body read to its
+end, the response closed (hooked; a close that the SDK makes while an exception propagates ends the
+call with that exception, the one the app gets), the filter closed unread, or the stream garbage
+collected.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from .._faults import record_fault
+from ._streams import StreamEnd, StreamObserver, hook_close
+
+_SEPARATORS = (b"\n\n", b"\r\n\r\n", b"\r\r")
+
+
+def _event_end_any(data: bytes) -> int:
+    """Where the last complete event ends, before the stream's line ends are known (0: none yet)."""
+    ends = [at + len(separator) for separator in _SEPARATORS if (at := data.rfind(separator)) >= 0]
+    return max(ends, default=0)
+
+
+def event_json(event: bytes) -> Any:
+    """The JSON of an event's `data:` line(s), or None."""
+    start = event.find(b"data:")
+    if start >= 0 and event.find(b"data:", start + 5) < 0:
+        body = event[start + 5 :]
+    else:
+        body = b"\n".join(line[5:] for line in event.splitlines() if line.startswith(b"data:"))
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+class ByteMeter(StreamObserver):
+    """Reads a stream's body in runs of complete events; subclasses say what to look for.
+
+    The event separator (SSE allows LF, CR LF or CR line ends) is learnt from the first complete
+    event, so each later chunk costs one search for it.
+    """
+
+    __slots__ = ("broken", "pending", "separator")
+
+    def __init__(self, call: Any) -> None:
+        super().__init__(call)
+        self.pending = b""  # the start of an event whose end has not arrived yet
+        self.separator = b""
+        self.broken = False  # a fault of ours: pass the bytes on as they come, read nothing more
+
+    def learn(self, first: bytes) -> None:
+        """Read the stream's style from its first complete events (subclasses add their patterns)."""
+
+    def read(self, region: bytes) -> bytes:
+        """Read a run of complete events; return what the SDK gets instead (usually `region`)."""
+        return region
+
+    def event_end(self, data: bytes, before: int | None = None) -> int:
+        """Where the last complete event in `data[:before]` ends (0 when there is none)."""
+        separator = self.separator
+        at = data.rfind(separator, 0, len(data) if before is None else before)
+        return at + len(separator) if at >= 0 else 0
+
+    def event_bounds(self, data: bytes, inside: int) -> tuple[int, int]:
+        """The start and end (its blank line included) of the event around position `inside`."""
+        end = data.find(self.separator, inside)
+        return self.event_end(data, inside), len(data) if end < 0 else end + len(self.separator)
+
+    def event_at(self, data: bytes, inside: int) -> bytes:
+        start, end = self.event_bounds(data, inside)
+        return data[start:end]
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Read one chunk of the body; return the complete events in it (and in what was pending)."""
+        if self.broken:
+            return chunk
+        data = self.pending + chunk if self.pending else chunk
+        if not self.separator:
+            cut = _event_end_any(data)
+            if cut == 0:
+                self.pending = data
+                return b""
+            first = data[:cut]
+            self.separator = b"\r\n\r\n" if b"\r\n" in first else b"\r\r" if b"\r" in first else b"\n\n"
+            self.learn(first)
+        else:
+            cut = self.event_end(data)
+            if cut == 0:
+                self.pending = data
+                return b""
+        region, rest = (data, b"") if cut == len(data) else (data[:cut], data[cut:])
+        passed = self.read(region)
+        self.pending = rest  # only now: if `read` fails, `pending` + `chunk` are still all the bytes
+        return passed
+
+    def flush(self) -> bytes:
+        """The bytes left at the end of the body (an event without its closing blank line)."""
+        rest, self.pending = self.pending, b""
+        if not rest or self.broken:
+            return rest
+        if not self.separator:
+            self.separator = b"\n\n"
+            self.learn(rest)
+        return self.read(rest)
+
+
+class _End(StreamEnd):
+    """Ends the call once (see `StreamEnd`). A close that the SDK makes while an exception
+    propagates (a malformed event, a broken connection) ends the call with that exception: the
+    one the app gets, since the SDK turns transport errors into its own."""
+
+    __slots__ = ()
+
+    def on_close(self) -> None:
+        generator = self.generator() if self.generator is not None else None
+        if self.reading or (generator is not None and generator.gi_running):
+            return  # httpx closes the response itself when the body ends, inside our read
+        error = sys.exc_info()[1]
+        self(error if isinstance(error, Exception) else None)
+
+
+def _feed_safely(meter: ByteMeter, chunk: bytes) -> bytes:
+    try:
+        return meter.feed(chunk)
+    except Exception as fault:
+        record_fault("stream.observe", fault)
+        meter.broken = True
+        meter.read_ahead = False
+        rest, meter.pending = meter.pending, b""
+        return rest + chunk
+
+
+def _flush_safely(meter: ByteMeter) -> bytes:
+    try:
+        return meter.flush()
+    except Exception as fault:
+        record_fault("stream.observe", fault)
+        return b""
+
+
+def _chunks(source: Iterator[bytes], meter: ByteMeter, end: _End) -> Iterator[bytes]:
+    try:
+        for chunk in source:
+            passed = _feed_safely(meter, chunk)
+            # the meter wants what follows before this is handed over (OpenAI's usage event)
+            while meter.read_ahead and (following := next(source, None)) is not None:
+                meter.read_ahead = False
+                passed += _feed_safely(meter, following)
+            if passed:
+                yield passed
+        rest = _flush_safely(meter)
+        if rest:
+            yield rest
+    except GeneratorExit:
+        end()  # closed unread (a `break`, then garbage collection)
+        raise
+    end()
+
+
+async def _read(source: AsyncIterator[bytes], end: _End) -> bytes | None:
+    """The next chunk, or None at the end; `end.reading` says a read is in progress meanwhile."""
+    end.reading = True
+    try:
+        return await source.__anext__()
+    except StopAsyncIteration:
+        return None
+    finally:
+        end.reading = False
+
+
+async def _async_chunks(source: AsyncIterator[bytes], meter: ByteMeter, end: _End) -> AsyncIterator[bytes]:
+    try:
+        while (chunk := await _read(source, end)) is not None:
+            passed = _feed_safely(meter, chunk)
+            while meter.read_ahead and (following := await _read(source, end)) is not None:
+                meter.read_ahead = False
+                passed += _feed_safely(meter, following)
+            if passed:
+                yield passed
+        rest = _flush_safely(meter)
+        if rest:
+            yield rest
+    except GeneratorExit:
+        end()
+        raise
+    end()
+
+
+def meter_response_bytes(stream: Any, meter: ByteMeter, is_async: bool) -> bool:
+    """Meter an SDK stream through its HTTP response's bytes; False when it has no SSE response to
+    hook (the caller then meters the SDK's items instead)."""
+    response = getattr(stream, "response", None)
+    name = "aiter_bytes" if is_async else "iter_bytes"
+    original: Callable[..., Any] | None = getattr(response, name, None)
+    if original is None or not callable(original):
+        return False
+    headers = getattr(response, "headers", None)
+    content_type = headers.get("content-type", "") if headers is not None else ""
+    if not str(content_type).startswith("text/event-stream"):
+        return False  # not SSE (a server that labels its stream otherwise): the SDK's items are read
+    end = _End(meter)
+    if is_async:
+
+        def async_chunks(*args: Any, **kwargs: Any) -> AsyncIterator[bytes]:
+            return _async_chunks(original(*args, **kwargs), meter, end)
+
+        setattr(response, name, async_chunks)
+        hook_close(response, "aclose", end, True)
+    else:
+
+        def chunks(*args: Any, **kwargs: Any) -> Iterator[bytes]:
+            generator = _chunks(original(*args, **kwargs), meter, end)
+            end.generator = weakref.ref(generator)
+            return generator
+
+        setattr(response, name, chunks)
+        hook_close(response, "close", end, False)
+    weakref.finalize(stream, end)
+    return True
