@@ -57,6 +57,8 @@ class MessageStreamObserver(TextStreamObserver):
     def observe(self, item: Any) -> bool:
         kind = getattr(item, "type", None)
         if kind == "content_block_delta":
+            if self.usage:
+                return False  # the text's length is only for an estimate, when `message_start` never came
             delta = getattr(item, "delta", None)
             text = getattr(delta, "text", None) or getattr(delta, "thinking", None)
             if isinstance(text, str):

@@ -64,7 +64,10 @@ class GenerateStreamObserver(TextStreamObserver):
         metadata = item.usage_metadata
         if metadata is not None:
             self.metadata = metadata
-        self.chars += _text_chars(item)
+        elif self.metadata is None:
+            # The text's length is only for an estimate, when no chunk carries usage; once one has,
+            # its figures are used whatever follows, so the text need not be read any more.
+            self.chars += _text_chars(item)
         return False
 
     def finish(self, error: BaseException | None) -> None:
