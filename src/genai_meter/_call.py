@@ -9,7 +9,6 @@ several ways at once (exhausted, closed, garbage-collected) and must be counted 
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +20,7 @@ from . import names
 from ._attribution import Attribution, current_attribution
 from ._faults import record_fault
 from ._metrics import LabelKey
-from ._record import CallRecord
+from ._record import CallRecord, new_request_id
 from ._runtime import Runtime
 from ._usage import Usage
 from .pricing import Cost
@@ -300,7 +299,7 @@ class Call:
             provider=self.provider,
             operation=self.operation,
             request_model=self.request_model,
-            request_id=uuid.uuid4().hex,
+            request_id=new_request_id(),
             user=attribution.user,
             tenant=attribution.tenant,
             feature=attribution.feature,

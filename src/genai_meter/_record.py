@@ -6,8 +6,31 @@ the budget guard settles with its cost. It holds no prompt or completion text.
 
 from __future__ import annotations
 
+import itertools
+import os
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
+
+# Ledger request ids: a random prefix per process and a counter, so a call pays no system call for
+# randomness (uuid4 reads os.urandom, ~2 µs). A forked worker draws its own prefix.
+_request_prefix = uuid.uuid4().hex[:16]
+_request_counter = itertools.count()
+
+
+def _new_request_prefix() -> None:
+    global _request_prefix, _request_counter
+    _request_prefix = uuid.uuid4().hex[:16]
+    _request_counter = itertools.count()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_request_prefix)
+
+
+def new_request_id() -> str:
+    """32 hex digits, unique across processes (random prefix) and within one (counter)."""
+    return f"{_request_prefix}{next(_request_counter):016x}"
 
 
 @dataclass(slots=True)
