@@ -60,7 +60,14 @@ class _Reader:
         self.suspect = False
 
     def count(self, source: Any, name: str, required: bool = False) -> int:
-        value = _field(source, name)
+        if source is None:
+            value = None
+        elif type(source) is dict:
+            value = source.get(name)
+        else:
+            value = getattr(source, name, None)
+        if type(value) is int and value >= 0:  # what providers send: checked first, and only this
+            return value
         if value is None:
             if required:
                 self.suspect = True

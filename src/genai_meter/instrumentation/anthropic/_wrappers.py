@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from ..._call import begin_call
 from ..._faults import record_fault
@@ -28,8 +27,7 @@ OPERATION = "chat"
 RAW_RESPONSES = RawResponses("anthropic")
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+class Request(NamedTuple):
     model: str
     stream: bool
     user: str | None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..._call import Call, begin_call
 from ..._runtime import get_runtime
@@ -30,8 +30,7 @@ from ._request import client_info
 RAW_RESPONSES = RawResponses("openai")
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+class Request(NamedTuple):
     model: str
     stream: bool
     user: str | None
