@@ -18,6 +18,12 @@ and the report says what its spans carry: tokens (on streams too), cached tokens
     python benchmarks/bench_peers.py              # ~8 min on 2 cores (first run adds the install)
     python benchmarks/bench_peers.py --quick      # ~1 min, for a smoke run
     python benchmarks/bench_peers.py --no-write   # print only, leave docs/benchmarks-peers.md alone
+    python benchmarks/bench_peers.py --instructions   # callgrind instruction counts instead (~10 min)
+
+`--instructions` runs each contestant's workloads under valgrind's callgrind, which counts the CPU
+instructions of the measured calls only (after warm-up; span export and a metric collection
+included): the same from run to run, whatever else the shared machine does, where CPU times can
+move by tens of percent between rounds. It prints a table and leaves the doc alone.
 """
 
 from __future__ import annotations
@@ -427,6 +433,82 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, started: flo
     return "\n".join(lines), verdict
 
 
+def count_contestant(name: str, workload: str, calls: int, warmup: int) -> None:
+    """Inside valgrind: warm up, then switch callgrind's instrumentation on for `calls` calls."""
+    sys.path.insert(0, str(PEERS))
+    from contestants import pipeline, switch_on
+    from workloads import workloads
+
+    pipe = pipeline()
+    factory, call = workloads(switch_on(name, pipe))[workload]
+    client = factory()
+    for _ in range(warmup):
+        call(client)
+    pipe.tracer_provider.force_flush()
+    pipe.reader.get_metrics_data()
+    gc.collect()
+    gc.disable()
+    switch = ["callgrind_control", "--instr"]
+    subprocess.run([*switch, "on", str(os.getpid())], check=True, capture_output=True)
+    for _ in range(calls):
+        call(client)
+    pipe.tracer_provider.force_flush()
+    pipe.reader.get_metrics_data()
+    subprocess.run([*switch, "off", str(os.getpid())], check=True, capture_output=True)
+
+
+def _instructions(name: str, workload: str, calls: int, warmup: int) -> float:
+    import re
+
+    with tempfile.TemporaryDirectory() as folder:
+        command = [
+            "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={folder}/out",
+            sys.executable, str(Path(__file__).resolve()), "--inner", "--count", name, workload,
+            "--calls", str(calls), "--warmup", str(warmup),
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+    found = re.search(r"Collected : ([\d,]+)", done.stderr)
+    if found is None:
+        raise RuntimeError(f"no instruction count for {name} {workload}:\n{done.stderr[-2000:]}")
+    return int(found.group(1).replace(",", "")) / calls
+
+
+def drive_instructions(args: argparse.Namespace) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
+    sys.path.insert(0, str(PEERS))
+    from contestants import CONTESTANTS
+
+    calls = 20 if args.quick else 60
+    jobs = [(name, workload) for name, (_packages, sdks) in CONTESTANTS.items() for workload in WORKLOAD_LABELS
+            if workload.split(".")[0] in sdks]
+    print(f"machine: {_machine()}; callgrind, {calls} calls after 30 warm-up calls per workload", flush=True)
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        counts = dict(zip(jobs, pool.map(lambda job: _instructions(*job, calls, 30), jobs), strict=True))
+    lines = ["| contestant | " + " | ".join(WORKLOAD_LABELS.values()) + " |",
+             "| --- |" + " ---: |" * len(WORKLOAD_LABELS)]
+    for name in CONTESTANTS:
+        cells = []
+        for workload in WORKLOAD_LABELS:
+            if (name, workload) not in counts:
+                cells.append("—")
+            elif name == "bare":
+                cells.append(f"{counts[name, workload]:,.0f} absolute")
+            else:
+                cells.append(f"{counts[name, workload] - counts['bare', workload]:,.0f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    print("\ninstructions per call, contestant minus bare SDK:\n" + "\n".join(lines))
+    for workload, label in WORKLOAD_LABELS.items():
+        over = {name: counts[name, workload] - counts["bare", workload] for name in CONTESTANTS
+                if (name, workload) in counts and name != "bare"}
+        peers = {name: value for name, value in over.items() if not name.startswith("genai-meter")}
+        if peers and "genai-meter" in over:
+            leanest = min(peers, key=lambda peer: peers[peer])
+            print(f"- {label}: genai-meter {over['genai-meter']:,.0f} vs leanest peer {leanest} "
+                  f"{peers[leanest]:,.0f} -> {over['genai-meter'] / peers[leanest]:.2f}x")
+    return 0
+
+
 def drive(args: argparse.Namespace) -> int:
     sys.path.insert(0, str(PEERS))
     from contestants import CONTESTANTS
@@ -471,7 +553,12 @@ def main() -> int:
     parser.add_argument("--json", help="also write the raw per-round results to this file")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--contestant", help=argparse.SUPPRESS)
+    parser.add_argument("--instructions", action="store_true", help="count instructions under callgrind instead")
+    parser.add_argument("--count", nargs=2, metavar=("CONTESTANT", "WORKLOAD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.count:
+        count_contestant(args.count[0], args.count[1], args.calls, args.warmup)
+        return 0
     if args.quick:
         args.rounds, args.calls, args.stream_calls, args.warmup = 2, 300, 150, 30
     if args.contestant:
@@ -479,7 +566,7 @@ def main() -> int:
         print(RESULT_TAG + json.dumps(result), flush=True)
         return 0
     if args.inner:
-        return drive(args)
+        return drive_instructions(args) if args.instructions else drive(args)
     python = ensure_venv(args.venv.resolve(), args.reinstall)
     forwarded = [a for a in sys.argv[1:] if a != "--reinstall"]
     return subprocess.call([str(python), str(Path(__file__).resolve()), "--inner", *forwarded])
