@@ -43,11 +43,24 @@ class Usage:
         return self.input_tokens + self.output_tokens
 
 
-def _field(source: Any, name: str) -> Any:
+def field(source: Any, name: str) -> Any:
+    """`source[name]` of a dict, else the attribute, else None.
+
+    SDK response models are pydantic models: a field they declare is in the instance's `__dict__`,
+    one they do not (a newer API field) in `__pydantic_extra__`. Looking there first avoids
+    `getattr` on a missing name, which raises and catches an AttributeError inside pydantic (µs).
+    """
     if source is None:
         return None
-    if isinstance(source, dict):
+    if type(source) is dict:
         return source.get(name)
+    values = getattr(source, "__dict__", None)
+    if values is not None and name in values:
+        return values[name]
+    kind = type(source)
+    if hasattr(kind, "__pydantic_fields__") or hasattr(kind, "__fields__"):  # pydantic 2 / 1
+        extra = getattr(source, "__pydantic_extra__", None)
+        return extra.get(name) if isinstance(extra, dict) else None
     return getattr(source, name, None)
 
 
@@ -60,12 +73,7 @@ class _Reader:
         self.suspect = False
 
     def count(self, source: Any, name: str, required: bool = False) -> int:
-        if source is None:
-            value = None
-        elif type(source) is dict:
-            value = source.get(name)
-        else:
-            value = getattr(source, name, None)
+        value = source.get(name) if type(source) is dict else field(source, name)
         if type(value) is int and value >= 0:  # what providers send: checked first, and only this
             return value
         if value is None:
@@ -88,8 +96,8 @@ def openai_chat_usage(usage: Any) -> Usage | None:
     read = _Reader()
     prompt = read.count(usage, "prompt_tokens", required=True)
     completion = read.count(usage, "completion_tokens")
-    prompt_details = _field(usage, "prompt_tokens_details")
-    completion_details = _field(usage, "completion_tokens_details")
+    prompt_details = field(usage, "prompt_tokens_details")
+    completion_details = field(usage, "completion_tokens_details")
     cached = read.count(prompt_details, "cached_tokens")
     cache_write = read.count(prompt_details, "cache_write_tokens")
     reasoning = read.count(completion_details, "reasoning_tokens")
@@ -110,8 +118,8 @@ def openai_responses_usage(usage: Any) -> Usage | None:
     read = _Reader()
     input_tokens = read.count(usage, "input_tokens", required=True)
     output_tokens = read.count(usage, "output_tokens")
-    cached = read.count(_field(usage, "input_tokens_details"), "cached_tokens")
-    reasoning = read.count(_field(usage, "output_tokens_details"), "reasoning_tokens")
+    cached = read.count(field(usage, "input_tokens_details"), "cached_tokens")
+    reasoning = read.count(field(usage, "output_tokens_details"), "reasoning_tokens")
     return Usage(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
@@ -143,13 +151,13 @@ def anthropic_usage(usage: Any) -> Usage | None:
     uncached = read.count(usage, "input_tokens", required=True)
     output = read.count(usage, "output_tokens")
     cache_read = read.count(usage, "cache_read_input_tokens")
-    breakdown = _field(usage, "cache_creation")
+    breakdown = field(usage, "cache_creation")
     write_5m = read.count(breakdown, "ephemeral_5m_input_tokens")
     write_1h = read.count(breakdown, "ephemeral_1h_input_tokens")
     cache_write = read.count(usage, "cache_creation_input_tokens")
-    if _field(usage, "cache_creation_input_tokens") is None:
+    if field(usage, "cache_creation_input_tokens") is None:
         cache_write = write_5m + write_1h
-    reasoning = read.count(_field(usage, "output_tokens_details"), "thinking_tokens")
+    reasoning = read.count(field(usage, "output_tokens_details"), "thinking_tokens")
     return Usage(
         input_tokens=uncached + cache_read + cache_write,
         output_tokens=output,

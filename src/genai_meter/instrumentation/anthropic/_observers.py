@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..._call import Call
-from ..._usage import anthropic_usage
+from ..._usage import anthropic_usage, field
 from .._streams import TextStreamObserver
 
 _USAGE_FIELDS = (
@@ -39,7 +39,7 @@ def _merge(into: dict[str, Any], usage: Any) -> None:
     if usage is None:
         return
     for name in _USAGE_FIELDS:
-        value = usage.get(name) if isinstance(usage, dict) else getattr(usage, name, None)
+        value = field(usage, name)
         if value is not None:
             into[name] = value
 
