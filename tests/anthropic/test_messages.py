@@ -244,3 +244,21 @@ def test_uninstrument_restores_the_sdk(telemetry: Telemetry, claude: anthropic.A
         stream.get_final_message()
     assert telemetry.spans() == []
     AnthropicInstrumentor().instrument()
+
+
+def test_the_prompt_is_not_walked_when_nothing_needs_its_size(
+    telemetry: Telemetry, claude: anthropic.Anthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The prompt's length only feeds estimates (a budget's reservation, a stream without usage):
+    a call that needs neither does not walk a long conversation."""
+    from genai_meter.instrumentation.anthropic import _wrappers
+
+    walked: list[Any] = []
+    monkeypatch.setattr(_wrappers, "content_chars", lambda value: walked.append(value) or 0)
+    claude.messages.create(model=MODEL, max_tokens=500, messages=MESSAGES, extra_headers=usage_headers())
+    for _event in claude.messages.create(
+        model=MODEL, max_tokens=500, messages=MESSAGES, stream=True, extra_headers=usage_headers()
+    ):
+        pass
+    assert walked == []
+    assert len(telemetry.spans()) == 2

@@ -48,9 +48,9 @@ class TextStreamObserver(StreamObserver):
 
     __slots__ = ("chars", "model", "prompt_chars", "response_id")
 
-    def __init__(self, call: Call, prompt_chars: int) -> None:
+    def __init__(self, call: Call, prompt_chars: Callable[[], int]) -> None:
         super().__init__(call)
-        self.prompt_chars = prompt_chars
+        self.prompt_chars = prompt_chars  # called only for an estimate: a long prompt is not walked per call
         self.chars = 0
         self.model: str | None = None
         self.response_id: str | None = None
@@ -58,7 +58,7 @@ class TextStreamObserver(StreamObserver):
     def end_call(self, usage: Usage | None, error: BaseException | None, **details: Any) -> None:
         """End the call with the usage read, or an estimate (marked as one) when there was none."""
         self.call.finish(
-            usage=usage if usage is not None else estimated_usage(self.prompt_chars, self.chars),
+            usage=usage if usage is not None else estimated_usage(self.prompt_chars(), self.chars),
             response_model=self.model,
             response_id=self.response_id,
             error=error,

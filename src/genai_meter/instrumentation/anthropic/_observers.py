@@ -8,6 +8,7 @@ one-hour cache-write breakdown only comes in `message_start`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..._call import Call
@@ -49,7 +50,7 @@ class MessageStreamObserver(TextStreamObserver):
 
     __slots__ = ("stop_reason", "usage")
 
-    def __init__(self, call: Call, prompt_chars: int) -> None:
+    def __init__(self, call: Call, prompt_chars: Callable[[], int]) -> None:
         super().__init__(call, prompt_chars)
         self.usage: dict[str, Any] = {}
         self.stop_reason: str | None = None

@@ -32,7 +32,11 @@ class Request(NamedTuple):
     stream: bool
     user: str | None
     max_tokens: int | None
-    prompt_chars: int
+    system: Any
+    messages: Any
+
+    def prompt_chars(self) -> int:
+        return content_chars(self.system) + content_chars(self.messages)
 
 
 def _read_request(kwargs: dict[str, Any], stream: bool) -> Request:
@@ -41,7 +45,8 @@ def _read_request(kwargs: dict[str, Any], stream: bool) -> Request:
         stream=stream,
         user=metadata_user(kwargs.get("metadata")),
         max_tokens=number(kwargs.get("max_tokens")),
-        prompt_chars=content_chars(kwargs.get("system")) + content_chars(kwargs.get("messages")),
+        system=kwargs.get("system"),
+        messages=kwargs.get("messages"),
     )
 
 
@@ -57,10 +62,11 @@ def _begin(instance: Any, kwargs: dict[str, Any], stream: bool, is_async: bool) 
         info.server,
         request.stream,
         request.user,
-        budget_estimate(runtime, info.provider, request.model, lambda: request.prompt_chars, request.max_tokens),
+        budget_estimate(runtime, info.provider, request.model, request.prompt_chars, request.max_tokens),
     )
     remember_call_span(call.span)
-    capture_input(runtime, call, "anthropic", {"system": kwargs.get("system"), "messages": kwargs.get("messages")})
+    if runtime.config.capture_content:
+        capture_input(runtime, call, "anthropic", {"system": request.system, "messages": request.messages})
 
     def finish(parsed: Any) -> Any:
         if request.stream:

@@ -6,6 +6,7 @@ are the request's, never the sum of the chunks'.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..._call import Call
@@ -49,7 +50,7 @@ class GenerateStreamObserver(TextStreamObserver):
 
     __slots__ = ("last", "metadata")
 
-    def __init__(self, call: Call, prompt_chars: int) -> None:
+    def __init__(self, call: Call, prompt_chars: Callable[[], int]) -> None:
         super().__init__(call, prompt_chars)
         self.metadata: Any = None
         self.last: Any = None

@@ -11,8 +11,7 @@ the call once. A fault in genai-meter's part is recorded and the SDK called as i
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..._call import begin_call
 from ..._runtime import get_runtime
@@ -26,12 +25,14 @@ from ._request import client_info, max_output_tokens, model_name
 OPERATION = "generate_content"
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+class Request(NamedTuple):
     model: str
     stream: bool
     max_output_tokens: int | None
-    prompt_chars: int
+    contents: Any
+
+    def prompt_chars(self) -> int:
+        return content_chars(self.contents)
 
 
 def _begin(instance: Any, kwargs: dict[str, Any], stream: bool, is_async: bool) -> Metered:
@@ -42,7 +43,7 @@ def _begin(instance: Any, kwargs: dict[str, Any], stream: bool, is_async: bool) 
         model=model_name(kwargs.get("model")),
         stream=stream,
         max_output_tokens=max_output_tokens(kwargs.get("config")),
-        prompt_chars=content_chars(contents),
+        contents=contents,
     )
     call = begin_call(
         runtime,
@@ -52,7 +53,7 @@ def _begin(instance: Any, kwargs: dict[str, Any], stream: bool, is_async: bool) 
         info.server,
         stream,
         None,
-        budget_estimate(runtime, info.provider, request.model, lambda: request.prompt_chars, request.max_output_tokens),
+        budget_estimate(runtime, info.provider, request.model, request.prompt_chars, request.max_output_tokens),
     )
     remember_call_span(call.span)
     capture_input(runtime, call, "google_genai", contents)

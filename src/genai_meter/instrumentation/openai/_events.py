@@ -11,6 +11,7 @@ chunk), input from the prompt's length; the call is marked estimated.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from ..._call import Call
@@ -40,7 +41,7 @@ class ChatEventMeter(ByteMeter):
         "usage_payload",
     )
 
-    def __init__(self, call: Call, injected: bool, prompt_chars: int) -> None:
+    def __init__(self, call: Call, injected: bool, prompt_chars: Callable[[], int]) -> None:
         super().__init__(call)
         self.injected = injected
         self.prompt_chars = prompt_chars
@@ -100,7 +101,7 @@ class ChatEventMeter(ByteMeter):
         usage = openai_chat_usage(raw_usage)
         if usage is None:
             usage = Usage(
-                input_tokens=estimate_tokens(self.prompt_chars), output_tokens=self.content_events, estimated=True
+                input_tokens=estimate_tokens(self.prompt_chars()), output_tokens=self.content_events, estimated=True
             )
         ids = usage_payload if usage_payload is not None else event_json(self.first_event or b"")
         ids = ids if isinstance(ids, dict) else {}

@@ -9,6 +9,7 @@ whole response, usage included, in their terminal event.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from ..._call import Call
@@ -93,7 +94,7 @@ class ChatStreamObserver(TextStreamObserver):
 
     __slots__ = ("hide_usage_chunk", "injected", "raw_usage", "reasons")
 
-    def __init__(self, call: Call, injected: bool, prompt_chars: int) -> None:
+    def __init__(self, call: Call, injected: bool, prompt_chars: Callable[[], int]) -> None:
         super().__init__(call, prompt_chars)
         self.injected = injected
         self.hide_usage_chunk = injected
@@ -139,7 +140,7 @@ class ResponsesStreamObserver(TextStreamObserver):
 
     __slots__ = ("final",)
 
-    def __init__(self, call: Call, prompt_chars: int) -> None:
+    def __init__(self, call: Call, prompt_chars: Callable[[], int]) -> None:
         super().__init__(call, prompt_chars)
         self.final: Any = None
 

@@ -45,7 +45,7 @@ class Operation:
     prompt_key: str
     max_tokens_keys: tuple[str, ...]
     finish: Callable[[Call, Any], None]
-    observer: Callable[[Call, bool, int], StreamObserver] | None
+    observer: Callable[[Call, bool, Callable[[], int]], StreamObserver] | None
     injects_usage: bool = False
     raw_events: bool = False  # Chat Completions-shaped streams: metered from their raw events
 
@@ -125,7 +125,9 @@ def _begin(operation: Operation, instance: Any, kwargs: dict[str, Any], is_async
 
     def _finish(parsed: Any) -> None:
         if request.stream and operation.observer is not None:
-            prompt_chars = content_chars(request.prompt)
+            def prompt_chars() -> int:
+                return content_chars(request.prompt)
+
             if operation.raw_events and meter_response_bytes(
                 parsed, ChatEventMeter(call, inject, prompt_chars), is_async
             ):
