@@ -30,13 +30,10 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +47,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 import genai_meter
+from _callgrind import counted, instructions_per_call
 from genai_meter._runtime import configure
 from genai_meter.fake_provider import FakeProvider
 
@@ -290,26 +288,16 @@ def _counted_child(label: str, metered: bool, calls: int) -> None:
     for _ in range(50):
         scenario.call(scenario.client)
     reader.get_metrics_data()
-    gc.collect()
-    gc.disable()
-    switch = ["callgrind_control", "--instr"]
-    subprocess.run([*switch, "on", str(os.getpid())], check=True, capture_output=True)
-    for _ in range(calls):
-        scenario.call(scenario.client)
-    reader.get_metrics_data()  # records the histogram values the calls queued
-    subprocess.run([*switch, "off", str(os.getpid())], check=True, capture_output=True)
+    with counted():
+        for _ in range(calls):
+            scenario.call(scenario.client)
+        reader.get_metrics_data()  # records the histogram values the calls queued
 
 
 def _instructions_per_call(label: str, metered: bool, calls: int) -> float:
-    with tempfile.TemporaryDirectory() as folder:
-        command = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
-                   f"--callgrind-out-file={folder}/callgrind.out", sys.executable, __file__,
-                   "--counted-child", label, "metered" if metered else "bare", "--calls", str(calls)]
-        done = subprocess.run(command, capture_output=True, text=True, check=True)
-    found = re.search(r"Collected : ([\d,]+)", done.stderr)
-    if found is None:
-        raise RuntimeError(f"no instruction count from callgrind for {label!r}:\n{done.stderr[-2000:]}")
-    return int(found.group(1).replace(",", "")) / calls
+    mode = "metered" if metered else "bare"
+    child = [sys.executable, __file__, "--counted-child", label, mode, "--calls", str(calls)]
+    return instructions_per_call(child, calls)
 
 
 def count_instructions(args: argparse.Namespace) -> None:

@@ -44,6 +44,8 @@ import venv
 from pathlib import Path
 from typing import Any
 
+from _callgrind import counted, instructions_per_call
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 PEERS = HERE / "peers"
@@ -434,7 +436,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, started: flo
 
 
 def count_contestant(name: str, workload: str, calls: int, warmup: int) -> None:
-    """Inside valgrind: warm up, then switch callgrind's instrumentation on for `calls` calls."""
+    """Inside valgrind: warm up, then count `calls` calls."""
     sys.path.insert(0, str(PEERS))
     from contestants import pipeline, switch_on
     from workloads import workloads
@@ -446,35 +448,22 @@ def count_contestant(name: str, workload: str, calls: int, warmup: int) -> None:
         call(client)
     pipe.tracer_provider.force_flush()
     pipe.reader.get_metrics_data()
-    gc.collect()
-    gc.disable()
-    switch = ["callgrind_control", "--instr"]
-    subprocess.run([*switch, "on", str(os.getpid())], check=True, capture_output=True)
-    for _ in range(calls):
-        call(client)
-    pipe.tracer_provider.force_flush()
-    pipe.reader.get_metrics_data()
-    subprocess.run([*switch, "off", str(os.getpid())], check=True, capture_output=True)
+    with counted():
+        for _ in range(calls):
+            call(client)
+        pipe.tracer_provider.force_flush()
+        pipe.reader.get_metrics_data()
 
 
 def _instructions(name: str, workload: str, calls: int, warmup: int) -> float:
-    import re
-
-    with tempfile.TemporaryDirectory() as folder:
-        command = [
-            "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={folder}/out",
-            sys.executable, str(Path(__file__).resolve()), "--inner", "--count", name, workload,
-            "--calls", str(calls), "--warmup", str(warmup),
-        ]
-        done = subprocess.run(command, capture_output=True, text=True, check=True)
-    found = re.search(r"Collected : ([\d,]+)", done.stderr)
-    if found is None:
-        raise RuntimeError(f"no instruction count for {name} {workload}:\n{done.stderr[-2000:]}")
-    return int(found.group(1).replace(",", "")) / calls
+    child = [sys.executable, str(Path(__file__).resolve()), "--inner", "--count", name, workload,
+             "--calls", str(calls), "--warmup", str(warmup)]
+    return instructions_per_call(child, calls)
 
 
 def drive_instructions(args: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
+
 
     sys.path.insert(0, str(PEERS))
     from contestants import CONTESTANTS

@@ -1,0 +1,42 @@
+"""Instruction counts of a benchmark's measured calls, with valgrind's callgrind.
+
+The parent runs a child command under callgrind with instrumentation off; the child warms up, then
+wraps its measured calls in `counted()`, which switches instrumentation on and off around them. The
+count is the same from run to run whatever else the machine does, where CPU times on a shared
+virtual machine move by tens of percent.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+
+@contextmanager
+def counted() -> Iterator[None]:
+    """In the child: count the instructions of what runs inside (GC paused)."""
+    gc.collect()
+    gc.disable()
+    switch = ["callgrind_control", "--instr"]
+    subprocess.run([*switch, "on", str(os.getpid())], check=True, capture_output=True)
+    try:
+        yield
+    finally:
+        subprocess.run([*switch, "off", str(os.getpid())], check=True, capture_output=True)
+        gc.enable()
+
+
+def instructions_per_call(child: Sequence[str], calls: int) -> float:
+    """Run `child` (a command whose measured `calls` run inside `counted()`) under callgrind."""
+    with tempfile.TemporaryDirectory() as folder:
+        command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={folder}/out", *child]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+    found = re.search(r"Collected : ([\d,]+)", done.stderr)
+    if found is None:
+        raise RuntimeError(f"no instruction count from callgrind for {' '.join(child)}:\n{done.stderr[-2000:]}")
+    return int(found.group(1).replace(",", "")) / calls
