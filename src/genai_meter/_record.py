@@ -14,7 +14,7 @@ from typing import Any
 
 # Ledger request ids: a random prefix per process and a counter, so a call pays no system call for
 # randomness (uuid4 reads os.urandom, ~2 µs). A forked worker draws its own prefix.
-_request_prefix = uuid.uuid4().hex[:16]
+_request_prefix = ""
 _request_counter = itertools.count()
 
 
@@ -24,6 +24,7 @@ def _new_request_prefix() -> None:
     _request_counter = itertools.count()
 
 
+_new_request_prefix()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_new_request_prefix)
 

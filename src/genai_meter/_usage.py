@@ -73,7 +73,7 @@ class _Reader:
         self.suspect = False
 
     def count(self, source: Any, name: str, required: bool = False) -> int:
-        value = source.get(name) if type(source) is dict else field(source, name)
+        value = field(source, name)
         if type(value) is int and value >= 0:  # what providers send: checked first, and only this
             return value
         if value is None:

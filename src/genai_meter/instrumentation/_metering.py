@@ -125,9 +125,13 @@ def budget_estimate(
     return estimate
 
 
-def capture_input(runtime: Runtime, call: Call, where: str, prompt: Any) -> None:
-    """Put the prompt on the span, only when the user opted in to content capture."""
-    if not runtime.config.capture_content or prompt is None:
+def capture_input(runtime: Runtime, call: Call, where: str, prompt_of: Callable[[], Any]) -> None:
+    """Put the prompt on the span, only when the user opted in to content capture (`prompt_of` is
+    called only then, so a provider that assembles its prompt does so only then)."""
+    if not runtime.config.capture_content:
+        return
+    prompt = prompt_of()
+    if prompt is None:
         return
     try:
         call.span.set_attribute(names.INPUT_MESSAGES, json.dumps(prompt, default=str))

@@ -126,12 +126,9 @@ class _End(StreamEnd):
 
     __slots__ = ()
 
-    def on_close(self) -> None:
-        generator = self.generator() if self.generator is not None else None
-        if self.reading or (generator is not None and generator.gi_running):
-            return  # httpx closes the response itself when the body ends, inside our read
+    def error_at_close(self) -> BaseException | None:
         error = sys.exc_info()[1]
-        self(error if isinstance(error, Exception) else None)
+        return error if isinstance(error, Exception) else None
 
 
 def _feed_safely(meter: ByteMeter, chunk: bytes) -> bytes:

@@ -88,7 +88,12 @@ class StreamEnd:
         generator = self.generator() if self.generator is not None else None
         if self.reading or (generator is not None and generator.gi_running):
             return
-        self()
+        self(self.error_at_close())
+
+    def error_at_close(self) -> BaseException | None:
+        """The error to end the call with when the response is closed (none: the metered iterator
+        itself sees the errors of an item stream)."""
+        return None
 
     def __call__(self, error: BaseException | None = None) -> None:
         observer = self.observer

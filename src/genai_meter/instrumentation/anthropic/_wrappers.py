@@ -38,6 +38,9 @@ class Request(NamedTuple):
     def prompt_chars(self) -> int:
         return content_chars(self.system) + content_chars(self.messages)
 
+    def prompt(self) -> dict[str, Any]:
+        return {"system": self.system, "messages": self.messages}
+
 
 def _read_request(kwargs: dict[str, Any], stream: bool) -> Request:
     return Request(
@@ -65,8 +68,7 @@ def _begin(instance: Any, kwargs: dict[str, Any], stream: bool, is_async: bool) 
         budget_estimate(runtime, info.provider, request.model, request.prompt_chars, request.max_tokens),
     )
     remember_call_span(call.span)
-    if runtime.config.capture_content:
-        capture_input(runtime, call, "anthropic", {"system": request.system, "messages": request.messages})
+    capture_input(runtime, call, "anthropic", request.prompt)
 
     def finish(parsed: Any) -> Any:
         if request.stream:

@@ -56,7 +56,7 @@ def _begin(instance: Any, kwargs: dict[str, Any], stream: bool, is_async: bool) 
         budget_estimate(runtime, info.provider, request.model, request.prompt_chars, request.max_output_tokens),
     )
     remember_call_span(call.span)
-    capture_input(runtime, call, "google_genai", contents)
+    capture_input(runtime, call, "google_genai", lambda: contents)
 
     def on_result(result: Any) -> Any:
         if not stream:

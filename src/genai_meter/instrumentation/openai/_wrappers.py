@@ -110,7 +110,7 @@ def _begin(operation: Operation, instance: Any, kwargs: dict[str, Any], is_async
             runtime, info.provider, request.model, lambda: content_chars(request.prompt), request.max_output_tokens
         ),
     )
-    capture_input(runtime, call, "openai", request.prompt)
+    capture_input(runtime, call, "openai", lambda: request.prompt)
 
     def on_result(result: Any) -> Any:
         parsed = RAW_RESPONSES.parsed(result)
