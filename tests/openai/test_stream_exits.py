@@ -54,7 +54,10 @@ def test_exception_in_consumer_with_context_manager(telemetry: Telemetry, fake_p
     with pytest.raises(ZeroDivisionError), _stream(fake_provider) as stream:
         for _chunk in stream:
             1 / 0  # noqa: B018
-    assert len(telemetry.spans()) == 1
+    attrs = telemetry.only_span().attributes or {}
+    # the app's own error is not the call's: the provider answered
+    assert attrs[names.OUTCOME] == names.OUTCOME_OK
+    assert names.ERROR_TYPE not in attrs
 
 
 def test_garbage_collected_before_reading(telemetry: Telemetry, fake_provider: Any) -> None:
@@ -107,3 +110,33 @@ async def test_async_garbage_collected(telemetry: Telemetry, fake_provider: Any)
         del stream
         gc.collect()
     assert len(telemetry.spans()) == 1
+
+
+async def test_async_exception_in_consumer_is_not_the_calls_error(telemetry: Telemetry, fake_provider: Any) -> None:
+    async with async_client(fake_provider) as aclient:
+        stream = await aclient.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=usage_headers()
+        )
+        with pytest.raises(ZeroDivisionError):
+            async with stream:
+                async for _chunk in stream:
+                    1 / 0  # noqa: B018
+    attrs = telemetry.only_span().attributes or {}
+    assert attrs[names.OUTCOME] == names.OUTCOME_OK
+    assert names.ERROR_TYPE not in attrs
+
+
+async def test_async_provider_drops_the_stream(telemetry: Telemetry, fake_provider: Any) -> None:
+    async with async_client(fake_provider) as aclient:
+        stream = await aclient.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            stream=True,
+            extra_headers=usage_headers(**{"x-fake-chunks": "6", "x-fake-drop-after": "2"}),
+        )
+        with pytest.raises(Exception) as raised:  # whatever the SDK raises for a broken connection
+            async for _chunk in stream:
+                pass
+    attrs = telemetry.only_span().attributes or {}
+    assert attrs[names.OUTCOME] == names.OUTCOME_ERROR
+    assert attrs[names.ERROR_TYPE] == type(raised.value).__qualname__

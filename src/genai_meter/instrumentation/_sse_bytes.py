@@ -121,12 +121,20 @@ class ByteMeter(StreamObserver):
 
 class _End(StreamEnd):
     """Ends the call once (see `StreamEnd`). A close that the SDK makes while an exception
-    propagates (a malformed event, a broken connection) ends the call with that exception: the
-    one the app gets, since the SDK turns transport errors into its own."""
+    propagates out of its own stream iterator (a malformed event, a broken connection) ends the call
+    with that exception: the one the app gets, since the SDK turns transport errors into its own. An
+    exception of the app's own code (a `with stream:` left by it) is not the call's error."""
 
-    __slots__ = ()
+    __slots__ = ("sdk_iterator",)
+
+    def __init__(self, observer: StreamObserver) -> None:
+        super().__init__(observer)
+        self.sdk_iterator: weakref.ref[Any] | None = None
 
     def error_at_close(self) -> BaseException | None:
+        iterator = self.sdk_iterator() if self.sdk_iterator is not None else None
+        if iterator is None or not (getattr(iterator, "gi_running", False) or getattr(iterator, "ag_running", False)):
+            return None  # not closed from inside the SDK's iterator: the app's exception, if any
         error = sys.exc_info()[1]
         return error if isinstance(error, Exception) else None
 
@@ -211,6 +219,9 @@ def meter_response_bytes(stream: Any, meter: ByteMeter, is_async: bool) -> bool:
     if not str(content_type).startswith("text/event-stream"):
         return False  # not SSE (a server that labels its stream otherwise): the SDK's items are read
     end = _End(meter)
+    sdk_iterator = getattr(stream, "_iterator", None)
+    if sdk_iterator is not None:
+        end.sdk_iterator = weakref.ref(sdk_iterator)
     if is_async:
 
         def async_chunks(*args: Any, **kwargs: Any) -> AsyncIterator[bytes]:
