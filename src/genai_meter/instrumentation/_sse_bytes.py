@@ -18,6 +18,7 @@ collected.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -26,13 +27,18 @@ from typing import Any
 from .._faults import record_fault
 from ._streams import StreamEnd, StreamObserver, hook_close
 
-_SEPARATORS = (b"\n\n", b"\r\n\r\n", b"\r\r")
+# The first line end of the body says the stream's style (SSE allows LF, CR LF or CR): its blank
+# line, which ends each event, is then found with one search per chunk.
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+_SEPARATOR_AFTER = {b"\n": b"\n\n", b"\r\n": b"\r\n\r\n", b"\r": b"\r\r"}
 
 
-def _event_end_any(data: bytes) -> int:
-    """Where the last complete event ends, before the stream's line ends are known (0: none yet)."""
-    ends = [at + len(separator) for separator in _SEPARATORS if (at := data.rfind(separator)) >= 0]
-    return max(ends, default=0)
+def _separator(data: bytes) -> bytes:
+    """The event separator that the body's first line end shows (empty while none is certain)."""
+    found = _LINE_END.search(data)
+    if found is None or (found.end() == len(data) and found.group() == b"\r"):
+        return b""  # no line end yet, or a CR that may be the first half of a CR LF
+    return _SEPARATOR_AFTER[found.group()]
 
 
 def event_json(event: bytes) -> Any:
@@ -51,20 +57,23 @@ def event_json(event: bytes) -> Any:
 class ByteMeter(StreamObserver):
     """Reads a stream's body in runs of complete events; subclasses say what to look for.
 
-    The event separator (SSE allows LF, CR LF or CR line ends) is learnt from the first complete
-    event, so each later chunk costs one search for it.
+    The event separator is learnt from the body's first line end, so each chunk costs one search for
+    it; `learn` then looks at the first events until it says it has what it needs.
     """
 
-    __slots__ = ("broken", "pending", "separator")
+    __slots__ = ("broken", "learned", "pending", "separator")
 
     def __init__(self, call: Any) -> None:
         super().__init__(call)
         self.pending = b""  # the start of an event whose end has not arrived yet
         self.separator = b""
+        self.learned = False
         self.broken = False  # a fault of ours: pass the bytes on as they come, read nothing more
 
-    def learn(self, first: bytes) -> None:
-        """Read the stream's style from its first complete events (subclasses add their patterns)."""
+    def learn(self, region: bytes) -> bool:
+        """Read the stream's style from its first complete events (subclasses add their patterns);
+        False while `region` does not show it yet (only comments, say): the next region is offered."""
+        return True
 
     def read(self, region: bytes) -> bytes:
         """Read a run of complete events; return what the SDK gets instead (usually `region`)."""
@@ -91,19 +100,14 @@ class ByteMeter(StreamObserver):
             return chunk
         data = self.pending + chunk if self.pending else chunk
         if not self.separator:
-            cut = _event_end_any(data)
-            if cut == 0:
-                self.pending = data
-                return b""
-            first = data[:cut]
-            self.separator = b"\r\n\r\n" if b"\r\n" in first else b"\r\r" if b"\r" in first else b"\n\n"
-            self.learn(first)
-        else:
-            cut = self.event_end(data)
-            if cut == 0:
-                self.pending = data
-                return b""
+            self.separator = _separator(data)
+        cut = self.event_end(data) if self.separator else 0
+        if cut == 0:
+            self.pending = data
+            return b""
         region, rest = (data, b"") if cut == len(data) else (data[:cut], data[cut:])
+        if not self.learned:
+            self.learned = self.learn(region)
         passed = self.read(region)
         self.pending = rest  # only now: if `read` fails, `pending` + `chunk` are still all the bytes
         return passed
@@ -114,8 +118,9 @@ class ByteMeter(StreamObserver):
         if not rest or self.broken:
             return rest
         if not self.separator:
-            self.separator = b"\n\n"
-            self.learn(rest)
+            self.separator = _separator(rest) or b"\n\n"
+        if not self.learned:
+            self.learned = self.learn(rest)
         return self.read(rest)
 
 

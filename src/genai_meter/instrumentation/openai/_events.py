@@ -54,18 +54,22 @@ class ChatEventMeter(ByteMeter):
         self.finish_marker = b'"finish_reason":"'
         self.usage_null_marker = b',"usage":null'
 
-    def learn(self, first: bytes) -> None:
+    def learn(self, region: bytes) -> bool:
+        """The spacing of the first data event (not the whole region: it may be the whole body)."""
+        start = region.find(b"data:")
+        if start < 0:
+            return False
+        first = self.first_event = self.event_at(region, start)
         spaced = b'"object": ' in first or b'"id": ' in first
-        self.content_marker = b"data: {" if b"data: " in first else b"data:{"
+        self.content_marker = b"data: {" if region.startswith(b"data: ", start) else b"data:{"
         self.no_choices_marker = b'"choices": []' if spaced else b'"choices":[]'
         self.finish_marker = b'"finish_reason": "' if spaced else b'"finish_reason":"'
         self.usage_null_marker = b', "usage": null' if spaced else b',"usage":null'
+        return True
 
     def read(self, region: bytes) -> bytes:
         """Count and note what `region` shows; without the injected usage event and the
         `"usage": null` it adds elsewhere."""
-        if self.first_event is None:
-            self.first_event = self.event_at(region, 0)
         self.content_events += region.count(self.content_marker)
         if self.no_choices_marker in region:
             region = self._usage_events(region)

@@ -1,0 +1,118 @@
+"""The byte-level Chat Completions meter on every wire style a server may send, fed directly.
+
+The meter learns the stream's line ends from its first line and its JSON spacing from its first
+data event; these tests pin that down for LF, CR LF and CR lines, compact and spaced JSON, a comment
+before the first event, and every way of cutting the body into chunks (one piece, one byte at a
+time, and every single cut point).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from genai_meter.instrumentation.openai._events import ChatEventMeter
+
+USAGE = {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500}
+
+
+class _Call:
+    """Stands in for the metered call: keeps what the meter ends it with."""
+
+    def __init__(self) -> None:
+        self.finished: list[dict[str, Any]] = []
+
+    def finish(self, **outcome: Any) -> None:
+        self.finished.append(outcome)
+
+
+def _body(newline: str, spaced: bool, comment: bool) -> tuple[bytes, bytes]:
+    """(what the server sends with include_usage injected, what the caller must see)."""
+    colon, comma = (": ", ", ") if spaced else (":", ",")
+
+    def chunk(delta: str, finish: str) -> str:
+        return (
+            f'{{"id"{colon}"chatcmpl-1"{comma}"object"{colon}"chat.completion.chunk"{comma}'
+            f'"model"{colon}"gpt-4o-mini-2024-07-18"{comma}"choices"{colon}[{{"index"{colon}0{comma}'
+            f'"delta"{colon}{delta}{comma}"finish_reason"{colon}{finish}}}]'
+        )
+
+    null_usage = f'{comma}"usage"{colon}null'
+    usage = f'{{"prompt_tokens"{colon}1200{comma}"completion_tokens"{colon}300{comma}"total_tokens"{colon}1500}}'
+    events = [chunk(f'{{"content"{colon}"w{i} "}}', "null") for i in range(3)]
+    events.append(chunk("{}", '"stop"'))
+    usage_event = (
+        f'{{"id"{colon}"chatcmpl-1"{comma}"object"{colon}"chat.completion.chunk"{comma}'
+        f'"model"{colon}"gpt-4o-mini-2024-07-18"{comma}"choices"{colon}[]{comma}"usage"{colon}{usage}}}'
+    )
+    prefix = f": keep-alive{newline}{newline}" if comment else ""
+    sent = prefix + "".join(f"data: {e}{null_usage}}}{newline}{newline}" for e in events)
+    sent += f"data: {usage_event}{newline}{newline}data: [DONE]{newline}{newline}"
+    seen = prefix + "".join(f"data: {e}}}{newline}{newline}" for e in events)
+    seen += f"data: [DONE]{newline}{newline}"
+    return sent.encode(), seen.encode()
+
+
+def _meter(pieces: list[bytes]) -> tuple[bytes, _Call]:
+    call = _Call()
+    meter = ChatEventMeter(call, True, lambda: 0)  # type: ignore[arg-type]
+    passed = b""
+    for piece in pieces:
+        passed += meter.feed(piece)
+    passed += meter.flush()
+    meter.finish(None)
+    return passed, call
+
+
+def _assert_metered(call: _Call) -> None:
+    [outcome] = call.finished
+    usage = outcome["usage"]
+    assert (usage.input_tokens, usage.output_tokens, usage.estimated) == (1200, 300, False)
+    assert outcome["response_model"] == "gpt-4o-mini-2024-07-18"
+    assert outcome["response_id"] == "chatcmpl-1"
+    assert outcome["finish_reasons"] == ("stop",)
+
+
+STYLES = [
+    pytest.param("\n", False, False, id="lf-compact"),
+    pytest.param("\r\n", False, False, id="crlf-compact"),
+    pytest.param("\r", False, False, id="cr-compact"),
+    pytest.param("\n", True, False, id="lf-spaced"),
+    pytest.param("\r\n", True, True, id="crlf-spaced-comment-first"),
+    pytest.param("\n", False, True, id="lf-compact-comment-first"),
+]
+
+
+@pytest.mark.parametrize(("newline", "spaced", "comment"), STYLES)
+def test_whole_body_in_one_chunk(newline: str, spaced: bool, comment: bool) -> None:
+    sent, seen = _body(newline, spaced, comment)
+    passed, call = _meter([sent])
+    assert passed == seen
+    _assert_metered(call)
+
+
+@pytest.mark.parametrize(("newline", "spaced", "comment"), STYLES)
+def test_one_byte_at_a_time(newline: str, spaced: bool, comment: bool) -> None:
+    sent, seen = _body(newline, spaced, comment)
+    passed, call = _meter([sent[i : i + 1] for i in range(len(sent))])
+    assert passed == seen
+    _assert_metered(call)
+
+
+@pytest.mark.parametrize(("newline", "spaced", "comment"), STYLES)
+def test_every_cut_point(newline: str, spaced: bool, comment: bool) -> None:
+    """Two pieces, cut at every byte: inside a CR LF, between the two line ends of a blank line,
+    inside the first event before its style is known."""
+    sent, seen = _body(newline, spaced, comment)
+    for cut in range(1, len(sent)):
+        passed, call = _meter([sent[:cut], sent[cut:]])
+        assert passed == seen, cut
+        _assert_metered(call)
+
+
+def test_a_body_without_a_final_blank_line_is_still_read() -> None:
+    sent, _seen = _body("\n", False, False)
+    passed, call = _meter([sent.rstrip(b"\n")])
+    assert passed.endswith(b"data: [DONE]")
+    _assert_metered(call)
