@@ -89,7 +89,10 @@ class ChatStreamObserver(TextStreamObserver):
     """Chat Completions chunks: usage from the usage chunk, else an estimate from text seen.
 
     The fallback for SDK streams without a raw-event hook (`_events` meters the others): when
-    genai-meter injected `include_usage` (`injected`), the usage-only chunk is hidden here.
+    genai-meter injected `include_usage` (`injected`), the usage-only chunk is hidden here, and the
+    `"usage": null` that the API then puts on every other chunk is taken out of the fields the chunk
+    says were sent, so `to_dict()`, `to_json()` and `model_fields_set` are what the caller would get
+    uninstrumented.
     """
 
     __slots__ = ("hide_usage_chunk", "injected", "raw_usage", "reasons")
@@ -108,6 +111,10 @@ class ChatStreamObserver(TextStreamObserver):
         usage = item.usage
         if usage is not None:
             self.raw_usage = usage
+        elif self.injected:
+            fields_set = getattr(item, "__pydantic_fields_set__", None)
+            if isinstance(fields_set, set):
+                fields_set.discard("usage")
         choices = item.choices
         if choices:
             for choice in choices:
