@@ -6,6 +6,12 @@ sockets. What differs between the two sides is genai-meter alone: a span (BatchS
 no-op exporter), metrics (semconv histograms and the in-process sums, collected by a reader), cost,
 and attribution (`genai_meter.attribute` around every call, on both sides).
 
+The OTel set-up is the one `opentelemetry-instrument` makes: the tracer and meter providers are the
+global ones. That matters for the anthropic SDK (2.x), which traces its own calls with the global
+tracer provider: under the launcher the bare SDK makes its own span too, so both sides pay for it.
+(Without a global provider the bare SDK skips that work, and genai-meter's current span would
+switch half of it back on: ~170,000 instructions per call that are the SDK's, not genai-meter's.)
+
 Rounds alternate bare and instrumented blocks, so drift on a shared machine hits both; each figure
 is the best instrumented block minus the best bare block (the least disturbed measurement of each,
 as `timeit` advises). Two figures per scenario:
@@ -41,6 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx2
+from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
@@ -259,11 +266,21 @@ def measure_pricing(iterations: int = 200_000) -> float:
     return best
 
 
-def _one_process(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+def _global_providers(schedule_delay_millis: int = 5000) -> tuple[TracerProvider, MeterProvider, InMemoryMetricReader]:
+    """Tracer and meter providers set globally, as `opentelemetry-instrument` sets them."""
     tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(BatchSpanProcessor(_NullExporter(), max_queue_size=100_000))
+    tracer_provider.add_span_processor(
+        BatchSpanProcessor(_NullExporter(), max_queue_size=100_000, schedule_delay_millis=schedule_delay_millis)
+    )
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(meter_provider)
+    return tracer_provider, meter_provider, reader
+
+
+def _one_process(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    tracer_provider, meter_provider, reader = _global_providers()
     rows = {
         scenario.label: measure(scenario, args.calls, args.rounds, tracer_provider, meter_provider, reader)
         for scenario in scenarios(record_bodies(), args.only)
@@ -274,13 +291,8 @@ def _one_process(args: argparse.Namespace) -> dict[str, dict[str, float]]:
 
 def _counted_child(label: str, metered: bool, calls: int) -> None:
     """Inside valgrind: warm up, then switch callgrind's instrumentation on for `calls` calls."""
-    tracer_provider = TracerProvider()
     # Exports only when asked, so the export thread's timing does not change the count.
-    tracer_provider.add_span_processor(
-        BatchSpanProcessor(_NullExporter(), max_queue_size=100_000, schedule_delay_millis=3_600_000)
-    )
-    reader = InMemoryMetricReader()
-    meter_provider = MeterProvider(metric_readers=[reader])
+    tracer_provider, meter_provider, reader = _global_providers(schedule_delay_millis=3_600_000)
     [scenario] = [s for s in scenarios(record_bodies(), None) if s.label == label]
     if metered:
         scenario.instrumentor().instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
