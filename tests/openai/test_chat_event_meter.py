@@ -116,3 +116,26 @@ def test_a_body_without_a_final_blank_line_is_still_read() -> None:
     passed, call = _meter([sent.rstrip(b"\n")])
     assert passed.endswith(b"data: [DONE]")
     _assert_metered(call)
+
+
+def test_read_ahead_lasts_until_the_next_complete_event() -> None:
+    """After a finish reason the meter asks for more bytes until the next event is complete: the
+    usage event, however it is split; or another choice's content (n > 1), where it stops asking."""
+    sent, _seen = _body("\n", False, False)
+    finish_end = sent.index(b'"finish_reason":"stop"')
+    finish_end = sent.index(b"\n\n", finish_end) + 2
+    usage_end = sent.index(b"\n\n", finish_end) + 2
+    meter = ChatEventMeter(_Call(), True, lambda: 0)  # type: ignore[arg-type]
+    meter.feed(sent[:finish_end])
+    assert meter.read_ahead
+    meter.feed(sent[finish_end : finish_end + 40])  # a piece of the usage event
+    assert meter.read_ahead and meter.usage_payload is None
+    meter.feed(sent[finish_end + 40 : usage_end])
+    assert not meter.read_ahead and meter.usage_payload is not None
+
+    other_choice = b'data: {"id":"chatcmpl-1","choices":[{"index":1,"delta":{"content":"x"},"finish_reason":null}]}\n\n'
+    meter = ChatEventMeter(_Call(), True, lambda: 0)  # type: ignore[arg-type]
+    meter.feed(sent[:finish_end])
+    assert meter.read_ahead
+    meter.feed(other_choice)
+    assert not meter.read_ahead and meter.usage_payload is None

@@ -13,12 +13,12 @@ from ..conftest import Telemetry
 from .test_chat import EXPECTED_COST, MESSAGES, async_client, client, usage_headers
 
 
-def _stream(fake_provider: Any, chunks: int = 5) -> Any:
+def _stream(fake_provider: Any, chunks: int = 5, **wire: str) -> Any:
     return client(fake_provider).chat.completions.create(
         model="gpt-4o-mini",
         messages=MESSAGES,
         stream=True,
-        extra_headers=usage_headers(**{"x-fake-chunks": str(chunks)}),
+        extra_headers=usage_headers(**{"x-fake-chunks": str(chunks), **wire}),
     )
 
 
@@ -33,11 +33,39 @@ def test_break_after_first_chunk(telemetry: Telemetry, fake_provider: Any) -> No
     assert (span.attributes or {})[names.USAGE_ESTIMATED] is True
 
 
-def test_break_at_finish_reason_still_gets_exact_usage(telemetry: Telemetry, fake_provider: Any) -> None:
-    with _stream(fake_provider) as stream:
+@pytest.mark.parametrize(
+    "wire",
+    [{}, {"x-fake-write-bytes": "7"}, {"x-fake-write-bytes": "64"}],
+    ids=["whole-events", "7-byte-pieces", "64-byte-pieces"],
+)
+def test_break_at_finish_reason_still_gets_exact_usage(
+    telemetry: Telemetry, fake_provider: Any, wire: dict[str, str]
+) -> None:
+    """The usage event that follows the finish reason is read ahead before the finish chunk is handed
+    over, however many HTTP chunks it arrives in."""
+    with _stream(fake_provider, **wire) as stream:
         for chunk in stream:
             if chunk.choices[0].finish_reason:
                 break
+    attrs = telemetry.only_span().attributes or {}
+    assert names.USAGE_ESTIMATED not in attrs
+    assert attrs[names.COST_USD] == pytest.approx(EXPECTED_COST, abs=1e-9)
+
+
+async def test_async_break_at_finish_reason_with_the_usage_event_in_pieces(
+    telemetry: Telemetry, fake_provider: Any
+) -> None:
+    async with async_client(fake_provider) as aclient:
+        stream = await aclient.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            stream=True,
+            extra_headers=usage_headers(**{"x-fake-chunks": "3", "x-fake-write-bytes": "7"}),
+        )
+        async with stream:
+            async for chunk in stream:
+                if chunk.choices[0].finish_reason:
+                    break
     attrs = telemetry.only_span().attributes or {}
     assert names.USAGE_ESTIMATED not in attrs
     assert attrs[names.COST_USD] == pytest.approx(EXPECTED_COST, abs=1e-9)

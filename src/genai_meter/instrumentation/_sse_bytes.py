@@ -167,9 +167,9 @@ def _chunks(source: Iterator[bytes], meter: ByteMeter, end: _End) -> Iterator[by
     try:
         for chunk in source:
             passed = _feed_safely(meter, chunk)
-            # the meter wants what follows before this is handed over (OpenAI's usage event)
+            # the meter wants what follows before this is handed over (OpenAI's usage event): it
+            # says so until the next complete event has arrived, in as many chunks as that takes
             while meter.read_ahead and (following := next(source, None)) is not None:
-                meter.read_ahead = False
                 passed += _feed_safely(meter, following)
             if passed:
                 yield passed
@@ -198,7 +198,6 @@ async def _async_chunks(source: AsyncIterator[bytes], meter: ByteMeter, end: _En
         while (chunk := await _read(source, end)) is not None:
             passed = _feed_safely(meter, chunk)
             while meter.read_ahead and (following := await _read(source, end)) is not None:
-                meter.read_ahead = False
                 passed += _feed_safely(meter, following)
             if passed:
                 yield passed

@@ -70,6 +70,7 @@ class ChatEventMeter(ByteMeter):
     def read(self, region: bytes) -> bytes:
         """Count and note what `region` shows; without the injected usage event and the
         `"usage": null` it adds elsewhere."""
+        self.read_ahead = False  # a complete event arrived: whatever was awaited after a finish is here
         self.content_events += region.count(self.content_marker)
         if self.no_choices_marker in region:
             region = self._usage_events(region)
@@ -80,7 +81,8 @@ class ChatEventMeter(ByteMeter):
         finished = region.rfind(self.finish_marker)
         if finished >= 0:
             self.finish_event = self.event_at(region, finished)
-            # the usage event genai-meter asked for comes next: read it before handing this over
+            # the usage event genai-meter asked for comes next: read it before handing this over,
+            # however many HTTP chunks it takes (until the next complete event, whatever it is)
             self.read_ahead = self.injected and self.usage_payload is None
         return region
 
