@@ -139,3 +139,7 @@ def test_read_ahead_lasts_until_the_next_complete_event() -> None:
     assert meter.read_ahead
     meter.feed(other_choice)
     assert not meter.read_ahead and meter.usage_payload is None
+
+    meter = ChatEventMeter(_Call(), True, lambda: 0)  # type: ignore[arg-type]
+    meter.feed(sent[:finish_end] + other_choice)  # the finish is not the last event: nothing to wait for
+    assert not meter.read_ahead

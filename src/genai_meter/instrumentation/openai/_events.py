@@ -80,10 +80,12 @@ class ChatEventMeter(ByteMeter):
             region = region.replace(self.usage_null_marker, b"")
         finished = region.rfind(self.finish_marker)
         if finished >= 0:
-            self.finish_event = self.event_at(region, finished)
-            # the usage event genai-meter asked for comes next: read it before handing this over,
-            # however many HTTP chunks it takes (until the next complete event, whatever it is)
-            self.read_ahead = self.injected and self.usage_payload is None
+            start, end = self.event_bounds(region, finished)
+            self.finish_event = region[start:end]
+            # The usage event genai-meter asked for comes next: read it before handing this over,
+            # however many HTTP chunks it takes (until the next complete event, whatever it is).
+            # Not when another event already follows the finish here (another choice, `[DONE]`).
+            self.read_ahead = self.injected and self.usage_payload is None and end == len(region)
         return region
 
     def _usage_events(self, region: bytes) -> bytes:
