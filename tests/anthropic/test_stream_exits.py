@@ -29,7 +29,25 @@ def test_break_after_message_start_keeps_the_input_side(telemetry: Telemetry, cl
     gc.collect()
     attrs = telemetry.only_span().attributes or {}
     assert attrs[names.USAGE_INPUT_TOKENS] == 4500  # message_start's input side, exact
-    assert attrs[names.USAGE_OUTPUT_TOKENS] == 1  # its placeholder: all that was seen
+    assert attrs[names.USAGE_OUTPUT_TOKENS] == 1  # its placeholder: no text was seen to estimate from
+    assert attrs[names.USAGE_ESTIMATED] is True
+
+
+def test_break_at_the_end_of_the_text_estimates_the_output(
+    telemetry: Telemetry, claude: anthropic.Anthropic
+) -> None:
+    """An app that stops reading once the text is complete never sees `message_delta`: the output
+    is estimated from the streamed text (5 deltas of "chunkN ", 35 characters: 9 tokens), not left
+    at message_start's placeholder of 1, and the usage says it is an estimate."""
+    with _stream(claude) as stream:
+        for event in stream:
+            if event.type == "content_block_stop":
+                break
+    attrs = telemetry.only_span().attributes or {}
+    assert attrs[names.USAGE_INPUT_TOKENS] == 4500
+    assert attrs[names.USAGE_OUTPUT_TOKENS] == 9
+    assert attrs[names.USAGE_ESTIMATED] is True
+    assert attrs[names.COST_SOURCE] == names.COST_SOURCE_ESTIMATED
 
 
 def test_break_at_message_delta_gets_the_final_usage(telemetry: Telemetry, claude: anthropic.Anthropic) -> None:
