@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 from typing import Any
@@ -141,6 +142,23 @@ def test_stream_break(telemetry: Telemetry, gemini: genai.Client) -> None:
     gc.collect()
     attrs = telemetry.only_span().attributes or {}
     assert attrs[names.USAGE_INPUT_TOKENS] == 1000  # the partial usage the first chunk carried
+    # it has no output count: the output is estimated from the text seen ("chunk0 ", 7 characters)
+    assert attrs[names.USAGE_OUTPUT_TOKENS] == 2
+    assert attrs[names.USAGE_ESTIMATED] is True
+
+
+def test_stream_break_before_the_last_chunk_estimates_the_output(telemetry: Telemetry, gemini: genai.Client) -> None:
+    with contextlib.closing(
+        gemini.models.generate_content_stream(model=MODEL, contents="hi", config=config(**{"x-fake-chunks": "5"}))
+    ) as stream:
+        for index, _chunk in enumerate(stream):
+            if index == 3:
+                break
+    attrs = telemetry.only_span().attributes or {}
+    assert attrs[names.USAGE_INPUT_TOKENS] == 1000
+    assert attrs[names.USAGE_OUTPUT_TOKENS] == 7  # "chunk0 " .. "chunk3 ": 28 characters
+    assert attrs[names.USAGE_ESTIMATED] is True
+    assert attrs[names.COST_SOURCE] == names.COST_SOURCE_ESTIMATED
 
 
 def test_stream_close(telemetry: Telemetry, gemini: genai.Client) -> None:

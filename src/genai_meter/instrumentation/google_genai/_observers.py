@@ -1,16 +1,19 @@
 """Reading Gemini responses and response streams into the call's outcome.
 
 Every stream chunk carries `usage_metadata`, cumulative for the request: the last chunk's figures
-are the request's, never the sum of the chunks'.
+are the request's, never the sum of the chunks'. The chunks before the last carry the prompt count
+only, so a stream that ends early (the app stopped reading) has no output count: its output side is
+then estimated from the text streamed so far, and the usage marked estimated.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 from ..._call import Call
-from ..._usage import gemini_usage
+from ..._usage import estimate_tokens, field, gemini_usage
 from .._streams import TextStreamObserver
 
 
@@ -65,15 +68,20 @@ class GenerateStreamObserver(TextStreamObserver):
         metadata = item.usage_metadata
         if metadata is not None:
             self.metadata = metadata
-        elif self.metadata is None:
-            # The text's length is only for an estimate, when no chunk carries usage; once one has,
-            # its figures are used whatever follows, so the text need not be read any more.
-            self.chars += _text_chars(item)
+        # The text's length, for an estimate of the output should the last chunk's counts never come.
+        self.chars += _text_chars(item)
         return False
 
     def finish(self, error: BaseException | None) -> None:
-        self.end_call(
-            gemini_usage(self.metadata),
-            error,
-            finish_reasons=_reasons(self.last) if self.last is not None else None,
-        )
+        last = self.last
+        reasons = _reasons(last) if last is not None else None
+        usage = gemini_usage(self.metadata)
+        if (
+            usage is not None
+            and reasons is None
+            and field(self.metadata, "candidates_token_count") is None
+            and getattr(last, "prompt_feedback", None) is None  # a blocked prompt has no output to count
+        ):
+            output = max(usage.output_tokens, estimate_tokens(self.chars))
+            usage = dataclasses.replace(usage, output_tokens=output, estimated=True)
+        self.end_call(usage, error, finish_reasons=reasons)
