@@ -22,6 +22,12 @@ def _stream(fake_provider: Any, chunks: int = 5, **wire: str) -> Any:
     )
 
 
+async def _async_stream(aclient: Any, **wire: str) -> Any:
+    return await aclient.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=usage_headers(**wire)
+    )
+
+
 def test_break_after_first_chunk(telemetry: Telemetry, fake_provider: Any) -> None:
     stream = _stream(fake_provider)
     for _chunk in stream:
@@ -56,12 +62,7 @@ async def test_async_break_at_finish_reason_with_the_usage_event_in_pieces(
     telemetry: Telemetry, fake_provider: Any
 ) -> None:
     async with async_client(fake_provider) as aclient:
-        stream = await aclient.chat.completions.create(
-            model="gpt-4o-mini",
-            messages=MESSAGES,
-            stream=True,
-            extra_headers=usage_headers(**{"x-fake-chunks": "3", "x-fake-write-bytes": "7"}),
-        )
+        stream = await _async_stream(aclient, **{"x-fake-chunks": "3", "x-fake-write-bytes": "7"})
         async with stream:
             async for chunk in stream:
                 if chunk.choices[0].finish_reason:
@@ -121,9 +122,7 @@ def test_provider_drops_the_stream(telemetry: Telemetry, fake_provider: Any) -> 
 
 async def test_async_break_and_aclose(telemetry: Telemetry, fake_provider: Any) -> None:
     async with async_client(fake_provider) as aclient:
-        stream = await aclient.chat.completions.create(
-            model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=usage_headers()
-        )
+        stream = await _async_stream(aclient)
         async for _chunk in stream:
             break
         await stream.close()
@@ -132,9 +131,7 @@ async def test_async_break_and_aclose(telemetry: Telemetry, fake_provider: Any) 
 
 async def test_async_garbage_collected(telemetry: Telemetry, fake_provider: Any) -> None:
     async with async_client(fake_provider) as aclient:
-        stream = await aclient.chat.completions.create(
-            model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=usage_headers()
-        )
+        stream = await _async_stream(aclient)
         del stream
         gc.collect()
     assert len(telemetry.spans()) == 1
@@ -142,9 +139,7 @@ async def test_async_garbage_collected(telemetry: Telemetry, fake_provider: Any)
 
 async def test_async_exception_in_consumer_is_not_the_calls_error(telemetry: Telemetry, fake_provider: Any) -> None:
     async with async_client(fake_provider) as aclient:
-        stream = await aclient.chat.completions.create(
-            model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=usage_headers()
-        )
+        stream = await _async_stream(aclient)
         with pytest.raises(ZeroDivisionError):
             async with stream:
                 async for _chunk in stream:
@@ -156,12 +151,7 @@ async def test_async_exception_in_consumer_is_not_the_calls_error(telemetry: Tel
 
 async def test_async_provider_drops_the_stream(telemetry: Telemetry, fake_provider: Any) -> None:
     async with async_client(fake_provider) as aclient:
-        stream = await aclient.chat.completions.create(
-            model="gpt-4o-mini",
-            messages=MESSAGES,
-            stream=True,
-            extra_headers=usage_headers(**{"x-fake-chunks": "6", "x-fake-drop-after": "2"}),
-        )
+        stream = await _async_stream(aclient, **{"x-fake-chunks": "6", "x-fake-drop-after": "2"})
         with pytest.raises(Exception) as raised:  # whatever the SDK raises for a broken connection
             async for _chunk in stream:
                 pass
