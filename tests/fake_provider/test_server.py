@@ -115,6 +115,7 @@ def test_non_json_request_body_is_400(fake: FakeProvider) -> None:
         ("x-fake-usage", "[1]"),
         ("x-fake-write-bytes", "0"),
         ("x-fake-sse-newline", "cr"),
+        ("x-fake-stream-usage", "everywhere"),
     ],
 )
 def test_bad_control_headers_name_the_header(fake: FakeProvider, header: str, value: str) -> None:

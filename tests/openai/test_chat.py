@@ -335,3 +335,48 @@ def test_stream_not_labelled_as_sse_is_metered_from_its_chunks(telemetry: Teleme
     bare, seen = _bare_and_metered_views(client(fake_provider), headers)
     assert seen == bare  # no usage-only chunk, and no `"usage": null` in the fields the chunks say were sent
     assert_metered(telemetry, cost=EXPECTED_COST, stream=True)
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [{}, {"x-fake-write-bytes": "9"}, {"x-fake-stream-content-type": "application/octet-stream"}],
+    ids=["bytes", "bytes-in-pieces", "sdk-chunks"],
+)
+def test_stream_usage_on_the_finish_chunk_is_read_and_hidden(
+    telemetry: Telemetry, fake_provider: Any, wire: dict[str, str]
+) -> None:
+    """A compatible server that puts the usage genai-meter asked for on the finish chunk (not on a
+    `choices: []` chunk): the usage is exact and the caller's finish chunk carries no usage, as
+    uninstrumented."""
+    headers = usage_headers(**{"x-fake-chunks": "3", "x-fake-stream-usage": "finish", **wire})
+    bare, seen = _bare_and_metered_views(client(fake_provider), headers)
+    assert seen == bare
+    assert all(view[1] is None for view in seen)
+    assert_metered(telemetry, cost=EXPECTED_COST, stream=True)
+
+
+@pytest.mark.parametrize(
+    "wire", [{}, {"x-fake-stream-content-type": "application/octet-stream"}], ids=["bytes", "sdk-chunks"]
+)
+def test_groq_usage_under_x_groq_is_read_without_injection(
+    telemetry: Telemetry, fake_provider: Any, wire: dict[str, str]
+) -> None:
+    """Groq sends the usage as `x_groq.usage` on the finish chunk, asked for or not: a stream that
+    genai-meter did not ask usage for is still priced exactly, not estimated."""
+    from genai_meter._runtime import configure
+
+    from ..conftest import fake_provider_settings
+
+    configure(**fake_provider_settings(fake_provider, provider_hosts={"127.0.0.1": "groq"}, inject_stream_usage={}))
+    headers = usage_headers(**{"x-fake-chunks": "3", "x-fake-stream-usage": "x_groq", **wire})
+    chunks = list(
+        client(fake_provider).chat.completions.create(
+            model="llama-3.3-70b-versatile", messages=MESSAGES, stream=True, extra_headers=headers
+        )
+    )
+    assert "stream_options" not in fake_provider.requests[-1].body
+    assert len(chunks) == 5
+    attrs = telemetry.only_span().attributes or {}
+    assert attrs[names.PROVIDER_NAME] == "groq"
+    assert names.USAGE_ESTIMATED not in attrs
+    assert (attrs[names.USAGE_INPUT_TOKENS], attrs[names.USAGE_OUTPUT_TOKENS]) == (1000, 500)

@@ -41,6 +41,11 @@ Per-request controls (request headers):
   x-fake-sse-newline  streams: `crlf` ends SSE lines with CR LF (as the spec allows); default `lf`.
   x-fake-stream-content-type
                       streams: the Content-Type to send instead of text/event-stream.
+  x-fake-stream-usage chat streams: where the usage goes. `chunk` (default): OpenAI's `choices: []`
+                      chunk, with include_usage; `finish`: on the finish chunk instead, with
+                      include_usage (as some compatible servers send it); `x_groq`: Groq's
+                      `x_groq.usage` on the finish chunk, always (plus the usage chunk with
+                      include_usage).
   x-fake-time         Unix seconds or RFC 3339: the call's `created` time and its admin-report bucket.
   A malformed control header is answered with a 400 whose message names the header.
 

@@ -36,6 +36,10 @@ class Controls:
     write_bytes: int | None = None  # stream bodies written in pieces of this many bytes
     crlf: bool = False  # SSE lines end with CR LF instead of LF
     stream_content_type: str = "text/event-stream"
+    # chat streams: where the usage goes (`chunk`: OpenAI's own `choices: []` chunk; `finish`: on the
+    # finish chunk, as some compatible servers send it; `x_groq`: Groq's `x_groq.usage` on the finish
+    # chunk, sent whether or not `include_usage` was asked, plus the usage chunk when it was)
+    stream_usage: Literal["chunk", "finish", "x_groq"] = "chunk"
 
 
 def _int(headers: Mapping[str, str], name: str, *, low: int, high: int) -> int | None:
@@ -116,7 +120,19 @@ def parse_controls(headers: Mapping[str, str]) -> Controls:
         write_bytes=_int(headers, "x-fake-write-bytes", low=1, high=1_000_000),
         crlf=_sse_newline(headers.get("x-fake-sse-newline")),
         stream_content_type=headers.get("x-fake-stream-content-type") or "text/event-stream",
+        stream_usage=_stream_usage(headers.get("x-fake-stream-usage")),
     )
+
+
+def _stream_usage(raw: str | None) -> Literal["chunk", "finish", "x_groq"]:
+    value = (raw or "chunk").strip().lower()
+    if value == "chunk":
+        return "chunk"
+    if value == "finish":
+        return "finish"
+    if value == "x_groq":
+        return "x_groq"
+    raise ControlError(f"header x-fake-stream-usage: expected chunk, finish or x_groq, got {raw!r}")
 
 
 def _sse_newline(raw: str | None) -> bool:

@@ -81,14 +81,21 @@ def chat(body: dict[str, Any], controls: Controls, now: float) -> Served:
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     extra: dict[str, Any] = {"usage": None} if include_usage else {}
 
-    def chunk(delta: dict[str, Any], finish: str | None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return sse({**base, "object": "chat.completion.chunk", "choices": [choice], **extra})
+    style = controls.stream_usage
 
+    def chunk(delta: dict[str, Any], finish: str | None, **more: Any) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return sse({**base, "object": "chat.completion.chunk", "choices": [choice], **extra, **more})
+
+    finish_extra: dict[str, Any] = {}
+    if style == "finish" and include_usage:
+        finish_extra = {"usage": usage}
+    elif style == "x_groq":
+        finish_extra = {"x_groq": {"id": "req_fake", "usage": usage}}
     frames = [Frame(chunk({"role": "assistant", "content": "", "refusal": None}, None))]
     frames += [Frame(chunk({"content": piece}, None), content=True) for piece in pieces]
-    frames.append(Frame(chunk({}, "stop")))
-    if include_usage:
+    frames.append(Frame(chunk({}, "stop", **finish_extra)))
+    if include_usage and style != "finish":
         frames.append(Frame(sse({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})))
     frames.append(Frame(sse("[DONE]")))
     return Served(record, stream=StreamPlan(frames, sse(_GARBAGE)))

@@ -3,13 +3,19 @@
 
 What the meter needs: how many content events there were, which one carries the finish reason, and
 the usage-only event (taken out here, before the SDK sees it, when genai-meter injected
-`include_usage`). JSON is parsed for the usage event only (or, without one, for the first event).
+`include_usage`). Some OpenAI-compatible servers put the usage on an event that has choices (the
+finish event, or every event with vLLM's continuous usage stats), and Groq puts it under
+`x_groq.usage` on the finish event, asked for or not: those are read too, the last one seen wins,
+and a usage genai-meter asked for is taken out of such an event (re-encoded without it) so the
+caller's chunk is what it would be uninstrumented. JSON is parsed only for events that carry usage
+(or, without one, for the first event).
 Without usage, output tokens are estimated as one per content event (OpenAI streams one token a
 chunk), input from the prompt's length; the call is marked estimated.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +43,7 @@ class ChatEventMeter(ByteMeter):
         "injected",
         "no_choices_marker",
         "prompt_chars",
+        "usage_marker",
         "usage_null_marker",
         "usage_payload",
     )
@@ -53,6 +60,7 @@ class ChatEventMeter(ByteMeter):
         self.no_choices_marker = b'"choices":[]'
         self.finish_marker = b'"finish_reason":"'
         self.usage_null_marker = b',"usage":null'
+        self.usage_marker = b'"usage":{'
 
     def learn(self, region: bytes) -> bool:
         """The spacing of the first data event (not the whole region: it may be the whole body)."""
@@ -65,6 +73,7 @@ class ChatEventMeter(ByteMeter):
         self.no_choices_marker = b'"choices": []' if spaced else b'"choices":[]'
         self.finish_marker = b'"finish_reason": "' if spaced else b'"finish_reason":"'
         self.usage_null_marker = b', "usage": null' if spaced else b',"usage":null'
+        self.usage_marker = b'"usage": {' if spaced else b'"usage":{'
         return True
 
     def read(self, region: bytes) -> bytes:
@@ -74,6 +83,8 @@ class ChatEventMeter(ByteMeter):
         self.content_events += region.count(self.content_marker)
         if self.no_choices_marker in region:
             region = self._usage_events(region)
+        if self.usage_marker in region:
+            region = self._usage_beside_choices(region)
         if self.injected:
             # With `include_usage` every chunk says `"usage": null`; without it (what the caller asked
             # for) the key is absent. Removed, so the caller's chunks are the same as uninstrumented.
@@ -101,6 +112,28 @@ class ChatEventMeter(ByteMeter):
                     region = region[:start] + region[end:]
                     end = start
             at = region.find(self.no_choices_marker, end)
+        return region
+
+    def _usage_beside_choices(self, region: bytes) -> bytes:
+        """Usage on events that also have choices (or Groq's `x_groq.usage`); the last one wins.
+        An injected `usage` is taken out of the event, which is re-encoded without it."""
+        at = region.find(self.usage_marker)
+        while at >= 0:
+            start, end = self.event_bounds(region, at)
+            payload = event_json(region[start:end])
+            if isinstance(payload, dict) and payload.get("choices") != []:  # `choices: []` events: above
+                usage = payload.get("usage")
+                groq = payload.get("x_groq")
+                if not isinstance(usage, dict) and isinstance(groq, dict):
+                    usage = groq.get("usage")
+                if isinstance(usage, dict):
+                    self.usage_payload = {**payload, "usage": usage}
+                    if self.injected and "usage" in payload:
+                        del payload["usage"]
+                        event = b"data: " + json.dumps(payload, separators=(",", ":")).encode() + self.separator
+                        region = region[:start] + event + region[end:]
+                        end = start + len(event)
+            at = region.find(self.usage_marker, end)
         return region
 
     def finish(self, error: BaseException | None) -> None:

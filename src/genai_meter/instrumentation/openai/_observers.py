@@ -85,6 +85,23 @@ def finish_response(call: Call, response: Any) -> None:
     )
 
 
+def _forget_usage(chunk: Any) -> None:
+    """Take `usage` out of a chunk, as if the API had not sent it (the caller did not ask for it)."""
+    fields_set = getattr(chunk, "__pydantic_fields_set__", None)
+    if isinstance(fields_set, set):
+        fields_set.discard("usage")
+    values = getattr(chunk, "__dict__", None)
+    if isinstance(values, dict) and values.get("usage") is not None:
+        values["usage"] = None
+
+
+def _groq_usage(chunk: Any) -> Any:
+    """Groq's usage on the finish chunk: `x_groq.usage`, a field the SDK does not declare."""
+    extra = getattr(chunk, "__pydantic_extra__", None)
+    groq = extra.get("x_groq") if isinstance(extra, dict) else None
+    return groq.get("usage") if isinstance(groq, dict) else None
+
+
 class ChatStreamObserver(TextStreamObserver):
     """Chat Completions chunks: usage from the usage chunk, else an estimate from text seen.
 
@@ -109,13 +126,13 @@ class ChatStreamObserver(TextStreamObserver):
             self.response_id = item.id
             self.model = item.model
         usage = item.usage
+        choices = item.choices
         if usage is not None:
             self.raw_usage = usage
+            if choices and self.injected:
+                _forget_usage(item)  # usage on a chunk with choices (some compatible servers): asked for by us
         elif self.injected:
-            fields_set = getattr(item, "__pydantic_fields_set__", None)
-            if isinstance(fields_set, set):
-                fields_set.discard("usage")
-        choices = item.choices
+            _forget_usage(item)
         if choices:
             for choice in choices:
                 delta = getattr(choice, "delta", None)
@@ -125,6 +142,8 @@ class ChatStreamObserver(TextStreamObserver):
                 reason = choice.finish_reason
                 if reason:
                     self.reasons.append(str(reason))
+                    if self.raw_usage is None:
+                        self.raw_usage = _groq_usage(item)
                     # the usage chunk genai-meter asked for comes next: read it before handing this over
                     self.read_ahead = self.injected and self.raw_usage is None
             return False
