@@ -12,13 +12,14 @@ provider stream or in the consumer, and garbage collection of a stream never rea
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from .._call import Call
 from .._faults import record_fault
-from .._usage import Usage, estimated_usage
+from .._usage import Usage, estimate_tokens, estimated_usage
 
 
 class StreamObserver:
@@ -55,10 +56,22 @@ class TextStreamObserver(StreamObserver):
         self.model: str | None = None
         self.response_id: str | None = None
 
-    def end_call(self, usage: Usage | None, error: BaseException | None, **details: Any) -> None:
-        """End the call with the usage read, or an estimate (marked as one) when there was none."""
+    def end_call(
+        self, usage: Usage | None, error: BaseException | None, *, output_incomplete: bool = False, **details: Any
+    ) -> None:
+        """End the call with the usage read, or an estimate (marked as one) when there was none.
+
+        `output_incomplete`: the stream ended before the provider's final counts, so the output read
+        is partial (a placeholder, or none): it becomes the larger of that and an estimate from the
+        text seen, and the usage is marked estimated.
+        """
+        if usage is None:
+            usage = estimated_usage(self.prompt_chars(), self.chars)
+        elif output_incomplete:
+            output = max(usage.output_tokens, estimate_tokens(self.chars))
+            usage = dataclasses.replace(usage, output_tokens=output, estimated=True)
         self.call.finish(
-            usage=usage if usage is not None else estimated_usage(self.prompt_chars(), self.chars),
+            usage=usage,
             response_model=self.model,
             response_id=self.response_id,
             error=error,

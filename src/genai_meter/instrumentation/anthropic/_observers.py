@@ -13,12 +13,11 @@ cut to its input.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 from ..._call import Call
-from ..._usage import anthropic_usage, estimate_tokens, field
+from ..._usage import anthropic_usage, field
 from .._streams import TextStreamObserver
 
 _USAGE_FIELDS = (
@@ -88,12 +87,9 @@ class MessageStreamObserver(TextStreamObserver):
         return False
 
     def finish(self, error: BaseException | None) -> None:
-        usage = anthropic_usage(self.usage) if "input_tokens" in self.usage else None
-        if usage is not None and not self.final_usage:
-            output = max(usage.output_tokens, estimate_tokens(self.chars))
-            usage = dataclasses.replace(usage, output_tokens=output, estimated=True)
         self.end_call(
-            usage,
+            anthropic_usage(self.usage) if "input_tokens" in self.usage else None,
             error,
+            output_incomplete=not self.final_usage,
             finish_reasons=(self.stop_reason,) if self.stop_reason else None,
         )

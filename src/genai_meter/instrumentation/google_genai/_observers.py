@@ -8,12 +8,11 @@ then estimated from the text streamed so far, and the usage marked estimated.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 from ..._call import Call
-from ..._usage import estimate_tokens, field, gemini_usage
+from ..._usage import field, gemini_usage
 from .._streams import TextStreamObserver
 
 
@@ -75,13 +74,12 @@ class GenerateStreamObserver(TextStreamObserver):
     def finish(self, error: BaseException | None) -> None:
         last = self.last
         reasons = _reasons(last) if last is not None else None
-        usage = gemini_usage(self.metadata)
-        if (
-            usage is not None
-            and reasons is None
+        self.end_call(
+            gemini_usage(self.metadata),
+            error,
+            # no finish reason and no output count: not the last chunk (a blocked prompt has no output)
+            output_incomplete=reasons is None
             and field(self.metadata, "candidates_token_count") is None
-            and getattr(last, "prompt_feedback", None) is None  # a blocked prompt has no output to count
-        ):
-            output = max(usage.output_tokens, estimate_tokens(self.chars))
-            usage = dataclasses.replace(usage, output_tokens=output, estimated=True)
-        self.end_call(usage, error, finish_reasons=reasons)
+            and getattr(last, "prompt_feedback", None) is None,
+            finish_reasons=reasons,
+        )

@@ -82,9 +82,9 @@ class ChatEventMeter(ByteMeter):
         self.read_ahead = False  # a complete event arrived: whatever was awaited after a finish is here
         self.content_events += region.count(self.content_marker)
         if self.no_choices_marker in region:
-            region = self._usage_events(region)
+            region = self._rewrite_events(region, self.no_choices_marker, self._no_choices_event)
         if self.usage_marker in region:
-            region = self._usage_beside_choices(region)
+            region = self._rewrite_events(region, self.usage_marker, self._usage_beside_choices)
         if self.injected:
             # With `include_usage` every chunk says `"usage": null`; without it (what the caller asked
             # for) the key is absent. Removed, so the caller's chunks are the same as uninstrumented.
@@ -99,42 +99,45 @@ class ChatEventMeter(ByteMeter):
             self.read_ahead = self.injected and self.usage_payload is None and end == len(region)
         return region
 
-    def _usage_events(self, region: bytes) -> bytes:
-        """Find the events with no choices; take the usage from them (cut out when injected)."""
-        at = region.find(self.no_choices_marker)
+    def _rewrite_events(self, region: bytes, marker: bytes, rewrite: Callable[[Any], bytes | None]) -> bytes:
+        """Hand the JSON of each event that contains `marker` to `rewrite`; an event it returns bytes
+        for is replaced by them (`b""` cuts it out)."""
+        at = region.find(marker)
         while at >= 0:
             start, end = self.event_bounds(region, at)
-            self.content_events -= 1  # counted as content; it is not
-            payload = event_json(region[start:end])
-            if isinstance(payload, dict) and payload.get("choices") == [] and payload.get("usage"):
-                self.usage_payload = payload
-                if self.injected:
-                    region = region[:start] + region[end:]
-                    end = start
-            at = region.find(self.no_choices_marker, end)
+            replacement = rewrite(event_json(region[start:end]))
+            if replacement is not None:
+                region = region[:start] + replacement + region[end:]
+                end = start + len(replacement)
+            at = region.find(marker, end)
         return region
 
-    def _usage_beside_choices(self, region: bytes) -> bytes:
-        """Usage on events that also have choices (or Groq's `x_groq.usage`); the last one wins.
-        An injected `usage` is taken out of the event, which is re-encoded without it."""
-        at = region.find(self.usage_marker)
-        while at >= 0:
-            start, end = self.event_bounds(region, at)
-            payload = event_json(region[start:end])
-            if isinstance(payload, dict) and payload.get("choices") != []:  # `choices: []` events: above
-                usage = payload.get("usage")
-                groq = payload.get("x_groq")
-                if not isinstance(usage, dict) and isinstance(groq, dict):
-                    usage = groq.get("usage")
-                if isinstance(usage, dict):
-                    self.usage_payload = {**payload, "usage": usage}
-                    if self.injected and "usage" in payload:
-                        del payload["usage"]
-                        event = b"data: " + json.dumps(payload, separators=(",", ":")).encode() + self.separator
-                        region = region[:start] + event + region[end:]
-                        end = start + len(event)
-            at = region.find(self.usage_marker, end)
-        return region
+    def _no_choices_event(self, payload: Any) -> bytes | None:
+        """An event with no choices: the usage event (cut out when injected), or another (Azure's
+        prompt filter results)."""
+        self.content_events -= 1  # counted as content; it is not
+        if isinstance(payload, dict) and payload.get("choices") == [] and payload.get("usage"):
+            self.usage_payload = payload
+            if self.injected:
+                return b""
+        return None
+
+    def _usage_beside_choices(self, payload: Any) -> bytes | None:
+        """Usage on an event that also has choices (or Groq's `x_groq.usage`); the last one wins. An
+        injected `usage` is taken out of the event, which is re-encoded without it."""
+        if not isinstance(payload, dict) or payload.get("choices") == []:  # `choices: []` events: above
+            return None
+        usage = payload.get("usage")
+        groq = payload.get("x_groq")
+        if not isinstance(usage, dict) and isinstance(groq, dict):
+            usage = groq.get("usage")
+        if not isinstance(usage, dict):
+            return None
+        self.usage_payload = {**payload, "usage": usage}
+        if not (self.injected and "usage" in payload):
+            return None
+        del payload["usage"]
+        return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + self.separator
 
     def finish(self, error: BaseException | None) -> None:
         usage_payload = self.usage_payload

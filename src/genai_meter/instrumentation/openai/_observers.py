@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..._call import Call
-from ..._usage import openai_chat_usage, openai_responses_usage
+from ..._usage import field, openai_chat_usage, openai_responses_usage
 from .._streams import TextStreamObserver
 
 
@@ -95,13 +95,6 @@ def _forget_usage(chunk: Any) -> None:
         values["usage"] = None
 
 
-def _groq_usage(chunk: Any) -> Any:
-    """Groq's usage on the finish chunk: `x_groq.usage`, a field the SDK does not declare."""
-    extra = getattr(chunk, "__pydantic_extra__", None)
-    groq = extra.get("x_groq") if isinstance(extra, dict) else None
-    return groq.get("usage") if isinstance(groq, dict) else None
-
-
 class ChatStreamObserver(TextStreamObserver):
     """Chat Completions chunks: usage from the usage chunk, else an estimate from text seen.
 
@@ -129,10 +122,8 @@ class ChatStreamObserver(TextStreamObserver):
         choices = item.choices
         if usage is not None:
             self.raw_usage = usage
-            if choices and self.injected:
-                _forget_usage(item)  # usage on a chunk with choices (some compatible servers): asked for by us
-        elif self.injected:
-            _forget_usage(item)
+        if self.injected and (usage is None or choices):
+            _forget_usage(item)  # `"usage": null`, or usage on a chunk with choices: asked for by us
         if choices:
             for choice in choices:
                 delta = getattr(choice, "delta", None)
@@ -142,8 +133,8 @@ class ChatStreamObserver(TextStreamObserver):
                 reason = choice.finish_reason
                 if reason:
                     self.reasons.append(str(reason))
-                    if self.raw_usage is None:
-                        self.raw_usage = _groq_usage(item)
+                    if self.raw_usage is None:  # Groq: `x_groq.usage`, a field the SDK does not declare
+                        self.raw_usage = field(field(item, "x_groq"), "usage")
                     # the usage chunk genai-meter asked for comes next: read it before handing this over
                     self.read_ahead = self.injected and self.raw_usage is None
             return False

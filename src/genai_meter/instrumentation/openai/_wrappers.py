@@ -38,6 +38,9 @@ class Request(NamedTuple):
     prompt: Any
     include_usage: bool
 
+    def prompt_chars(self) -> int:
+        return content_chars(self.prompt)
+
 
 @dataclass(frozen=True)
 class Operation:
@@ -107,7 +110,7 @@ def _begin(operation: Operation, instance: Any, kwargs: dict[str, Any], is_async
         request.stream,
         request.user,
         budget_estimate(
-            runtime, info.provider, request.model, lambda: content_chars(request.prompt), request.max_output_tokens
+            runtime, info.provider, request.model, request.prompt_chars, request.max_output_tokens
         ),
     )
     capture_input(runtime, call, "openai", lambda: request.prompt)
@@ -125,14 +128,11 @@ def _begin(operation: Operation, instance: Any, kwargs: dict[str, Any], is_async
 
     def _finish(parsed: Any) -> None:
         if request.stream and operation.observer is not None:
-            def prompt_chars() -> int:
-                return content_chars(request.prompt)
-
             if operation.raw_events and meter_response_bytes(
-                parsed, ChatEventMeter(call, inject, prompt_chars), is_async
+                parsed, ChatEventMeter(call, inject, request.prompt_chars), is_async
             ):
                 return
-            observer = operation.observer(call, inject, prompt_chars)
+            observer = operation.observer(call, inject, request.prompt_chars)
             (meter_async_stream if is_async else meter_stream)(parsed, observer)
         else:
             operation.finish(call, parsed)
