@@ -33,7 +33,23 @@ class Attribution:
 
 
 _EMPTY = Attribution()
-_current: ContextVar[Attribution] = ContextVar("genai_meter_attribution", default=_EMPTY)
+
+
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    """One open `attribute(...)` block: what it set, which block opened it, and what it replaced.
+
+    The frames live in the context variable itself, so a block's exit restores the value its own
+    context had, whichever thread or task shares the `attribute(...)` object (a module-level
+    `SEARCH = attribute(feature="search")` used by many requests at once)."""
+
+    attribution: Attribution
+    owner: object
+    outer: _Frame | None
+
+
+_ROOT = _Frame(_EMPTY, None, None)
+_current: ContextVar[_Frame] = ContextVar("genai_meter_attribution", default=_ROOT)
 
 
 class _Attributing:
@@ -43,10 +59,8 @@ class _Attributing:
         self, user: str | None, tenant: str | None, feature: str | None, metadata: Mapping[str, Any]
     ):
         self._values = (user, tenant, feature, dict(metadata))
-        self._tokens: list[Any] = []
 
-    def _merged(self) -> Attribution:
-        outer = _current.get()
+    def _merged(self, outer: Attribution) -> Attribution:
         user, tenant, feature, metadata = self._values
         return Attribution(
             user=user if user is not None else outer.user,
@@ -56,28 +70,90 @@ class _Attributing:
         )
 
     def __enter__(self) -> Attribution:
-        merged = self._merged()
-        self._tokens.append(_current.set(merged))
+        outer = _current.get()
+        merged = self._merged(outer.attribution)
+        _current.set(_Frame(merged, self, outer))
         return merged
 
     def __exit__(self, *exc: object) -> None:
-        _current.reset(self._tokens.pop())
+        # Normally the innermost frame is this block's. A generator suspended inside the block and
+        # resumed elsewhere may exit in a context where it is not open at all: then nothing changes.
+        frame: _Frame | None = _current.get()
+        while frame is not None and frame.owner is not self:
+            frame = frame.outer
+        if frame is not None and frame.outer is not None:
+            _current.set(frame.outer)
 
     def __call__(self, func: _F) -> _F:
         values = self._values
+
+        def attributing() -> _Attributing:
+            return _Attributing(values[0], values[1], values[2], values[3])
+
+        if inspect.isasyncgenfunction(func):
+
+            @functools.wraps(func)
+            async def async_gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+                inner = func(*args, **kwargs)
+                step: Callable[[], Any] = inner.__anext__
+                while True:
+                    with attributing():
+                        try:
+                            item = await step()
+                        except StopAsyncIteration:
+                            return
+                    try:
+                        sent = yield item
+                    except GeneratorExit:
+                        with attributing():
+                            await inner.aclose()
+                        raise
+                    except BaseException as error:
+                        step = functools.partial(inner.athrow, error)
+                    else:
+                        step = functools.partial(inner.asend, sent)
+
+            return cast(_F, async_gen_wrapper)
+
+        if inspect.isgeneratorfunction(func):
+
+            @functools.wraps(func)
+            def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+                # The attribution is in force only while the generator's own code runs, step by
+                # step: a `with` around `yield from` would leak it into the caller between items.
+                inner = func(*args, **kwargs)
+                step: Callable[[], Any] = functools.partial(inner.send, None)
+                while True:
+                    with attributing():
+                        try:
+                            item = step()
+                        except StopIteration as stop:
+                            return stop.value
+                    try:
+                        sent = yield item
+                    except GeneratorExit:
+                        with attributing():
+                            inner.close()
+                        raise
+                    except BaseException as error:
+                        step = functools.partial(inner.throw, error)
+                    else:
+                        step = functools.partial(inner.send, sent)
+
+            return cast(_F, gen_wrapper)
 
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                with _Attributing(values[0], values[1], values[2], values[3]):
+                with attributing():
                     return await func(*args, **kwargs)
 
             return cast(_F, async_wrapper)
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with _Attributing(values[0], values[1], values[2], values[3]):
+            with attributing():
                 return func(*args, **kwargs)
 
         return cast(_F, wrapper)
@@ -96,7 +172,7 @@ def attribute(
 
 def current_attribution(request_user: str | None = None) -> Attribution:
     """The attribution in force for a call now, falling back to baggage, then to the request's user."""
-    explicit = _current.get()
+    explicit = _current.get().attribution
     if explicit.user is not None and explicit.tenant is not None and explicit.feature is not None:
         return explicit
     entries = baggage.get_all()

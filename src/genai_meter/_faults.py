@@ -3,12 +3,17 @@
 Every fault is logged once per place (with its traceback, so it can be fixed) and counted per place,
 and the counts are exported as `genai_meter_faults_total{where=...}`. Logging once matters: a fault on
 the hot path would otherwise write a traceback per LLM call.
+
+What is logged is the place, the exception's type, the code path and a message cleaned of values:
+a validation error's message quotes the input it rejected, which may be a prompt or a completion, and
+content never reaches the logs unless the user opted in to content capture.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import traceback
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -30,14 +35,35 @@ def record_fault(where: str, error: BaseException | None = None) -> None:
         if error is not None:
             logger.warning(
                 "genai-meter fault in %s (the app's call is unaffected; further faults here are only "
-                "counted in genai_meter_faults_total): %s: %s",
+                "counted in genai_meter_faults_total): %s: %s\n%s",
                 where,
                 type(error).__name__,
-                error,
-                exc_info=error,
+                safe_message(error),
+                "".join(traceback.format_tb(error.__traceback__)).rstrip(),
             )
         else:
             logger.warning("genai-meter fault in %s (further ones are only counted)", where)
+
+
+_MAX_MESSAGE_CHARS = 300
+
+
+def safe_message(error: BaseException) -> str:
+    """The error's message without the values it may quote.
+
+    pydantic's validation errors (and the SDK errors built on them) print the rejected input: only
+    their locations and error types are kept. Other messages are cut to a few hundred characters."""
+    errors = getattr(error, "errors", None)
+    if type(error).__module__.startswith("pydantic") and callable(errors):
+        try:
+            found = errors(include_input=False, include_context=False, include_url=False)
+            return "; ".join(
+                f"{'.'.join(str(part) for part in item.get('loc', ()))}: {item.get('type')}" for item in found
+            )
+        except Exception:
+            return f"{type(error).__name__} (message withheld)"
+    text = str(error)
+    return text if len(text) <= _MAX_MESSAGE_CHARS else text[:_MAX_MESSAGE_CHARS] + "..."
 
 
 def fault_counts() -> dict[str, int]:
