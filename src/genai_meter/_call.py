@@ -22,7 +22,7 @@ from ._faults import record_fault
 from ._metrics import LabelKey
 from ._record import CallRecord, new_request_id
 from ._runtime import Runtime
-from ._usage import Usage
+from ._usage import Usage, estimated_usage
 from .pricing import Cost
 
 if TYPE_CHECKING:
@@ -32,6 +32,10 @@ _CLIENT = SpanKind.CLIENT
 _SUSPECT_USAGE = ValueError(
     "a provider response carried usage fields that were missing, null, negative or not numbers; "
     "they were counted as 0 (the call's span says genai_meter.usage.suspect)"
+)
+_MISSING_USAGE = ValueError(
+    "a provider response carried no usage at all; its tokens were estimated from the text lengths "
+    "(the call's span says genai_meter.usage.missing and genai_meter.usage.estimated)"
 )
 _static_span_attrs: dict[tuple[str, str, str, str, bool], dict[str, Any]] = {}
 
@@ -72,6 +76,7 @@ class Call:
         "attribution",
         "done",
         "operation",
+        "prompt_chars",
         "provider",
         "request_model",
         "reservation",
@@ -92,8 +97,10 @@ class Call:
         server: str,
         stream: bool,
         attribution: Attribution,
+        prompt_chars: Callable[[], int] | None = None,
     ) -> None:
         self.runtime = runtime
+        self.prompt_chars = prompt_chars
         self.provider = provider
         self.operation = operation
         self.request_model = request_model
@@ -134,16 +141,35 @@ class Call:
         provider_cost_usd: float | None = None,
         finish_reasons: tuple[str, ...] | None = None,
         output_messages: str | None = None,
+        output_chars: int | None = None,
+        service_tier: str | None = None,
     ) -> None:
-        """Record the outcome of the call; never raises."""
+        """Record the outcome of the call; never raises.
+
+        `output_chars` (the response text's length) serves only when a successful response carried
+        no usage: its tokens are then estimated from it and the prompt. `service_tier` is the tier
+        the provider says it served the call at (flex and priority are priced apart)."""
         if self.done:
             return
         self.done = True
         span = self.span
         try:
+            missing = usage is None and error is None
+            if missing:
+                usage = self._estimate_missing_usage(output_chars)
             self._record(
-                usage, response_model, response_id, error, provider_cost_usd, finish_reasons, output_messages
+                usage,
+                response_model,
+                response_id,
+                error,
+                provider_cost_usd,
+                finish_reasons,
+                output_messages,
+                service_tier,
             )
+            if missing:
+                span.set_attribute(names.USAGE_MISSING, True)
+                record_fault("usage.missing", _MISSING_USAGE)
         except Exception as fault:
             record_fault("call.finish", fault)
         finally:
@@ -158,6 +184,7 @@ class Call:
         provider_cost_usd: float | None,
         finish_reasons: tuple[str, ...] | None,
         output_messages: str | None,
+        service_tier: str | None,
     ) -> None:
         runtime = self.runtime
         duration_s = (time.perf_counter_ns() - self.start_ns) / 1e9
@@ -180,7 +207,7 @@ class Call:
                     priced = False
                     runtime.warn_unpriced(self.provider, model_for_price)
                 else:
-                    cost = pricing.cost(usage, self.start_time)
+                    cost = pricing.cost(usage, self.start_time, service_tier)
 
         if error is not None:
             outcome = names.OUTCOME_ERROR
@@ -284,6 +311,17 @@ class Call:
                 )
             )
 
+    def _estimate_missing_usage(self, output_chars: int | None) -> Usage:
+        """Tokens of a successful response that reported none: estimated from the text, as for a
+        stream without usage, so the call is priced (marked estimated) instead of recorded at $0."""
+        prompt_chars = 0
+        if self.prompt_chars is not None:
+            try:
+                prompt_chars = self.prompt_chars()
+            except Exception as fault:
+                record_fault("call.prompt_chars", fault)
+        return estimated_usage(prompt_chars, output_chars or 0)
+
     def _label_key(self) -> LabelKey:
         attribution = self.attribution
         return self.runtime.metrics.label_key(
@@ -348,10 +386,12 @@ def begin_call(
     stream: bool,
     request_user: str | None,
     estimate_usd: Callable[[], float | None] | None = None,
+    prompt_chars: Callable[[], int] | None = None,
 ) -> Call:
     """Start a call: attribution, span and (where budgets apply) check-and-reserve.
 
-    Raises `BudgetExceeded` when a hard budget or the block list stops the call; any other fault is
+    `prompt_chars` (the prompt's length, computed only when needed) lets a response that carries no
+    usage be estimated. Raises `BudgetExceeded` when a hard budget or the block list stops the call; any other fault is
     the caller's to catch (instrumentors then call the SDK uninstrumented).
     """
     attribution = current_attribution(request_user)
@@ -360,7 +400,7 @@ def begin_call(
         attribution = Attribution(
             pseudonymize(attribution.user), attribution.tenant, attribution.feature, attribution.metadata
         )
-    call = Call(runtime, provider, operation, request_model, server, stream, attribution)
+    call = Call(runtime, provider, operation, request_model, server, stream, attribution, prompt_chars)
     guard = runtime.guard
     if guard is not None:
         from .budgets import BudgetExceeded, PendingCall

@@ -4,14 +4,17 @@ Providers disagree on what their fields mean: OpenAI's `prompt_tokens` includes 
 Anthropic's `input_tokens` excludes cache reads and writes. Normalising here, once, to the semconv
 meaning (input includes cached, output includes reasoning) is what keeps pricing from double-billing.
 Readers accept SDK objects or plain dicts, and never trust a field: missing, null, negative or
-non-numeric values count as zero and mark the usage `suspect`.
+non-numeric values (and counts past `MAX_TOKEN_COUNT`) count as zero and mark the usage `suspect`.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
+
+# No call has used a trillion tokens; a larger figure is a broken field. Left in, it would price a
+# call at billions of dollars and overflow the int64 of OTLP exports and ledger columns for good.
+MAX_TOKEN_COUNT = 10**12
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +77,7 @@ class _Reader:
 
     def count(self, source: Any, name: str, required: bool = False) -> int:
         value = field(source, name)
-        if type(value) is int and value >= 0:  # what providers send: checked first, and only this
+        if type(value) is int and 0 <= value <= MAX_TOKEN_COUNT:  # what providers send: checked first
             return value
         if value is None:
             if required:
@@ -83,7 +86,7 @@ class _Reader:
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.suspect = True
             return 0
-        if value < 0 or not math.isfinite(value):  # negative, NaN or infinite
+        if not 0 <= value <= MAX_TOKEN_COUNT:  # negative, NaN, infinite or absurdly large
             self.suspect = True
             return 0
         return int(value)

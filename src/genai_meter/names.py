@@ -54,6 +54,7 @@ PRICED_MODEL = "genai_meter.pricing.model"
 UNPRICED = "genai_meter.unpriced"
 USAGE_ESTIMATED = "genai_meter.usage.estimated"
 USAGE_SUSPECT = "genai_meter.usage.suspect"
+USAGE_MISSING = "genai_meter.usage.missing"  # the response carried no usage; the tokens are estimated
 OUTCOME = "genai_meter.outcome"
 BUDGET_EVENT = "genai_meter.budget.threshold"
 BUDGET_BLOCKED_EVENT = "genai_meter.budget.blocked"

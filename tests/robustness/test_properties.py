@@ -294,6 +294,7 @@ def test_budget_config_returns_or_raises_policy_error(section: Any) -> None:
 count_values = st.one_of(
     st.none(),
     st.integers(-(10**9), 10**9),
+    st.integers(10**12 - 2, 2**70),  # around and past the largest count believed (_usage.MAX_TOKEN_COUNT)
     st.floats(allow_nan=True, allow_infinity=True),
     st.booleans(),
     st.text(max_size=5),
@@ -338,7 +339,7 @@ def _bad(value: Any) -> bool:
         return False
     if isinstance(value, bool) or not isinstance(value, int | float):
         return True
-    return value < 0 or not math.isfinite(value)
+    return not 0 <= value <= _usage.MAX_TOKEN_COUNT
 
 
 @st.composite
@@ -390,6 +391,7 @@ def test_usage_normaliser_never_raises(name: str, data: st.DataObject) -> None:
     ):
         value = getattr(usage, field)
         assert isinstance(value, int) and value >= 0, (field, value, raw)
+        assert value <= 3 * _usage.MAX_TOKEN_COUNT, (field, value, raw)  # input adds up to three fields
     assert usage.cache_read_tokens <= usage.input_tokens, raw
     assert usage.cache_write_1h_tokens <= usage.cache_write_tokens, raw
     if bad:
