@@ -54,12 +54,18 @@ def budget_status(
     *, user: str | None = None, tenant: str | None = None, feature: str | None = None
 ) -> list[BudgetStatus]:
     """The budgets that apply to this user / tenant / feature, with spend, limit, level and an
-    estimate of the uses left, for an app's own UI. Empty when no budget is configured."""
+    estimate of the uses left, for an app's own UI. Empty when no budget is configured.
+
+    `user` is the app's own id, as given to `attribute()`: with `pseudonymize_users_key` set it is
+    pseudonymised here, as every call's user is before the budgets see it."""
     from ._runtime import get_runtime
 
-    guard = get_runtime().guard
+    runtime = get_runtime()
+    guard = runtime.guard
     if guard is None:
         return []
+    if user is not None and runtime.pseudonymize is not None:
+        user = runtime.pseudonymize(user)
     return guard.status(user=user, tenant=tenant, feature=feature)
 
 

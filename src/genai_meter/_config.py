@@ -3,7 +3,8 @@
 
 Every key is declared once in `_FIELDS` with its type, so each source is parsed the same way and a
 wrong key or value is an error that names the source and the key (a typo silently ignored is a budget
-silently not enforced).
+silently not enforced). `load_config` raises it; `load_config_leniently`, for auto-configuration
+under the launcher, sets only the wrong key back to its default and returns the error to be logged.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -21,7 +23,16 @@ CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 
 
 class ConfigError(ValueError):
-    """A configuration key or value is wrong; the message names the source and the key."""
+    """A configuration key or value is wrong; the message names the source and the key.
+
+    `key` is the configuration key at fault (None for a whole file); `fallback` says what
+    `load_config_leniently` used instead.
+    """
+
+    def __init__(self, message: str, *, key: str | None = None, fallback: str = "") -> None:
+        super().__init__(message)
+        self.key = key
+        self.fallback = fallback
 
 
 @dataclass(frozen=True)
@@ -50,7 +61,23 @@ class Config:
     @property
     def ledger_enabled(self) -> bool:
         """On by default (SQLite under the user's data folder); `off` turns it off."""
-        return self.ledger_url is None or self.ledger_url.strip().lower() not in ("off", "none", "false", "")
+        return self.ledger_url is None or not _is_off(self.ledger_url)
+
+
+_OFF = ("off", "none", "false", "")
+
+
+def _is_off(text: str) -> bool:
+    return text.strip().lower() in _OFF
+
+
+def redact_url(url: str) -> str:
+    """`url` with whatever precedes its `@` (user and password) replaced by `***`, for messages."""
+    head, sep, tail = url.rpartition("@")
+    if not sep:
+        return url
+    scheme, slashes, _credentials = head.partition("//")
+    return f"{scheme}//***@{tail}" if slashes else f"***@{tail}"
 
 
 def _parse_bool(value: Any) -> bool:
@@ -95,6 +122,32 @@ def _parse_optional_str(value: Any) -> str | None:
     if isinstance(value, str | os.PathLike):
         return os.fspath(value)
     raise ValueError(f"expected text, got {value!r}")
+
+
+def _parse_secret(value: Any) -> str | None:
+    """Like `_parse_optional_str`, but an error never repeats the value (it is a key)."""
+    if value is None or isinstance(value, str):
+        return value
+    raise ValueError(f"expected text, got a value of type {type(value).__name__}")
+
+
+def _parse_ledger_url(value: Any) -> str | None:
+    """`off`, or a URL the ledger can open. Checked here, with the ledger's own parser, so that a
+    mistake is an error naming the key rather than a writer that cannot be built with the runtime."""
+    text = _parse_optional_str(value)
+    if text is None or _is_off(text):
+        return text
+    from .ledger import LedgerURLError, parse_ledger_url
+
+    try:
+        parsed = parse_ledger_url(text)
+        if parsed.kind == "postgresql":
+            _ = urlsplit(parsed.target).port  # a port that is not a number from 0 to 65535 raises
+    except (LedgerURLError, ValueError) as error:
+        url, shown = text.strip(), redact_url(text.strip())
+        message = str(error).replace(url, shown)
+        raise ValueError(message if message.startswith("ledger URL") else f"ledger URL {shown!r}: {message}") from None
+    return text
 
 
 def _parse_str(value: Any) -> str:
@@ -147,8 +200,8 @@ _FIELDS: dict[str, Callable[[Any], Any]] = {
     "inject_stream_usage_default": _parse_bool,
     "provider_hosts": _parse_pairs,
     "emit_semconv_cost": _parse_bool,
-    "pseudonymize_users_key": _parse_optional_str,
-    "ledger_url": _parse_optional_str,
+    "pseudonymize_users_key": _parse_secret,
+    "ledger_url": _parse_ledger_url,
     "ledger_metadata_keys": _parse_str_tuple,
     "prometheus_port": _parse_port,
     "prometheus_host": _parse_str,
@@ -158,44 +211,78 @@ _FIELDS: dict[str, Callable[[Any], Any]] = {
 # Keys that only the YAML file can hold (structured sections).
 _FILE_ONLY = {"budgets"}
 assert set(_FIELDS) == {f.name for f in fields(Config)} - {"source"}
+# Under the launcher a wrong value falls back to its key's default, except where the default would do
+# what the user did not ask for: a ledger URL that cannot be used turns the ledger off rather than
+# writing the ledger to the default file.
+_INSTEAD_OF_INVALID: dict[str, tuple[Any, str]] = {"ledger_url": ("off", "the ledger is off")}
 
 
-def _apply(config: Config, values: Mapping[str, Any], source: str, describe: Callable[[str], str]) -> Config:
+def _fail(errors: list[ConfigError] | None, error: ConfigError) -> None:
+    """Raise `error` (`load_config`), or keep it for the caller to log (`load_config_leniently`)."""
+    if errors is None:
+        raise error
+    errors.append(error)
+
+
+def _instead_of_invalid(key: str) -> tuple[Any, str]:
+    """The value a wrong value of `key` is replaced with under the launcher, and how to say so."""
+    if key in _INSTEAD_OF_INVALID:
+        return _INSTEAD_OF_INVALID[key]
+    value = getattr(Config(), key)
+    return value, f"{key} falls back to its default ({'none' if value is None else repr(value)})"
+
+
+def _apply(
+    config: Config,
+    values: Mapping[str, Any],
+    source: str,
+    describe: Callable[[str], str],
+    errors: list[ConfigError] | None,
+) -> Config:
     changes: dict[str, Any] = {}
     for key, raw in values.items():
         parser = _FIELDS.get(key)
         if parser is None:
             known = ", ".join(sorted(_FIELDS))
-            raise ConfigError(f"{source}: unknown key {describe(key)} (known keys: {known})")
+            message = f"{source}: unknown key {describe(key)} (known keys: {known})"
+            _fail(errors, ConfigError(message, fallback="the key is ignored"))
+            continue
         try:
             changes[key] = parser(raw)
+            continue
         except ValueError as error:
-            raise ConfigError(f"{source}: {describe(key)}: {error}") from None
+            message = f"{source}: {describe(key)}: {error}"
+        changes[key], fallback = _instead_of_invalid(key)
+        _fail(errors, ConfigError(message, key=key, fallback=fallback))
     return replace(config, source=source, **changes) if changes else config
 
 
-def _from_file(config: Config, path: str) -> Config:
+def _from_file(config: Config, path: str, errors: list[ConfigError] | None) -> Config:
+    ignored = "the file is ignored"
     try:
         with open(path, encoding="utf-8") as handle:
             data = yaml.safe_load(handle)
     except OSError as error:
-        raise ConfigError(f"{path}: cannot read the configuration file ({error.strerror})") from None
+        message = f"{path}: cannot read the configuration file ({error.strerror})"
     except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
+        message = f"{path}: not UTF-8 text"
     except RecursionError:
-        raise ConfigError(f"{path}: nested too deeply") from None
+        message = f"{path}: nested too deeply"
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else path
-        raise ConfigError(f"{where}: not valid YAML ({getattr(error, 'problem', error)})") from None
-    if data is None:
-        return config
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
-    return _apply(config, data, path, lambda key: key)
+        message = f"{where}: not valid YAML ({getattr(error, 'problem', error)})"
+    else:
+        if data is None:
+            return config
+        if isinstance(data, Mapping):
+            return _apply(config, data, path, lambda key: key, errors)
+        message = f"{path}: expected a mapping of keys at the top level"
+    _fail(errors, ConfigError(message, fallback=ignored))
+    return config
 
 
-def _from_env(config: Config, environ: Mapping[str, str]) -> Config:
+def _from_env(config: Config, environ: Mapping[str, str], errors: list[ConfigError] | None) -> Config:
     values: dict[str, Any] = {}
     if CAPTURE_CONTENT_ENV in environ:
         values["capture_content"] = environ[CAPTURE_CONTENT_ENV]
@@ -204,19 +291,34 @@ def _from_env(config: Config, environ: Mapping[str, str]) -> Config:
             continue
         key = name[len(ENV_PREFIX) :].lower()
         if key in _FILE_ONLY:
-            raise ConfigError(f"environment: {name} can only be set in the configuration file")
+            message = f"environment: {name} can only be set in the configuration file"
+            _fail(errors, ConfigError(message, key=key, fallback="the variable is ignored"))
+            continue
         values[key] = raw
-    return _apply(config, values, "environment", lambda key: ENV_PREFIX + key.upper())
+    return _apply(config, values, "environment", lambda key: ENV_PREFIX + key.upper(), errors)
 
 
-def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
-    """Build the effective configuration from every source; raises ConfigError naming the bad key."""
+def _load(environ: Mapping[str, str] | None, overrides: Mapping[str, Any], errors: list[ConfigError] | None) -> Config:
     env = os.environ if environ is None else environ
     config = Config()
     path = env.get(CONFIG_FILE_ENV)
     if path:
-        config = _from_file(config, path)
-    config = _from_env(config, env)
+        config = _from_file(config, path, errors)
+    config = _from_env(config, env, errors)
     if overrides:
-        config = _apply(config, overrides, "configure()", lambda key: key)
+        config = _apply(config, overrides, "configure()", lambda key: key, errors)
     return config
+
+
+def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+    """Build the effective configuration from every source; raises ConfigError naming the bad key."""
+    return _load(environ, overrides, None)
+
+
+def load_config_leniently(environ: Mapping[str, str] | None = None) -> tuple[Config, list[ConfigError]]:
+    """The configuration from the file and the environment, for auto-configuration under the launcher,
+    where nobody is there to catch an error: a wrong value is replaced as its error's `fallback` says
+    (its key's default; `off` for the ledger URL), an unknown key or an unreadable file is ignored,
+    and every other key keeps its configured value. Returns the errors for the caller to log."""
+    errors: list[ConfigError] = []
+    return _load(environ, {}, errors), errors

@@ -2,9 +2,12 @@
 budget guard and ledger writer.
 
 It is built lazily on the first instrumented call (or by `configure()`), so `opentelemetry-instrument`
-needs no code in the app. A configuration error raised by `configure()` reaches the caller; the same
-error met under the launcher is logged once and the runtime falls back to the defaults, because a
-zero-code plugin must not stop the app from starting.
+needs no code in the app. A configuration error raised by `configure()` reaches the caller. The same
+error met under the launcher is logged once and counted, and only what it touches is given up: a
+wrong key falls back to its default (every other key keeps its value), and a part that cannot be
+built (prices, budget guard, ledger writer) is replaced by the bundled prices or left off, while
+spans, metrics and the other parts still work. A zero-code plugin must neither stop the app from
+starting nor drop a whole configuration (hard budgets, `ledger_url: off`) for one typo.
 """
 
 from __future__ import annotations
@@ -12,14 +15,15 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from ._attribution import Pseudonymizer
-from ._config import Config, ConfigError, load_config
+from ._config import Config, ConfigError, load_config, load_config_leniently
 from ._faults import record_fault
 from ._metrics import call_metrics_for
 from ._version import __version__
@@ -31,9 +35,22 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("genai_meter")
 
+_T = TypeVar("_T")
+
+
+def report_config_error(error: ConfigError, instead: str, cause: Exception | None = None) -> None:
+    """Under the launcher: log a configuration error with what is used instead, and count it (the
+    fault log keeps the traceback of a `cause` that was not a plain configuration mistake)."""
+    logger.error("genai-meter: %s; %s; the rest of the configuration is in force", error, instead)
+    record_fault("config", cause)
+
 
 class Runtime:
-    """Everything an instrumented call needs, built once from one `Config`."""
+    """Everything an instrumented call needs, built once from one `Config`.
+
+    `strict` (configure()): a part that cannot be built raises ConfigError. Otherwise (the launcher)
+    it is reported and replaced by its fallback, so the other parts are built all the same.
+    """
 
     def __init__(
         self,
@@ -41,12 +58,13 @@ class Runtime:
         *,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
+        strict: bool = True,
     ) -> None:
         self.config = config
-        try:
-            self.prices = PriceBook.load(config.pricing_file)
-        except PricingError as error:
-            raise ConfigError(str(error)) from None
+        self._strict = strict
+        self.prices: PriceBook = self._part(
+            "pricing_file", lambda: PriceBook.load(config.pricing_file), PriceBook.load, "the bundled prices are used"
+        )
         self.tracer = trace.get_tracer("genai_meter", __version__, tracer_provider)
         self.meter = metrics.get_meter("genai_meter", __version__, meter_provider)
         self.metrics = call_metrics_for(
@@ -61,27 +79,47 @@ class Runtime:
         )
         self._warned_unpriced: set[tuple[str, str]] = set()
         self.metrics.ledger_counts = None
-        self.guard: BudgetGuard | None = self._make_guard(config)
-        self.ledger: LedgerWriter | None = self._make_ledger(config)
+        self.guard: BudgetGuard | None = self._part("budgets", self._make_guard, _none, "budgets are off")
+        try:
+            self.ledger: LedgerWriter | None = self._part("ledger_url", self._make_ledger, _none, "the ledger is off")
+        except ConfigError:
+            if self.guard is not None:
+                self.guard.close()
+            raise
         self._metrics_server: Any = None
 
-    def _make_guard(self, config: Config) -> BudgetGuard | None:
+    def _part(self, key: str, build: Callable[[], _T], fallback: Callable[[], _T], instead: str) -> _T:
+        """`build()`. When it fails: ConfigError naming `key` for configure() (chained to the cause,
+        whose traceback stays), or, under the launcher, the fault reported and `fallback()`."""
+        try:
+            return build()
+        except ConfigError as error:
+            if self._strict:
+                raise
+            report_config_error(error, instead)
+        except Exception as fault:
+            wrapped, cause = _as_config_error(key, fault)
+            if self._strict:
+                raise wrapped from fault
+            report_config_error(wrapped, instead, cause)
+        return fallback()
+
+    def _make_guard(self) -> BudgetGuard | None:
+        config = self.config
         if not config.budgets:
             return None
-        from .budgets import BudgetGuard, BudgetPolicyError, parse_budget_config
+        from .budgets import BudgetGuard, parse_budget_config
 
-        try:
-            budget_config = parse_budget_config(config.budgets, config.source)
-        except BudgetPolicyError as error:
-            raise ConfigError(str(error)) from None
         return BudgetGuard(
-            budget_config,
+            parse_budget_config(config.budgets, config.source),
             meter=self.meter,
             label_cap=config.label_cap,
             on_threshold=_threshold_callbacks.fire,
+            pseudonymize=self.pseudonymize,
         )
 
-    def _make_ledger(self, config: Config) -> LedgerWriter | None:
+    def _make_ledger(self) -> LedgerWriter | None:
+        config = self.config
         if not config.ledger_enabled:
             return None
         from .ledger import LedgerWriter, default_ledger_url
@@ -110,6 +148,21 @@ class Runtime:
                     part.close()
                 except Exception as error:
                     record_fault("runtime.close", error)
+
+
+def _none() -> None:
+    return None
+
+
+def _as_config_error(key: str, fault: Exception) -> tuple[ConfigError, Exception | None]:
+    """A part's failure as a ConfigError, and the cause whose traceback is worth logging: none for a
+    plain mistake in the configuration, whose message already names the file, field or URL."""
+    from .budgets import BudgetPolicyError
+    from .ledger import LedgerError
+
+    if isinstance(fault, PricingError | BudgetPolicyError | LedgerError):
+        return ConfigError(str(fault), key=key), None
+    return ConfigError(f"{key}: {type(fault).__name__}: {fault}", key=key), fault
 
 
 class _ThresholdCallbacks:
@@ -162,12 +215,10 @@ def _build(overrides: dict[str, Any] | None) -> Runtime:
         if overrides is None and _runtime is not None:
             return _runtime
         if overrides is None:
-            try:
-                runtime = Runtime(load_config(), **_providers)
-            except ConfigError as error:
-                logger.error("genai-meter: %s; running with the default configuration instead", error)
-                record_fault("config", error)
-                runtime = Runtime(Config(), **_providers)
+            config, errors = load_config_leniently()
+            for error in errors:
+                report_config_error(error, error.fallback)
+            runtime = Runtime(config, strict=False, **_providers)
         else:
             runtime = Runtime(load_config(**overrides), **_providers)
         old, _runtime = _runtime, runtime

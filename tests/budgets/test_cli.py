@@ -133,3 +133,15 @@ def test_unreachable_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert run("budgets", "status", "--config", str(path)) == 2
     err = capsys.readouterr().err
     assert "cannot reach the budget store" in err and "Traceback" not in err
+
+
+def test_store_url_that_cannot_be_used(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A Redis URL with a port that is not a number: every command says so in one line, exit 2."""
+    path = write_config(tmp_path, "budgets:\n  store: redis://:notaport/x\n  policies: [{name: a, limit_usd: 1}]\n")
+    message = (
+        f"genai-meter budgets: {path}: field 'store': 'redis://:notaport/x' is not a valid Redis URL: "
+        "Port could not be cast to integer value as 'notaport'\n"
+    )
+    for argv in (["check", str(path)], ["status", "--config", str(path)], ["blocked", "--config", str(path)]):
+        assert run("budgets", *argv) == 2
+        assert capsys.readouterr().err == message

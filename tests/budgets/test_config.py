@@ -125,6 +125,13 @@ def test_errors_name_budget_and_field(
     [
         ({"store": "postgres://x"}, "store", "expected memory, sqlite:///path or redis://"),
         ({"store": "sqlite://"}, "store", "needs a file path"),
+        (
+            {"store": "redis://:notaport/x"},
+            "store",
+            "'redis://:notaport/x' is not a valid Redis URL: Port could not be cast to integer value as 'notaport'",
+        ),
+        ({"store": "redis://127.0.0.1:70000/0"}, "store", "Port out of range 0-65535"),
+        ({"store": "redis://127.0.0.1/0?socket_timeout=soon"}, "store", "Invalid value for 'socket_timeout'"),
         ({"on_store_error": "maybe"}, "on_store_error", "'maybe' is not one of open, closed"),
         ({"timezone": "Nowhere/City"}, "timezone", "unknown time zone"),
         ({"polices": []}, "polices", "unknown field"),
@@ -146,3 +153,13 @@ def test_duplicate_names() -> None:
             {"policies": [{"name": "a", "limit_usd": 1}, {"name": "a", "limit_usd": 2}]}, "f.yaml"
         )
     assert str(caught.value) == "f.yaml: budget 'a': field 'name': two budgets have this name"
+
+
+def test_store_url_errors_never_show_a_password() -> None:
+    """The message goes to logs and terminals: the URL's credentials are masked."""
+    with pytest.raises(BudgetPolicyError) as caught:
+        parse_budget_config({"store": "redis://admin:hunter2@cache:port/0"}, "app.yaml")
+    assert str(caught.value) == (
+        "app.yaml: field 'store': 'redis://***@cache:port/0' is not a valid Redis URL: "
+        "Port could not be cast to integer value as 'port'"
+    )

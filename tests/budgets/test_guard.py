@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from genai_meter.budgets import BudgetExceeded, BudgetGuard, PendingCall, ThresholdEvent
+from genai_meter.budgets import BudgetExceeded, BudgetGuard, PendingCall, ThresholdEvent, parse_budget_config
 
 from .conftest import Clock
 
@@ -177,6 +179,73 @@ def test_scopes(make_guard: Make) -> None:
         ("acme-only", "acme"): 0.75,
         ("tenant-feature", "acme/chat"): 0.25,
     }
+
+
+def spent(guard: BudgetGuard, **who: str) -> dict[tuple[str, str], float]:
+    return {(s.budget, s.scope_value): round(s.spend_usd, 9) for s in guard.status(**who)}
+
+
+def test_combinations_that_join_alike_have_their_own_counters(make_guard: Make) -> None:
+    """`acme/search` + `x` and `acme` + `search/x` would both join to `acme/search/x`: each value's
+    own `/` (and `%`) is escaped, so they are two budgets; a one-dimension value is shown as it is."""
+    guard = make_guard(
+        [
+            {"name": "tf", "scope": ["tenant", "feature"], "limit_usd": 1, "mode": "hard"},
+            {"name": "t", "scope": "tenant", "limit_usd": 10},
+        ]
+    )
+    spend(guard, 0.95, 1, tenant="acme/search", feature="x")
+    assert guard.check_and_reserve(call(0.1, tenant="acme", feature="search/x")) is not None
+    with pytest.raises(BudgetExceeded) as caught:
+        guard.check_and_reserve(call(0.1, tenant="acme/search", feature="x"))
+    assert (caught.value.budget, caught.value.scope_value) == ("tf", "acme%2Fsearch/x")
+    assert spent(guard, tenant="acme/search", feature="x") == {
+        ("tf", "acme%2Fsearch/x"): 0.95,
+        ("t", "acme/search"): 0.95,
+    }
+    assert spent(guard, tenant="acme", feature="search/x") == {
+        ("tf", "acme/search%2Fx"): 0.0,
+        ("t", "acme"): 0.0,
+    }
+    spend(guard, 0.25, 1, tenant="a%2Fb", feature="c")
+    assert spent(guard, tenant="a%2Fb", feature="c")[("tf", "a%252Fb/c")] == 0.25
+    assert spent(guard, tenant="a/b", feature="c")[("tf", "a%2Fb/c")] == 0.0
+
+
+def test_budget_names_and_scope_values_never_share_a_counter(make_guard: Make) -> None:
+    """Budget `a|b` for tenant `c` and budget `a` for tenant `b|c` would both be counter `a|b|c|...`."""
+    guard = make_guard(
+        [{"name": "a|b", "scope": "tenant", "limit_usd": 1}, {"name": "a", "scope": "tenant", "limit_usd": 1}]
+    )
+    spend(guard, 0.5, 1, tenant="c")
+    assert spent(guard, tenant="c") == {("a|b", "c"): 0.5, ("a", "c"): 0.5}
+    assert spent(guard, tenant="b|c") == {("a|b", "b|c"): 0.0, ("a", "b|c"): 0.0}
+
+
+def test_plain_counters_keep_the_keys_of_earlier_releases(tmp_path: Path, clock: Clock) -> None:
+    """Escaping changes no key of a plain name and plain values, so an upgrade in mid-period keeps
+    their spend (a SQLite store written by the previous release: `name|scope value|period start`)."""
+    db = tmp_path / "budgets.db"
+    guard = BudgetGuard(
+        parse_budget_config(
+            {
+                "store": f"sqlite://{db}",
+                "policies": [{"name": "tf", "scope": ["tenant", "feature"], "period": "day", "limit_usd": 1}],
+            },
+            "test.yaml",
+        ),
+        clock=clock,
+    )
+    assert guard.blocked() == {}  # opens the store: its tables exist
+    start = int(datetime(2025, 3, 12, tzinfo=timezone.utc).timestamp())
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO budget_counters (key, spend, requests, expires_at) VALUES (?, ?, ?, ?)",
+            (f"tf|acme/search|{start}", 300_000_000, 3, start + 3 * 86400),
+        )
+    [status] = guard.status(tenant="acme", feature="search")
+    guard.close()
+    assert (status.scope_value, status.spend_usd, status.requests) == ("acme/search", 0.3, 3)
 
 
 def test_each_hard_budget_of_a_call_can_block_and_none_is_charged(make_guard: Make) -> None:

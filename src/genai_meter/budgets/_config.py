@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from genai_meter._config import redact_url
 from genai_meter.budgets._errors import BudgetPolicyError
 from genai_meter.budgets._periods import PERIODS
 
@@ -258,20 +259,32 @@ def _parse_blocked(value: Any, source: str) -> tuple[BlockEntry, ...]:
 
 
 def _store_url(value: Any, source: str) -> str:
+    """The store URL, checked as far as can be without connecting (a Redis URL with redis-py's own
+    parser), so that a mistake is an error now rather than a guard that cannot be built."""
+    expected = "expected memory, sqlite:///path or redis://host:port/db"
     if not isinstance(value, str) or not value.strip():
-        raise _fail(
-            source, f"expected memory, sqlite:///path or redis://host:port/db, got {value!r}", None, "store"
-        )
+        raise _fail(source, f"{expected}, got {value!r}", None, "store")
     url = value.strip()
-    if url == "memory" or url.startswith(("sqlite://", "redis://", "rediss://", "unix://")):
-        if url.startswith("sqlite://") and not url[len("sqlite://") :]:
+    if url == "memory":
+        return url
+    if url.startswith("sqlite://"):
+        if not url[len("sqlite://") :]:
             raise _fail(
                 source, "sqlite:// needs a file path, e.g. sqlite:///var/lib/app/budgets.db", None, "store"
             )
         return url
-    raise _fail(
-        source, f"expected memory, sqlite:///path or redis://host:port/db, got {value!r}", None, "store"
-    )
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        try:
+            from redis.connection import parse_url
+        except ImportError:
+            message = f"{redact_url(url)!r} needs the redis package (pip install 'genai-meter[redis]')"
+            raise _fail(source, message, None, "store") from None
+        try:
+            parse_url(url)
+        except ValueError as error:
+            raise _fail(source, f"{redact_url(url)!r} is not a valid Redis URL: {error}", None, "store") from None
+        return url
+    raise _fail(source, f"{expected}, got {redact_url(url)!r}", None, "store")
 
 
 def parse_budget_config(section: Mapping[str, Any] | None, source: str = "<config>") -> BudgetConfig:

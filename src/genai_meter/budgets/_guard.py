@@ -3,6 +3,9 @@
 The hot path is a handful of dict lookups and float compares: policies matching a (user, tenant,
 feature) are resolved once and cached, each budget counter keeps its period as two Unix times and
 only recomputes it when the clock leaves them, and the store does one atomic operation per call.
+
+A budget counter is named by the budget and the call's *scope value*; both are written so that two
+different budgets, or two different combinations of values, can never share a counter (`_escaped`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from zoneinfo import ZoneInfo
 from opentelemetry.metrics import Meter
 
 from genai_meter import names
+from genai_meter._config import redact_url
 from genai_meter.budgets._config import GLOBAL_SCOPE_VALUE, WILDCARD, BudgetConfig, BudgetPolicy
 from genai_meter.budgets._errors import (
     BLOCK_LIST_BUDGET,
@@ -58,28 +62,51 @@ def _timestamp(moment: datetime) -> float:
     return moment.timestamp()
 
 
+def _escaped(value: str, separator: str) -> str:
+    """`value` with `%` and `separator` percent-encoded (`%25`, `%2F` for `/`, `%7C` for `|`), so that
+    values joined by `separator` can only come from those values; any other text reads as it is."""
+    if "%" not in value and separator not in value:
+        return value
+    return value.replace("%", "%25").replace(separator, f"%{ord(separator):02X}")
+
+
 class _Policy:
-    """A policy with its time zone resolved and its current period cached."""
+    """A policy with its time zone resolved and its current period cached.
+
+    With a pseudonymiser, a user named in `match` is compared in the form the calls carry.
+    """
 
     __slots__ = ("end", "index", "match", "policy", "start", "tz")
 
-    def __init__(self, policy: BudgetPolicy, index: int) -> None:
+    def __init__(self, policy: BudgetPolicy, index: int, pseudonymize: Callable[[str], str] | None) -> None:
         self.policy = policy
         self.index = index
         self.tz = ZoneInfo(policy.timezone)
-        self.match = policy.match
+        self.match = tuple(
+            (dimension, _call_form(dimension, wanted, pseudonymize) if wanted != WILDCARD else wanted)
+            for dimension, wanted in policy.match
+        )
         self.start = 0.0
         self.end = -1.0
 
     def scope_value(self, values: dict[str, str | None]) -> str | None:
-        """The scope value a call with these attributes counts against, or None if it does not apply."""
+        """The scope value a call with these attributes counts against, or None if it does not apply.
+
+        One dimension: the value itself. Several: the values in scope order joined with `/`, each
+        with its own `/` (and `%`) escaped, so tenant `a/b` with feature `c` is `a%2Fb/c` and tenant
+        `a` with feature `b/c` is `a/b%2Fc`: two budgets, not one.
+        """
         parts = []
         for dimension, wanted in self.match:
             value = values[dimension]
             if value is None or (wanted != WILDCARD and value != wanted):
                 return None
             parts.append(value)
-        return "/".join(parts) if parts else GLOBAL_SCOPE_VALUE
+        if not parts:
+            return GLOBAL_SCOPE_VALUE
+        if len(parts) == 1:
+            return parts[0]
+        return "/".join([_escaped(part, "/") for part in parts])
 
     def bounds(self, now: float) -> tuple[float, float]:
         if not self.start <= now < self.end:
@@ -92,6 +119,12 @@ class BudgetGuard:
 
     Nothing but `BudgetExceeded` leaves `check_and_reserve`; `settle` and `status` never raise.
     `block` and `unblock` are admin calls and raise `StoreUnavailable` when the store is down.
+
+    `pseudonymize` is what the instrumentation applies to user ids before they reach the guard
+    (`pseudonymize_users_key`). The configuration names users by their own ids; the guard translates
+    the users of policy matches and of the configured block list with it once, here. Every other
+    user value, given to or returned by any method, is in the calls' form: a caller holding a raw
+    id (an app's UI, the CLI) pseudonymises it first, and no raw id reaches the store.
     """
 
     def __init__(
@@ -102,20 +135,23 @@ class BudgetGuard:
         on_threshold: Callable[[ThresholdEvent], None] | None = None,
         meter: Meter | None = None,
         label_cap: int = 1000,
+        pseudonymize: Callable[[str], str] | None = None,
     ) -> None:
         self.config = config
         self._now: Callable[[], float] = time.time if clock is None else (lambda: _timestamp(clock()))
         self._on_threshold = on_threshold
         self._label_cap = label_cap
         self._store = open_store(config, self._now)
-        self._policies = [_Policy(policy, index) for index, policy in enumerate(config.policies)]
+        self._policies = [_Policy(policy, index, pseudonymize) for index, policy in enumerate(config.policies)]
         self._routes: dict[tuple[str | None, str | None, str | None], tuple[Target, ...]] = {}
         self._targets: dict[tuple[int, str], Target] = {}
         self._labels: dict[str, set[str]] = {}
         self._like: dict[tuple[str, str, str], deque[int]] = {}
         self._lock = threading.Lock()
         # Block list: config entries always apply; store entries are re-read every block_refresh_s.
-        self._config_blocks = {(entry.kind, entry.value): entry.reason for entry in config.blocked}
+        self._config_blocks = {
+            (entry.kind, _call_form(entry.kind, entry.value, pseudonymize)): entry.reason for entry in config.blocked
+        }
         self._blocked_users: dict[str, str] = {}
         self._blocked_tenants: dict[str, str] = {}
         self._apply_blocks({})
@@ -240,7 +276,10 @@ class BudgetGuard:
             percents=percents,
             block_field="f:100" if hard and 100.0 in percents else "",
             fail_closed=hard and p.on_store_error == "closed",
-            recent_key=f"{p.name}|{scope_value}",
+            # The name is escaped, the scope value is not: name | scope value | period start splits
+            # at the first and the last `|` only one way. Plain names and values keep the keys
+            # counters had before escaping existed.
+            recent_key=f"{_escaped(p.name, '|')}|{scope_value}",
             ttl=_PERIOD_SECONDS[p.period] + _GRACE_S,
         )
         self._targets[(policy.index, scope_value)] = target
@@ -356,7 +395,7 @@ class BudgetGuard:
             logger.warning(
                 "budget store %s failed (%s); budgets fail %s until it works again (further errors are "
                 "counted in %s)",
-                _safe_store(self.config.store),
+                redact_url(self.config.store),
                 error,
                 outcome,
                 names.BUDGET_STORE_ERRORS.prometheus_name,
@@ -364,7 +403,7 @@ class BudgetGuard:
 
     def _store_recovered(self) -> None:
         self._store_down = False
-        logger.info("budget store %s is reachable again", _safe_store(self.config.store))
+        logger.info("budget store %s is reachable again", redact_url(self.config.store))
 
     def _refresh_blocks(self, now: float) -> None:
         self._blocks_due = now + self.config.block_refresh_s
@@ -474,9 +513,9 @@ class BudgetGuard:
             _record_fault("budgets.close", error)
 
 
-def _safe_store(url: str) -> str:
-    _head, sep, tail = url.rpartition("@")
-    return f"{url.split('//', 1)[0]}//***@{tail}" if sep else url
+def _call_form(dimension: str, value: str, pseudonymize: Callable[[str], str] | None) -> str:
+    """A configured value as calls carry it: users pseudonymised when a pseudonymiser is set."""
+    return pseudonymize(value) if pseudonymize is not None and dimension == "user" else value
 
 
 def _record_fault(where: str, error: BaseException) -> None:

@@ -16,6 +16,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from genai_meter._config import redact_url
 from genai_meter.budgets._store import RECENT_COSTS, StoreUnavailable
 from genai_meter.budgets._types import Blocked, Counters, Target
 
@@ -120,12 +121,7 @@ class RedisStore:
         try:
             return script(keys=keys, args=args)
         except _UNREACHABLE as error:
-            raise StoreUnavailable(f"Redis budget store {self._safe_url()}: {error}") from error
-
-    def _safe_url(self) -> str:
-        # Never log a password from the URL.
-        _head, sep, tail = self._url.rpartition("@")
-        return f"{self._url.split('//', 1)[0]}//***@{tail}" if sep else self._url
+            raise StoreUnavailable(f"Redis budget store {redact_url(self._url)}: {error}") from error
 
     def reserve(self, targets: Sequence[Target], keys: Sequence[str], estimate: int) -> Blocked | None:
         args: list[object] = [estimate]
@@ -164,7 +160,7 @@ class RedisStore:
         try:
             return getattr(self._client, method)(*args)
         except _UNREACHABLE as error:
-            raise StoreUnavailable(f"Redis budget store {self._safe_url()}: {error}") from error
+            raise StoreUnavailable(f"Redis budget store {redact_url(self._url)}: {error}") from error
 
     def read(self, key: str) -> Counters:
         raw = self._call("hgetall", self._counter + key)

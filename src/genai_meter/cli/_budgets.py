@@ -2,7 +2,9 @@
 
 It reads the same configuration file as the app (`--config FILE` or `GENAI_METER_CONFIG`) and talks
 to the same spend store, so it sees what every process of the app has spent (with a SQLite or Redis
-store; the in-memory store lives inside each app process and is invisible from here).
+store; the in-memory store lives inside each app process and is invisible from here). With the app's
+`pseudonymize_users_key` (from that file or `GENAI_METER_PSEUDONYMIZE_USERS_KEY`) a user is given
+here by their own id and pseudonymised as the app's calls are, so only the pseudonym is stored.
 """
 
 from __future__ import annotations
@@ -11,10 +13,14 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import yaml
 
+from genai_meter._attribution import Pseudonymizer
+from genai_meter._config import CONFIG_FILE_ENV as _CONFIG_ENV
+from genai_meter._config import load_config_leniently, redact_url
 from genai_meter.budgets import (
     BudgetConfig,
     BudgetGuard,
@@ -23,7 +29,7 @@ from genai_meter.budgets import (
     parse_budget_config,
 )
 
-_CONFIG_ENV = "GENAI_METER_CONFIG"
+_PSEUDONYMISED_NOTE = "note: user ids are pseudonymised (pseudonymize_users_key)"
 
 
 class _UserError(Exception):
@@ -104,7 +110,18 @@ def load_config(path: str) -> BudgetConfig:
         raise _UserError(str(error)) from None
 
 
-def _guard(args: argparse.Namespace, *, shared: bool) -> BudgetGuard:
+def _pseudonymizer(path: str) -> Pseudonymizer | None:
+    """The app's user pseudonymiser, from the key the app reads (this file, then the environment)."""
+    config, errors = load_config_leniently({**os.environ, _CONFIG_ENV: path})
+    for error in errors:
+        if error.key == "pseudonymize_users_key":
+            raise _UserError(str(error))
+    key = config.pseudonymize_users_key
+    return Pseudonymizer(key) if key else None
+
+
+def _guard(args: argparse.Namespace, *, shared: bool) -> tuple[BudgetGuard, Callable[[str], str] | None]:
+    """A guard on the app's store, and the app's user pseudonymiser (None without a key)."""
     path = args.config or os.environ.get(_CONFIG_ENV)
     if not path:
         raise _UserError(f"no configuration file: pass --config FILE or set {_CONFIG_ENV}")
@@ -117,13 +134,17 @@ def _guard(args: argparse.Namespace, *, shared: bool) -> BudgetGuard:
         if shared:
             raise _UserError(message)
         print(f"note: {message}", file=sys.stderr)
-    guard = BudgetGuard(config)
+    pseudonymize = _pseudonymizer(path)
+    try:
+        guard = BudgetGuard(config, pseudonymize=pseudonymize)
+    except Exception as error:
+        raise _UserError(f"cannot open the budget store {redact_url(config.store)}: {error}") from None
     try:
         guard.blocked()  # fail now, with the store's own message, if it cannot be reached
     except Exception as error:
         guard.close()
         raise _UserError(f"cannot reach the budget store: {error}") from None
-    return guard
+    return guard, pseudonymize
 
 
 def _run(handler: Any, args: argparse.Namespace) -> int:
@@ -139,9 +160,10 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _status_inner(args: argparse.Namespace) -> int:
-    guard = _guard(args, shared=False)
+    guard, pseudonymize = _guard(args, shared=False)
+    user = args.user if args.user is None or pseudonymize is None else pseudonymize(args.user)
     try:
-        statuses = guard.status(user=args.user, tenant=args.tenant, feature=args.feature)
+        statuses = guard.status(user=user, tenant=args.tenant, feature=args.feature)
     finally:
         guard.close()
     if args.json:
@@ -204,17 +226,26 @@ def _kind_value(args: argparse.Namespace) -> tuple[str, str]:
     return ("user", args.user) if args.user is not None else ("tenant", args.tenant)
 
 
+def _stored(kind: str, value: str, pseudonymize: Callable[[str], str] | None) -> tuple[str, str]:
+    """The value as the store keeps it, and how to show it: a user's pseudonym next to their id."""
+    if kind != "user" or pseudonymize is None:
+        return value, repr(value)
+    stored = pseudonymize(value)
+    return stored, f"{value!r} (stored as {stored})"
+
+
 def _block(args: argparse.Namespace) -> int:
     def inner(args: argparse.Namespace) -> int:
         kind, value = _kind_value(args)
-        guard = _guard(args, shared=True)
+        guard, pseudonymize = _guard(args, shared=True)
+        stored, shown = _stored(kind, value, pseudonymize)
         try:
-            guard.block(kind, value, args.reason)
+            guard.block(kind, stored, args.reason)
         except Exception as error:
             raise _UserError(f"cannot block {kind} {value!r}: {error}") from None
         finally:
             guard.close()
-        print(f"blocked {kind} {value!r}: {args.reason}")
+        print(f"blocked {kind} {shown}: {args.reason}")
         return 0
 
     return _run(inner, args)
@@ -223,17 +254,18 @@ def _block(args: argparse.Namespace) -> int:
 def _unblock(args: argparse.Namespace) -> int:
     def inner(args: argparse.Namespace) -> int:
         kind, value = _kind_value(args)
-        guard = _guard(args, shared=True)
+        guard, pseudonymize = _guard(args, shared=True)
+        stored, shown = _stored(kind, value, pseudonymize)
         try:
-            guard.unblock(kind, value)
-            still = guard.blocked().get((kind, value))
+            guard.unblock(kind, stored)
+            still = guard.blocked().get((kind, stored))
         except Exception as error:
             raise _UserError(f"cannot unblock {kind} {value!r}: {error}") from None
         finally:
             guard.close()
         if still is not None:
             raise _UserError(f"{kind} {value!r} is blocked by the configuration file; remove it there")
-        print(f"unblocked {kind} {value!r}")
+        print(f"unblocked {kind} {shown}")
         return 0
 
     return _run(inner, args)
@@ -241,11 +273,13 @@ def _unblock(args: argparse.Namespace) -> int:
 
 def _blocked(args: argparse.Namespace) -> int:
     def inner(args: argparse.Namespace) -> int:
-        guard = _guard(args, shared=False)
+        guard, pseudonymize = _guard(args, shared=False)
         try:
             entries = guard.blocked()
         finally:
             guard.close()
+        if pseudonymize is not None:
+            print(_PSEUDONYMISED_NOTE, file=sys.stderr)
         if args.json:
             print(
                 json.dumps(

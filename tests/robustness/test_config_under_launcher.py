@@ -1,0 +1,208 @@
+"""A wrong configuration under the launcher and in `configure()`.
+
+Under `opentelemetry-instrument` nobody can catch an error, so genai-meter gives up only what the
+mistake touches: a wrong key falls back to its default (every other key keeps its value: hard
+budgets stay enforced, `ledger_url: off` stays off), and a part that cannot be built (prices, budget
+guard, ledger writer) is the only part given up. Each is logged once and counted in
+`genai_meter_faults_total{where="config"}`. `configure()` in code raises ConfigError instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import genai_meter
+from genai_meter import names
+from genai_meter._config import ConfigError, load_config, load_config_leniently
+from genai_meter._faults import fault_counts
+from genai_meter._runtime import configure, get_runtime, reset_runtime
+from genai_meter.ledger import open_ledger
+
+from ..conftest import Telemetry
+from ..openai.test_chat import EXPECTED_COST, MESSAGES, client, usage_headers
+
+HARD_BUDGET = """
+budgets:
+  policies:
+    - {name: acme-daily, scope: tenant, match: acme, period: day, limit_usd: 0.001, mode: hard}
+"""
+FALLBACK = "; the rest of the configuration is in force"
+
+
+def launch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config_file: str, **env: str) -> Path:
+    """As under the launcher: no configure(); the next call builds the runtime from this file and
+    these environment variables. Data and state folders are the test's own."""
+    reset_runtime()
+    monkeypatch.delenv("GENAI_METER_LEDGER_URL", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    path = tmp_path / "genai-meter.yaml"
+    path.write_text(config_file, encoding="utf-8")
+    monkeypatch.setenv("GENAI_METER_CONFIG", str(path))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return path
+
+
+def send_three(fake_provider: Any) -> list[str]:
+    """Three calls of $0.000435 for tenant acme: a $0.001 hard budget sends two and blocks the third."""
+    sdk = client(fake_provider)
+    outcomes = []
+    with genai_meter.attribute(user="u1", tenant="acme"):
+        for _ in range(3):
+            try:
+                sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, extra_headers=usage_headers())
+                outcomes.append("sent")
+            except genai_meter.BudgetExceeded:
+                outcomes.append("blocked")
+    return outcomes
+
+
+def errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "genai_meter" and r.levelno == logging.ERROR]
+
+
+def assert_metered(telemetry: Telemetry, sent: int, blocked: int) -> None:
+    """Spans and metrics kept working: every call has its span, and the requests and cost add up."""
+    assert len(telemetry.spans()) == sent + blocked
+    assert telemetry.total(names.REQUESTS.otel_name, outcome=names.OUTCOME_OK) == sent
+    assert telemetry.total(names.REQUESTS.otel_name, outcome=names.OUTCOME_BLOCKED) == blocked
+    assert telemetry.total(names.COST.otel_name) == pytest.approx(sent * EXPECTED_COST, abs=1e-12)
+    assert fault_counts() == {"config": 1}
+    assert telemetry.total(names.FAULTS.otel_name, where="config") == 1
+
+
+def test_one_wrong_key_keeps_the_rest_of_the_configuration(
+    telemetry: Telemetry, fake_provider: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    launch(tmp_path, monkeypatch, "ledger_url: 'off'\nuser_labels: false\n" + HARD_BUDGET, GENAI_METER_LABEL_CAP="abc")
+    assert send_three(fake_provider) == ["sent", "sent", "blocked"]  # the hard budget is enforced
+    runtime = get_runtime()
+    config = runtime.config
+    assert (config.label_cap, config.user_labels, config.ledger_url) == (1000, False, "off")
+    assert runtime.ledger is None and not (tmp_path / "data").exists()  # no ledger written
+    assert_metered(telemetry, sent=2, blocked=1)
+    assert errors_logged(caplog) == [
+        "genai-meter: environment: GENAI_METER_LABEL_CAP: expected a whole number, got 'abc'; "
+        "label_cap falls back to its default (1000)" + FALLBACK
+    ]
+
+
+def test_ledger_url_that_cannot_be_used_turns_only_the_ledger_off(
+    telemetry: Telemetry, fake_provider: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    launch(tmp_path, monkeypatch, HARD_BUDGET, GENAI_METER_LEDGER_URL="mysql://meter:pw@db/meter")
+    assert send_three(fake_provider) == ["sent", "sent", "blocked"]
+    assert get_runtime().ledger is None and get_runtime().config.ledger_url == "off"
+    assert not (tmp_path / "data").exists()  # not written to the default file instead
+    assert_metered(telemetry, sent=2, blocked=1)
+    assert errors_logged(caplog) == [
+        "genai-meter: environment: GENAI_METER_LEDGER_URL: ledger URL 'mysql://***@db/meter': unknown scheme "
+        "'mysql' (use sqlite or postgresql); the ledger is off" + FALLBACK
+    ]
+
+
+def test_budget_store_url_that_cannot_be_used_turns_only_budgets_off(
+    telemetry: Telemetry, fake_provider: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    ledger = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    path = launch(tmp_path, monkeypatch, f"ledger_url: {ledger}\n" + HARD_BUDGET + "  store: redis://:notaport/x\n")
+    assert send_three(fake_provider) == ["sent", "sent", "sent"]
+    runtime = get_runtime()
+    assert runtime.guard is None
+    assert runtime.ledger is not None and runtime.ledger.flush(10)
+    with open_ledger(ledger) as rows:
+        assert len(list(rows.export())) == 3
+    assert_metered(telemetry, sent=3, blocked=0)
+    assert errors_logged(caplog) == [
+        f"genai-meter: {path}: field 'store': 'redis://:notaport/x' is not a valid Redis URL: "
+        "Port could not be cast to integer value as 'notaport'; budgets are off" + FALLBACK
+    ]
+
+
+def test_part_that_cannot_be_built_is_the_only_part_given_up(
+    telemetry: Telemetry, fake_provider: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    """A pricing file that cannot be read: the bundled prices are used, and the budgets (and
+    `ledger_url: off`) configured beside it stay in force."""
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("models: [unclosed\n", encoding="utf-8")
+    launch(tmp_path, monkeypatch, f"pricing_file: {prices}\nledger_url: 'off'\n" + HARD_BUDGET)
+    assert send_three(fake_provider) == ["sent", "sent", "blocked"]
+    assert get_runtime().ledger is None
+    assert_metered(telemetry, sent=2, blocked=1)
+    [logged] = errors_logged(caplog)
+    assert logged.startswith(f"genai-meter: {prices}") and logged.endswith("; the bundled prices are used" + FALLBACK)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"label_cap": "abc"}, "configure(): label_cap: expected a whole number, got 'abc'"),
+        (
+            {"ledger_url": "mysql://x"},
+            "configure(): ledger_url: ledger URL 'mysql://x': unknown scheme 'mysql' (use sqlite or postgresql)",
+        ),
+        (
+            {"ledger_url": "postgresql://meter:pw@db:port/meter"},
+            "configure(): ledger_url: ledger URL 'postgresql://***@db:port/meter': "
+            "Port could not be cast to integer value as 'port'",
+        ),
+        (
+            {"budgets": {"store": "redis://:notaport/x", "policies": [{"name": "a", "limit_usd": 1}]}},
+            "configure(): field 'store': 'redis://:notaport/x' is not a valid Redis URL: "
+            "Port could not be cast to integer value as 'notaport'",
+        ),
+    ],
+)
+def test_configure_raises_config_error_and_keeps_the_working_runtime(
+    telemetry: Telemetry, settings: dict[str, Any], message: str
+) -> None:
+    working = get_runtime()
+    with pytest.raises(ConfigError) as caught:
+        configure(**{"ledger_url": "off", **settings})
+    assert str(caught.value) == message
+    assert get_runtime() is working
+
+
+def test_lenient_loading_replaces_only_what_is_wrong(tmp_path: Path) -> None:
+    """The wrong value falls back to its key's default even over an earlier source's value (the
+    documented rule, one a reader can predict); the ledger URL falls back to off."""
+    path = tmp_path / "genai-meter.yaml"
+    path.write_text("label_cap: 500\nuser_labels: false\nledger_url: 'off'\nlabel_kap: 3\n", encoding="utf-8")
+    environ = {
+        "GENAI_METER_CONFIG": str(path),
+        "GENAI_METER_LABEL_CAP": "abc",
+        "GENAI_METER_TENANT_LABELS": "maybe",
+        "GENAI_METER_MAX_SERIES_PER_METRIC": "50",
+        "GENAI_METER_BUDGETS": "x",
+    }
+    config, errors = load_config_leniently(environ)
+    assert (config.label_cap, config.user_labels, config.tenant_labels, config.max_series_per_metric) == (
+        1000,
+        False,
+        True,
+        50,
+    )
+    assert config.ledger_url == "off" and config.budgets is None
+    assert [(error.key, error.fallback) for error in errors] == [
+        (None, "the key is ignored"),
+        ("budgets", "the variable is ignored"),
+        ("label_cap", "label_cap falls back to its default (1000)"),
+        ("tenant_labels", "tenant_labels falls back to its default (True)"),
+    ]
+    with pytest.raises(ConfigError) as caught:
+        load_config(environ)
+    assert str(caught.value).startswith(f"{path}: unknown key label_kap (known keys: ")
+
+    missing = {**environ, "GENAI_METER_CONFIG": str(tmp_path / "missing.yaml")}
+    config, errors = load_config_leniently(missing)
+    assert config.max_series_per_metric == 50  # the environment still applies
+    assert (str(errors[0]), errors[0].fallback) == (
+        f"{tmp_path / 'missing.yaml'}: cannot read the configuration file (No such file or directory)",
+        "the file is ignored",
+    )
