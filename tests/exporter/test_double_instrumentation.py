@@ -8,6 +8,7 @@ from typing import Any
 
 import openai
 import pytest
+from openai.resources.chat.completions.completions import Completions
 
 from genai_meter import names
 from genai_meter._runtime import configure
@@ -28,6 +29,7 @@ def test_one_call_counted_once(exported: Exported, fake_provider: FakeProvider, 
 
     from genai_meter.instrumentation.openai import OpenAIInstrumentor
 
+    original = Completions.__dict__["create"]
     ours, official, llmetry = OpenAIInstrumentor(), OfficialOpenAI(), LLMetryOpenAI()
     order = [ours, official, llmetry] if genai_meter_first else [official, llmetry, ours]
     for instrumentor in order:
@@ -39,6 +41,10 @@ def test_one_call_counted_once(exported: Exported, fake_provider: FakeProvider, 
     finally:
         for instrumentor in reversed(order):  # wrappers come off in the reverse order they went on
             instrumentor.uninstrument()
+        # The peers' own `uninstrument()` leaves wrappers behind (OpenLLMetry's misses chat `create`, and
+        # OTel's `unwrap` then strips the layer outside the official one): put the SDK back for the
+        # tests that follow. genai-meter takes off only its own layer.
+        Completions.create = original  # type: ignore[method-assign]
     assert exported.total(names.REQUESTS.otel_name) == 1
     assert exported.total(names.COST.otel_name) == pytest.approx(FULL_COST, abs=1e-12)
     (own,) = exported.by_scope("genai_meter")
@@ -48,3 +54,31 @@ def test_one_call_counted_once(exported: Exported, fake_provider: FakeProvider, 
     assert attrs(official_span)[names.COST_USD] == pytest.approx(NO_CACHE_COST, abs=1e-12)
     assert attrs(llmetry_span)[names.COST_USD] == pytest.approx(FULL_COST, abs=1e-12)
     assert names.OUTCOME not in attrs(official_span)  # how to tell genai-meter's spans from priced peers'
+
+
+def test_openai_raw_response_cached_while_instrumented_passes_through_after(fake_provider: FakeProvider) -> None:
+    """The SDK caches the bound method `with_raw_response` / `with_streaming_response` wrap, per client:
+    after `uninstrument()` that copy of genai-meter's wrapper passes straight through."""
+    from genai_meter.instrumentation.openai import OpenAIInstrumentor
+
+    from ..conftest import fake_provider_settings, instrumented
+
+    client = openai.OpenAI(base_url=fake_provider.openai_base_url, api_key="sk", max_retries=0)
+    headers = {"x-fake-usage": json.dumps(USAGE)}
+    instrumentor = OpenAIInstrumentor()
+    with instrumented(instrumentor, **fake_provider_settings(fake_provider)) as telemetry:
+        client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES, extra_headers=headers)
+        with client.chat.completions.with_streaming_response.create(
+            model="gpt-4o-mini", messages=MESSAGES, extra_headers=headers
+        ) as response:
+            response.parse()
+        assert len(telemetry.spans()) == 2
+        instrumentor.uninstrument()
+        raw = client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=MESSAGES, extra_headers=headers)
+        assert raw.parse().usage is not None
+        with client.chat.completions.with_streaming_response.create(
+            model="gpt-4o-mini", messages=MESSAGES, extra_headers=headers
+        ) as response:
+            response.parse()
+        assert len(telemetry.spans()) == 2

@@ -5,6 +5,11 @@ the official OTel GenAI instrumentations and OpenLLMetry without genai-meter pat
 `ReadableSpan` is immutable: a priced span is a copy with the cost attributes merged in (events,
 links and dropped counts kept). Spans without GenAI usage, and genai-meter's own spans (already
 priced, or flagged unpriced), pass through as the same objects.
+
+Nothing here may cost the app its traces: a span that cannot be priced is handed on flagged
+unpriced (the others in its batch are priced as usual), and a delegate that cannot be built is
+replaced by the default one, or by one that drops spans, with the fault logged and counted, instead
+of raising from the constructor the OTel launcher calls (which would stop every instrumentation).
 """
 
 from __future__ import annotations
@@ -37,18 +42,38 @@ SDK_SELF_TRACING_SCOPES = frozenset(("com.anthropic.sdk.python",))
 _OWN_MARKS = (names.COST_USD, names.UNPRICED, names.OUTCOME)
 
 
+_PROTOCOL_ENVS = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+_OTLP_BY_PROTOCOL = {"": "otlp_proto_grpc", "grpc": "otlp_proto_grpc", "http/protobuf": "otlp_proto_http"}
+
+
+def _otlp_protocol() -> tuple[str, str]:
+    """(variable, value) of the OTLP protocol setting for traces, as the OTel SDK reads it."""
+    for variable in _PROTOCOL_ENVS:
+        value = os.environ.get(variable)
+        if value:
+            return variable, value.strip()
+    return _PROTOCOL_ENVS[-1], ""
+
+
 def _otlp_name(name: str) -> str:
     """`otlp` picks gRPC or HTTP by the OTLP protocol variables, as the OTel SDK's own configurator does."""
     if name != "otlp":
         return name
-    protocol = (
-        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or ""
-    ).strip()
-    if protocol == "http/protobuf":
-        return "otlp_proto_http"
-    if protocol in ("", "grpc"):
-        return "otlp_proto_grpc"
-    raise ValueError(f"{DELEGATE_ENV}: unsupported OTLP protocol {protocol!r} (grpc or http/protobuf)")
+    variable, protocol = _otlp_protocol()
+    found = _OTLP_BY_PROTOCOL.get(protocol)
+    if found is None:
+        raise ValueError(
+            f"{DELEGATE_ENV}={name!r}: {variable}={protocol!r} is not a protocol of the OTLP span exporters "
+            "(grpc or http/protobuf)"
+        )
+    return found
+
+
+def _fallback_otlp_name() -> str:
+    """The OTLP exporter to use when the configured delegate cannot be built: the one `otlp` names, or
+    for an unsupported protocol the nearest (HTTP for `http/json`, else gRPC)."""
+    _variable, protocol = _otlp_protocol()
+    return _OTLP_BY_PROTOCOL.get(protocol) or ("otlp_proto_http" if protocol.startswith("http") else "otlp_proto_grpc")
 
 
 def _configured_delegate_name() -> str:
@@ -79,6 +104,42 @@ def load_delegate(name: str) -> SpanExporter:
     exporter_class = found[0].load()
     exporter: SpanExporter = exporter_class()
     return exporter
+
+
+class _DroppingExporter(SpanExporter):
+    """Stands in when no delegate could be built: the spans are dropped (the fault was logged)."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+def _configured_delegate() -> SpanExporter:
+    """The delegate the configuration names; when it cannot be built (an unknown name, an OTLP
+    protocol the exporters lack), the default OTLP exporter, and failing that a dropping one. Never
+    raises: the OTel launcher builds this exporter, and an exception there stops all instrumentation."""
+    name = _configured_delegate_name()
+    try:
+        return load_delegate(name)
+    except Exception as error:
+        fallback = _fallback_otlp_name()
+        record_fault(
+            "exporter.delegate",
+            ValueError(f"{error}; spans are exported by {fallback!r} instead"),
+        )
+    try:
+        return load_delegate(fallback)
+    except Exception as error:
+        record_fault(
+            "exporter.delegate_fallback",
+            ValueError(f"the default exporter {fallback!r} cannot be built either ({error}); spans are dropped"),
+        )
+    return _DroppingExporter()
 
 
 class _PricedSpan(ReadableSpan):
@@ -131,7 +192,7 @@ class CostSpanExporter(SpanExporter):
         prices: PriceBook | None = None,
         emit_semconv_cost: bool | None = None,
     ) -> None:
-        self._delegate = delegate if delegate is not None else load_delegate(_configured_delegate_name())
+        self._delegate = delegate if delegate is not None else _configured_delegate()
         self._prices = prices
         self._emit_semconv = emit_semconv_cost
         self._lock = threading.Lock()
@@ -168,11 +229,23 @@ class CostSpanExporter(SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
             prices, emit = self._settings()
-            priced: Sequence[ReadableSpan] = [self._priced(span, prices, emit) for span in spans]
         except Exception as fault:
             record_fault("exporter.price", fault)
-            priced = spans
-        return self._delegate.export(priced)
+            return self._delegate.export(spans)
+        return self._delegate.export([self._priced_or_flagged(span, prices, emit) for span in spans])
+
+    def _priced_or_flagged(self, span: ReadableSpan, prices: PriceBook, emit_semconv: bool) -> ReadableSpan:
+        """One span priced; one that cannot be is handed on flagged unpriced, and the rest of its batch
+        is priced as usual."""
+        try:
+            return self._priced(span, prices, emit_semconv)
+        except Exception as fault:
+            record_fault("exporter.price", fault)
+        try:
+            return _PricedSpan(span, {**(span.attributes or {}), names.UNPRICED: True})
+        except Exception as fault:
+            record_fault("exporter.flag", fault)
+            return span
 
     def _priced(self, span: ReadableSpan, prices: PriceBook, emit_semconv: bool) -> ReadableSpan:
         attributes = span.attributes
@@ -191,6 +264,8 @@ class CostSpanExporter(SpanExporter):
         ):
             return span
         added = self._cost_attributes(found, span, prices, emit_semconv)
+        if found.usage.suspect:  # a count was there but unreadable: priced as 0, and said so
+            added[names.USAGE_SUSPECT] = True
         return _PricedSpan(span, {**attributes, **added})
 
     def _cost_attributes(self, found: Any, span: ReadableSpan, prices: PriceBook, emit_semconv: bool) -> dict[str, Any]:

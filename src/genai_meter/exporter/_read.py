@@ -7,6 +7,11 @@ instrumentations write `gen_ai.provider.name` and `gen_ai.usage.input_tokens` / 
 `gen_ai.usage.cache_creation_input_tokens`. Every variant is read, the semconv one first. Input is
 taken as semconv defines it (cache reads and writes included); a span whose cache counts exceed its
 input plainly used Anthropic's exclusive meaning, and its cache counts are added back.
+
+A count that is there but cannot be a token count (NaN, infinite, negative, a bool, a string, a
+list, past `MAX_TOKEN_COUNT`) counts as 0 and marks the usage `suspect`, as in genai-meter's own
+readers: the span is priced on what could be read, and says so, instead of being quietly
+under-priced or breaking the export.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import names
-from .._usage import Usage
+from .._usage import MAX_TOKEN_COUNT, Usage
 
 # Foreign attribute names (read, never written). TODO(lead): move into genai_meter.names.
 LEGACY_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read_input_tokens"
@@ -44,12 +49,27 @@ class SpanUsage:
     usage: Usage
 
 
-def _first_count(attributes: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
-    for key in keys:
-        value = attributes.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-            return int(value)
-    return None
+class _Counts:
+    """Reads token counts, remembering whether one was there but unreadable."""
+
+    __slots__ = ("suspect",)
+
+    def __init__(self) -> None:
+        self.suspect = False
+
+    def first(self, attributes: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
+        """The first readable count of `keys`; 0 when only unreadable ones are there; None when none is."""
+        unreadable = False
+        for key in keys:
+            value = attributes.get(key)
+            if value is None:
+                continue
+            if type(value) is int and 0 <= value <= MAX_TOKEN_COUNT:
+                return value
+            if type(value) is float and 0 <= value <= MAX_TOKEN_COUNT:  # False for NaN
+                return int(value)
+            unreadable = self.suspect = True
+        return 0 if unreadable else None
 
 
 def _first_text(attributes: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:
@@ -62,17 +82,18 @@ def _first_text(attributes: Mapping[str, Any], keys: tuple[str, ...]) -> str | N
 
 def span_usage(attributes: Mapping[str, Any]) -> SpanUsage | None:
     """The provider, model and usage a span reports, or None when it reports no GenAI usage."""
-    input_tokens = _first_count(attributes, _INPUT)
-    output_tokens = _first_count(attributes, _OUTPUT)
+    read = _Counts()
+    input_tokens = read.first(attributes, _INPUT)
+    output_tokens = read.first(attributes, _OUTPUT)
     if input_tokens is None and output_tokens is None:
         return None
     provider = _first_text(attributes, _PROVIDER)
     model = _first_text(attributes, _MODEL)
     if provider is None or model is None:
         return None
-    cache_read = _first_count(attributes, _CACHE_READ) or 0
-    cache_write = _first_count(attributes, _CACHE_WRITE) or 0
-    write_1h = _first_count(attributes, (ANTHROPIC_CACHE_WRITE_1H_TOKENS,)) or 0
+    cache_read = read.first(attributes, _CACHE_READ) or 0
+    cache_write = read.first(attributes, _CACHE_WRITE) or 0
+    write_1h = read.first(attributes, (ANTHROPIC_CACHE_WRITE_1H_TOKENS,)) or 0
     total_input = input_tokens or 0
     if cache_read + cache_write > total_input:
         total_input += cache_read + cache_write
@@ -86,5 +107,6 @@ def span_usage(attributes: Mapping[str, Any]) -> SpanUsage | None:
             cache_read_tokens=cache_read,
             cache_write_tokens=cache_write,
             cache_write_1h_tokens=min(write_1h, cache_write),
+            suspect=read.suspect,
         ),
     )

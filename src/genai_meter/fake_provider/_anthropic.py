@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._content import answer_pieces, prompt_tokens
-from ._controls import Controls
+from ._controls import Controls, strip_usage
 from ._wire import Frame, Served, StreamPlan, UsageRecord, new_id, sse
 
 _ERROR_TYPES = {
@@ -82,7 +82,8 @@ def messages(body: dict[str, Any], controls: Controls, now: float) -> Served:
 
     text = "".join(pieces)
     if not body.get("stream"):
-        return Served(record, body=message([{"type": "text", "text": text}], "end_turn", usage))
+        reply = message([{"type": "text", "text": text}], "end_turn", usage)
+        return Served(record, body=strip_usage(reply, "usage", controls))
 
     output = usage.get("output_tokens")
     start_output = min(1, output) if isinstance(output, int) else output

@@ -40,6 +40,14 @@ class Controls:
     # finish chunk, as some compatible servers send it; `x_groq`: Groq's `x_groq.usage` on the finish
     # chunk, sent whether or not `include_usage` was asked, plus the usage chunk when it was)
     stream_usage: Literal["chunk", "finish", "x_groq"] = "chunk"
+    # OpenAI dialect: each choice's finish reason (`x-fake-finish-reason`, comma-separated, the last
+    # one repeated for further choices), and top-level fields merged into every response body and
+    # stream chunk (`x-fake-fields`, a JSON object, e.g. `{"model": 5}`)
+    finish_reasons: tuple[str, ...] = ()
+    fields: dict[str, Any] | None = None
+    # `x-fake-no-usage`: a whole (non-streamed) Anthropic or Gemini response whose usage is `null`
+    # or left out altogether, as some proxies and compatible servers answer
+    no_usage: Literal["null", "absent"] | None = None
 
 
 def _int(headers: Mapping[str, str], name: str, *, low: int, high: int) -> int | None:
@@ -121,7 +129,43 @@ def parse_controls(headers: Mapping[str, str]) -> Controls:
         crlf=_sse_newline(headers.get("x-fake-sse-newline")),
         stream_content_type=headers.get("x-fake-stream-content-type") or "text/event-stream",
         stream_usage=_stream_usage(headers.get("x-fake-stream-usage")),
+        finish_reasons=tuple(r.strip() for r in headers.get("x-fake-finish-reason", "").split(",") if r.strip()),
+        fields=_json_object(headers, "x-fake-fields"),
+        no_usage=_no_usage(headers.get("x-fake-no-usage")),
     )
+
+
+def _no_usage(raw: str | None) -> Literal["null", "absent"] | None:
+    if raw is None:
+        return None
+    value = raw.strip().lower()
+    if value == "null":
+        return "null"
+    if value == "absent":
+        return "absent"
+    raise ControlError(f"header x-fake-no-usage: expected 'null' or 'absent', got {raw!r}")
+
+
+def strip_usage(body: dict[str, Any], key: str, controls: Controls) -> dict[str, Any]:
+    """`body` with its usage field (`key`) made null or left out, as `x-fake-no-usage` asks."""
+    if controls.no_usage == "null":
+        return {**body, key: None}
+    if controls.no_usage == "absent":
+        return {name: value for name, value in body.items() if name != key}
+    return body
+
+
+def _json_object(headers: Mapping[str, str], name: str) -> dict[str, Any] | None:
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        raise ControlError(f"header {name}: not JSON: {raw!r}") from None
+    if not isinstance(parsed, dict):
+        raise ControlError(f"header {name}: expected a JSON object")
+    return parsed
 
 
 def _stream_usage(raw: str | None) -> Literal["chunk", "finish", "x_groq"]:

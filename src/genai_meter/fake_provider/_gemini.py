@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._content import answer_pieces, fill_total, prompt_tokens
-from ._controls import Controls
+from ._controls import Controls, strip_usage
 from ._wire import Frame, Served, StreamPlan, UsageRecord, new_id, sse
 
 _STATUS = {
@@ -67,7 +67,7 @@ def generate(model_path: str, body: dict[str, Any], controls: Controls, now: flo
         }
 
     if not stream:
-        return Served(record, body=reply("".join(pieces), True, usage))
+        return Served(record, body=strip_usage(reply("".join(pieces), True, usage), "usageMetadata", controls))
 
     prompt_count = usage.get("promptTokenCount")
     partial: dict[str, Any] = {"promptTokenCount": prompt_count}

@@ -56,6 +56,11 @@ class TextStreamObserver(StreamObserver):
         self.model: str | None = None
         self.response_id: str | None = None
 
+    def received(self) -> bool:
+        """Whether any of the response arrived (its id, model or text). A stream that failed before
+        that (an error event first, a refused request) was not billed: it gets no estimate."""
+        return self.response_id is not None or self.model is not None or self.chars > 0
+
     def end_call(
         self, usage: Usage | None, error: BaseException | None, *, output_incomplete: bool = False, **details: Any
     ) -> None:
@@ -63,10 +68,12 @@ class TextStreamObserver(StreamObserver):
 
         `output_incomplete`: the stream ended before the provider's final counts, so the output read
         is partial (a placeholder, or none): it becomes the larger of that and an estimate from the
-        text seen, and the usage is marked estimated.
+        text seen, and the usage is marked estimated. A stream that failed before any of the
+        response arrived ends with its error and no usage.
         """
         if usage is None:
-            usage = estimated_usage(self.prompt_chars(), self.chars)
+            if error is None or self.received():
+                usage = estimated_usage(self.prompt_chars(), self.chars)
         elif output_incomplete:
             output = max(usage.output_tokens, estimate_tokens(self.chars))
             usage = dataclasses.replace(usage, output_tokens=output, estimated=True)

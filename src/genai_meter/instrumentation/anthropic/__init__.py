@@ -13,8 +13,11 @@ or explicitly::
 Covers `messages.create` (streaming or not), `messages.parse`, the `messages.stream` helper (as a
 context manager, `text_stream`, `get_final_message`) and the same on `beta.messages`, on
 `Anthropic`, `AsyncAnthropic` and the SDK's Bedrock (provider `aws.bedrock`) and Vertex
-(`gcp.vertex_ai`) clients, including `with_raw_response`. `metadata.user_id` attributes the call when
-no user is set in context. `uninstrument()` restores the SDK.
+(`gcp.vertex_ai`) clients, including `with_raw_response`, also when another instrumentation
+(OpenLLMetry) wraps the same methods. `metadata.user_id` attributes the call when no user is set in
+context. A response without usage is estimated from the text, and marked so; the service tier
+Anthropic reports (`batch`) is priced. `uninstrument()` takes off genai-meter's wrappers only, and
+restores the SDK when they were alone.
 
 The SDK (2.x) may also trace itself (client option `open_telemetry`). Its span is then a child of
 genai-meter's and carries the same usage; genai-meter leaves it alone, records the call's cost and
@@ -30,11 +33,13 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 
 from ..._runtime import set_providers
 from .._patching import Wrapper, patch, unpatch
-from ._wrappers import RAW_RESPONSES, async_wrapper, stream_wrapper, sync_wrapper
+from ._wrappers import RAW_RESPONSES, async_wrapper, manager_init_wrapper, stream_wrapper, sync_wrapper
 from .package import _instruments
 
 _MESSAGES = "anthropic.resources.messages.messages"
 _BETA_MESSAGES = "anthropic.resources.beta.messages.messages"
+_STREAMING = "anthropic.lib.streaming._messages"
+_BETA_STREAMING = "anthropic.lib.streaming._beta_messages"
 
 # (module, class, method, wrapper)
 _TARGETS: tuple[tuple[str, str, str, Wrapper], ...] = tuple(
@@ -48,8 +53,15 @@ _TARGETS: tuple[tuple[str, str, str, Wrapper], ...] = tuple(
         ("AsyncMessages", "parse", async_wrapper),
         ("AsyncMessages", "stream", stream_wrapper),
     )
+) + tuple(
+    # the managers `stream` builds: their request is metered (see `_wrappers`)
+    (module, cls, "__init__", manager_init_wrapper)
+    for module, classes in (
+        (_STREAMING, ("MessageStreamManager", "AsyncMessageStreamManager")),
+        (_BETA_STREAMING, ("BetaMessageStreamManager", "BetaAsyncMessageStreamManager")),
+    )
+    for cls in classes
 )
-
 
 
 class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]

@@ -13,6 +13,7 @@ cut to its input.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -30,14 +31,40 @@ _USAGE_FIELDS = (
 )
 
 
+def service_tier(usage: Any) -> str | None:
+    """The tier Anthropic says it served the call at (`standard`, `priority`, `batch`): batch is priced
+    apart in the bundled prices; the others at standard rates."""
+    tier = field(usage, "service_tier")
+    return tier if isinstance(tier, str) and tier else None
+
+
+def _content_chars(message: Any) -> int:
+    """The response's length (text, thinking, tool input), for an estimate when it reported no usage."""
+    total = 0
+    for block in getattr(message, "content", None) or ():
+        for name in ("text", "thinking"):
+            value = getattr(block, name, None)
+            if isinstance(value, str):
+                total += len(value)
+        tool_input = getattr(block, "input", None)
+        if tool_input is not None:
+            total += len(json.dumps(tool_input, default=str))
+    return total
+
+
 def finish_message(call: Call, message: Any) -> None:
-    """A whole `Message` (also `ParsedMessage`, `BetaMessage`)."""
+    """A whole `Message` (also `ParsedMessage`, `BetaMessage`). Without usage the call's tokens are
+    estimated from the text (the response's is measured only then)."""
     stop = getattr(message, "stop_reason", None)
+    raw_usage = getattr(message, "usage", None)
+    usage = anthropic_usage(raw_usage)
     call.finish(
-        usage=anthropic_usage(getattr(message, "usage", None)),
+        usage=usage,
         response_model=getattr(message, "model", None),
         response_id=getattr(message, "id", None),
         finish_reasons=(str(stop),) if stop else None,
+        output_chars=_content_chars(message) if usage is None else None,
+        service_tier=service_tier(raw_usage),
     )
 
 
@@ -53,13 +80,14 @@ def _merge(into: dict[str, Any], usage: Any) -> None:
 class MessageStreamObserver(TextStreamObserver):
     """Raw message stream events (`Stream[RawMessageStreamEvent]`, beta ones too)."""
 
-    __slots__ = ("final_usage", "stop_reason", "usage")
+    __slots__ = ("final_usage", "service_tier", "stop_reason", "usage")
 
     def __init__(self, call: Call, prompt_chars: Callable[[], int]) -> None:
         super().__init__(call, prompt_chars)
         self.usage: dict[str, Any] = {}
         self.final_usage = False  # `message_delta`'s final counts arrived
         self.stop_reason: str | None = None
+        self.service_tier: str | None = None
 
     def observe(self, item: Any) -> bool:
         kind = getattr(item, "type", None)
@@ -76,7 +104,9 @@ class MessageStreamObserver(TextStreamObserver):
             message = getattr(item, "message", None)
             self.response_id = getattr(message, "id", None)
             self.model = getattr(message, "model", None)
-            _merge(self.usage, getattr(message, "usage", None))
+            usage = getattr(message, "usage", None)
+            _merge(self.usage, usage)
+            self.service_tier = service_tier(usage)
         elif kind == "message_delta":
             usage = getattr(item, "usage", None)
             _merge(self.usage, usage)
@@ -92,4 +122,5 @@ class MessageStreamObserver(TextStreamObserver):
             error,
             output_incomplete=not self.final_usage,
             finish_reasons=(self.stop_reason,) if self.stop_reason else None,
+            service_tier=self.service_tier,
         )

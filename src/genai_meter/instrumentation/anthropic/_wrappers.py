@@ -1,16 +1,21 @@
 """The wrappers placed around the Anthropic SDK's billing methods.
 
 `messages.create` / `.parse` (and their beta twins) send the request when called; the
-`messages.stream` helper returns a manager that sends it on `__enter__`, so its wrapper replaces the
-manager's request with a metered one. Either way the SDK's own `Stream` is metered in place, so its
-helpers (`text_stream`, `get_final_message`, `until_done`) work unchanged. A fault in genai-meter's
-part is recorded and the SDK is called as if uninstrumented; only `BudgetExceeded` reaches the app.
+`messages.stream` helper returns a manager that sends it on `__enter__`. The manager's request is
+replaced by a metered one as the SDK builds the manager (its `__init__` is wrapped, and acts only
+inside a `stream` call, which notes the call's arguments in a context variable), not on the object
+`stream` returns: another instrumentation (OpenLLMetry) may return its own object around the SDK's
+manager, and the request is then metered all the same, once. Either way the SDK's own `Stream` is
+metered in place, so its helpers (`text_stream`, `get_final_message`, `until_done`) work unchanged.
+A fault in genai-meter's part is recorded and the SDK is called as if uninstrumented; only
+`BudgetExceeded` reaches the app.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Coroutine
+from contextvars import ContextVar
 from typing import Any, NamedTuple, cast
 
 from ..._call import begin_call
@@ -66,6 +71,7 @@ def _begin(instance: Any, kwargs: dict[str, Any], stream: bool, is_async: bool) 
         request.stream,
         request.user,
         budget_estimate(runtime, info.provider, request.model, request.prompt_chars, request.max_tokens),
+        prompt_chars=request.prompt_chars,
     )
     remember_call_span(call.span)
     capture_input(runtime, call, "anthropic", request.prompt)
@@ -117,15 +123,60 @@ async def async_wrapper(
     )
 
 
-def _request_attribute(manager: Any) -> str | None:
-    """The manager's private request attribute (`_MessageStreamManager__api_request`, ...)."""
-    for name in vars(manager):
-        if isinstance(name, str) and name.endswith("__api_request"):
-            return name
-    return None
+class _HelperCall:
+    """A `messages.stream` call whose manager the SDK is building."""
+
+    __slots__ = ("instance", "kwargs", "taken")
+
+    def __init__(self, instance: Any, kwargs: dict[str, Any]) -> None:
+        self.instance = instance
+        self.kwargs = kwargs
+        self.taken = False
 
 
-def _metered_request(original: Callable[[], Any], instance: Any, kwargs: dict[str, Any]) -> Callable[[], Any]:
+_helper_call: ContextVar[_HelperCall | None] = ContextVar("genai_meter_anthropic_stream_call", default=None)
+
+
+def stream_wrapper(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """`Messages.stream` / `AsyncMessages.stream`: note the call for the manager the SDK builds in it."""
+    helper = _HelperCall(instance, kwargs)
+    token = _helper_call.set(helper)
+    try:
+        manager = wrapped(*args, **kwargs)
+    finally:
+        _helper_call.reset(token)
+    if not helper.taken:  # an SDK that builds its manager some other way: the helper goes unmetered
+        record_fault("anthropic.stream_manager", None)
+    return manager
+
+
+def manager_init_wrapper(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """`MessageStreamManager.__init__` and its async and beta twins: inside a `stream` call, the
+    manager is given a metered request in place of the SDK's (`api_request`, its first argument)."""
+    helper = _helper_call.get()
+    if helper is None or helper.taken:
+        return wrapped(*args, **kwargs)
+    helper.taken = True
+    try:
+        metered = _metered_request(args[0] if args else kwargs["api_request"], helper)
+    except Exception as fault:
+        record_fault("anthropic.stream_manager", fault)
+        return wrapped(*args, **kwargs)
+    if args:
+        return wrapped(metered, *args[1:], **kwargs)
+    return wrapped(**{**kwargs, "api_request": metered})
+
+
+def _metered_request(original: Any, helper: _HelperCall) -> Any:
+    """The manager's request, metered: a callable (sync manager) or a coroutine (async manager)."""
+    instance, kwargs = helper.instance, helper.kwargs
+    if inspect.iscoroutine(original):
+        return _metered_async_request(original, instance, kwargs)
+
     def request() -> Any:
         return metered_call("anthropic", lambda _kw: original(), kwargs, lambda kw: _begin(instance, kw, True, False))
 
@@ -140,23 +191,3 @@ async def _metered_async_request(original: Coroutine[Any, Any, Any], instance: A
         return await metered_call_async("anthropic", send, kwargs, lambda kw: _begin(instance, kw, True, True))
     finally:
         original.close()  # never awaited when a budget stopped the call; a no-op once awaited
-
-
-def stream_wrapper(
-    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
-    """`Messages.stream` / `AsyncMessages.stream`: meter the request the returned manager sends."""
-    manager = wrapped(*args, **kwargs)
-    try:
-        name = _request_attribute(manager)
-        if name is None:
-            record_fault("anthropic.stream_manager", None)
-            return manager
-        original = getattr(manager, name)
-        if inspect.iscoroutine(original):
-            setattr(manager, name, _metered_async_request(original, instance, kwargs))
-        else:
-            setattr(manager, name, _metered_request(original, instance, kwargs))
-    except Exception as fault:
-        record_fault("anthropic.stream_manager", fault)
-    return manager

@@ -38,12 +38,15 @@ def _text_chars(response: Any) -> int:
 
 
 def finish_response(call: Call, response: Any) -> None:
-    """A whole `GenerateContentResponse`."""
+    """A whole `GenerateContentResponse`. Without `usage_metadata` the call's tokens are estimated
+    from the text (the response's is measured only then)."""
+    usage = gemini_usage(getattr(response, "usage_metadata", None))
     call.finish(
-        usage=gemini_usage(getattr(response, "usage_metadata", None)),
+        usage=usage,
         response_model=getattr(response, "model_version", None),
         response_id=getattr(response, "response_id", None),
         finish_reasons=_reasons(response),
+        output_chars=_text_chars(response) if usage is None else None,
     )
 
 
@@ -70,6 +73,9 @@ class GenerateStreamObserver(TextStreamObserver):
         # The text's length, for an estimate of the output should the last chunk's counts never come.
         self.chars += _text_chars(item)
         return False
+
+    def received(self) -> bool:
+        return self.last is not None  # a chunk may carry neither id nor model nor text
 
     def finish(self, error: BaseException | None) -> None:
         last = self.last

@@ -6,10 +6,15 @@ automatic continuation), each billed on its own; the SDK sends each through `_ge
 are generators: the SDK's generator is handed out behind a small iterator object that genai-meter
 meters in place, so every exit path (exhausted, break, close, exception, garbage collection) ends
 the call once. A fault in genai-meter's part is recorded and the SDK called as if uninstrumented.
+
+The synchronous stream generator sends its request on its first read. That read is made in the
+wrapper, with the call's span current (so the HTTP request nests under it, and a refused request is
+an error of the call, not of a stream that began), and the chunk it returns is handed out first.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, NamedTuple
 
@@ -54,6 +59,7 @@ def _begin(instance: Any, kwargs: dict[str, Any], stream: bool, is_async: bool) 
         stream,
         None,
         budget_estimate(runtime, info.provider, request.model, request.prompt_chars, request.max_output_tokens),
+        prompt_chars=request.prompt_chars,
     )
     remember_call_span(call.span)
     capture_input(runtime, call, "google_genai", lambda: contents)
@@ -115,12 +121,22 @@ def sync_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ..
     )
 
 
+def _sent(chunks: Iterator[Any]) -> Iterator[Any]:
+    """The SDK's chunk generator read up to its first chunk, which sends the request (now, while the
+    caller has the call's span current: no context is held across a `yield`), then all its chunks."""
+    try:
+        first = next(chunks)
+    except StopIteration:
+        return iter(())
+    return itertools.chain((first,), chunks)
+
+
 def sync_stream_wrapper(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
     """`Models._generate_content_stream`: a generator that sends the request when first read."""
     return metered_call(
-        "google_genai", lambda kw: wrapped(*args, **kw), kwargs, lambda kw: _begin(instance, kw, True, False)
+        "google_genai", lambda kw: _sent(wrapped(*args, **kw)), kwargs, lambda kw: _begin(instance, kw, True, False)
     )
 
 

@@ -1,0 +1,97 @@
+"""Anthropic usage that is missing, absurd, or served at a priced service tier."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anthropic
+import pytest
+
+from genai_meter import names
+from genai_meter._faults import fault_counts
+
+from ..conftest import Telemetry
+
+MODEL = "claude-sonnet-4-5"
+IN, OUT = 3e-6, 15e-6  # claude-sonnet-4-5, USD per token; its batch tier is half that
+PROMPT = "x" * 4000  # about 1000 tokens at 4 characters a token
+MESSAGES: Any = [{"role": "user", "content": PROMPT}]
+
+
+def attrs_of(telemetry: Telemetry) -> dict[str, Any]:
+    return dict(telemetry.only_span().attributes or {})
+
+
+@pytest.mark.parametrize("missing", ["null", "absent"])
+def test_response_without_usage_is_estimated(telemetry: Telemetry, claude: anthropic.Anthropic, missing: str) -> None:
+    message = claude.messages.create(
+        model=MODEL,
+        max_tokens=500,
+        messages=MESSAGES,
+        system="s" * 400,
+        extra_headers={"x-fake-no-usage": missing, "x-fake-content": "y" * 400},
+    )
+    assert message.content[0].text == "y" * 400  # type: ignore[union-attr]
+    attrs = attrs_of(telemetry)
+    assert attrs[names.OUTCOME] == names.OUTCOME_OK
+    assert attrs[names.USAGE_MISSING] is True
+    assert attrs[names.USAGE_ESTIMATED] is True
+    assert attrs[names.USAGE_INPUT_TOKENS] == 1100  # prompt and system: 4400 characters
+    assert attrs[names.USAGE_OUTPUT_TOKENS] == 100
+    assert attrs[names.COST_USD] == pytest.approx(1100 * IN + 100 * OUT, abs=1e-12)
+    assert attrs[names.COST_SOURCE] == names.COST_SOURCE_ESTIMATED
+    assert fault_counts().get("usage.missing") == 1
+
+
+def test_absurd_count_is_suspect_not_priced(telemetry: Telemetry, claude: anthropic.Anthropic) -> None:
+    usage = {"input_tokens": 2**64, "output_tokens": 10}
+    claude.messages.create(
+        model=MODEL, max_tokens=5, messages=MESSAGES, extra_headers={"x-fake-usage": json.dumps(usage)}
+    )
+    attrs = attrs_of(telemetry)
+    assert attrs[names.USAGE_SUSPECT] is True
+    assert attrs[names.USAGE_INPUT_TOKENS] == 0
+    assert attrs[names.COST_USD] == pytest.approx(10 * OUT, abs=1e-12)  # not 2**64 * 3e-6 (about $5.5e13)
+    assert telemetry.total(names.COST.otel_name) < 1
+
+
+@pytest.mark.parametrize(("tier", "factor"), [("batch", 0.5), ("standard", 1.0), ("priority", 1.0)])
+def test_service_tier_reported_is_priced(
+    telemetry: Telemetry, claude: anthropic.Anthropic, tier: str, factor: float
+) -> None:
+    """Anthropic reports the tier it served at; the bundled prices have a batch tier (half price) for its
+    models, and none for priority (standard rates)."""
+    usage = {"input_tokens": 1000, "output_tokens": 100, "service_tier": tier}
+    claude.messages.create(
+        model=MODEL, max_tokens=5, messages=MESSAGES, extra_headers={"x-fake-usage": json.dumps(usage)}
+    )
+    assert attrs_of(telemetry)[names.COST_USD] == pytest.approx(factor * (1000 * IN + 100 * OUT), abs=1e-12)
+
+
+def test_service_tier_of_a_stream(telemetry: Telemetry, claude: anthropic.Anthropic) -> None:
+    usage = {"input_tokens": 1000, "output_tokens": 100, "service_tier": "batch"}
+    with claude.messages.stream(
+        model=MODEL, max_tokens=5, messages=MESSAGES, extra_headers={"x-fake-usage": json.dumps(usage)}
+    ) as stream:
+        stream.get_final_message()
+    assert attrs_of(telemetry)[names.COST_USD] == pytest.approx(0.5 * (1000 * IN + 100 * OUT), abs=1e-12)
+
+
+def test_stream_failing_before_its_first_event_has_no_estimate(
+    telemetry: Telemetry, claude: anthropic.Anthropic
+) -> None:
+    """A malformed first event: nothing of the response arrived, so nothing is estimated or charged."""
+    with pytest.raises(Exception):  # noqa: B017 - whatever the SDK raises for a malformed event
+        for _event in claude.messages.create(
+            model=MODEL,
+            max_tokens=5,
+            messages=MESSAGES,
+            stream=True,
+            extra_headers={"x-fake-chunks": "0", "x-fake-malformed": "sse"},
+        ):
+            pass
+    attrs = attrs_of(telemetry)
+    assert attrs[names.OUTCOME] == names.OUTCOME_ERROR
+    assert names.COST_USD not in attrs and names.USAGE_INPUT_TOKENS not in attrs
+    assert telemetry.total(names.COST.otel_name) == 0
