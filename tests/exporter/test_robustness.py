@@ -9,11 +9,12 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from genai_meter import names
@@ -162,3 +163,30 @@ def test_bad_delegate_under_the_launcher_keeps_the_instrumentations(tmp_path: An
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True", done.stderr
     assert "GENAI_METER_EXPORTER_DELEGATE" in done.stderr and "'bogus'" in done.stderr
+
+
+def test_a_wrong_unrelated_key_keeps_the_exporters_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Built by the launcher, the exporter reads the configuration leniently: one wrong key (here
+    the label cap) must not throw away its delegate, pricing file and semconv cost switch."""
+    overrides = tmp_path / "prices.yaml"
+    overrides.write_text("models:\n  house-model: {provider: openai, input: 2, output: 4}\n")
+    config = tmp_path / "genai-meter.yaml"
+    config.write_text(f"exporter_delegate: console\npricing_file: {overrides}\nemit_semconv_cost: true\n")
+    monkeypatch.delenv("GENAI_METER_EXPORTER_DELEGATE", raising=False)
+    monkeypatch.setenv("GENAI_METER_CONFIG", str(config))
+    monkeypatch.setenv("GENAI_METER_LABEL_CAP", "abc")
+    reset_faults()
+    exporter = CostSpanExporter()
+    assert isinstance(exporter.delegate, ConsoleSpanExporter)
+    memory = InMemorySpanExporter()
+    priced = CostSpanExporter(memory)
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(priced))
+    with provider.get_tracer("peer").start_as_current_span("chat") as span:
+        span.set_attributes({names.PROVIDER_NAME: "openai", names.REQUEST_MODEL: "house-model",
+                             names.USAGE_INPUT_TOKENS: 1000, names.USAGE_OUTPUT_TOKENS: 500})
+    (out,) = memory.get_finished_spans()
+    assert (out.attributes or {})[names.COST_USD] == pytest.approx((1000 * 2 + 500 * 4) / 1e6, abs=1e-12)
+    assert (out.attributes or {})[names.SEMCONV_COST_CURRENCY] == "USD"
+    assert fault_counts().get("exporter.config", 0) >= 1
+    exporter.shutdown()

@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.util._importlib_metadata import entry_points
 
 from .. import names
+from .._config import Config, load_config_leniently
 from .._faults import record_fault
 from ..pricing import PriceBook
 from ._metered import is_call_span
@@ -76,15 +77,24 @@ def _fallback_otlp_name() -> str:
     return _OTLP_BY_PROTOCOL.get(protocol) or ("otlp_proto_http" if protocol.startswith("http") else "otlp_proto_grpc")
 
 
+def _configuration() -> Config | None:
+    """genai-meter's configuration as the exporter, built by the launcher, reads it: a wrong key falls
+    back alone (logged and counted) and the rest stays in force, as for the instrumentors."""
+    try:
+        config, errors = load_config_leniently()
+    except Exception as error:
+        record_fault("exporter.config", error)
+        return None
+    for mistake in errors:
+        record_fault("exporter.config", mistake)
+    return config
+
+
 def _configured_delegate_name() -> str:
     name = os.environ.get(DELEGATE_ENV, "").strip()
     if not name:
-        try:
-            from .._config import load_config
-
-            name = str(getattr(load_config(), "exporter_delegate", None) or "")
-        except Exception as error:
-            record_fault("exporter.config", error)
+        config = _configuration()
+        name = str(config.exporter_delegate or "") if config is not None else ""
     return name or "otlp"
 
 
@@ -209,13 +219,9 @@ class CostSpanExporter(SpanExporter):
         with self._lock:
             if self._prices is None or self._emit_semconv is None:
                 pricing_file, semconv = None, False
-                try:
-                    from .._config import load_config
-
-                    config = load_config()
+                config = _configuration()
+                if config is not None:
                     pricing_file, semconv = config.pricing_file, config.emit_semconv_cost
-                except Exception as error:
-                    record_fault("exporter.config", error)
                 if self._prices is None:
                     try:
                         self._prices = PriceBook.load(pricing_file)
