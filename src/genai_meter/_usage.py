@@ -115,18 +115,23 @@ def openai_chat_usage(usage: Any) -> Usage | None:
 
 
 def openai_responses_usage(usage: Any) -> Usage | None:
-    """Responses API usage (`input_tokens`, `output_tokens`, `*_tokens_details`)."""
+    """Responses API usage (`input_tokens`, `output_tokens`, `*_tokens_details`). As in Chat
+    Completions, `input_tokens` includes the cache reads (`cached_tokens`) and the cache writes
+    (`cache_write_tokens`, priced apart from plain input)."""
     if usage is None:
         return None
     read = _Reader()
     input_tokens = read.count(usage, "input_tokens", required=True)
     output_tokens = read.count(usage, "output_tokens")
-    cached = read.count(field(usage, "input_tokens_details"), "cached_tokens")
+    input_details = field(usage, "input_tokens_details")
+    cached = read.count(input_details, "cached_tokens")
+    cache_write = read.count(input_details, "cache_write_tokens")
     reasoning = read.count(field(usage, "output_tokens_details"), "reasoning_tokens")
     return Usage(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         cache_read_tokens=min(cached, input_tokens),
+        cache_write_tokens=min(cache_write, max(input_tokens - cached, 0)),
         reasoning_tokens=reasoning,
         suspect=read.suspect,
     )

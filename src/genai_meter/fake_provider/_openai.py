@@ -4,6 +4,9 @@ Shapes follow what the `openai` SDK's models and stream helpers read (checked ag
 chat streams put `"usage": null` on every chunk and add a `choices: []` usage chunk only when
 `stream_options.include_usage` is true; Responses streams carry `event:` lines plus a `type` and a
 `sequence_number` in every payload and end with `response.completed` holding the full response.
+Chat answers `n` choices when asked, and every answer says the `service_tier` it was served at (the
+one asked for; `default` for none or `auto`), as OpenAI's do. `x-fake-finish-reason`, `x-fake-fields`
+and `x-fake-no-usage` (usage null or left out of a whole response) shape the answers for tests.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import struct
 from typing import Any
 
 from ._content import answer_pieces, fill_total, prompt_tokens
-from ._controls import Controls
+from ._controls import Controls, strip_usage
 from ._wire import Frame, Served, StreamPlan, UsageRecord, new_id, sse
 
 _GARBAGE = "{this is not json"
@@ -33,6 +36,31 @@ def _with_cost(usage: dict[str, Any], controls: Controls) -> dict[str, Any]:
     if controls.cost is not None:
         usage = {**usage, "cost": controls.cost}
     return usage
+
+
+def _shaped(payload: dict[str, Any], controls: Controls) -> dict[str, Any]:
+    """A response body or stream chunk with the fields `x-fake-fields` sets."""
+    return {**payload, **controls.fields} if controls.fields else payload
+
+
+def _whole(body: dict[str, Any], controls: Controls) -> dict[str, Any]:
+    """A whole (non-streamed) response body as the controls shape it."""
+    return _shaped(strip_usage(body, "usage", controls), controls)
+
+
+def _service_tier(body: dict[str, Any]) -> str:
+    tier = body.get("service_tier")
+    return "default" if tier in (None, "auto") else str(tier)
+
+
+def _finish_reason(controls: Controls, index: int) -> str:
+    reasons = controls.finish_reasons
+    return reasons[min(index, len(reasons) - 1)] if reasons else "stop"
+
+
+def _choice_count(body: dict[str, Any]) -> int:
+    n = body.get("n")
+    return n if isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 128 else 1
 
 
 def _chat_schema(body: dict[str, Any]) -> Any | None:
@@ -65,9 +93,16 @@ def _chat_usage(body: dict[str, Any], controls: Controls, completion: int) -> di
 def chat(body: dict[str, Any], controls: Controls, now: float) -> Served:
     model = controls.model or str(body.get("model") or "unknown")
     pieces = answer_pieces(controls, _chat_schema(body))
-    usage = _chat_usage(body, controls, len(pieces))
+    choices = range(_choice_count(body))
+    usage = _chat_usage(body, controls, len(pieces) * len(choices))
     record = UsageRecord("openai.completions", model, usage, now)
-    base = {"id": new_id("chatcmpl-"), "created": int(now), "model": model, "system_fingerprint": "fp_fake"}
+    base = {
+        "id": new_id("chatcmpl-"),
+        "created": int(now),
+        "model": model,
+        "service_tier": _service_tier(body),
+        "system_fingerprint": "fp_fake",
+    }
     if not body.get("stream"):
         message: dict[str, Any] = {
             "role": "assistant",
@@ -75,28 +110,34 @@ def chat(body: dict[str, Any], controls: Controls, now: float) -> Served:
             "refusal": None,
             "annotations": [],
         }
-        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
-        return Served(record, body={**base, "object": "chat.completion", "choices": [choice], "usage": usage})
+        whole = [
+            {"index": i, "message": message, "logprobs": None, "finish_reason": _finish_reason(controls, i)}
+            for i in choices
+        ]
+        reply = {**base, "object": "chat.completion", "choices": whole, "usage": usage}
+        return Served(record, body=_whole(reply, controls))
 
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     extra: dict[str, Any] = {"usage": None} if include_usage else {}
 
     style = controls.stream_usage
 
-    def chunk(delta: dict[str, Any], finish: str | None, **more: Any) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return sse({**base, "object": "chat.completion.chunk", "choices": [choice], **extra, **more})
+    def chunk(index: int, delta: dict[str, Any], finish: str | None, **more: Any) -> bytes:
+        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return sse(_shaped({**base, "object": "chat.completion.chunk", "choices": [choice], **extra, **more}, controls))
 
     finish_extra: dict[str, Any] = {}
     if style == "finish" and include_usage:
         finish_extra = {"usage": usage}
     elif style == "x_groq":
         finish_extra = {"x_groq": {"id": "req_fake", "usage": usage}}
-    frames = [Frame(chunk({"role": "assistant", "content": "", "refusal": None}, None))]
-    frames += [Frame(chunk({"content": piece}, None), content=True) for piece in pieces]
-    frames.append(Frame(chunk({}, "stop", **finish_extra)))
+    frames = [Frame(chunk(i, {"role": "assistant", "content": "", "refusal": None}, None)) for i in choices]
+    frames += [Frame(chunk(i, {"content": piece}, None), content=True) for piece in pieces for i in choices]
+    for i in choices:  # the usage rides on the last finish chunk (with n > 1, once)
+        frames.append(Frame(chunk(i, {}, _finish_reason(controls, i), **(finish_extra if i == choices[-1] else {}))))
     if include_usage and style != "finish":
-        frames.append(Frame(sse({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})))
+        usage_chunk = {**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}
+        frames.append(Frame(sse(_shaped(usage_chunk, controls))))
     frames.append(Frame(sse("[DONE]")))
     return Served(record, stream=StreamPlan(frames, sse(_GARBAGE)))
 
@@ -116,19 +157,19 @@ def completions(body: dict[str, Any], controls: Controls, now: float) -> Served:
     record = UsageRecord("openai.completions", model, usage, now)
     base = {"id": new_id("cmpl-"), "object": "text_completion", "created": int(now), "model": model}
     if not body.get("stream"):
-        choice = {"text": "".join(pieces), "index": 0, "logprobs": None, "finish_reason": "stop"}
-        return Served(record, body={**base, "choices": [choice], "usage": usage})
+        choice = {"text": "".join(pieces), "index": 0, "logprobs": None, "finish_reason": _finish_reason(controls, 0)}
+        return Served(record, body=_whole({**base, "choices": [choice], "usage": usage}, controls))
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     extra: dict[str, Any] = {"usage": None} if include_usage else {}
 
     def chunk(text: str, finish: str | None) -> bytes:
         choice = {"text": text, "index": 0, "logprobs": None, "finish_reason": finish}
-        return sse({**base, "choices": [choice], **extra})
+        return sse(_shaped({**base, "choices": [choice], **extra}, controls))
 
     frames = [Frame(chunk(piece, None), content=True) for piece in pieces]
-    frames.append(Frame(chunk("", "stop")))
+    frames.append(Frame(chunk("", _finish_reason(controls, 0))))
     if include_usage:
-        frames.append(Frame(sse({**base, "choices": [], "usage": usage})))
+        frames.append(Frame(sse(_shaped({**base, "choices": [], "usage": usage}, controls))))
     frames.append(Frame(sse("[DONE]")))
     return Served(record, stream=StreamPlan(frames, sse(_GARBAGE)))
 
@@ -164,7 +205,7 @@ def responses(body: dict[str, Any], controls: Controls, now: float) -> Served:
         return {"id": msg_id, "type": "message", "status": status, "role": "assistant", "content": parts}
 
     def response(status: str, output: list[Any], final_usage: dict[str, Any] | None) -> dict[str, Any]:
-        return {
+        whole = {
             "id": resp_id,
             "object": "response",
             "created_at": int(now),
@@ -186,10 +227,12 @@ def responses(body: dict[str, Any], controls: Controls, now: float) -> Served:
             "store": body.get("store", True),
             "previous_response_id": body.get("previous_response_id"),
             "max_output_tokens": body.get("max_output_tokens"),
+            "service_tier": _service_tier(body),
         }
+        return _shaped(whole, controls)
 
     resp_id = new_id("resp_")
-    final = response("completed", [message("completed", text)], usage)
+    final = strip_usage(response("completed", [message("completed", text)], usage), "usage", controls)
     if not body.get("stream"):
         return Served(record, body=final)
 
@@ -252,4 +295,4 @@ def embeddings(body: dict[str, Any], controls: Controls, now: float) -> Served:
         encoded: Any = base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode() if as_base64 else vector
         data.append({"object": "embedding", "index": index, "embedding": encoded})
     reply = {"object": "list", "data": data, "model": model, "usage": usage}
-    return Served(UsageRecord("openai.embeddings", model, usage, now), body=reply)
+    return Served(UsageRecord("openai.embeddings", model, usage, now), body=_whole(reply, controls))

@@ -6,6 +6,11 @@ when instrumentation is suppressed, call the SDK uninstrumented when genai-meter
 (recorded as a fault), let only `BudgetExceeded` reach the app, keep the span current around the
 SDK's HTTP call (never across a `yield`), end the call on the SDK's errors, and hand the app the
 SDK's own result (or the stream genai-meter metered in place).
+
+An exception of the SDK is the call's error, wherever it is raised: from the call itself (a provider
+error, or a response the SDK received and then rejected, such as structured output that fails
+validation) or from the SDK's own `parse()` of a raw response (`ResponseError`). Only an exception
+of genai-meter's own code is a fault.
 """
 
 from __future__ import annotations
@@ -26,12 +31,37 @@ from .._usage import Usage, estimate_tokens
 
 
 class Metered(NamedTuple):
-    """A started call: the kwargs to send (genai-meter may add `include_usage`) and what to do with
-    the SDK's result (returns what the app receives)."""
+    """A started call: the kwargs to send (genai-meter may add `include_usage`), what to do with the
+    SDK's result (returns what the app receives) and, optionally, how to end the call when the SDK
+    raises (an instrumentor that can find the usage of a response the SDK received before raising
+    records it; by default the call ends with the error and no usage)."""
 
     call: Call
     send_kwargs: dict[str, Any]
     on_result: Callable[[Any], Any]
+    on_error: Callable[[BaseException], None] | None = None
+
+
+class ResponseError(Exception):
+    """Raised by an `on_result` when the SDK itself could not read the response it got (the `parse()`
+    of a raw response failed): `error`, the SDK's exception, is the call's error, not a fault of
+    genai-meter's (whose log line would carry the SDK's message, and with it the response's text)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(type(error).__qualname__)
+        self.error = error
+
+
+def _end_with_error(
+    where: str, call: Call, on_error: Callable[[BaseException], None] | None, error: BaseException
+) -> None:
+    """End the call with the SDK's `error`, through the instrumentor's `on_error` when it has one."""
+    if on_error is not None:
+        try:
+            on_error(error)
+        except Exception as fault:
+            record_fault(f"{where}.error", fault)
+    call.finish(usage=None, error=error)  # a no-op when `on_error` ended the call
 
 
 def is_budget_error(error: BaseException) -> bool:
@@ -50,7 +80,7 @@ def metered_call(
     if not is_instrumentation_enabled():
         return send(kwargs)
     try:
-        call, send_kwargs, on_result = begin(kwargs)
+        call, send_kwargs, on_result, on_error = begin(kwargs)
     except Exception as error:
         if is_budget_error(error):
             raise
@@ -60,12 +90,15 @@ def metered_call(
     try:
         result = send(send_kwargs)
     except BaseException as error:
-        call.finish(usage=None, error=error)
+        _end_with_error(where, call, on_error, error)
         raise
     finally:
         call.deactivate(token)
     try:
         return on_result(result)
+    except ResponseError as failed:
+        _end_with_error(where, call, on_error, failed.error)
+        return result
     except Exception as fault:
         record_fault(f"{where}.response", fault)
         call.finish(usage=None)
@@ -82,7 +115,7 @@ async def metered_call_async(
     if not is_instrumentation_enabled():
         return await send(kwargs)
     try:
-        call, send_kwargs, on_result = begin(kwargs)
+        call, send_kwargs, on_result, on_error = begin(kwargs)
     except Exception as error:
         if is_budget_error(error):
             raise
@@ -92,7 +125,7 @@ async def metered_call_async(
     try:
         result = await send(send_kwargs)
     except BaseException as error:
-        call.finish(usage=None, error=error)
+        _end_with_error(where, call, on_error, error)
         raise
     finally:
         call.deactivate(token)
@@ -101,6 +134,9 @@ async def metered_call_async(
         if inspect.isawaitable(handled):
             handled = await handled
         return handled
+    except ResponseError as failed:
+        _end_with_error(where, call, on_error, failed.error)
+        return result
     except Exception as fault:
         record_fault(f"{where}.response", fault)
         call.finish(usage=None)

@@ -128,7 +128,8 @@ class _End(StreamEnd):
     """Ends the call once (see `StreamEnd`). A close that the SDK makes while an exception
     propagates out of its own stream iterator (a malformed event, a broken connection) ends the call
     with that exception: the one the app gets, since the SDK turns transport errors into its own. An
-    exception of the app's own code (a `with stream:` left by it) is not the call's error."""
+    exception of the app's own code (a `with stream:` left by it, or one it is handling in an
+    `except` block while it reads the stream) is not the call's error."""
 
     __slots__ = ("sdk_iterator",)
 
@@ -140,8 +141,25 @@ class _End(StreamEnd):
         iterator = self.sdk_iterator() if self.sdk_iterator is not None else None
         if iterator is None or not (getattr(iterator, "gi_running", False) or getattr(iterator, "ag_running", False)):
             return None  # not closed from inside the SDK's iterator: the app's exception, if any
+        # Inside a generator, `sys.exc_info()` falls back to the exception its *caller* is handling
+        # when the generator itself handles none (the SDK's iterator ending normally, read inside the
+        # app's `except` block): only an exception that went through the SDK's iterator (raised in
+        # it, from the bytes below it, or thrown into it) is the stream's.
         error = sys.exc_info()[1]
-        return error if isinstance(error, Exception) else None
+        if not isinstance(error, Exception):
+            return None
+        frame = getattr(iterator, "gi_frame", None) or getattr(iterator, "ag_frame", None)
+        return error if frame is not None and _went_through(error, frame) else None
+
+
+def _went_through(error: BaseException, frame: Any) -> bool:
+    """Whether `error` was raised in, or propagated through, `frame` (its traceback holds it)."""
+    trace = error.__traceback__
+    while trace is not None:
+        if trace.tb_frame is frame:
+            return True
+        trace = trace.tb_next
+    return False
 
 
 def _feed_safely(meter: ByteMeter, chunk: bytes) -> bytes:

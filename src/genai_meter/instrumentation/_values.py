@@ -1,4 +1,4 @@
-"""Reading SDK request arguments the same way for every provider.
+"""Reading SDK request arguments and results the same way for every provider.
 
 The SDKs fill omitted arguments with sentinels (`omit`, `NOT_GIVEN`); these readers treat anything
 that is not a real value as absent. Text length is only ever counted (for estimates), never kept.
@@ -7,7 +7,11 @@ that is not a real value as absent. Text length is only ever counted (for estima
 from __future__ import annotations
 
 import importlib
+import inspect
+from collections.abc import Awaitable
 from typing import Any
+
+from ._metering import ResponseError
 
 _TEXT_KEYS = ("content", "text", "input", "arguments", "parts")
 
@@ -67,4 +71,44 @@ class RawResponses:
         return isinstance(result, self.types)
 
     def parsed(self, result: Any) -> Any:
-        return result.parse() if isinstance(result, self.types) else result
+        """What a raw response parses to (an awaitable for an async one); any other result as it is.
+        An exception of the SDK's own `parse()` (a body that is not JSON, content that fails
+        validation) is raised as `ResponseError`: the call's error, not genai-meter's fault."""
+        if not isinstance(result, self.types):
+            return result
+        try:
+            parsed = result.parse()
+        except Exception as error:
+            raise ResponseError(error) from error
+        return _parsed_async(parsed) if inspect.isawaitable(parsed) else parsed
+
+
+async def _parsed_async(parsed: Awaitable[Any]) -> Any:
+    try:
+        return await parsed
+    except Exception as error:
+        raise ResponseError(error) from error
+
+
+def received_response(error: BaseException, kind: type[Any]) -> Any:
+    """The response (an instance of `kind`) that the SDK had received and built when it raised
+    `error`, or None.
+
+    The SDKs' structured-output helpers validate a completion after it has arrived, and been billed.
+    When that fails, the exception may carry the completion (openai's `LengthFinishReasonError` has
+    it as `.completion`) or not (pydantic's `ValidationError`); either way the SDK's own frames that
+    it went through held it (the SDK hands the built response to its post-parser), and those frames
+    are in the exception's traceback, where it is found by type. Only ever run on the error path:
+    nothing is kept or serialised for a call that succeeds.
+    """
+    attached = getattr(error, "completion", None)
+    if isinstance(attached, kind):
+        return attached
+    trace = error.__traceback__
+    trace = trace.tb_next if trace is not None else None  # the first frame caught it: genai-meter's own
+    while trace is not None:
+        for value in trace.tb_frame.f_locals.values():
+            if isinstance(value, kind):
+                return value
+        trace = trace.tb_next
+    return None

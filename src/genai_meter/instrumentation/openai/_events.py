@@ -1,16 +1,19 @@
 """Metering a Chat Completions stream from its raw bytes, before the SDK decodes them (see
 `_sse_bytes`).
 
-What the meter needs: how many content events there were, which one carries the finish reason, and
+What the meter needs: how much text was streamed, which events carry the finish reasons, and
 the usage-only event (taken out here, before the SDK sees it, when genai-meter injected
 `include_usage`). Some OpenAI-compatible servers put the usage on an event that has choices (the
 finish event, or every event with vLLM's continuous usage stats), and Groq puts it under
 `x_groq.usage` on the finish event, asked for or not: those are read too, the last one seen wins,
 and a usage genai-meter asked for is taken out of such an event (re-encoded without it) so the
 caller's chunk is what it would be uninstrumented. JSON is parsed only for events that carry usage
-(or, without one, for the first event).
-Without usage, output tokens are estimated as one per content event (OpenAI streams one token a
-chunk), input from the prompt's length; the call is marked estimated.
+(or, without one, for the first event), and for the finish events when there are several (`n` > 1:
+one finish reason per choice, in the choices' order).
+Without usage, output tokens are estimated as one per piece of text streamed (a non-empty content,
+refusal or tool-call arguments; OpenAI streams one token a chunk), counted the same way as the
+chunk fallback (`ChatStreamObserver`) counts them; input from the prompt's length; the call is marked
+estimated.
 """
 
 from __future__ import annotations
@@ -21,10 +24,23 @@ from collections.abc import Callable
 from typing import Any
 
 from ..._call import Call
-from ..._usage import Usage, estimate_tokens, openai_chat_usage
+from ..._usage import openai_chat_usage
 from .._sse_bytes import ByteMeter, event_json
+from .._values import text
+from ._observers import reasons_by_index, served_tier, stream_estimate, with_reported_cost
 
 _FINISH_REASON = re.compile(rb'"finish_reason":\s*"([^"\\]+)"')
+_MAX_CHOICES = 128  # the most choices (`n`) OpenAI answers with
+# The fields whose text is output, in chat chunks' deltas and in legacy completions' chunks.
+CHAT_TEXT_KEYS = (b"content", b"refusal", b"arguments")
+COMPLETION_TEXT_KEYS = (b"text",)
+
+
+def _text_markers(keys: tuple[bytes, ...], colon: bytes) -> tuple[tuple[bytes, bytes], ...]:
+    """(a string value starts, an empty string value) for each key: their counts' difference is how
+    many non-empty values there are. Text inside a JSON string has its quotes escaped, so it never
+    matches."""
+    return tuple((b'"' + key + b'"' + colon + b'"', b'"' + key + b'"' + colon + b'""') for key in keys)
 
 
 class ChatEventMeter(ByteMeter):
@@ -35,28 +51,36 @@ class ChatEventMeter(ByteMeter):
     """
 
     __slots__ = (
-        "content_events",
-        "content_marker",
-        "finish_event",
+        "finish_events",
         "finish_marker",
         "first_event",
         "injected",
         "no_choices_marker",
         "prompt_chars",
+        "text_events",
+        "text_keys",
+        "text_markers",
         "usage_marker",
         "usage_null_marker",
         "usage_payload",
     )
 
-    def __init__(self, call: Call, injected: bool, prompt_chars: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        call: Call,
+        injected: bool,
+        prompt_chars: Callable[[], int],
+        text_keys: tuple[bytes, ...] = CHAT_TEXT_KEYS,
+    ) -> None:
         super().__init__(call)
         self.injected = injected
         self.prompt_chars = prompt_chars
         self.first_event: bytes | None = None
-        self.finish_event: bytes | None = None
+        self.finish_events: list[bytes] = []
         self.usage_payload: dict[str, Any] | None = None
-        self.content_events = 0
-        self.content_marker = b"data: {"
+        self.text_events = 0
+        self.text_keys = text_keys
+        self.text_markers = _text_markers(text_keys, b":")
         self.no_choices_marker = b'"choices":[]'
         self.finish_marker = b'"finish_reason":"'
         self.usage_null_marker = b',"usage":null'
@@ -69,7 +93,7 @@ class ChatEventMeter(ByteMeter):
             return False
         first = self.first_event = self.event_at(region, start)
         spaced = b'"object": ' in first or b'"id": ' in first
-        self.content_marker = b"data: {" if region.startswith(b"data: ", start) else b"data:{"
+        self.text_markers = _text_markers(self.text_keys, b": " if spaced else b":")
         self.no_choices_marker = b'"choices": []' if spaced else b'"choices":[]'
         self.finish_marker = b'"finish_reason": "' if spaced else b'"finish_reason":"'
         self.usage_null_marker = b', "usage": null' if spaced else b',"usage":null'
@@ -80,7 +104,10 @@ class ChatEventMeter(ByteMeter):
         """Count and note what `region` shows; without the injected usage event and the
         `"usage": null` it adds elsewhere."""
         self.read_ahead = False  # a complete event arrived: whatever was awaited after a finish is here
-        self.content_events += region.count(self.content_marker)
+        for marker, empty in self.text_markers:
+            found = region.count(marker)
+            if found:
+                self.text_events += found - region.count(empty)
         if self.no_choices_marker in region:
             region = self._rewrite_events(region, self.no_choices_marker, self._no_choices_event)
         if self.usage_marker in region:
@@ -89,13 +116,16 @@ class ChatEventMeter(ByteMeter):
             # With `include_usage` every chunk says `"usage": null`; without it (what the caller asked
             # for) the key is absent. Removed, so the caller's chunks are the same as uninstrumented.
             region = region.replace(self.usage_null_marker, b"")
-        finished = region.rfind(self.finish_marker)
+        finished = region.find(self.finish_marker)
         if finished >= 0:
-            start, end = self.event_bounds(region, finished)
-            self.finish_event = region[start:end]
+            while finished >= 0:  # each finish event once (n > 1: one per choice)
+                start, end = self.event_bounds(region, finished)
+                if len(self.finish_events) < _MAX_CHOICES:  # a server repeating it is not kept for ever
+                    self.finish_events.append(region[start:end])
+                finished = region.find(self.finish_marker, end)
             # The usage event genai-meter asked for comes next: read it before handing this over,
             # however many HTTP chunks it takes (until the next complete event, whatever it is).
-            # Not when another event already follows the finish here (another choice, `[DONE]`).
+            # Not when another event already follows the last finish here (another choice, `[DONE]`).
             self.read_ahead = self.injected and self.usage_payload is None and end == len(region)
         return region
 
@@ -115,7 +145,6 @@ class ChatEventMeter(ByteMeter):
     def _no_choices_event(self, payload: Any) -> bytes | None:
         """An event with no choices: the usage event (cut out when injected), or another (Azure's
         prompt filter results)."""
-        self.content_events -= 1  # counted as content; it is not
         if isinstance(payload, dict) and payload.get("choices") == [] and payload.get("usage"):
             self.usage_payload = payload
             if self.injected:
@@ -142,22 +171,34 @@ class ChatEventMeter(ByteMeter):
     def finish(self, error: BaseException | None) -> None:
         usage_payload = self.usage_payload
         raw_usage = usage_payload.get("usage") if usage_payload is not None else None
-        usage = openai_chat_usage(raw_usage)
+        usage, cost = with_reported_cost(openai_chat_usage(raw_usage), raw_usage)
         if usage is None:
-            usage = Usage(
-                input_tokens=estimate_tokens(self.prompt_chars()), output_tokens=self.content_events, estimated=True
-            )
+            usage = stream_estimate(self.prompt_chars(), self.text_events)
         ids = usage_payload if usage_payload is not None else event_json(self.first_event or b"")
         ids = ids if isinstance(ids, dict) else {}
-        reasons = tuple(r.decode() for r in _FINISH_REASON.findall(self.finish_event or b""))
-        cost = raw_usage.get("cost") if isinstance(raw_usage, dict) else None
         self.call.finish(
             usage=usage,
-            response_model=ids.get("model") if isinstance(ids.get("model"), str) else None,
-            response_id=ids.get("id") if isinstance(ids.get("id"), str) else None,
+            response_model=text(ids.get("model")),
+            response_id=text(ids.get("id")),
             error=error,
-            provider_cost_usd=float(cost)
-            if isinstance(cost, int | float) and not isinstance(cost, bool) and cost >= 0
-            else None,
-            finish_reasons=reasons or None,
+            provider_cost_usd=cost,
+            finish_reasons=self._finish_reasons(),
+            service_tier=served_tier(self.call, ids.get("service_tier")),
         )
+
+    def _finish_reasons(self) -> tuple[str, ...] | None:
+        """One finish reason per choice, in the choices' order. One finish event (one choice, the
+        usual case) is read with a search; several are parsed to learn their choices' indexes."""
+        events = self.finish_events
+        if len(events) == 1:
+            return tuple(r.decode(errors="replace") for r in _FINISH_REASON.findall(events[0])) or None
+        reasons: dict[int, str] = {}
+        for event in events:
+            payload = event_json(event)
+            choices = payload.get("choices") if isinstance(payload, dict) else None
+            for choice in choices if isinstance(choices, list) else ():
+                reason = choice.get("finish_reason") if isinstance(choice, dict) else None
+                if isinstance(reason, str) and reason:
+                    index = choice.get("index")
+                    reasons[index if type(index) is int else len(reasons)] = reason
+        return reasons_by_index(reasons)

@@ -4,29 +4,74 @@ Chat Completions streams carry usage only in a final chunk with `choices == []`,
 `stream_options.include_usage` was set; when genai-meter set it, that chunk is hidden from the
 caller so the app sees exactly what it would see uninstrumented. Responses API streams carry the
 whole response, usage included, in their terminal event.
+
+What a response says is read as untrusted: a model or id that is not text is left out, a reported
+cost that is not an amount is not used, and the service tier it was served at prices the call.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
 from ..._call import Call
-from ..._usage import field, openai_chat_usage, openai_responses_usage
+from ..._usage import Usage, estimate_tokens, field, openai_chat_usage, openai_responses_usage
 from .._streams import TextStreamObserver
+from .._values import text
+
+# The semconv attribute for the tier an OpenAI response says it was served at.
+SERVICE_TIER = "openai.response.service_tier"
 
 
-def provider_cost(usage: Any) -> float | None:
-    """OpenRouter (and some gateways) report the call's cost in `usage.cost`."""
-    if usage is None:
-        return None
+def _reported_cost(raw_usage: Any) -> Any:
+    """`usage.cost`, where OpenRouter (and some gateways) report what the call cost."""
+    if type(raw_usage) is dict:
+        return raw_usage.get("cost")
     # Read pydantic's extra fields directly: getattr of a missing field raises inside pydantic (slow).
-    extra = getattr(usage, "__pydantic_extra__", None)
-    value = extra.get("cost") if isinstance(extra, dict) else getattr(usage, "cost", None)
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return float(value)
-    return None
+    extra = getattr(raw_usage, "__pydantic_extra__", None)
+    return extra.get("cost") if isinstance(extra, dict) else getattr(raw_usage, "cost", None)
+
+
+def with_reported_cost(usage: Usage | None, raw_usage: Any) -> tuple[Usage | None, float | None]:
+    """The usage to finish the call with and the provider-reported cost to price it at, if any.
+
+    A reported cost that is not an amount (negative, NaN, infinite, not a number) is not used: the
+    call is priced from its tokens instead, and its usage is marked suspect so the fault is seen.
+    """
+    if raw_usage is None:
+        return usage, None
+    cost = _reported_cost(raw_usage)
+    if cost is None:
+        return usage, None
+    if type(cost) is float or type(cost) is int:
+        amount = float(cost) if -1e300 < cost < 1e300 else math.inf  # (an int too large for a float)
+        if 0 <= amount < math.inf:
+            return usage, amount
+    return (dataclasses.replace(usage, suspect=True) if usage is not None else None), None
+
+
+def served_tier(call: Call, reported: Any) -> str | None:
+    """The service tier the response says it was served at (flex and priority are priced apart), put
+    on the span as `openai.response.service_tier`."""
+    tier = text(reported)
+    if tier is not None and not call.done:
+        call.span.set_attribute(SERVICE_TIER, tier)
+    return tier
+
+
+def reasons_by_index(reasons: dict[int, str]) -> tuple[str, ...] | None:
+    """One finish reason per choice, in the choices' order (`n` > 1 streams them interleaved)."""
+    return tuple(reasons[index] for index in sorted(reasons)) or None
+
+
+def stream_estimate(prompt_chars: int, text_events: int) -> Usage:
+    """The usage of a Chat Completions stream that reported none: the prompt at about 4 characters a
+    token, and one output token for each piece of text streamed (OpenAI streams a token a chunk).
+    Events without text (the role, the finish) are not output."""
+    return Usage(input_tokens=estimate_tokens(prompt_chars), output_tokens=text_events, estimated=True)
 
 
 def _finish_reasons(choices: Any) -> tuple[str, ...] | None:
@@ -34,6 +79,32 @@ def _finish_reasons(choices: Any) -> tuple[str, ...] | None:
         return None
     reasons = tuple(str(r) for r in (getattr(c, "finish_reason", None) for c in choices) if r)
     return reasons or None
+
+
+def _length(value: Any) -> int:
+    return len(value) if isinstance(value, str) else 0
+
+
+def _choices_chars(choices: Any) -> int:
+    """The length of the text the choices carry (content, refusal, tool-call arguments; a legacy
+    completion's text), for an estimate of a response that reported no usage."""
+    if not isinstance(choices, list | tuple):
+        return 0
+    chars = 0
+    for choice in choices:
+        message = getattr(choice, "message", None)
+        if message is None:
+            chars += _length(getattr(choice, "text", None))
+            continue
+        chars += _length(getattr(message, "content", None)) + _length(getattr(message, "refusal", None))
+        for tool_call in _list(getattr(message, "tool_calls", None)):
+            chars += _length(getattr(getattr(tool_call, "function", None), "arguments", None))
+    return chars
+
+
+def _list(value: Any) -> list[Any]:
+    """A response field that should be a list, or an empty one."""
+    return value if isinstance(value, list) else []
 
 
 def _output_messages(call: Call, choices: Any) -> str | None:
@@ -48,40 +119,51 @@ def _output_messages(call: Call, choices: Any) -> str | None:
     return json.dumps(messages, default=str)
 
 
-def finish_chat(call: Call, completion: Any) -> None:
-    """A whole ChatCompletion (also ParsedChatCompletion, legacy Completion)."""
+def finish_chat(call: Call, completion: Any, error: BaseException | None = None) -> None:
+    """A whole ChatCompletion (also ParsedChatCompletion, legacy Completion); `error` when the SDK
+    raised after receiving it (structured output it could not parse)."""
     raw_usage = getattr(completion, "usage", None)
-    usage = openai_chat_usage(raw_usage)
+    usage, cost = with_reported_cost(openai_chat_usage(raw_usage), raw_usage)
     choices = getattr(completion, "choices", None)
     call.finish(
         usage=usage,
-        response_model=getattr(completion, "model", None),
-        response_id=getattr(completion, "id", None),
-        provider_cost_usd=provider_cost(raw_usage),
+        response_model=text(getattr(completion, "model", None)),
+        response_id=text(getattr(completion, "id", None)),
+        error=error,
+        provider_cost_usd=cost,
         finish_reasons=_finish_reasons(choices),
         output_messages=_output_messages(call, choices),
+        output_chars=_choices_chars(choices) if usage is None and error is None else None,
+        service_tier=served_tier(call, field(completion, "service_tier")),
     )
 
 
-def finish_embedding(call: Call, response: Any) -> None:
+def finish_embedding(call: Call, response: Any, error: BaseException | None = None) -> None:
+    """A CreateEmbeddingResponse (no output: an estimate of missing usage is the input's)."""
     raw_usage = getattr(response, "usage", None)
+    usage, cost = with_reported_cost(openai_chat_usage(raw_usage), raw_usage)
     call.finish(
-        usage=openai_chat_usage(raw_usage),
-        response_model=getattr(response, "model", None),
-        provider_cost_usd=provider_cost(raw_usage),
+        usage=usage,
+        response_model=text(getattr(response, "model", None)),
+        error=error,
+        provider_cost_usd=cost,
     )
 
 
-def finish_response(call: Call, response: Any) -> None:
-    """A whole Responses API `Response`."""
+def finish_response(call: Call, response: Any, error: BaseException | None = None) -> None:
+    """A whole Responses API `Response` (also ParsedResponse); `error` as for `finish_chat`."""
     raw_usage = getattr(response, "usage", None)
+    usage, cost = with_reported_cost(openai_responses_usage(raw_usage), raw_usage)
     status = getattr(response, "status", None)
     call.finish(
-        usage=openai_responses_usage(raw_usage),
-        response_model=getattr(response, "model", None),
-        response_id=getattr(response, "id", None),
-        provider_cost_usd=provider_cost(raw_usage),
+        usage=usage,
+        response_model=text(getattr(response, "model", None)),
+        response_id=text(getattr(response, "id", None)),
+        error=error,
+        provider_cost_usd=cost,
         finish_reasons=(str(status),) if status else None,
+        output_chars=_length(getattr(response, "output_text", None)) if usage is None and error is None else None,
+        service_tier=served_tier(call, field(response, "service_tier")),
     )
 
 
@@ -105,19 +187,22 @@ class ChatStreamObserver(TextStreamObserver):
     uninstrumented.
     """
 
-    __slots__ = ("hide_usage_chunk", "injected", "raw_usage", "reasons")
+    __slots__ = ("hide_usage_chunk", "injected", "raw_usage", "reasons", "service_tier", "text_events")
 
     def __init__(self, call: Call, injected: bool, prompt_chars: Callable[[], int]) -> None:
         super().__init__(call, prompt_chars)
         self.injected = injected
         self.hide_usage_chunk = injected
         self.raw_usage: Any = None
-        self.reasons: list[str] = []
+        self.reasons: dict[int, str] = {}
+        self.service_tier: Any = None
+        self.text_events = 0  # pieces of text streamed: the output estimate without usage
 
     def observe(self, item: Any) -> bool:
         if self.response_id is None:
             self.response_id = item.id
             self.model = item.model
+            self.service_tier = field(item, "service_tier")
         usage = item.usage
         choices = item.choices
         if usage is not None:
@@ -127,12 +212,14 @@ class ChatStreamObserver(TextStreamObserver):
         if choices:
             for choice in choices:
                 delta = getattr(choice, "delta", None)
-                content = delta.content if delta is not None else getattr(choice, "text", None)
-                if content:
-                    self.chars += len(content)
+                if delta is not None:
+                    self.text_events += _delta_texts(delta)
+                elif getattr(choice, "text", None):  # a legacy completion's chunk
+                    self.text_events += 1
                 reason = choice.finish_reason
                 if reason:
-                    self.reasons.append(str(reason))
+                    index = choice.index
+                    self.reasons[index if type(index) is int else len(self.reasons)] = str(reason)
                     if self.raw_usage is None:  # Groq: `x_groq.usage`, a field the SDK does not declare
                         self.raw_usage = field(field(item, "x_groq"), "usage")
                     # the usage chunk genai-meter asked for comes next: read it before handing this over
@@ -141,12 +228,31 @@ class ChatStreamObserver(TextStreamObserver):
         return self.hide_usage_chunk and usage is not None
 
     def finish(self, error: BaseException | None) -> None:
+        raw_usage = self.raw_usage
+        usage, cost = with_reported_cost(openai_chat_usage(raw_usage), raw_usage)
+        if usage is None:
+            usage = stream_estimate(self.prompt_chars(), self.text_events)
+        self.model = text(self.model)
+        self.response_id = text(self.response_id)
         self.end_call(
-            openai_chat_usage(self.raw_usage),
+            usage,
             error,
-            provider_cost_usd=provider_cost(self.raw_usage),
-            finish_reasons=tuple(self.reasons) or None,
+            provider_cost_usd=cost,
+            finish_reasons=reasons_by_index(self.reasons),
+            service_tier=served_tier(self.call, self.service_tier),
         )
+
+
+def _delta_texts(delta: Any) -> int:
+    """How many pieces of text a chunk's delta carries: its content, refusal and tool-call arguments
+    (the same fields the byte meter counts)."""
+    count = 1 if getattr(delta, "content", None) else 0
+    if getattr(delta, "refusal", None):
+        count += 1
+    for tool_call in _list(getattr(delta, "tool_calls", None)):
+        if getattr(getattr(tool_call, "function", None), "arguments", None):
+            count += 1
+    return count
 
 
 _TERMINAL_EVENTS = frozenset(("response.completed", "response.incomplete", "response.failed"))
@@ -169,19 +275,22 @@ class ResponsesStreamObserver(TextStreamObserver):
                 self.chars += len(delta)
         elif kind == "response.created":
             response = getattr(item, "response", None)
-            self.response_id = getattr(response, "id", None)
-            self.model = getattr(response, "model", None)
+            self.response_id = text(getattr(response, "id", None))
+            self.model = text(getattr(response, "model", None))
         elif kind in _TERMINAL_EVENTS:
             self.final = getattr(item, "response", None)
         return False
 
     def finish(self, error: BaseException | None) -> None:
         final = self.final
-        if final is None or getattr(final, "usage", None) is None:
-            self.end_call(None, error)
+        tier = served_tier(self.call, field(final, "service_tier"))
+        raw_usage = getattr(final, "usage", None) if final is not None else None
+        if raw_usage is None:
+            self.end_call(None, error, service_tier=tier)
             return
         if error is None and getattr(final, "status", None) == "failed":
             error = RuntimeError("response failed")
-        self.model = getattr(final, "model", None) or self.model
-        self.response_id = getattr(final, "id", None) or self.response_id
-        self.end_call(openai_responses_usage(final.usage), error, provider_cost_usd=provider_cost(final.usage))
+        self.model = text(getattr(final, "model", None)) or self.model
+        self.response_id = text(getattr(final, "id", None)) or self.response_id
+        usage, cost = with_reported_cost(openai_responses_usage(raw_usage), raw_usage)
+        self.end_call(usage, error, provider_cost_usd=cost, service_tier=tier)

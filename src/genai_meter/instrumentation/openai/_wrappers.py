@@ -6,6 +6,7 @@ operation's request and response, and `_metering` runs the call the same way for
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,8 +17,8 @@ from ..._runtime import get_runtime
 from .._metering import Metered, budget_estimate, capture_input, metered_call, metered_call_async
 from .._sse_bytes import meter_response_bytes
 from .._streams import StreamObserver, meter_async_stream, meter_stream
-from .._values import RawResponses, content_chars, number, text
-from ._events import ChatEventMeter
+from .._values import RawResponses, content_chars, number, received_response, text
+from ._events import CHAT_TEXT_KEYS, COMPLETION_TEXT_KEYS, ChatEventMeter
 from ._observers import (
     ChatStreamObserver,
     ResponsesStreamObserver,
@@ -47,10 +48,22 @@ class Operation:
     name: str
     prompt_key: str
     max_tokens_keys: tuple[str, ...]
-    finish: Callable[[Call, Any], None]
+    # ends the call with a whole response, and the SDK's error when it raised after receiving it
+    finish: Callable[[Call, Any, BaseException | None], None]
     observer: Callable[[Call, bool, Callable[[], int]], StreamObserver] | None
+    response_class: str  # the SDK's class of a whole response ("module.Name"), found in errors
     injects_usage: bool = False
     raw_events: bool = False  # Chat Completions-shaped streams: metered from their raw events
+    text_keys: tuple[bytes, ...] = CHAT_TEXT_KEYS  # the stream fields whose text is output
+
+    def received(self, error: BaseException) -> Any:
+        """The whole response the SDK had received before it raised `error`, or None."""
+        module, _, name = self.response_class.rpartition(".")
+        try:
+            kind = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            return None
+        return received_response(error, kind)
 
 
 def _include_usage(kwargs: dict[str, Any]) -> bool:
@@ -101,6 +114,7 @@ def _begin(operation: Operation, instance: Any, kwargs: dict[str, Any], is_async
     info = client_info(instance, runtime)
     request = _read_request(operation, kwargs)
     inject = request.stream and operation.injects_usage and info.inject_stream_usage and not request.include_usage
+    prompt_chars = request.prompt_chars  # called only for an estimate
     call = begin_call(
         runtime,
         info.provider,
@@ -109,9 +123,8 @@ def _begin(operation: Operation, instance: Any, kwargs: dict[str, Any], is_async
         info.server,
         request.stream,
         request.user,
-        budget_estimate(
-            runtime, info.provider, request.model, request.prompt_chars, request.max_output_tokens
-        ),
+        budget_estimate(runtime, info.provider, request.model, prompt_chars, request.max_output_tokens),
+        prompt_chars=prompt_chars,
     )
     capture_input(runtime, call, "openai", lambda: request.prompt)
 
@@ -129,15 +142,25 @@ def _begin(operation: Operation, instance: Any, kwargs: dict[str, Any], is_async
     def _finish(parsed: Any) -> None:
         if request.stream and operation.observer is not None:
             if operation.raw_events and meter_response_bytes(
-                parsed, ChatEventMeter(call, inject, request.prompt_chars), is_async
+                parsed, ChatEventMeter(call, inject, prompt_chars, operation.text_keys), is_async
             ):
                 return
-            observer = operation.observer(call, inject, request.prompt_chars)
+            observer = operation.observer(call, inject, prompt_chars)
             (meter_async_stream if is_async else meter_stream)(parsed, observer)
         else:
-            operation.finish(call, parsed)
+            operation.finish(call, parsed, None)
 
-    return Metered(call, _with_include_usage(kwargs) if inject else kwargs, on_result)
+    def on_error(error: BaseException) -> None:
+        """The SDK raised. When it had received a whole response first (structured output it could
+        not parse, an answer cut at the length limit), that response was billed: its usage and cost
+        are recorded, with the SDK's error as the outcome."""
+        received = operation.received(error)
+        if received is None:
+            call.finish(usage=None, error=error)
+        else:
+            operation.finish(call, received, error)
+
+    return Metered(call, _with_include_usage(kwargs) if inject else kwargs, on_result, on_error)
 
 
 def sync_wrapper(operation: Operation) -> Callable[..., Any]:
@@ -166,6 +189,7 @@ CHAT = Operation(
     max_tokens_keys=("max_completion_tokens", "max_tokens"),
     finish=finish_chat,
     observer=lambda call, inject, chars: ChatStreamObserver(call, inject, chars),
+    response_class="openai.types.chat.ChatCompletion",
     injects_usage=True,
     raw_events=True,
 )
@@ -175,8 +199,10 @@ TEXT_COMPLETION = Operation(
     max_tokens_keys=("max_tokens",),
     finish=finish_chat,
     observer=lambda call, inject, chars: ChatStreamObserver(call, inject, chars),
+    response_class="openai.types.Completion",
     injects_usage=True,
     raw_events=True,
+    text_keys=COMPLETION_TEXT_KEYS,
 )
 RESPONSES = Operation(
     name="chat",
@@ -184,6 +210,7 @@ RESPONSES = Operation(
     max_tokens_keys=("max_output_tokens",),
     finish=finish_response,
     observer=lambda call, inject, chars: ResponsesStreamObserver(call, chars),
+    response_class="openai.types.responses.Response",
 )
 EMBEDDINGS = Operation(
     name="embeddings",
@@ -191,4 +218,5 @@ EMBEDDINGS = Operation(
     max_tokens_keys=(),
     finish=finish_embedding,
     observer=None,
+    response_class="openai.types.CreateEmbeddingResponse",
 )
