@@ -110,6 +110,7 @@ def test_unreachable_postgres_spools_then_replays_exactly(pg_schema: str, spool_
     assert _count(direct) == 3000
     assert writer.rows_written == 3000
     assert spool_path.stat().st_size == 0
+    assert not writer.dead_letter_path.exists(), "an unreachable database is an outage: no row is set aside"
 
 
 def test_terminated_connections_lose_nothing(pg_url: str, pg_schema: str, spool_path: Path) -> None:
@@ -131,3 +132,4 @@ def test_terminated_connections_lose_nothing(pg_url: str, pg_schema: str, spool_
     assert _count(pg_url) == 2000
     assert writer.rows_written == 2000
     assert writer.faults >= 1
+    assert writer.rows_dead_lettered == 0, "a terminated connection is an outage: no row is set aside"

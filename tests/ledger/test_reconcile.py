@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -10,23 +9,15 @@ from typing import Any
 import pytest
 
 from genai_meter._record import CallRecord
-from genai_meter.cli._ledger import register
 from genai_meter.ledger import LedgerWriter, open_ledger
 
+from ._cli import run_cli
 from ._records import DAY1
 
 MINI = "gpt-4o-mini-2024-07-18"
 FOUR = "gpt-4o-2024-08-06"
 SONNET = "claude-sonnet-4-5-20250929"
-
-
-def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    parser = argparse.ArgumentParser(prog="genai-meter")
-    register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    code = args.func(args)
-    out, err = capsys.readouterr()
-    return code, out, err
+EMBED = "text-embedding-3-small"
 
 
 def _call(day: int, model: str, n: int, provider: str = "openai", outcome: str = "ok") -> CallRecord:
@@ -132,7 +123,7 @@ def test_matching_reports_exit_zero_and_are_stored(
 ) -> None:
     usage = _write(tmp_path / "usage.json", _openai_usage())
     costs = _write(tmp_path / "costs.json", _openai_costs())
-    code, out, err = _cli(["reconcile", "--ledger", ledger, "--report", usage, "--report", costs, *RANGE], capsys)
+    code, out, err = run_cli(["reconcile", "--ledger", ledger, "--report", usage, "--report", costs, *RANGE], capsys)
     assert code == 0, err
     assert out == ""
     assert "12 lines compared, match" in err
@@ -148,7 +139,7 @@ def test_matching_reports_exit_zero_and_are_stored(
 def test_known_difference_in_one_day_and_model(ledger: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     usage = _write(tmp_path / "usage.json", _openai_usage(extra_mini_day1=250))
     costs = _write(tmp_path / "costs.json", _openai_costs(mini_day1_usd=1.25))
-    code, out, err = _cli(
+    code, out, err = run_cli(
         ["reconcile", "--ledger", ledger, "--report", usage, "--report", costs, *RANGE, "-f", "json"], capsys
     )
     assert code == 1
@@ -161,7 +152,7 @@ def test_known_difference_in_one_day_and_model(ledger: str, tmp_path: Path, caps
     assert got[0]["difference"] == -250
     assert got[1]["difference"] == pytest.approx(-0.5, abs=1e-9)
     # Under a wide enough threshold the same reports match.
-    code, _, _ = _cli(
+    code, _, _ = run_cli(
         [
             "reconcile",
             "--ledger",
@@ -228,7 +219,7 @@ def test_anthropic_cost_in_cents(ledger: str, tmp_path: Path, capsys: pytest.Cap
         "has_more": False,
         "next_page": None,
     }
-    code, _, err = _cli(
+    code, _, err = run_cli(
         [
             "reconcile",
             "--ledger",
@@ -270,18 +261,162 @@ def test_anthropic_cost_in_cents(ledger: str, tmp_path: Path, capsys: pytest.Cap
             "not a usage or cost result of a known provider",
         ),
         ({"something": 1}, "no report buckets found"),
+        ({"data": 5}, "$.data: expected a list of buckets"),
+        (
+            {"data": [{"start_time": 1767225600, "results": [{"object": "organization.usage.images.result"}]}]},
+            "not a usage or cost result of a known provider",
+        ),
+        (
+            {
+                "data": [
+                    {
+                        "start_time": 1767225600,
+                        "results": [{"object": "organization.usage.images.result", "num_model_requests": 2}],
+                    }
+                ]
+            },
+            "$.data[0].results[0].object: 'organization.usage.images.result' is not a usage report the ledger"
+            " can be compared with (use the completions or embeddings usage report)",
+        ),
+        # Numbers JSON has no word for (Python reads them), times no calendar holds, files no parser reads.
+        (
+            '{"data":[{"start_time":1767225600,"results":[{"model":"m","input_tokens":NaN}]}]}',
+            "$.data[0].results[0].input_tokens: expected a non-negative whole number, got nan",
+        ),
+        (
+            '{"data":[{"start_time":1767225600,"results":[{"input_tokens":1,"output_tokens":Infinity}]}]}',
+            "$.data[0].results[0].output_tokens: expected a non-negative whole number, got inf",
+        ),
+        (
+            '{"data":[{"start_time":1767225600,"results":[{"model":"m","input_tokens":1e300}]}]}',
+            "$.data[0].results[0].input_tokens: expected a non-negative whole number, got 1e+300",
+        ),
+        (
+            '{"data":[{"start_time":1767225600,"results":[{"line_item":"m, input","amount":{"value":NaN}}]}]}',
+            "$.data[0].results[0].amount.value: expected a finite amount, got nan",
+        ),
+        ('{"data":[{"start_time":NaN,"results":[]}]}', "$.data[0].start_time: expected Unix seconds, got nan"),
+        ('{"data":[{"start_time":1e20,"results":[]}]}', "$.data[0].start_time: Unix seconds out of range, got 1e+20"),
+        (
+            {"data": [{"starting_at": "0001-01-01T00:00:00+05:00", "results": []}]},
+            "$.data[0].starting_at: expected an RFC 3339 time, got '0001-01-01T00:00:00+05:00'",
+        ),
+        (b"SQLite format 3\x00" + bytes(range(256)), "not JSON text (undecodable byte at offset 144)"),
+        ("[" * 100_000 + "]" * 100_000, "not a report (JSON nested too deeply to read)"),
+        (json.loads('{"x":' * 40 + "{}" + "}" * 40), "$" + ".x" * 33 + ": nested deeper than 32 levels"),
     ],
 )
 def test_malformed_report_is_a_clear_error(
     ledger: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], body: Any, message: str
 ) -> None:
     path = tmp_path / "bad.json"
-    path.write_text(body if isinstance(body, str) else json.dumps(body))
-    code, _, err = _cli(["reconcile", "--ledger", ledger, "--report", str(path), *RANGE], capsys)
+    if isinstance(body, bytes):
+        path.write_bytes(body)
+    else:
+        path.write_text(body if isinstance(body, str) else json.dumps(body))
+    code, _, err = run_cli(["reconcile", "--ledger", ledger, "--report", str(path), *RANGE], capsys)
     assert code == 2
     assert err.startswith(f"genai-meter reconcile: {path}")
     assert message in err
     assert err.count("\n") == 1
+
+
+def _embeddings_usage(input_tokens: int) -> dict[str, Any]:
+    result = {
+        "object": "organization.usage.embeddings.result",
+        "model": EMBED,
+        "num_model_requests": 2,
+        "input_tokens": input_tokens,
+    }
+    return {"data": [{"start_time": int(DAY1), "end_time": int(DAY1) + 86400, "results": [result]}]}
+
+
+def test_each_report_is_compared_with_the_calls_it_covers(
+    ledger: str, spool_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """OpenAI's completions usage report knows no embeddings calls; its embeddings report no chat
+    calls; the cost report bills both."""
+    embeddings = [
+        CallRecord(
+            time=DAY1 + 600 + n,
+            provider="openai",
+            operation="embeddings",
+            request_model=EMBED,
+            response_model=EMBED,
+            request_id=f"emb-{n}",
+            input_tokens=5000,
+            cost_usd=0.0001,
+        )
+        for n in range(2)
+    ]
+    with LedgerWriter(ledger, spool_path=spool_path) as writer:
+        for record in embeddings:
+            writer.submit(record)
+    completions = _write(tmp_path / "completions.json", _openai_usage())
+    costs_body = _openai_costs()
+    costs_body["data"][0]["results"].append(
+        {
+            "object": "organization.costs.result",
+            "amount": {"value": 0.0002, "currency": "usd"},
+            "line_item": f"{EMBED}, input",
+        }
+    )
+    costs = _write(tmp_path / "costs.json", costs_body)
+    base = ["reconcile", "--ledger", ledger, *RANGE, "--no-store", "--all", "-f", "json"]
+
+    code, out, err = run_cli([*base, "--report", completions], capsys)
+    assert code == 0, out
+    assert "9 lines compared, match" in err  # 3 (day, model) keys x requests, input, output
+    assert EMBED not in out
+
+    embedded = _write(tmp_path / "embeddings.json", _embeddings_usage(10_000))
+    code, out, err = run_cli([*base, "--report", completions, "--report", embedded, "--report", costs], capsys)
+    assert code == 0, out
+    assert "15 lines compared, match" in err
+    assert [(x["measure"], x["ledger"], x["provider"]) for x in json.loads(out) if x["model"] == EMBED] == [
+        ("requests", 2.0, 2.0),
+        ("input_tokens", 10_000.0, 10_000.0),
+        ("cost_usd", 0.0002, 0.0002),
+    ]
+
+    wrong = _write(tmp_path / "embeddings-wrong.json", _embeddings_usage(9_000))
+    code, out, _ = run_cli([*base, "--report", completions, "--report", wrong], capsys)
+    assert code == 1
+    assert [(x["day"], x["model"], x["measure"]) for x in json.loads(out) if x["mismatch"]] == [
+        ("2026-01-01", EMBED, "input_tokens")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--threshold-usd", "nan"], "--threshold-usd: nan is not a finite number >= 0"),
+        (["--threshold-usd", "inf"], "--threshold-usd: inf is not a finite number >= 0"),
+        (["--threshold-usd", "-0.5"], "--threshold-usd: -0.5 is not a finite number >= 0"),
+        (["--threshold-tokens", "-1"], "--threshold-tokens: -1 is not a whole number from 0 to 9223372036854775807"),
+        (
+            ["--until", "9999-12-31T23:00:00-05:00"],
+            "--until: '9999-12-31T23:00:00-05:00' is outside the UTC years 1 to 9999",
+        ),
+    ],
+)
+def test_bad_option_values_are_one_line_errors(
+    ledger: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], option: list[str], message: str
+) -> None:
+    # With --threshold-usd nan this $0.50 difference used to be a "match" (every comparison with NaN is false).
+    costs = _write(tmp_path / "costs.json", _openai_costs(mini_day1_usd=1.25))
+    argv = ["reconcile", "--ledger", ledger, "--report", costs, "--since", "2026-01-01", "--include-today"]
+    code, out, err = run_cli([*argv, *option], capsys)
+    assert (code, out, err) == (2, "", f"genai-meter reconcile: {message}\n")
+
+
+def test_reconcile_refuses_thresholds_that_are_not_amounts(ledger: str) -> None:
+    from genai_meter.ledger import ProviderFigures, QueryError, add_report, reconcile
+
+    figures = ProviderFigures()
+    add_report(_openai_costs(), "costs", figures)
+    with open_ledger(ledger) as reader, pytest.raises(QueryError, match="threshold_usd: nan is not a finite number"):
+        reconcile(reader, figures, since_day="2026-01-01", until_day="2026-01-03", threshold_usd=float("nan"))
 
 
 def test_fetch_from_fake_provider(
@@ -293,13 +428,13 @@ def test_fetch_from_fake_provider(
         fake.set_report("/v1/organization/usage/completions", _openai_usage())
         fake.set_report("/v1/organization/costs", _openai_costs(mini_day1_usd=0.8))
         monkeypatch.delenv("OPENAI_ADMIN_KEY", raising=False)
-        code, _, err = _cli(
+        code, _, err = run_cli(
             ["reconcile", "--ledger", ledger, "--provider", "openai", "--base-url", fake.openai_base_url, *RANGE],
             capsys,
         )
         assert code == 2 and "OPENAI_ADMIN_KEY is not set" in err
         monkeypatch.setenv("OPENAI_ADMIN_KEY", "sk-admin-test")
-        code, out, err = _cli(
+        code, out, err = run_cli(
             [
                 "reconcile",
                 "--ledger",
@@ -323,5 +458,5 @@ def test_fetch_from_fake_provider(
 
 def test_closed_days_only_by_default(ledger: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     usage = _write(tmp_path / "usage.json", _openai_usage())
-    code, _, err = _cli(["reconcile", "--ledger", ledger, "--report", usage, "--since", "today"], capsys)
+    code, _, err = run_cli(["reconcile", "--ledger", ledger, "--report", usage, "--since", "today"], capsys)
     assert code == 2 and "no closed UTC day" in err

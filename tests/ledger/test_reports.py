@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from genai_meter.cli._ledger import register
 from genai_meter.ledger import LedgerWriter, QueryError, open_ledger, project
 
+from ._cli import run_cli
 from ._records import DAY1, expected_rows, kinds, many
 
 
@@ -20,17 +20,6 @@ def _fill(url: str, spool: Path) -> None:
     with LedgerWriter(url, spool_path=spool) as writer:
         for record in kinds():
             writer.submit(record)
-
-
-def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="genai-meter")
-    register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    code = args.func(args)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_report_grouped_by_user(ledger_url: str, spool_path: Path) -> None:
@@ -100,15 +89,15 @@ def test_totals(sqlite_url: str, spool_path: Path) -> None:
 
 def test_cli_report_json_csv_and_errors(sqlite_url: str, spool_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _fill(sqlite_url, spool_path)
-    code, out, _ = _cli(["report", "--ledger", sqlite_url, "-g", "tenant", "-f", "json"], capsys)
+    code, out, _ = run_cli(["report", "--ledger", sqlite_url, "-g", "tenant", "-f", "json"], capsys)
     assert code == 0
     assert [(r["tenant"], r["calls"]) for r in json.loads(out)] == [("acme", 2), ("beta", 3)]
-    code, out, _ = _cli(["report", "--ledger", sqlite_url, "-g", "user,feature", "--top", "1", "-f", "csv"], capsys)
+    code, out, _ = run_cli(["report", "--ledger", sqlite_url, "-g", "user,feature", "--top", "1", "-f", "csv"], capsys)
     assert list(csv.reader(io.StringIO(out))) == [
         ["user", "feature", "calls", "input_tokens", "output_tokens", "cost_usd", "calls_without_cost"],
         ["bob", "chat", "1", "5000", "800", "0.01965", "0"],
     ]
-    code, out, _ = _cli(["report", "--ledger", sqlite_url], capsys)
+    code, out, _ = run_cli(["report", "--ledger", sqlite_url], capsys)
     assert code == 0 and out.splitlines()[0].split() == [
         "period",
         "calls",
@@ -117,14 +106,14 @@ def test_cli_report_json_csv_and_errors(sqlite_url: str, spool_path: Path, capsy
         "cost_usd",
         "calls_without_cost",
     ]
-    assert _cli(["report", "--ledger", sqlite_url, "--since", "2026-13-01"], capsys)[2] == (
+    assert run_cli(["report", "--ledger", sqlite_url, "--since", "2026-13-01"], capsys)[2] == (
         "genai-meter report: since: '2026-13-01' is not a date (YYYY-MM-DD, ISO date-time, today, yesterday or Nd)\n"
     )
-    code, _, err = _cli(["report", "--ledger", sqlite_url, "-g", "colour"], capsys)
+    code, _, err = run_cli(["report", "--ledger", sqlite_url, "-g", "colour"], capsys)
     assert code == 2 and "unknown group 'colour'" in err
-    code, _, err = _cli(["report", "--ledger", "postgresql://postgres@127.0.0.1:1/test"], capsys)
+    code, _, err = run_cli(["report", "--ledger", "postgresql://postgres@127.0.0.1:1/test"], capsys)
     assert code == 2 and err.startswith("genai-meter report: cannot open PostgreSQL ledger")
-    code, _, err = _cli(["report", "--ledger", str(spool_path.parent / "missing.db")], capsys)
+    code, _, err = run_cli(["report", "--ledger", str(spool_path.parent / "missing.db")], capsys)
     assert code == 2 and "no ledger at" in err
 
 
@@ -134,7 +123,7 @@ def test_cli_export(
 ) -> None:
     _fill(ledger_url, spool_path)
     out_file = tmp_path / f"out.{fmt}"
-    code, _, _ = _cli(
+    code, _, _ = run_cli(
         [
             "export",
             "--ledger",
@@ -174,14 +163,29 @@ def test_projection(sqlite_url: str, spool_path: Path) -> None:
     with open_ledger(sqlite_url) as ledger:
         [overall] = project(ledger, {"month": 50.0}, now=now)
         per_user = project(ledger, {"u0": 5.0, "*": 100.0}, scope="user", now=now)
+        [not_reached] = project(ledger, {"month": 200.0}, now=now)
+        [far] = project(ledger, {"month": 1e12}, now=now)
+        for limits, window, message in [
+            ({"month": float("nan")}, 7, "budget 'month' [(]USD[)]: nan is not a finite number >= 0"),
+            ({"month": float("inf")}, 7, "budget 'month' [(]USD[)]: inf is not a finite number >= 0"),
+            ({}, 100_000_000, "window_days: 100000000 is not a whole number from 1 to 3660"),
+        ]:
+            with pytest.raises(QueryError, match=message):
+                project(ledger, limits, window_days=window, now=now)
     # Each day has 1440 calls; every 5 consecutive calls cost 0.015, so a day costs 4.32.
     assert overall.month_to_date_usd == pytest.approx(4.32 * 9.5, abs=1e-9)  # 9 days + half of day 10
     assert overall.daily_rate_usd == pytest.approx(4.32, abs=1e-9)  # mean of Jan 3..9
     assert overall.projected_month_end_usd == pytest.approx(4.32 * 9.5 + 4.32 * 21.5, abs=1e-9)
     assert overall.runs_out_on is not None and overall.runs_out_on.isoformat() == "2026-01-12"
-    assert not overall.exhausted
+    assert not overall.exhausted and overall.budget_status == "runs_out"
+    # $158.96 left at $4.32 a day lasts 36.8 days, past the month's 21.5: not reached this month (the
+    # monthly budget starts again), rather than a date next month or centuries away.
+    assert (not_reached.runs_out_on, not_reached.exhausted, not_reached.budget_status) == (None, False, "not_reached")
+    assert (far.runs_out_on, far.budget_status) == (None, "not_reached")
+    assert far.as_dict()["budget_status"] == "not_reached" and far.as_dict()["runs_out_on"] is None
     u0 = next(p for p in per_user if p.value == "u0")
     assert u0.limit_usd == 5.0 and u0.exhausted and u0.runs_out_on is not None
+    assert u0.budget_status == "exhausted"
     others = [p for p in per_user if p.value != "u0"]
     assert len(others) == 6 and all(p.limit_usd == 100.0 and not p.exhausted for p in others)
     with open_ledger(sqlite_url) as ledger, pytest.raises(QueryError, match="scope global takes one budget"):
@@ -190,12 +194,12 @@ def test_projection(sqlite_url: str, spool_path: Path) -> None:
 
 def test_cli_project(sqlite_url: str, spool_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _fill(sqlite_url, spool_path)
-    code, out, _ = _cli(
+    code, out, _ = run_cli(
         ["project", "--ledger", sqlite_url, "--scope", "tenant", "--budget", "acme=10", "-f", "json"], capsys
     )
     assert code == 0
     assert {r["value"] for r in json.loads(out)} >= {"acme"}
-    code, _, err = _cli(["project", "--ledger", sqlite_url, "--budget", "acme=lots"], capsys)
+    code, _, err = run_cli(["project", "--ledger", sqlite_url, "--budget", "acme=lots"], capsys)
     assert code == 2 and "'lots' is not a number of USD" in err
 
 
@@ -219,7 +223,7 @@ def test_cli_project_reads_budget_limits_from_the_config(
         "    - {name: acme, scope: tenant, match: {tenant: acme}, period: month, limit_usd: 3, mode: hard}\n"
         "    - {name: daily, scope: tenant, period: day, limit_usd: 1}\n"
     )
-    code, out, _ = _cli(
+    code, out, _ = run_cli(
         ["project", "--ledger", sqlite_url, "--scope", "tenant", "--config", str(config), "-f", "json"], capsys
     )
     assert code == 0
@@ -227,5 +231,101 @@ def test_cli_project_reads_budget_limits_from_the_config(
     assert limits["acme"] == 3.0, "the budget that names the tenant wins over the '*' one; daily ones are skipped"
     assert all(limit == 7.0 for value, limit in limits.items() if value != "acme")
     config.write_text("budgets:\n  policies:\n    - {name: x, scope: tenant, period: month, limit_usd: -1}\n")
-    code, _, err = _cli(["project", "--ledger", sqlite_url, "--scope", "tenant", "--config", str(config)], capsys)
+    code, _, err = run_cli(["project", "--ledger", sqlite_url, "--scope", "tenant", "--config", str(config)], capsys)
     assert code == 2 and "'x'" in err
+
+
+def _fill_users(url: str, spool: Path, users: list[str | None]) -> None:
+    records = many(len(users))
+    for record, user in zip(records, users, strict=True):
+        record.user = user
+    with LedgerWriter(url, spool_path=spool) as writer:
+        for record in records:
+            writer.submit(record)
+
+
+FORMULAS = ["=cmd|' /C calc'!A0", "+SUM(1)", "-2+3", "@x", "\tTAB", "\rCR"]
+
+
+def test_csv_text_cells_cannot_run_as_formulas(
+    sqlite_url: str, spool_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fill_users(sqlite_url, spool_path, [*FORMULAS, "plain", None])
+    neutral = {"'" + user for user in FORMULAS} | {"plain", ""}
+
+    code, out, _ = run_cli(["export", "--ledger", sqlite_url, "-f", "csv"], capsys)
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and {row["user_id"] for row in rows} == neutral
+    assert {row["input_tokens"] for row in rows} == {"10"} and rows[0]["ts"] == str(DAY1)
+    code, out, _ = run_cli(["report", "--ledger", sqlite_url, "-g", "user", "-f", "csv"], capsys)
+    assert code == 0 and {row["user"] for row in csv.DictReader(io.StringIO(out))} == neutral
+
+    # JSON is data, not a spreadsheet: left exactly as stored.
+    code, out, _ = run_cli(["export", "--ledger", sqlite_url, "-f", "jsonl"], capsys)
+    assert {json.loads(line)["user_id"] for line in out.splitlines()} == {*FORMULAS, "plain", None}
+    code, out, _ = run_cli(["report", "--ledger", sqlite_url, "-g", "user", "-f", "json"], capsys)
+    assert {row["user"] for row in json.loads(out)} == {*FORMULAS, "plain", None}
+
+
+def test_csv_numbers_are_left_alone() -> None:
+    from genai_meter.ledger._render import write_rows
+
+    out = io.StringIO()
+    row = {"model": "-m", "difference": -0.5, "calls": -3, "ok": False}
+    write_rows([row], list(row), "csv", out)
+    assert out.getvalue() == "model,difference,calls,ok\n'-m,-0.5,-3,False\n"
+
+
+def test_table_shows_control_characters_escaped(
+    sqlite_url: str, spool_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    users = ["new\nline", "tab\there", "bell\x07\x1b[31mred", "cr\rlf", "sep\u2028x", "ünï"]
+    _fill_users(sqlite_url, spool_path, users)
+    code, out, _ = run_cli(["report", "--ledger", sqlite_url, "-g", "user", "--order", "calls"], capsys)
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == 2 + len(users)  # header, rule, one line per group
+    width = len(lines[0])
+    assert {line.split("  ")[0].rstrip() for line in lines[2:]} == {
+        "new\\nline",
+        "tab\\there",
+        "bell\\x07\\x1b[31mred",
+        "cr\\rlf",
+        "sep\\u2028x",
+        "ünï",
+    }
+    assert all(len(line) == width for line in lines[2:])
+    code, out, _ = run_cli(["report", "--ledger", sqlite_url, "-g", "user", "-f", "json"], capsys)
+    assert {row["user"] for row in json.loads(out)} == set(users)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["project", "--budget", "x=nan"], "--budget 'x=nan': nan is not a finite number >= 0"),
+        (["project", "--budget", "x=inf"], "--budget 'x=inf': inf is not a finite number >= 0"),
+        (["project", "--budget", "x=-5"], "--budget 'x=-5': -5.0 is not a finite number >= 0"),
+        (["project", "--window-days", "100000000"], "--window-days: 100000000 is not a whole number from 1 to 3660"),
+        (["project", "--window-days", "0"], "--window-days: 0 is not a whole number from 1 to 3660"),
+        (["report", "--top", "0", "-g", "user"], "--top must be at least 1, not 0"),
+    ],
+)
+def test_bad_cli_values_are_one_line_errors(
+    sqlite_url: str, spool_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    _fill(sqlite_url, spool_path)
+    code, out, err = run_cli([*argv, "--ledger", sqlite_url], capsys)
+    assert (code, out, err) == (2, "", f"genai-meter {argv[0]}: {message}\n")
+
+
+def test_cli_extreme_but_valid_values(sqlite_url: str, spool_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _fill(sqlite_url, spool_path)
+    code, out, _ = run_cli(
+        ["report", "--ledger", sqlite_url, "-g", "user", "--top", "99999999999999999999", "-f", "json"], capsys
+    )
+    assert code == 0 and [row["user"] for row in json.loads(out)] == ["bob", "alice", "carol"]
+    # A budget far above the spend: not reached this month, no date out of a calendar's range.
+    code, out, _ = run_cli(["project", "--ledger", sqlite_url, "--budget", "global=10000", "-f", "json"], capsys)
+    assert code == 0
+    [row] = json.loads(out)
+    assert (row["limit_usd"], row["runs_out_on"], row["budget_status"]) == (10000.0, None, "not_reached")

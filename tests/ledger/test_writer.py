@@ -87,6 +87,7 @@ def test_sqlite_locked_mid_run_spools_then_replays_exactly(sqlite_url: str, spoo
     assert writer.rows_spooled == 1000
     assert writer.faults >= 1
     assert spool_path.stat().st_size > 0
+    assert writer.rows_dead_lettered == 0, "a locked database is an outage: no row is set aside"
     blocker.execute("ROLLBACK")
     blocker.close()
 
@@ -96,6 +97,7 @@ def test_sqlite_locked_mid_run_spools_then_replays_exactly(sqlite_url: str, spoo
     assert _count(sqlite_url) == 3000
     assert writer.rows_written == 3000
     assert spool_path.stat().st_size == 0
+    assert not writer.dead_letter_path.exists()
 
 
 def test_exit_with_database_down_spools_and_next_writer_replays(sqlite_url: str, spool_path: Path) -> None:

@@ -1,7 +1,8 @@
 """`genai-meter report | export | project | reconcile`: the ledger's read side on the command line.
 
 Every handler returns an exit code: 0 done, 1 reconciliation mismatch, 2 a user error, printed as
-one line on stderr (bad date, unknown group, unreachable database, malformed report file).
+one line on stderr (bad date, unknown group, unreachable database, malformed report file). Option
+values are checked here, with messages that name the option and the value, before any work.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -29,10 +30,11 @@ from ..ledger import (
     reconcile,
 )
 from ..ledger._ledger import ORDERS, Ledger
+from ..ledger._projection import MAX_WINDOW_DAYS
 from ..ledger._provider_reports import PROVIDERS
-from ..ledger._query import DIMENSIONS, PERIODS, parse_time, utc_now
+from ..ledger._query import DIMENSIONS, PERIODS, non_negative_number, parse_day, utc_now, whole_number
 from ..ledger._render import FORMATS, Progress, stream_rows, write_rows
-from ..ledger._rows import COLUMNS
+from ..ledger._rows import COLUMNS, INT64_MAX
 
 LEDGER_URL_ENV = "GENAI_METER_LEDGER_URL"
 _FILTERS = ("user", "tenant", "feature", "model", "provider", "operation", "outcome")
@@ -243,9 +245,10 @@ def _project(args: argparse.Namespace) -> int:
         if not sep or not name:
             raise QueryError(f"--budget {text!r}: expected NAME=USD")
         try:
-            limits[name] = float(amount)
+            limits[name] = non_negative_number(float(amount), f"--budget {text!r}")
         except ValueError:
             raise QueryError(f"--budget {text!r}: {amount!r} is not a number of USD") from None
+    whole_number(args.window_days, "--window-days", low=1, high=MAX_WINDOW_DAYS)
     with _open(args) as ledger:
         result = project(ledger, limits, scope=args.scope, window_days=args.window_days, filters=_filters(args))
     columns = [
@@ -256,6 +259,7 @@ def _project(args: argparse.Namespace) -> int:
         "limit_usd",
         "runs_out_on",
         "exhausted",
+        "budget_status",
     ]
     if args.scope == "global":
         columns = columns[1:]
@@ -264,18 +268,26 @@ def _project(args: argparse.Namespace) -> int:
 
 
 # --- reconcile ----------------------------------------------------------------------------------------
-def _reconcile(args: argparse.Namespace) -> int:
+def _reconcile_days(args: argparse.Namespace) -> tuple[date, date]:
+    """[since, until) as UTC days: closed days only unless --include-today; 7 days by default."""
     today = utc_now().date()
-    until_ts = parse_time(args.until, name="--until") if args.until else None
-    since_ts = parse_time(args.since, name="--since") if args.since else None
-    from ..ledger._query import day_of
-
-    until = day_of(until_ts) if until_ts is not None else today + timedelta(days=1 if args.include_today else 0)
+    until = parse_day(args.until, name="--until") if args.until else None
+    if until is None:
+        until = today + timedelta(days=1) if args.include_today else today
     if not args.include_today and until > today:
         until = today  # closed days only: today's figures are still moving on both sides
-    since = day_of(since_ts) if since_ts is not None else until - timedelta(days=7)
+    since = parse_day(args.since, name="--since") if args.since else None
+    if since is None:
+        since = until - timedelta(days=7) if until > date.min + timedelta(days=7) else date.min
     if until <= since:
         raise QueryError(f"no closed UTC day between {since} and {until} (use --include-today for today)")
+    return since, until
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    non_negative_number(args.threshold_usd, "--threshold-usd")
+    whole_number(args.threshold_tokens, "--threshold-tokens", low=0, high=INT64_MAX)
+    since, until = _reconcile_days(args)
 
     figures = ProviderFigures()
     if args.report:

@@ -7,10 +7,13 @@ reconciliation speak only to this interface.
 
 from __future__ import annotations
 
+import sqlite3
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ._errors import LedgerUnavailable
 from ._rows import Row
 from ._url import LedgerURL, parse_ledger_url
 
@@ -60,6 +63,32 @@ class Database(ABC):
     @abstractmethod
     def close(self) -> None:
         """Close the connection (idempotent)."""
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether an error says the database as a whole is unreachable, busy or refusing to work (keep
+    the rows in the spool and try again later) rather than that it refused the rows sent (retry them
+    one by one and set aside the one refused on its own). Errors of neither driver (a value Python
+    cannot convert) are the rows' fault; an outage never sets a row aside.
+    """
+    if isinstance(error, LedgerUnavailable | OSError):
+        return True
+    if isinstance(error, sqlite3.Error):
+        # The rows' fault: a constraint (Integrity), a value too big (Data), a value SQLite cannot
+        # bind (Programming, Interface). Anything else (locked, busy, I/O error, disk full,
+        # read-only, corrupt file, no such table) is the database's.
+        return not isinstance(
+            error, sqlite3.IntegrityError | sqlite3.DataError | sqlite3.ProgrammingError | sqlite3.InterfaceError
+        )
+    psycopg = sys.modules.get("psycopg")  # only loaded when a PostgreSQL ledger is in use
+    if psycopg is not None and isinstance(error, psycopg.Error):
+        # The rows' fault: a value (Data: NUL, out of range, bad JSON), a constraint (Integrity), an
+        # index entry too big for a page (ProgramLimitExceeded: a user id of a few thousand bytes).
+        # Anything else (connection lost, timeouts, shutdown, read-only after a fail-over,
+        # permissions, a dropped table) is the database's.
+        row_errors = psycopg.DataError | psycopg.IntegrityError | psycopg.errors.ProgramLimitExceeded
+        return not isinstance(error, row_errors)
+    return False
 
 
 def connect(url: str | LedgerURL, *, timeout_s: float = 5.0) -> Database:

@@ -9,7 +9,7 @@ keeps a report over a million rows well under a second on SQLite.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -19,7 +19,7 @@ from ..names import OUTCOME_BLOCKED, OUTCOME_ERROR
 from ._backend import CALLS_TABLE, LINES_TABLE, RUNS_TABLE, Database, connect
 from ._errors import QueryError
 from ._query import PERIODS, TimeArg, build_where, day_start, dimension_column, utc_now
-from ._rows import BOOL_COLUMNS, COLUMNS
+from ._rows import BOOL_COLUMNS, COLUMNS, INT64_MAX
 
 Filters = Mapping[str, str | Sequence[str] | None]
 
@@ -36,6 +36,19 @@ _ORDERS = {
     "tokens": "coalesce(sum(input_tokens), 0) + coalesce(sum(output_tokens), 0)",
 }
 ORDERS = tuple(_ORDERS)
+_USD_SIGNIFICANT_DIGITS = 12
+
+
+def usd_sum(value: Any) -> float:
+    """A dollar sum from SQL, as every report gives it: rounded to 12 significant digits.
+
+    The backends add floats in different orders (and SQLite and PostgreSQL round differently), so
+    the same rows can sum to 0.301104 on one and 0.30110400000000004 on the other. Rounding every
+    reported sum here, in one place, makes them equal; 12 digits keep a sub-cent figure exact up to
+    a billion dollars, and scale with the sum as the noise does (a fixed number of decimals would not).
+    """
+    number = float(value or 0)
+    return float(f"{number:.{_USD_SIGNIFICANT_DIGITS}g}")
 
 
 @dataclass(frozen=True)
@@ -56,7 +69,7 @@ class Figures:
             int(calls or 0),
             int(input_tokens or 0),
             int(output_tokens or 0),
-            float(cost or 0),
+            usd_sum(cost),
             int(without_cost or 0),
         )
 
@@ -147,7 +160,8 @@ class Ledger:
         order = _ORDERS[order_by]
         select = ", ".join([*keys, *_MEASURES])
         group = f" GROUP BY {', '.join(exprs)}" if exprs else ""
-        tiebreak = "".join(f", k{i}" for i in range(len(exprs)))
+        # Explicit NULLS FIRST: SQLite sorts NULL first and PostgreSQL last by default.
+        tiebreak = "".join(f", k{i} NULLS FIRST" for i in range(len(exprs)))
         params = list(where.params)
         if top is None:
             lead = "k0, " if period_expr is not None else ""
@@ -155,7 +169,7 @@ class Ledger:
         else:
             partition = f"PARTITION BY {period_expr} " if period_expr is not None else ""
             # Window ORDER BY cannot see output aliases in every dialect: repeat the expressions.
-            ties = "".join(f", {expr}" for expr in exprs)
+            ties = "".join(f", {expr} NULLS FIRST" for expr in exprs)
             rank = f"ROW_NUMBER() OVER ({partition}ORDER BY {order} DESC{ties})"
             lead = "k0, " if period_expr is not None else ""
             sql = (
@@ -164,7 +178,7 @@ class Ledger:
                 f" WHERE rank_in_period <= {self.db.placeholder}"
                 f" ORDER BY {lead}sort_value DESC{tiebreak}"
             )
-            params.append(int(top))
+            params.append(min(int(top), INT64_MAX))  # "more groups than there are" is all of them
         rows = self.db.fetch_all(sql, params)
         width = len(exprs)
         return [
@@ -183,10 +197,10 @@ class Ledger:
         column = dimension_column(scope) if scope else "'*'"
         rows = self.db.fetch_all(
             f"SELECT {column}, day, coalesce(sum(cost_usd), 0) FROM {CALLS_TABLE}{where.sql()}"
-            f" GROUP BY {column}, day ORDER BY 1, 2",
+            f" GROUP BY {column}, day ORDER BY 1 NULLS FIRST, 2",
             where.params,
         )
-        return [(None if r[0] is None else str(r[0]), str(r[1]), float(r[2])) for r in rows]
+        return [(None if r[0] is None else str(r[0]), str(r[1]), usd_sum(r[2])) for r in rows]
 
     # --- export -----------------------------------------------------------------------------------
     def count(self, *, since: TimeArg = None, until: TimeArg = None, filters: Filters | None = None) -> int:
@@ -215,18 +229,27 @@ class Ledger:
             yield dict(zip(COLUMNS, row, strict=True))
 
     # --- reconciliation storage ---------------------------------------------------------------------
-    def usage_by_day_model(self, provider: str, since_day: str, until_day: str) -> list[tuple[Any, ...]]:
-        """(day, model, calls, input, output, cost) of a provider's calls, days [since, until);
-        blocked and failed calls are left out (the provider bills neither)."""
+    def usage_by_day_model(
+        self, provider: str, since_day: str, until_day: str, operations: Collection[str] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """(day, model, calls, input, output, cost) of a provider's calls, days [since, until), of
+        the given operations only (None: all); blocked and failed calls are left out (the provider
+        bills neither)."""
         ph = self.db.placeholder
+        params: list[Any] = [provider, since_day, until_day, OUTCOME_BLOCKED, OUTCOME_ERROR]
+        only = ""
+        if operations is not None:
+            wanted = sorted(operations)
+            only = f" AND operation IN ({', '.join(ph for _ in wanted)})" if wanted else " AND 1 = 0"
+            params += wanted
         rows = self.db.fetch_all(
             f"SELECT day, model, count(*), coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),"
             f" coalesce(sum(cost_usd), 0) FROM {CALLS_TABLE}"
-            f" WHERE provider = {ph} AND day >= {ph} AND day < {ph} AND outcome NOT IN ({ph}, {ph})"
+            f" WHERE provider = {ph} AND day >= {ph} AND day < {ph} AND outcome NOT IN ({ph}, {ph}){only}"
             " GROUP BY day, model ORDER BY day, model",
-            (provider, since_day, until_day, OUTCOME_BLOCKED, OUTCOME_ERROR),
+            params,
         )
-        return [(str(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4]), float(r[5])) for r in rows]
+        return [(str(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4]), usd_sum(r[5])) for r in rows]
 
     def save_reconciliation(self, run: dict[str, Any], lines: Sequence[dict[str, Any]]) -> int:
         return self.db.save_run(run, lines)

@@ -2,7 +2,8 @@
 
 The rate is the mean daily spend over the last `window_days` closed UTC days (today is partial and
 would drag the rate down in the morning). Limits are monthly: a budget's remaining money is its
-limit minus month-to-date spend, used up at that rate.
+limit minus month-to-date spend, used up at that rate. A budget the rate does not use up by the end
+of the month is "not reached" (no date): a monthly budget starts again before any later date.
 """
 
 from __future__ import annotations
@@ -16,9 +17,15 @@ from typing import Any
 
 from ._errors import QueryError
 from ._ledger import Filters, Ledger
-from ._query import DIMENSIONS, utc_now
+from ._query import DIMENSIONS, non_negative_number, utc_now, whole_number
 
 DEFAULT_KEY = "*"
+MAX_WINDOW_DAYS = 3660  # ten years: more is no "recent" rate, and far more is no calendar date
+
+# Projection.budget_status values.
+EXHAUSTED = "exhausted"  # spent >= limit; runs_out_on is the day it happened
+RUNS_OUT = "runs_out"  # reached this month at the current rate, on runs_out_on
+NOT_REACHED = "not_reached"  # not reached by the end of the month at the current rate
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,7 @@ class Projection:
     limit_usd: float | None = None
     runs_out_on: date | None = None
     exhausted: bool = False
+    budget_status: str | None = None  # None without a budget; else EXHAUSTED, RUNS_OUT or NOT_REACHED
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +52,7 @@ class Projection:
             "limit_usd": self.limit_usd,
             "runs_out_on": self.runs_out_on.isoformat() if self.runs_out_on else None,
             "exhausted": self.exhausted,
+            "budget_status": self.budget_status,
         }
 
 
@@ -60,14 +69,12 @@ def project(
     when scope is "global") to its monthly limit in USD."""
     if scope != "global" and scope not in DIMENSIONS:
         raise QueryError(f"unknown scope {scope!r}; choose from global, {', '.join(DIMENSIONS)}")
-    if window_days < 1:
-        raise QueryError(f"window must be at least 1 day, not {window_days}")
+    whole_number(window_days, "window_days", low=1, high=MAX_WINDOW_DAYS)
     limits = dict(limits or {})
     if scope == "global" and len(limits) > 1:
         raise QueryError(f"scope global takes one budget, not {len(limits)}: {', '.join(limits)}")
     for name, limit in limits.items():
-        if not isinstance(limit, int | float) or limit < 0:
-            raise QueryError(f"budget {name!r}: limit {limit!r} is not a non-negative number of USD")
+        non_negative_number(limit, f"budget {name!r} (USD)")
     moment = (now or utc_now()).astimezone(timezone.utc)
     today = moment.date()
     month_start = today.replace(day=1)
@@ -100,7 +107,7 @@ def project(
         spent = month_to_date.get(value, 0.0)
         rate = window_total.get(value, 0.0) / window_days
         budget = _limit_for(limits, dimension, value)
-        runs_out, exhausted = _run_out(budget, spent, rate, moment, month_days.get(value, []))
+        runs_out, status = _run_out(budget, spent, rate, moment, remaining_days, month_days.get(value, []))
         results.append(
             Projection(
                 scope=scope,
@@ -110,7 +117,8 @@ def project(
                 projected_month_end_usd=spent + rate * remaining_days,
                 limit_usd=budget,
                 runs_out_on=runs_out,
-                exhausted=exhausted,
+                exhausted=status == EXHAUSTED,
+                budget_status=status,
             )
         )
     results.sort(key=lambda p: -p.projected_month_end_usd)
@@ -128,17 +136,26 @@ def _limit_for(limits: Mapping[str, float], dimension: str | None, value: str | 
 
 
 def _run_out(
-    limit: float | None, spent: float, rate: float, moment: datetime, days: list[tuple[date, float]]
-) -> tuple[date | None, bool]:
+    limit: float | None,
+    spent: float,
+    rate: float,
+    moment: datetime,
+    days_left: float,
+    days: list[tuple[date, float]],
+) -> tuple[date | None, str | None]:
+    """(the day the budget ran or runs out, its status); no day when it is not reached in the
+    `days_left` of the month."""
     if limit is None:
-        return None, False
+        return None, None
     if spent >= limit:
         total = 0.0
         for day, cost in sorted(days):
             total += cost
             if total >= limit:
-                return day, True
-        return moment.date(), True
-    if rate <= 0:
-        return None, False
-    return (moment + timedelta(days=(limit - spent) / rate)).date(), False
+                return day, EXHAUSTED
+        return moment.date(), EXHAUSTED
+    # Compared in days before any date arithmetic: a tiny rate gives a run-out centuries away,
+    # past what a date can hold, and a monthly budget starts again at the month's end anyway.
+    if rate <= 0 or (limit - spent) / rate >= days_left:
+        return None, NOT_REACHED
+    return (moment + timedelta(days=(limit - spent) / rate)).date(), RUNS_OUT

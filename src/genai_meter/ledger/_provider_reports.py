@@ -6,18 +6,23 @@ OpenAI usage (`input_tokens`, `num_model_requests`), OpenAI costs (`amount: {val
 model read from `line_item` "<model>, <token class>"), Anthropic usage (`uncached_input_tokens`
 plus cache fields) and Anthropic cost (`amount` a decimal string in cents).
 Figures are keyed by (UTC day, model); "*" is the model when a report is not grouped by model.
+Each measure also records which ledger operations the reports it came from cover, so that the
+ledger side is summed over the same calls (like with like): OpenAI's usage report for completions
+counts chat and legacy completions calls only, its embeddings report embeddings calls only, and
+Anthropic's messages usage report Messages (chat) calls; cost reports bill every operation.
 Malformed input raises ReportFormatError naming the source and the JSON path of the bad field.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
@@ -25,34 +30,74 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import FetchError, ReportFormatError
+from ._rows import INT64_MAX
 
 ANY_MODEL = "*"
 PROVIDERS = ("openai", "anthropic")
 ADMIN_KEY_ENV = {"openai": "OPENAI_ADMIN_KEY", "anthropic": "ANTHROPIC_ADMIN_KEY"}
 DEFAULT_BASE_URL = {"openai": "https://api.openai.com", "anthropic": "https://api.anthropic.com"}
 _MAX_PAGES = 1000
+# Reports are a few levels deep (pages, data, buckets, results); far deeper is not a report.
+_MAX_DEPTH = 32
 
 Key = tuple[str, str]  # (day, model)
+# The ledger operations a measure's figures cover; None: every operation (cost reports).
+Operations = frozenset[str] | None
+
+# OpenAI usage reports by kind (the `object` of a result, "organization.usage.<kind>.result"): the
+# completions report covers Chat Completions and the Responses API ("chat") and legacy Completions.
+_OPENAI_USAGE_OPERATIONS: dict[str, frozenset[str]] = {
+    "completions": frozenset({"chat", "text_completion"}),
+    "embeddings": frozenset({"embeddings"}),
+}
+_ANTHROPIC_USAGE_OPERATIONS = frozenset({"chat"})  # /usage_report/messages: the Messages API
 
 
 @dataclass
 class ProviderFigures:
-    """What a provider says it served and billed, per (day, model)."""
+    """What a provider says it served and billed, per (day, model); `operations` says, per measure,
+    which ledger operations those figures cover."""
 
     provider: str | None = None
     input_tokens: dict[Key, int] = field(default_factory=lambda: defaultdict(int))
     output_tokens: dict[Key, int] = field(default_factory=lambda: defaultdict(int))
     requests: dict[Key, int] = field(default_factory=lambda: defaultdict(int))
     cost_usd: dict[Key, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
-    has_usage: bool = False
-    has_requests: bool = False
-    has_cost: bool = False
+    operations: dict[str, Operations] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
+
+    @property
+    def has_usage(self) -> bool:
+        return "input_tokens" in self.operations
+
+    @property
+    def has_requests(self) -> bool:
+        return "requests" in self.operations
+
+    @property
+    def has_cost(self) -> bool:
+        return "cost_usd" in self.operations
 
     def set_provider(self, provider: str, where: str) -> None:
         if self.provider is not None and self.provider != provider:
             raise ReportFormatError(f"{where}: a {provider} report mixed with {self.provider} reports")
         self.provider = provider
+
+    def cover(self, operations: Operations, *measures: str) -> None:
+        """Record that `measures` now include figures for `operations` (joined with earlier ones)."""
+        for measure in measures:
+            known = self.operations.get(measure, frozenset())
+            self.operations[measure] = None if known is None or operations is None else known | operations
+
+    def values(self, measure: str) -> Mapping[Key, int | Decimal]:
+        """The figures of one measure (requests, input_tokens, output_tokens, cost_usd)."""
+        by_measure: dict[str, Mapping[Key, int | Decimal]] = {
+            "requests": self.requests,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": self.cost_usd,
+        }
+        return by_measure[measure]
 
 
 # --- parsing ----------------------------------------------------------------------------------------
@@ -60,42 +105,54 @@ def load_report_file(path: str | os.PathLike[str], figures: ProviderFigures) -> 
     """Add the report(s) in a JSON file to `figures`."""
     name = os.fspath(path)
     try:
-        text = Path(name).read_text(encoding="utf-8")
+        data = Path(name).read_bytes()
     except OSError as exc:
         raise ReportFormatError(f"{name}: cannot read report file: {exc.strerror or exc}") from None
+    add_report(_parse_json(data, name), name, figures)
+
+
+def _parse_json(data: bytes, source: str) -> Any:
+    """A JSON document; NaN and Infinity are read as floats here and refused where a field is read
+    (so the message names the field's path)."""
     try:
-        document = json.loads(text)
+        return json.loads(data)
+    except UnicodeDecodeError as exc:
+        raise ReportFormatError(f"{source}: not JSON text (undecodable byte at offset {exc.start})") from None
     except ValueError as exc:
-        raise ReportFormatError(f"{name}: not JSON ({exc})") from None
-    add_report(document, name, figures)
+        raise ReportFormatError(f"{source}: not JSON ({exc})") from None
+    except RecursionError:
+        raise ReportFormatError(f"{source}: not a report (JSON nested too deeply to read)") from None
 
 
 def add_report(document: Any, source: str, figures: ProviderFigures) -> None:
     """Add every bucket of a parsed report document to `figures`."""
     found = 0
-    for path, bucket in _buckets(document, "$"):
+    for path, bucket in _buckets(document, f"{source}: $"):
         found += 1
-        _add_bucket(bucket, f"{source}: {path}", figures)
+        _add_bucket(bucket, path, figures)
     if not found and not (isinstance(document, dict) and isinstance(document.get("data"), list)):
         raise ReportFormatError(f'{source}: no report buckets found (expected {{"data": [...]}} pages)')
     figures.sources.append(source)
 
 
-def _buckets(node: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+def _buckets(node: Any, path: str, depth: int = 0) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every bucket (an object with `results`) under `node`, with its path ("<source>: $.data[0]")."""
+    if depth > _MAX_DEPTH and isinstance(node, dict | list):
+        raise ReportFormatError(f"{path}: nested deeper than {_MAX_DEPTH} levels (not a report)")
     if isinstance(node, list):
         for i, item in enumerate(node):
-            yield from _buckets(item, f"{path}[{i}]")
+            yield from _buckets(item, f"{path}[{i}]", depth + 1)
     elif isinstance(node, dict):
         if "results" in node:
             yield path, node
         elif "data" in node:
             if not isinstance(node["data"], list):
                 raise ReportFormatError(f"{path}.data: expected a list of buckets")
-            yield from _buckets(node["data"], f"{path}.data")
+            yield from _buckets(node["data"], f"{path}.data", depth + 1)
         else:
             for key, value in node.items():
                 if isinstance(value, dict | list):
-                    yield from _buckets(value, f"{path}.{key}")
+                    yield from _buckets(value, f"{path}.{key}", depth + 1)
 
 
 def _add_bucket(bucket: dict[str, Any], where: str, figures: ProviderFigures) -> None:
@@ -123,18 +180,21 @@ def _add_bucket(bucket: dict[str, Any], where: str, figures: ProviderFigures) ->
 def _bucket_day(bucket: dict[str, Any], where: str) -> str:
     if "start_time" in bucket:
         value = bucket["start_time"]
-        if not isinstance(value, int | float) or isinstance(value, bool):
+        if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
             raise ReportFormatError(f"{where}.start_time: expected Unix seconds, got {value!r}")
-        return datetime.fromtimestamp(value, tz=timezone.utc).date().isoformat()
+        try:
+            return datetime.fromtimestamp(value, tz=timezone.utc).date().isoformat()
+        except (OverflowError, OSError, ValueError):
+            raise ReportFormatError(f"{where}.start_time: Unix seconds out of range, got {value!r}") from None
     if "starting_at" in bucket:
         value = bucket["starting_at"]
         try:
             moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=timezone.utc)
+            return moment.astimezone(timezone.utc).date().isoformat()
+        except (OverflowError, ValueError):
             raise ReportFormatError(f"{where}.starting_at: expected an RFC 3339 time, got {value!r}") from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        return moment.astimezone(timezone.utc).date().isoformat()
     raise ReportFormatError(f"{where}: bucket has no start_time or starting_at")
 
 
@@ -144,7 +204,9 @@ def _count(result: dict[str, Any], name: str, at: str) -> int:
         value = value.get(part) if isinstance(value, dict) else None
     if value is None:
         return 0
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or value != int(value):
+    # The range check comes first: it also refuses NaN and infinities, which int() cannot take.
+    whole = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= INT64_MAX
+    if not whole or value != int(value):
         raise ReportFormatError(f"{at}.{name}: expected a non-negative whole number, got {value!r}")
     return int(value)
 
@@ -158,15 +220,34 @@ def _model(result: dict[str, Any], at: str) -> str:
     return model
 
 
+def _openai_usage_kind(result: dict[str, Any], at: str) -> str:
+    """completions or embeddings, from the result's `object`; completions when it has none (the
+    report `--provider openai` fetches, and the one a hand-made file most likely copies)."""
+    kind = result.get("object")
+    if kind is None:
+        return "completions"
+    name = str(kind).removeprefix("organization.usage.").removesuffix(".result")
+    if name not in _OPENAI_USAGE_OPERATIONS:
+        raise ReportFormatError(
+            f"{at}.object: {kind!r} is not a usage report the ledger can be compared with"
+            f" (use the {' or '.join(_OPENAI_USAGE_OPERATIONS)} usage report)"
+        )
+    return name
+
+
 def _openai_usage(result: dict[str, Any], day: str, at: str, figures: ProviderFigures) -> None:
     figures.set_provider("openai", at)
+    kind = _openai_usage_kind(result, at)
+    operations = _OPENAI_USAGE_OPERATIONS[kind]
     key = (day, _model(result, at))
     figures.input_tokens[key] += _count(result, "input_tokens", at)
-    figures.output_tokens[key] += _count(result, "output_tokens", at)
-    figures.has_usage = True
+    figures.cover(operations, "input_tokens")
+    if kind == "completions":  # embeddings have no output
+        figures.output_tokens[key] += _count(result, "output_tokens", at)
+        figures.cover(operations, "output_tokens")
     if "num_model_requests" in result:
         figures.requests[key] += _count(result, "num_model_requests", at)
-        figures.has_requests = True
+        figures.cover(operations, "requests")
 
 
 def _anthropic_usage(result: dict[str, Any], day: str, at: str, figures: ProviderFigures) -> None:
@@ -180,7 +261,7 @@ def _anthropic_usage(result: dict[str, Any], day: str, at: str, figures: Provide
         + _count(result, "cache_creation.ephemeral_1h_input_tokens", at)
     )
     figures.output_tokens[key] += _count(result, "output_tokens", at)
-    figures.has_usage = True
+    figures.cover(_ANTHROPIC_USAGE_OPERATIONS, "input_tokens", "output_tokens")
 
 
 def _openai_cost(result: dict[str, Any], day: str, at: str, figures: ProviderFigures) -> None:
@@ -198,7 +279,7 @@ def _openai_cost(result: dict[str, Any], day: str, at: str, figures: ProviderFig
         raise ReportFormatError(f"{at}.line_item: expected text, got {line_item!r}")
     model = line_item.rsplit(", ", 1)[0] if line_item else ANY_MODEL
     figures.cost_usd[(day, model)] += usd
-    figures.has_cost = True
+    figures.cover(None, "cost_usd")
 
 
 def _anthropic_cost(result: dict[str, Any], day: str, at: str, figures: ProviderFigures) -> None:
@@ -208,7 +289,7 @@ def _anthropic_cost(result: dict[str, Any], day: str, at: str, figures: Provider
         raise ReportFormatError(f"{at}.currency: only USD is supported, got {currency!r}")
     cents = _decimal(result.get("amount"), f"{at}.amount")
     figures.cost_usd[(day, _model(result, at))] += cents / 100
-    figures.has_cost = True
+    figures.cover(None, "cost_usd")
 
 
 def _decimal(value: Any, at: str) -> Decimal:
@@ -282,10 +363,7 @@ def _pages(url: str, query: list[tuple[str, str]], headers: dict[str, str], time
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise FetchError(f"GET {url}: {reason}") from None
-        try:
-            page = json.loads(body)
-        except ValueError as exc:
-            raise ReportFormatError(f"{url}: response is not JSON ({exc})") from None
+        page = _parse_json(body, url)
         yield page
         if not isinstance(page, dict) or not page.get("has_more") or not page.get("next_page"):
             return

@@ -1,13 +1,15 @@
-"""Turning report, export and projection arguments into SQL safely.
+"""Checking report, export, projection and reconciliation arguments, and turning them into SQL safely.
 
 User values only ever become bound parameters; column names come from the fixed maps below, so a
 group or filter name that is not in them is an error, never text pasted into SQL.
 Times are UTC. `since` is inclusive, `until` exclusive. Accepted: YYYY-MM-DD, an ISO 8601 date-time
 (naive means UTC), `today`, `yesterday`, `Nd` (midnight UTC N days ago), or a Unix time.
+Every check raises QueryError naming the argument (or CLI option) and the value.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -74,6 +76,42 @@ def parse_time(value: TimeArg, *, name: str, now: datetime | None = None) -> flo
 
 def day_of(ts: float) -> date:
     return datetime.fromtimestamp(ts, tz=timezone.utc).date()
+
+
+def parse_day(value: TimeArg, *, name: str, now: datetime | None = None) -> date | None:
+    """The UTC day of a time argument (None stays None); QueryError when it has no such day
+    (before year 1 or after 9999 once moved to UTC)."""
+    ts = parse_time(value, name=name, now=now)
+    if ts is None:
+        return None
+    try:
+        return day_of(ts)
+    except (OverflowError, OSError, ValueError):
+        raise QueryError(f"{name}: {value!r} is outside the UTC years 1 to 9999") from None
+
+
+def non_negative_number(value: Any, name: str) -> float:
+    """`value` as a float if it is a finite number >= 0, else QueryError naming `name`.
+
+    NaN must not pass: every comparison with it is false, so a NaN threshold calls any difference
+    a match, and a NaN budget is never reached.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise QueryError(f"{name}: {value!r} is not a number")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number) or number < 0:
+        raise QueryError(f"{name}: {value!r} is not a finite number >= 0")
+    return number
+
+
+def whole_number(value: Any, name: str, *, low: int, high: int) -> int:
+    """`value` if it is a whole number in [low, high], else QueryError naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise QueryError(f"{name}: {value!r} is not a whole number from {low} to {high}")
+    return value
 
 
 def day_start(day: date) -> float:

@@ -4,21 +4,24 @@ Neither provider returns per-request ids, so rows cannot be matched one by one; 
 model) can. A line is a mismatch when the difference exceeds the threshold (USD for cost, tokens
 or requests for counts). Every run is stored (runs and lines tables) so a scheduled job leaves a
 history, and the caller exits non-zero on a mismatch so the job can alert.
-Blocked and failed calls are left out of the ledger side: the provider never billed them.
+Blocked and failed calls are left out of the ledger side: the provider never billed them. Each
+measure is summed on the ledger side over the operations its report covers (OpenAI's completions
+usage report knows nothing of embeddings calls; a cost report bills them all), so like is compared
+with like.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from ._errors import QueryError
 from ._ledger import Ledger
-from ._provider_reports import ANY_MODEL, ProviderFigures
+from ._provider_reports import ANY_MODEL, Key, Operations, ProviderFigures
+from ._query import non_negative_number, whole_number
+from ._rows import INT64_MAX
 
 MEASURES = ("requests", "input_tokens", "output_tokens", "cost_usd")
 
@@ -81,27 +84,23 @@ def reconcile(
         raise QueryError("the provider reports hold no usage or cost figures")
     if until_day <= since_day:
         raise QueryError(f"no closed days to compare between {since_day} and {until_day}")
+    non_negative_number(threshold_usd, "threshold_usd")
+    whole_number(threshold_tokens, "threshold_tokens", low=0, high=INT64_MAX)
     provider = figures.provider
-    ledger_rows = ledger.usage_by_day_model(provider, since_day, until_day)
-    ours: dict[str, dict[tuple[str, str], float]] = {m: defaultdict(float) for m in MEASURES}
-    for day, model, calls, input_tokens, output_tokens, cost in ledger_rows:
-        for measure, value in zip(MEASURES, (calls, input_tokens, output_tokens, cost), strict=True):
-            ours[measure][(day, model)] += value
-
-    theirs: dict[str, Mapping[tuple[str, str], int | Decimal]] = {}
-    if figures.has_requests:
-        theirs["requests"] = figures.requests
-    if figures.has_usage:
-        theirs["input_tokens"] = figures.input_tokens
-        theirs["output_tokens"] = figures.output_tokens
-    if figures.has_cost:
-        theirs["cost_usd"] = figures.cost_usd
+    # Ledger sums per set of operations a report covers: usually two queries (usage, cost).
+    ledger_sums: dict[Operations, dict[str, dict[Key, float]]] = {}
 
     result = Reconciliation(provider, since_day, until_day)
-    for measure, provided in theirs.items():
+    for measure in MEASURES:
+        if measure not in figures.operations:
+            continue
+        operations = figures.operations[measure]
+        if operations not in ledger_sums:
+            ledger_sums[operations] = _ledger_sums(ledger, provider, since_day, until_day, operations)
+        ours = ledger_sums[operations][measure]
         limit = threshold_usd if measure == "cost_usd" else float(threshold_tokens)
-        in_range = {k: float(v) for k, v in provided.items() if since_day <= k[0] < until_day}
-        for (day, model), value in sorted(_align(ours[measure], in_range).items()):
+        in_range = {k: float(v) for k, v in figures.values(measure).items() if since_day <= k[0] < until_day}
+        for (day, model), value in sorted(_align(ours, in_range).items()):
             ledger_value, provider_value = value
             mismatch = abs(ledger_value - provider_value) > limit + 1e-9
             result.lines.append(Line(day, model, measure, ledger_value, provider_value, mismatch))
@@ -109,6 +108,17 @@ def reconcile(
     if store:
         result.run_id = _store(ledger, result, threshold_usd, threshold_tokens, source)
     return result
+
+
+def _ledger_sums(
+    ledger: Ledger, provider: str, since_day: str, until_day: str, operations: Operations
+) -> dict[str, dict[Key, float]]:
+    """The ledger's figures per measure and (day, model), over calls of the given operations."""
+    sums: dict[str, dict[Key, float]] = {measure: {} for measure in MEASURES}
+    for day, model, *values in ledger.usage_by_day_model(provider, since_day, until_day, operations):
+        for measure, value in zip(MEASURES, values, strict=True):
+            sums[measure][(day, model)] = value
+    return sums
 
 
 def _align(

@@ -2,12 +2,21 @@
 
 Rows are dicts with the columns in the given order. Money columns (`*_usd`) print with enough
 decimals for sub-cent calls in the table; JSON and CSV carry the full value.
+
+Ledger text comes from apps and providers (user ids, tenants, models), so it is made harmless where
+it is printed: in the table, control characters are shown escaped (a newline in a user id would
+otherwise break the layout); in CSV, a text cell that a spreadsheet would run as a formula (starting
+with = + - @, a tab or a carriage return) gets a leading single quote (OWASP's advice for CSV
+injection), and a row with a carriage return in a cell is quoted whole (lines end in LF, and the csv
+module quotes only the line end's characters, so such a cell would split the row for a reader and
+could start a new one with a formula). Numbers are left alone, and JSON output is never altered.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -21,6 +30,14 @@ _KEY_COLUMNS = frozenset(
 )
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _escape_control(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
+
+
 def _cell(name: str, value: Any) -> str:
     if value is None:
         return NONE_TEXT if name in _KEY_COLUMNS else "-"
@@ -30,7 +47,7 @@ def _cell(name: str, value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, int):
         return f"{value:,}"
-    return str(value)
+    return _CONTROL.sub(_escape_control, str(value))
 
 
 def write_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], out: TextIO) -> None:
@@ -53,10 +70,10 @@ def write_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str,
         json.dump([{c: row.get(c) for c in columns} for row in rows], out, indent=2, default=str)
         out.write("\n")
     elif fmt == "csv":
-        writer = csv.writer(out, lineterminator="\n")
+        writer = _CsvWriter(out)
         writer.writerow(columns)
         for row in rows:
-            writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+            writer.writerow([row.get(c) for c in columns])
     else:
         write_table(rows, columns, out)
 
@@ -65,10 +82,10 @@ def stream_rows(rows: Iterable[dict[str, Any]], columns: Sequence[str], fmt: str
     """Write rows one at a time (export): csv, jsonl, or a JSON array opened and closed around them."""
     count = 0
     if fmt == "csv":
-        writer = csv.writer(out, lineterminator="\n")
+        writer = _CsvWriter(out)
         writer.writerow(columns)
         for row in rows:
-            writer.writerow([_csv_value(row.get(c)) for c in columns])
+            writer.writerow([row.get(c) for c in columns])
             count += 1
     elif fmt == "jsonl":
         for row in rows:
@@ -83,12 +100,28 @@ def stream_rows(rows: Iterable[dict[str, Any]], columns: Sequence[str], fmt: str
     return count
 
 
-def _csv_value(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    return value
+class _CsvWriter:
+    """CSV rows with LF line ends: None empty, JSON for nested values, text that cannot run as a
+    formula, and every cell quoted in a row where one holds a CR (see the module docstring)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._minimal = csv.writer(out, lineterminator="\n")
+        self._all = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
+
+    def writerow(self, values: Iterable[Any]) -> None:
+        cells: list[Any] = []
+        carriage_return = False
+        for value in values:
+            if value is None:
+                value = ""
+            elif isinstance(value, dict | list):
+                value = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+            if isinstance(value, str):
+                if value.startswith(_FORMULA_STARTS):
+                    value = "'" + value
+                carriage_return = carriage_return or "\r" in value
+            cells.append(value)
+        (self._all if carriage_return else self._minimal).writerow(cells)
 
 
 class Progress:

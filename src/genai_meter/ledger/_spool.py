@@ -3,23 +3,54 @@
 Rows go here instead of being dropped or blocking the app, and are replayed (idempotently, so a
 replay cut short and repeated doubles nothing) when the database answers again. Every append and
 replay holds an exclusive `flock` on the file, so several processes may share one spool.
-A torn last line (a crash mid-append) is skipped and counted, never fatal.
+
+A replay never stops at a line it cannot use: a line that is not a storable row (torn by a crash
+mid-append, not UTF-8, values no column can take) is handed to `reject` (the dead-letter file) and
+the replay carries on. When the database fails part-way, the lines already handled are cut from
+the file, so nothing is written or rejected twice on the next replay.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
-from ._rows import COLUMNS, Row
+from ._files import append_durably, locked, sync
+from ._rows import Row, storable
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: one process per spool file
-    fcntl = None  # type: ignore[assignment]
+_COPY_CHUNK = 1 << 20
+
+
+class PartialWrite(Exception):
+    """Raised by a replay's `write` when the database failed after it had handled (stored or
+    dead-lettered) the first `done` rows of its batch; `error` is the database's error."""
+
+    def __init__(self, done: int, error: BaseException) -> None:
+        super().__init__(f"database failed after {done} rows: {type(error).__name__}")
+        self.done = done
+        self.error = error
+
+
+Write = Callable[[Sequence[Row]], object]
+Reject = Callable[[str, BaseException], object]
+
+
+def parse_line(raw: bytes) -> Row | None:
+    """The storable row a spool line holds; None for a blank line. Raises ValueError (or TypeError,
+    ArithmeticError, RecursionError) for a line that holds no usable row."""
+    text = raw.decode("utf-8")
+    if not text.strip():
+        return None
+    values = json.loads(text)
+    if not isinstance(values, list):
+        raise ValueError("a spool line holds a JSON array of column values")
+    return storable(values)
+
+
+_UNUSABLE = (ValueError, TypeError, ArithmeticError, RecursionError)
 
 
 class Spool:
@@ -29,27 +60,12 @@ class Spool:
         self.path = Path(path)
         self.bad_lines = 0
 
-    @contextmanager
-    def _locked(self, mode: str) -> Iterator[object]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, mode, encoding="utf-8") as handle:
-            if fcntl is not None:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield handle
-            finally:
-                if fcntl is not None:
-                    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
     def append(self, rows: Sequence[Row]) -> None:
         """Append rows durably (fsync): after this returns the rows survive a crash."""
-        if not rows:
-            return
-        text = "".join(json.dumps(row, separators=(",", ":"), ensure_ascii=False) + "\n" for row in rows)
-        with self._locked("a") as handle:
-            handle.write(text)  # type: ignore[attr-defined]
-            handle.flush()  # type: ignore[attr-defined]
-            os.fsync(handle.fileno())  # type: ignore[attr-defined]
+        if rows:
+            append_durably(
+                self.path, "".join(json.dumps(row, separators=(",", ":"), ensure_ascii=False) + "\n" for row in rows)
+            )
 
     def pending(self) -> bool:
         """Whether the spool holds anything (cheap: one stat)."""
@@ -58,44 +74,95 @@ class Spool:
         except OSError:
             return False
 
-    def replay(self, write: Callable[[Sequence[Row]], object], batch_size: int = 1000) -> int:
-        """Write every spooled row through `write`, then empty the file; returns rows replayed.
+    def replay(self, write: Write, batch_size: int = 1000, reject: Reject | None = None) -> int:
+        """Write every spooled row through `write` in batches, then empty the file; returns rows replayed.
 
-        If `write` raises, the file is left whole (rows already written are skipped next time by
-        the database's idempotency) and the exception propagates.
+        Lines that hold no usable row go to `reject` (without one they are skipped; `bad_lines`
+        counts them either way). If `write` or `reject` raises, the lines not yet handled stay in
+        the file (a `PartialWrite` says how much of its batch `write` had handled) and the
+        exception propagates.
         """
         if not self.pending():
             return 0
-        replayed = 0
-        with self._locked("r+") as handle:
-            batch: list[Row] = []
-            for line in handle:  # type: ignore[attr-defined]
-                row = self._parse(line)
-                if row is None:
-                    continue
-                batch.append(row)
-                if len(batch) >= batch_size:
-                    write(batch)
-                    replayed += len(batch)
-                    batch = []
-            if batch:
-                write(batch)
-                replayed += len(batch)
-            handle.seek(0)  # type: ignore[attr-defined]
-            handle.truncate()  # type: ignore[attr-defined]
-            handle.flush()  # type: ignore[attr-defined]
-            os.fsync(handle.fileno())  # type: ignore[attr-defined]
-        return replayed
+        with locked(self.path, "r+b") as handle:
+            replay = _Replay(write, reject, self)
+            try:
+                replay.run(handle, max(1, batch_size))
+            except BaseException:
+                _cut_before(handle, replay.unhandled)
+                raise
+            handle.seek(0)
+            handle.truncate()
+            sync(handle)
+        return replay.replayed
 
-    def _parse(self, line: str) -> Row | None:
-        if not line.strip():
-            return None
+
+class _Replay:
+    """One replay's progress: `unhandled` is the file offset of the first line not yet handled."""
+
+    def __init__(self, write: Write, reject: Reject | None, spool: Spool) -> None:
+        self._write = write
+        self._reject = reject
+        self._spool = spool
+        self._batch: list[Row] = []
+        self._ends: list[int] = []  # file offset just past each batched row's line
+        self.unhandled = 0
+        self.replayed = 0
+
+    def run(self, handle: BinaryIO, batch_size: int) -> None:
+        position = 0
+        for raw in handle:
+            position += len(raw)
+            try:
+                row = parse_line(raw)
+            except _UNUSABLE as error:
+                self._flush()  # the rows before this line first, so `unhandled` can pass it
+                self._spool.bad_lines += 1
+                if self._reject is not None:
+                    self._reject(raw.decode("utf-8", "backslashreplace").rstrip("\r\n"), error)
+                self.unhandled = position
+                continue
+            if row is not None:
+                self._batch.append(row)
+                self._ends.append(position)
+                if len(self._batch) >= batch_size:
+                    self._flush()
+        self._flush()
+
+    def _flush(self) -> None:
+        if not self._batch:
+            return
         try:
-            values = json.loads(line)
-        except ValueError:
-            self.bad_lines += 1
-            return None
-        if not isinstance(values, list) or len(values) != len(COLUMNS):
-            self.bad_lines += 1
-            return None
-        return tuple(values)
+            self._write(self._batch)
+        except PartialWrite as stopped:
+            if stopped.done:
+                self.unhandled = self._ends[stopped.done - 1]
+            raise
+        self.replayed += len(self._batch)
+        self.unhandled = self._ends[-1]
+        self._batch.clear()
+        self._ends.clear()
+
+
+def _cut_before(handle: BinaryIO, offset: int) -> None:
+    """Remove the file's first `offset` bytes in place (the lines a failed replay had handled).
+
+    In place, not a new file renamed over the old one: another process may be waiting for the lock
+    on this very file to append to it. A crash mid-copy leaves some lines twice (and perhaps one torn
+    copy, set aside on the next replay), which a replay writes once since the database is
+    idempotent; it never loses a line.
+    """
+    if offset <= 0:
+        return
+    read_at, write_at = offset, 0
+    while True:
+        handle.seek(read_at)
+        chunk = handle.read(_COPY_CHUNK)
+        if not chunk:
+            break
+        handle.seek(write_at)
+        handle.write(chunk)
+        read_at += len(chunk)
+        write_at += len(chunk)
+    handle.truncate(write_at)
+    sync(handle)

@@ -6,6 +6,11 @@ each batch is one transaction, idempotent on (provider, response id or request i
 database fails or is slower than `db_timeout_s`, batches go to the spool file and the writer stops
 trying the database for a back-off interval; once it answers again the spool is replayed first.
 At exit (atexit) and on `close()` everything held is written or spooled.
+
+One bad row must never hold back the others: rows are made storable when they are built
+(`_rows.storable`), a batch the database refuses for its contents (not an outage: `is_outage`) is
+retried row by row, and a row refused on its own goes to the dead-letter file beside the spool.
+Logs name counts and error types, never row contents (user ids are personal data).
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from .._record import CallRecord
-from ._backend import Database, connect
+from ._backend import Database, connect, is_outage
+from ._dead_letters import DeadLetters, dead_letter_path
 from ._rows import Row, RowMaker
-from ._spool import Spool
+from ._spool import PartialWrite, Spool
 from ._url import LedgerURL, parse_ledger_url
 
 logger = logging.getLogger("genai_meter.ledger")
@@ -58,7 +64,8 @@ class LedgerWriter:
     """Batched, idempotent, spool-backed writer of ledger rows.
 
     Counters (read them for metrics): `rows_written` rows added to the database, `rows_spooled`
-    rows put in the spool, `faults` failures caught (database errors, bad records, spool errors).
+    rows put in the spool, `rows_dead_lettered` rows (or spool lines) set aside in the dead-letter
+    file, `faults` failures caught (database errors, bad records, spool errors, dead letters).
     """
 
     def __init__(
@@ -76,12 +83,14 @@ class LedgerWriter:
         self._url = parse_ledger_url(url)
         self._rows = RowMaker(metadata_keys, max_metadata_items)
         self._spool = Spool(spool_path if spool_path is not None else default_spool_path(self._url))
+        self._dead_letters = DeadLetters(dead_letter_path(self._spool.path))
         self._batch_size = max(1, int(batch_size))
         self._interval = max(0.001, float(flush_interval_s))
         self._db_timeout = float(db_timeout_s)
         self._max_pending = max(self._batch_size, int(max_pending))
         self.rows_written = 0
         self.rows_spooled = 0
+        self.rows_dead_lettered = 0
         self.faults = 0
         self._db: Database | None = None
         self._retry_at = 0.0
@@ -96,6 +105,10 @@ class LedgerWriter:
     @property
     def spool_path(self) -> Path:
         return self._spool.path
+
+    @property
+    def dead_letter_path(self) -> Path:
+        return self._dead_letters.path
 
     def _start(self) -> None:
         self._queue: deque[CallRecord | _Marker] = deque()
@@ -226,27 +239,72 @@ class LedgerWriter:
         try:
             return self._rows.row(record)
         except Exception as exc:
-            self._fault("record", f"ledger skipped a malformed call record: {exc!r}")
+            self._fault("record", f"ledger skipped a malformed call record ({type(exc).__name__})")
             return None
 
     def _write(self, rows: Sequence[Row]) -> None:
-        if time.monotonic() >= self._retry_at:
+        if time.monotonic() >= self._retry_at and self._replay():
             try:
-                if self._spool.pending():
-                    self._spool.replay(self._insert, self._batch_size)
-                self._insert(rows)
+                self._store(rows)
                 self._recovered()
                 return
-            except Exception as exc:
+            except PartialWrite as stopped:
+                self._failed(stopped.error)
+                rows = rows[stopped.done :]  # the rows before were stored or set aside
+            except Exception as exc:  # pragma: no cover - defensive: _store raises PartialWrite only
                 self._failed(exc)
         self._to_spool(rows)
 
-    def _replay(self) -> None:
+    def _replay(self) -> bool:
+        """Replay the spool if it holds anything; False when the database failed (what the replay
+        had not handled stays in the spool)."""
+        if not self._spool.pending():
+            return True
         try:
-            self._spool.replay(self._insert, self._batch_size)
-            self._recovered()
+            self._spool.replay(self._store, self._batch_size, self._dead_line)
+        except PartialWrite as stopped:
+            self._failed(stopped.error)
+            return False
         except Exception as exc:
             self._failed(exc)
+            return False
+        self._recovered()
+        return True
+
+    def _store(self, rows: Sequence[Row]) -> None:
+        """Insert rows in one transaction; if the database refuses them for their contents, one by
+        one, setting aside each row refused on its own. Raises PartialWrite (how many rows were
+        handled, and the error) when the database itself fails: the caller keeps the rest."""
+        try:
+            self._insert(rows)
+            return
+        except Exception as exc:
+            if is_outage(exc):
+                raise PartialWrite(0, exc) from exc
+        for done, row in enumerate(rows):
+            try:
+                self._insert((row,))
+            except Exception as exc:
+                if is_outage(exc):
+                    raise PartialWrite(done, exc) from exc
+                try:
+                    self._dead_letters.add_row(row, exc)
+                except Exception as failure:  # the row stays where it is (spool or batch): not lost
+                    raise PartialWrite(done, failure) from failure
+                self._dead_lettered(exc)
+
+    def _dead_line(self, line: str, error: BaseException) -> None:
+        """A spool line that holds no usable row: set aside (raising keeps it in the spool)."""
+        self._dead_letters.add_line(line, error)
+        self._dead_lettered(error)
+
+    def _dead_lettered(self, error: BaseException) -> None:
+        self.rows_dead_lettered += 1
+        self._fault(
+            "dead-letter",
+            f"genai-meter ledger could not store a row ({type(error).__name__}); it was set aside in"
+            f" {self._dead_letters.path} (further ones are only counted)",
+        )
 
     def _insert(self, rows: Sequence[Row]) -> None:
         if self._db is None:
@@ -260,9 +318,11 @@ class LedgerWriter:
             self._spool.append(rows)
             self.rows_spooled += len(rows)
         except Exception as exc:
-            self._fault("spool", f"ledger spool {self._spool.path} failed, {len(rows)} rows lost: {exc!r}")
+            self._fault(
+                "spool", f"ledger spool {self._spool.path} failed, {len(rows)} rows lost ({type(exc).__name__})"
+            )
 
-    def _failed(self, exc: Exception) -> None:
+    def _failed(self, exc: BaseException) -> None:
         self.faults += 1
         self._close_db()
         self._retry_at = time.monotonic() + self._backoff
@@ -270,10 +330,13 @@ class LedgerWriter:
         if not self._outage:
             self._outage = True
             logger.warning(
-                "genai-meter ledger %s unavailable, spooling rows to %s: %s",
+                "genai-meter ledger %s unavailable, spooling rows to %s: %s: %s",
                 self._url.redacted(),
                 self._spool.path,
-                exc,
+                type(exc).__name__,
+                # An outage's message (connection refused, locked, timeout) names no row; its first
+                # line only, as a PostgreSQL DETAIL line could.
+                next(iter(str(exc).splitlines()), ""),
             )
 
     def _recovered(self) -> None:
