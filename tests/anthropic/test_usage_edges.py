@@ -13,6 +13,8 @@ from genai_meter._faults import fault_counts
 
 from ..conftest import Telemetry
 
+pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
+
 MODEL = "claude-sonnet-4-5"
 IN, OUT = 3e-6, 15e-6  # claude-sonnet-4-5, USD per token; its batch tier is half that
 PROMPT = "x" * 4000  # about 1000 tokens at 4 characters a token
@@ -95,3 +97,44 @@ def test_stream_failing_before_its_first_event_has_no_estimate(
     assert attrs[names.OUTCOME] == names.OUTCOME_ERROR
     assert names.COST_USD not in attrs and names.USAGE_INPUT_TOKENS not in attrs
     assert telemetry.total(names.COST.otel_name) == 0
+
+
+def test_parse_whose_content_fails_validation_keeps_its_usage(
+    telemetry: Telemetry, claude: anthropic.Anthropic
+) -> None:
+    """`messages.parse` validates the message after it arrived and was billed: the app gets the
+    SDK's error, and the call records that error with the message's tokens and cost."""
+    from pydantic import BaseModel
+
+    class Answer(BaseModel):
+        answer: int
+
+    usage = {"input_tokens": 1000, "output_tokens": 400}
+    with pytest.raises(Exception) as raised:
+        claude.messages.parse(
+            model=MODEL, max_tokens=500, messages=MESSAGES, output_format=Answer,
+            extra_headers={"x-fake-usage": json.dumps(usage), "x-fake-content": '{"answer": "not a number"}'},
+        )
+    attrs = attrs_of(telemetry)
+    assert attrs[names.OUTCOME] == names.OUTCOME_ERROR
+    assert attrs[names.ERROR_TYPE] == type(raised.value).__qualname__
+    assert (attrs[names.USAGE_INPUT_TOKENS], attrs[names.USAGE_OUTPUT_TOKENS]) == (1000, 400)
+    assert attrs[names.COST_USD] == pytest.approx(1000 * IN + 400 * OUT, abs=1e-12)
+    assert telemetry.total(names.COST.otel_name) == pytest.approx(1000 * IN + 400 * OUT, abs=1e-12)
+    assert fault_counts() == {}
+
+
+def test_raw_response_the_sdk_cannot_parse_is_the_calls_error(
+    telemetry: Telemetry, claude: anthropic.Anthropic, caplog: pytest.LogCaptureFixture
+) -> None:
+    raw = claude.messages.with_raw_response.create(
+        model=MODEL, max_tokens=500, messages=MESSAGES, extra_headers={"x-fake-malformed": "json"}
+    )
+    with pytest.raises(Exception) as raised:
+        raw.parse()  # the app gets the SDK's own error, as uninstrumented
+    attrs = attrs_of(telemetry)
+    assert attrs[names.OUTCOME] == names.OUTCOME_ERROR
+    assert attrs[names.ERROR_TYPE] == type(raised.value).__qualname__
+    assert names.COST_USD not in attrs
+    assert fault_counts() == {}  # the provider's answer, not genai-meter's fault
+    assert not [r for r in caplog.records if r.name.startswith("genai_meter")]

@@ -90,8 +90,8 @@ async def _parsed_async(parsed: Awaitable[Any]) -> Any:
         raise ResponseError(error) from error
 
 
-def received_response(error: BaseException, kind: type[Any]) -> Any:
-    """The response (an instance of `kind`) that the SDK had received and built when it raised
+def received_response(error: BaseException, kind: type[Any] | tuple[type[Any], ...]) -> Any:
+    """The response (an instance of `kind`, or of one of several) that the SDK had received and built when it raised
     `error`, or None.
 
     The SDKs' structured-output helpers validate a completion after it has arrived, and been billed.

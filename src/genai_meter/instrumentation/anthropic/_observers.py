@@ -52,9 +52,10 @@ def _content_chars(message: Any) -> int:
     return total
 
 
-def finish_message(call: Call, message: Any) -> None:
-    """A whole `Message` (also `ParsedMessage`, `BetaMessage`). Without usage the call's tokens are
-    estimated from the text (the response's is measured only then)."""
+def finish_message(call: Call, message: Any, error: BaseException | None = None) -> None:
+    """A whole `Message` (also `ParsedMessage`, `BetaMessage`), and the SDK's `error` when it raised
+    after receiving it. Without usage the call's tokens are estimated from the text (the response's
+    is measured only then)."""
     stop = getattr(message, "stop_reason", None)
     raw_usage = getattr(message, "usage", None)
     usage = anthropic_usage(raw_usage)
@@ -62,6 +63,7 @@ def finish_message(call: Call, message: Any) -> None:
         usage=usage,
         response_model=getattr(message, "model", None),
         response_id=getattr(message, "id", None),
+        error=error,
         finish_reasons=(str(stop),) if stop else None,
         output_chars=_content_chars(message) if usage is None else None,
         service_tier=service_tier(raw_usage),

@@ -13,10 +13,11 @@ A fault in genai-meter's part is recorded and the SDK is called as if uninstrume
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 from ..._call import begin_call
 from ..._faults import record_fault
@@ -24,7 +25,7 @@ from ..._runtime import get_runtime
 from ...exporter._metered import remember_call_span
 from .._metering import Metered, budget_estimate, capture_input, metered_call, metered_call_async
 from .._streams import meter_async_stream, meter_stream
-from .._values import RawResponses, content_chars, number, text
+from .._values import RawResponses, content_chars, number, received_response, text
 from ._observers import MessageStreamObserver, finish_message
 from ._request import client_info, metadata_user
 
@@ -87,13 +88,35 @@ def _begin(instance: Any, kwargs: dict[str, Any], stream: bool, is_async: bool) 
         if not RAW_RESPONSES.is_raw(result):
             return finish(result)
         # A raw response: meter what it parses to (the SDK caches it, so the app's `parse()` gets it).
-        parsed = cast(Any, result).parse()
+        # The SDK's own parse failing is the call's error (`ResponseError`), not genai-meter's fault.
+        parsed = RAW_RESPONSES.parsed(result)
         if inspect.isawaitable(parsed):
             return _then(parsed, finish, result)
         finish(parsed)
         return result
 
-    return Metered(call, kwargs, on_result)
+    def on_error(error: BaseException) -> None:
+        """The SDK raised. When it had built a whole message first (`messages.parse` output that
+        failed validation), that message was billed: its usage and cost are recorded, with the SDK's
+        error as the outcome."""
+        received = received_response(error, _message_types())
+        if received is None:
+            call.finish(usage=None, error=error)
+        else:
+            finish_message(call, received, error)
+
+    return Metered(call, kwargs, on_result, on_error)
+
+
+def _message_types() -> tuple[type[Any], ...]:
+    """The SDK's whole-message classes (`ParsedMessage` is a `Message`), looked up on the error path."""
+    found: list[type[Any]] = []
+    for module, name in (("anthropic.types", "Message"), ("anthropic.types.beta", "BetaMessage")):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
 
 
 async def _then(parsed: Any, finish: Callable[[Any], Any], result: Any) -> Any:
