@@ -36,7 +36,7 @@ def test_one_attribute_object_shared_by_threads(telemetry: Telemetry, fake_provi
                 sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, extra_headers=usage_headers())
                 inside.wait(timeout=10)
             assert current_attribution().feature is None
-        except BaseException as error:  # noqa: BLE001 - reported below
+        except BaseException as error:  # reported below
             errors.append(error)
 
     threads = [threading.Thread(target=worker, args=(f"u{i}",)) for i in range(4)]
