@@ -202,7 +202,7 @@ class CallMetrics:
         self._user_labels = user_labels
         self._tenant_labels = tenant_labels
         # Values owned by parts rebuilt on reconfiguration (ledger, budget guard), read at collection.
-        self.ledger_counts: Callable[[], tuple[int, int]] | None = None
+        self.ledger_counts: Callable[[], tuple[int, int, int]] | None = None  # written, spooled, dead-lettered
         # tenant and user are positions 4 and 5 of every attribution label tuple
         self.cost = _Sums(names.COST.labels, max_series, fold=(4, 5))
         self.tokens = _Sums(names.TOKENS.labels, max_series, fold=(4, 5))
@@ -255,6 +255,12 @@ class CallMetrics:
             callbacks=[lambda _o: self._observe_ledger(1)],
             unit=names.LEDGER_SPOOLED.unit,
             description=names.LEDGER_SPOOLED.description,
+        )
+        meter.create_observable_counter(
+            names.LEDGER_DEAD_LETTERED.otel_name,
+            callbacks=[lambda _o: self._observe_ledger(2)],
+            unit=names.LEDGER_DEAD_LETTERED.unit,
+            description=names.LEDGER_DEAD_LETTERED.description,
         )
 
     def reconfigure(self, *, label_cap: int, user_labels: bool, tenant_labels: bool, max_series: int) -> None:

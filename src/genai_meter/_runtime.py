@@ -127,7 +127,7 @@ class Runtime:
         writer = LedgerWriter(
             config.ledger_url or default_ledger_url(), metadata_keys=config.ledger_metadata_keys or None
         )
-        self.metrics.ledger_counts = lambda: (writer.rows_written, writer.rows_spooled)
+        self.metrics.ledger_counts = lambda: (writer.rows_written, writer.rows_spooled, writer.rows_dead_lettered)
         return writer
 
     def warn_unpriced(self, provider: str, model: str) -> None:

@@ -208,6 +208,13 @@ LEDGER_SPOOLED = Metric(
     "genai_meter_ledger_spooled_total",
     (),
 )
+LEDGER_DEAD_LETTERED = Metric(
+    "genai_meter.ledger.dead_lettered",
+    "{row}",
+    "Ledger rows the database refused on their own, set aside in the dead-letter file beside the spool.",
+    "genai_meter_ledger_dead_lettered_total",
+    (),
+)
 
 # Semantic-convention histograms (label names are the semconv attribute keys, dots become underscores).
 TOKEN_USAGE = Metric(
@@ -271,6 +278,7 @@ ALL_METRICS = (
     BUDGET_STORE_ERRORS,
     LEDGER_ROWS,
     LEDGER_SPOOLED,
+    LEDGER_DEAD_LETTERED,
     TOKEN_USAGE,
     OPERATION_DURATION,
 )

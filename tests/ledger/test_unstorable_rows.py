@@ -19,11 +19,16 @@ import psycopg
 import pytest
 from psycopg import sql
 
+import genai_meter
+from genai_meter import names
 from genai_meter._record import CallRecord
+from genai_meter._runtime import configure, get_runtime
 from genai_meter.ledger import LedgerWriter, open_ledger
 from genai_meter.ledger._rows import COLUMNS, INT64_MAX, INT64_MIN, Row, RowMaker
 from genai_meter.ledger._spool import PartialWrite, Spool
 
+from ..conftest import Telemetry, fake_provider_settings
+from ..openai.test_chat import MESSAGES, client, usage_headers
 from ._records import DAY1, many
 from .conftest import PG_BASE
 
@@ -311,3 +316,23 @@ def test_database_lost_in_the_middle_of_a_row_by_row_retry_loses_and_doubles_not
     assert [letter["row"]["call_key"] for letter in _dead_letters(writer)] == ["spooled-1"]
     assert (writer.rows_written, writer.rows_dead_lettered) == (14, 1)
     assert spool_path.stat().st_size == 0
+
+
+def test_set_aside_rows_are_counted_in_the_exported_metrics(
+    telemetry: Telemetry, fake_provider: Any, sqlite_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A row the database refuses on its own is `genai_meter_ledger_dead_lettered_total`, beside the
+    rows written: the operator sees that rows were set aside without reading the ledger's logs."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # the spool and dead letters go here
+    _refuse_user(sqlite_url, REFUSED)
+    configure(**fake_provider_settings(fake_provider, ledger_url=sqlite_url))
+    ledger = get_runtime().ledger
+    assert ledger is not None
+    sdk = client(fake_provider)
+    for user in ("u1", REFUSED, "u2"):
+        with genai_meter.attribute(user=user):
+            sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, extra_headers=usage_headers())
+    assert ledger.flush(10)
+    assert telemetry.total(names.LEDGER_ROWS.otel_name) == 2
+    assert telemetry.total(names.LEDGER_DEAD_LETTERED.otel_name) == 1
+    assert telemetry.total(names.LEDGER_SPOOLED.otel_name) == 0
