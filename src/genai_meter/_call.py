@@ -82,6 +82,7 @@ class Call:
         "reservation",
         "runtime",
         "server",
+        "service_tier_key",
         "span",
         "start_ns",
         "start_time",
@@ -109,6 +110,9 @@ class Call:
         self.attribution = attribution
         self.reservation: Reservation | None = None
         self.done = False
+        # The span attribute naming the service tier served, where the provider's API has one
+        # (`openai.response.service_tier`); set by the instrumentor.
+        self.service_tier_key: str | None = None
         attrs = dict(_span_attributes(provider, operation, request_model, server, stream))
         if attribution.user is not None:
             attrs[names.USER_ID] = attribution.user
@@ -258,6 +262,8 @@ class Call:
         if error_type is not None:
             attrs[names.ERROR_TYPE] = error_type
             span.set_status(Status(StatusCode.ERROR, error_type))
+        if service_tier is not None and self.service_tier_key is not None:
+            attrs[self.service_tier_key] = service_tier
         if output_messages is not None and runtime.config.capture_content:
             attrs[names.OUTPUT_MESSAGES] = output_messages
         span.set_attributes(attrs)

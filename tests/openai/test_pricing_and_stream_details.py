@@ -23,7 +23,7 @@ from genai_meter._runtime import configure
 from ..conftest import Telemetry, fake_provider_settings
 from .test_chat import MESSAGES, MINI_IN, MINI_OUT, async_client, client
 
-SERVICE_TIER = "openai.response.service_tier"
+SERVICE_TIER = names.OPENAI_RESPONSE_SERVICE_TIER
 SDK_CHUNKS = {"x-fake-stream-content-type": "application/octet-stream"}  # metered from the SDK's chunks
 STREAM_PATHS = pytest.mark.parametrize(
     "wire", [{}, {"x-fake-write-bytes": "13"}, SDK_CHUNKS], ids=["bytes", "bytes-in-pieces", "sdk-chunks"]

@@ -27,7 +27,7 @@ from ..._call import Call
 from ..._usage import openai_chat_usage
 from .._sse_bytes import ByteMeter, event_json
 from .._values import text
-from ._observers import reasons_by_index, served_tier, stream_estimate, with_reported_cost
+from ._observers import reasons_by_index, stream_estimate, with_reported_cost
 
 _FINISH_REASON = re.compile(rb'"finish_reason":\s*"([^"\\]+)"')
 _MAX_CHOICES = 128  # the most choices (`n`) OpenAI answers with
@@ -183,7 +183,7 @@ class ChatEventMeter(ByteMeter):
             error=error,
             provider_cost_usd=cost,
             finish_reasons=self._finish_reasons(),
-            service_tier=served_tier(self.call, ids.get("service_tier")),
+            service_tier=text(ids.get("service_tier")),
         )
 
     def _finish_reasons(self) -> tuple[str, ...] | None:

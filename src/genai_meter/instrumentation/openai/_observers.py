@@ -22,9 +22,6 @@ from ..._usage import Usage, estimate_tokens, field, openai_chat_usage, openai_r
 from .._streams import TextStreamObserver
 from .._values import text
 
-# The semconv attribute for the tier an OpenAI response says it was served at.
-SERVICE_TIER = "openai.response.service_tier"
-
 
 def _reported_cost(raw_usage: Any) -> Any:
     """`usage.cost`, where OpenRouter (and some gateways) report what the call cost."""
@@ -51,15 +48,6 @@ def with_reported_cost(usage: Usage | None, raw_usage: Any) -> tuple[Usage | Non
         if 0 <= amount < math.inf:
             return usage, amount
     return (dataclasses.replace(usage, suspect=True) if usage is not None else None), None
-
-
-def served_tier(call: Call, reported: Any) -> str | None:
-    """The service tier the response says it was served at (flex and priority are priced apart), put
-    on the span as `openai.response.service_tier`."""
-    tier = text(reported)
-    if tier is not None and not call.done:
-        call.span.set_attribute(SERVICE_TIER, tier)
-    return tier
 
 
 def reasons_by_index(reasons: dict[int, str]) -> tuple[str, ...] | None:
@@ -134,7 +122,7 @@ def finish_chat(call: Call, completion: Any, error: BaseException | None = None)
         finish_reasons=_finish_reasons(choices),
         output_messages=_output_messages(call, choices),
         output_chars=_choices_chars(choices) if usage is None and error is None else None,
-        service_tier=served_tier(call, field(completion, "service_tier")),
+        service_tier=text(field(completion, "service_tier")),
     )
 
 
@@ -163,7 +151,7 @@ def finish_response(call: Call, response: Any, error: BaseException | None = Non
         provider_cost_usd=cost,
         finish_reasons=(str(status),) if status else None,
         output_chars=_length(getattr(response, "output_text", None)) if usage is None and error is None else None,
-        service_tier=served_tier(call, field(response, "service_tier")),
+        service_tier=text(field(response, "service_tier")),
     )
 
 
@@ -239,7 +227,7 @@ class ChatStreamObserver(TextStreamObserver):
             error,
             provider_cost_usd=cost,
             finish_reasons=reasons_by_index(self.reasons),
-            service_tier=served_tier(self.call, self.service_tier),
+            service_tier=text(self.service_tier),
         )
 
 
@@ -283,7 +271,7 @@ class ResponsesStreamObserver(TextStreamObserver):
 
     def finish(self, error: BaseException | None) -> None:
         final = self.final
-        tier = served_tier(self.call, field(final, "service_tier"))
+        tier = text(field(final, "service_tier"))
         raw_usage = getattr(final, "usage", None) if final is not None else None
         if raw_usage is None:
             self.end_call(None, error, service_tier=tier)

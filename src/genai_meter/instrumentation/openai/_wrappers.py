@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from ... import names
 from ..._call import Call, begin_call
 from ..._runtime import get_runtime
 from .._metering import Metered, budget_estimate, capture_input, metered_call, metered_call_async
@@ -126,6 +127,7 @@ def _begin(operation: Operation, instance: Any, kwargs: dict[str, Any], is_async
         budget_estimate(runtime, info.provider, request.model, prompt_chars, request.max_output_tokens),
         prompt_chars=prompt_chars,
     )
+    call.service_tier_key = names.OPENAI_RESPONSE_SERVICE_TIER
     capture_input(runtime, call, "openai", lambda: request.prompt)
 
     def on_result(result: Any) -> Any:
