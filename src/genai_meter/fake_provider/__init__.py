@@ -47,6 +47,13 @@ Per-request controls (request headers):
                       `x_groq.usage` on the finish chunk, always (plus the usage chunk with
                       include_usage).
   x-fake-time         Unix seconds or RFC 3339: the call's `created` time and its admin-report bucket.
+  x-fake-no-usage     `null` or `absent`: a whole (non-streamed) response whose usage is null or left
+                      out (OpenAI, Anthropic, Gemini), as some proxies and compatible servers answer.
+  x-fake-finish-reason
+                      OpenAI: each choice's finish reason, comma-separated (the last one repeated
+                      for further choices); default `stop`.
+  x-fake-fields       OpenAI: a JSON object merged into every response body and stream chunk (e.g.
+                      `{"model": 5}` for a response model that is not text).
   A malformed control header is answered with a 400 whose message names the header.
 
 Default usage, when x-fake-usage is absent:
@@ -55,7 +62,9 @@ Default usage, when x-fake-usage is absent:
                       `system` + `messages[*].content`, Gemini `systemInstruction` + `contents`,
                       legacy `prompt`; embeddings: per input ceil(chars / 4), or the length of a
                       token-id array.
-  completion tokens = number of content chunks (x-fake-chunks, default 3), streamed or not.
+  completion tokens = number of content chunks (x-fake-chunks, default 3), streamed or not, times
+                      `n` (OpenAI chat answers `n` choices, each streamed as its own chunks).
+  OpenAI answers report `service_tier`: the one requested, `default` for none or `auto`.
   Cache, reasoning and other detail counts are 0. Default content is "chunk0 chunk1 chunk2 ";
   structured-output requests (chat `response_format`, Responses `text.format`, Anthropic
   `output_format`/`output_config.format`, Gemini `responseJsonSchema`/`responseSchema`) get a

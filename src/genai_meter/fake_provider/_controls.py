@@ -45,7 +45,7 @@ class Controls:
     # stream chunk (`x-fake-fields`, a JSON object, e.g. `{"model": 5}`)
     finish_reasons: tuple[str, ...] = ()
     fields: dict[str, Any] | None = None
-    # `x-fake-no-usage`: a whole (non-streamed) Anthropic or Gemini response whose usage is `null`
+    # `x-fake-no-usage`: a whole (non-streamed) OpenAI, Anthropic or Gemini response whose usage is `null`
     # or left out altogether, as some proxies and compatible servers answer
     no_usage: Literal["null", "absent"] | None = None
 
