@@ -4,7 +4,6 @@ stored, put on a span or raised to the app."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import sqlite3
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from genai_meter.cli import _budgets
 from ..conftest import Telemetry, fake_provider_settings
 from ..openai.test_chat import EXPECTED_COST, MESSAGES, client, usage_headers
 from .conftest import redis_client
+from .test_cli import run
 
 KEY = "s3cret"
 pseudonym = Pseudonymizer(KEY)
@@ -117,13 +117,6 @@ def test_app_and_budget_status_take_raw_ids(telemetry: Telemetry, fake_provider:
     recorded = repr([(span.attributes, [event.attributes for event in span.events]) for span in telemetry.spans()])
     assert ALICE in recorded and MALLORY in recorded
     assert not any(raw in recorded for raw in RAW_IDS)
-
-
-def run(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="genai-meter")
-    _budgets.register(parser.add_subparsers())
-    args = parser.parse_args(list(argv))
-    return int(args.func(args))
 
 
 def write_config(tmp_path: Path, key_line: str) -> Path:
