@@ -143,3 +143,34 @@ def test_read_ahead_lasts_until_the_next_complete_event() -> None:
     meter = ChatEventMeter(_Call(), True, lambda: 0)  # type: ignore[arg-type]
     meter.feed(sent[:finish_end] + other_choice)  # the finish is not the last event: nothing to wait for
     assert not meter.read_ahead
+
+
+@pytest.mark.parametrize("usage_expected", [True, False])
+def test_text_of_a_stream_cut_before_its_usage_is_counted_on_either_path(usage_expected: bool) -> None:
+    """With usage asked for, the text is counted only if the usage never comes (the regions wait
+    for the end, at most `_UNCOUNTED_LIMIT` bytes of them); without, as it passes. Either way a
+    stream cut before its usage event is estimated from every piece of text it showed."""
+    from genai_meter.instrumentation.openai import _events
+
+    piece = b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"' + b"x" * 1000 + b'"}}]}\n\n'
+    role = b'data: {"id":"c","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\n\n'
+    pieces = 600  # about 600 KB: past the limit twice over
+    call = _Call()
+    meter = ChatEventMeter(call, True, lambda: 40, usage_expected=usage_expected)  # type: ignore[arg-type]
+    meter.feed(role)
+    for _ in range(pieces):
+        meter.feed(piece)
+        assert meter.uncounted_bytes <= _events._UNCOUNTED_LIMIT
+    meter.finish(None)  # the connection dropped: no usage event, no finish
+    [outcome] = call.finished
+    usage = outcome["usage"]
+    assert (usage.input_tokens, usage.output_tokens, usage.estimated) == (10, pieces, True)
+
+
+def test_text_is_not_counted_when_the_usage_comes() -> None:
+    sent, _seen = _body("\n", False, False)
+    meter = ChatEventMeter(_Call(), True, lambda: 0)  # type: ignore[arg-type]
+    meter.feed(sent)
+    meter.flush()
+    meter.finish(None)
+    assert meter.text_events == 0  # the usage came: the regions were never searched for text

@@ -31,6 +31,9 @@ from ._observers import reasons_by_index, stream_estimate, with_reported_cost
 
 _FINISH_REASON = re.compile(rb'"finish_reason":\s*"([^"\\]+)"')
 _MAX_CHOICES = 128  # the most choices (`n`) OpenAI answers with
+# Bytes of a stream whose text is counted only if its usage does not come (see `ChatEventMeter.read`);
+# past this, what is held is counted at once, so a long stream holds no more than this.
+_UNCOUNTED_LIMIT = 1 << 18
 # The fields whose text is output, in chat chunks' deltas and in legacy completions' chunks.
 CHAT_TEXT_KEYS = (b"content", b"refusal", b"arguments")
 COMPLETION_TEXT_KEYS = (b"text",)
@@ -60,6 +63,9 @@ class ChatEventMeter(ByteMeter):
         "text_events",
         "text_keys",
         "text_markers",
+        "uncounted",
+        "uncounted_bytes",
+        "usage_expected",
         "usage_marker",
         "usage_null_marker",
         "usage_payload",
@@ -71,9 +77,15 @@ class ChatEventMeter(ByteMeter):
         injected: bool,
         prompt_chars: Callable[[], int],
         text_keys: tuple[bytes, ...] = CHAT_TEXT_KEYS,
+        usage_expected: bool | None = None,
     ) -> None:
+        """`usage_expected`: the request asked for stream usage (genai-meter injected it, or the
+        caller did); by default, when genai-meter injected it."""
         super().__init__(call)
         self.injected = injected
+        self.usage_expected = injected if usage_expected is None else usage_expected
+        self.uncounted: list[bytes] = []
+        self.uncounted_bytes = 0
         self.prompt_chars = prompt_chars
         self.first_event: bytes | None = None
         self.finish_events: list[bytes] = []
@@ -104,10 +116,15 @@ class ChatEventMeter(ByteMeter):
         """Count and note what `region` shows; without the injected usage event and the
         `"usage": null` it adds elsewhere."""
         self.read_ahead = False  # a complete event arrived: whatever was awaited after a finish is here
-        for marker, empty in self.text_markers:
-            found = region.count(marker)
-            if found:
-                self.text_events += found - region.count(empty)
+        if self.usage_expected:
+            # The text is counted only for an estimate, which a stream whose usage comes never needs:
+            # the regions (the very bytes passed on, not copies) wait for `finish` instead.
+            self.uncounted.append(region)
+            self.uncounted_bytes += len(region)
+            if self.uncounted_bytes > _UNCOUNTED_LIMIT:
+                self._count_uncounted()
+        else:
+            self._count_text(region)
         if self.no_choices_marker in region:
             region = self._rewrite_events(region, self.no_choices_marker, self._no_choices_event)
         if self.usage_marker in region:
@@ -128,6 +145,19 @@ class ChatEventMeter(ByteMeter):
             # Not when another event already follows the last finish here (another choice, `[DONE]`).
             self.read_ahead = self.injected and self.usage_payload is None and end == len(region)
         return region
+
+    def _count_text(self, region: bytes) -> None:
+        """Add the pieces of text `region` shows (non-empty values of the text keys)."""
+        for marker, empty in self.text_markers:
+            found = region.count(marker)
+            if found:
+                self.text_events += found - region.count(empty)
+
+    def _count_uncounted(self) -> None:
+        for region in self.uncounted:
+            self._count_text(region)
+        self.uncounted = []
+        self.uncounted_bytes = 0
 
     def _rewrite_events(self, region: bytes, marker: bytes, rewrite: Callable[[Any], bytes | None]) -> bytes:
         """Hand the JSON of each event that contains `marker` to `rewrite`; an event it returns bytes
@@ -173,6 +203,7 @@ class ChatEventMeter(ByteMeter):
         raw_usage = usage_payload.get("usage") if usage_payload is not None else None
         usage, cost = with_reported_cost(openai_chat_usage(raw_usage), raw_usage)
         if usage is None:
+            self._count_uncounted()
             usage = stream_estimate(self.prompt_chars(), self.text_events)
         ids = usage_payload if usage_payload is not None else event_json(self.first_event or b"")
         ids = ids if isinstance(ids, dict) else {}

@@ -143,10 +143,11 @@ def _begin(operation: Operation, instance: Any, kwargs: dict[str, Any], is_async
 
     def _finish(parsed: Any) -> None:
         if request.stream and operation.observer is not None:
-            if operation.raw_events and meter_response_bytes(
-                parsed, ChatEventMeter(call, inject, prompt_chars, operation.text_keys), is_async
-            ):
-                return
+            if operation.raw_events:
+                expected = inject or request.include_usage
+                meter = ChatEventMeter(call, inject, prompt_chars, operation.text_keys, usage_expected=expected)
+                if meter_response_bytes(parsed, meter, is_async):
+                    return
             observer = operation.observer(call, inject, prompt_chars)
             (meter_async_stream if is_async else meter_stream)(parsed, observer)
         else:
