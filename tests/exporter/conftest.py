@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -50,3 +52,35 @@ def exported() -> Iterator[Exported]:
 
 def attrs(span: ReadableSpan) -> dict[str, Any]:
     return dict(span.attributes or {})
+
+
+_SDK_PACKAGES = ("openai.", "anthropic.", "google.genai.")
+
+
+def _sdk_classes() -> list[type]:
+    classes: list[type] = []
+    for name, module in list(sys.modules.items()):
+        if module is None or not name.startswith(_SDK_PACKAGES):
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, type) and value.__module__ == name:
+                classes.append(value)
+    return classes
+
+
+@pytest.fixture(autouse=True)
+def sdk_methods_restored() -> Iterator[None]:
+    """The peers here (OpenLLMetry, the official OTel instrumentation) leave wrappers behind on the
+    SDKs' classes when they uninstrument (OpenLLMetry's misses some methods; OTel's `unwrap` strips
+    whatever layer is outermost). Every SDK class is put back as it was, for the tests that follow."""
+    before = {cls: dict(vars(cls)) for cls in _sdk_classes()}
+    yield
+    for cls, attributes in before.items():
+        now = vars(cls)
+        for key in [key for key in now if key not in attributes]:
+            with contextlib.suppress(AttributeError, TypeError):
+                delattr(cls, key)
+        for key, value in attributes.items():
+            if now.get(key) is not value:
+                with contextlib.suppress(AttributeError, TypeError):
+                    setattr(cls, key, value)
