@@ -81,14 +81,13 @@ class _Attributing:
         frame: _Frame | None = _current.get()
         while frame is not None and frame.owner is not self:
             frame = frame.outer
-        if frame is not None and frame.outer is not None:
+        if frame is not None and frame.outer is not None:  # (only the root has no outer frame)
             _current.set(frame.outer)
 
     def __call__(self, func: _F) -> _F:
-        values = self._values
-
-        def attributing() -> _Attributing:
-            return _Attributing(values[0], values[1], values[2], values[3])
+        # The object holds no state of its own (the open blocks are frames in the context
+        # variable), so every call and every generator step can enter this same object.
+        attributing = self
 
         if inspect.isasyncgenfunction(func):
 
@@ -97,7 +96,7 @@ class _Attributing:
                 inner = func(*args, **kwargs)
                 step: Callable[[], Any] = inner.__anext__
                 while True:
-                    with attributing():
+                    with attributing:
                         try:
                             item = await step()
                         except StopAsyncIteration:
@@ -105,7 +104,7 @@ class _Attributing:
                     try:
                         sent = yield item
                     except GeneratorExit:
-                        with attributing():
+                        with attributing:
                             await inner.aclose()
                         raise
                     except BaseException as error:
@@ -124,7 +123,7 @@ class _Attributing:
                 inner = func(*args, **kwargs)
                 step: Callable[[], Any] = functools.partial(inner.send, None)
                 while True:
-                    with attributing():
+                    with attributing:
                         try:
                             item = step()
                         except StopIteration as stop:
@@ -132,7 +131,7 @@ class _Attributing:
                     try:
                         sent = yield item
                     except GeneratorExit:
-                        with attributing():
+                        with attributing:
                             inner.close()
                         raise
                     except BaseException as error:
@@ -146,14 +145,14 @@ class _Attributing:
 
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                with attributing():
+                with attributing:
                     return await func(*args, **kwargs)
 
             return cast(_F, async_wrapper)
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with attributing():
+            with attributing:
                 return func(*args, **kwargs)
 
         return cast(_F, wrapper)

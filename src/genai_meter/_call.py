@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 
 _CLIENT = SpanKind.CLIENT
 _SUSPECT_USAGE = ValueError(
-    "a provider response carried usage fields that were missing, null, negative or not numbers; "
-    "they were counted as 0 (the call's span says genai_meter.usage.suspect)"
+    "a provider response carried usage fields (or a reported cost) that were missing, null, negative, "
+    "absurdly large or not numbers; such counts were taken as 0 and such a cost was not used, the call "
+    "being priced from its tokens (the call's span says genai_meter.usage.suspect)"
 )
 _MISSING_USAGE = ValueError(
     "a provider response carried no usage at all; its tokens were estimated from the text lengths "
@@ -150,15 +151,17 @@ class Call:
     ) -> None:
         """Record the outcome of the call; never raises.
 
-        `output_chars` (the response text's length) serves only when a successful response carried
-        no usage: its tokens are then estimated from it and the prompt. `service_tier` is the tier
-        the provider says it served the call at (flex and priority are priced apart)."""
+        `output_chars` (the response text's length) is what a reader of a whole response passes when
+        the response carried no usage: the call's tokens are then estimated from it and the prompt,
+        and marked missing. Without it, `usage=None` records no tokens (genai-meter's own fault, or
+        an error before any response). `service_tier` is the tier the provider says it served the
+        call at (flex and priority are priced apart)."""
         if self.done:
             return
         self.done = True
         span = self.span
         try:
-            missing = usage is None and error is None
+            missing = usage is None and error is None and output_chars is not None
             if missing:
                 usage = self._estimate_missing_usage(output_chars)
             self._record(
@@ -170,10 +173,8 @@ class Call:
                 finish_reasons,
                 output_messages,
                 service_tier,
+                missing,
             )
-            if missing:
-                span.set_attribute(names.USAGE_MISSING, True)
-                record_fault("usage.missing", _MISSING_USAGE)
         except Exception as fault:
             record_fault("call.finish", fault)
         finally:
@@ -189,10 +190,17 @@ class Call:
         finish_reasons: tuple[str, ...] | None,
         output_messages: str | None,
         service_tier: str | None,
+        usage_missing: bool,
     ) -> None:
         runtime = self.runtime
         duration_s = (time.perf_counter_ns() - self.start_ns) / 1e9
         span = self.span
+        # Read from the provider's answer: only text is a model or an id (a number would become a
+        # span attribute of another type and a metric label no dashboard matches).
+        if type(response_model) is not str:
+            response_model = None
+        if type(response_id) is not str:
+            response_id = None
         error_type = type(error).__qualname__ if error is not None else None
         model_for_price = response_model or self.request_model
 
@@ -241,6 +249,9 @@ class Call:
             if usage.suspect:
                 attrs[names.USAGE_SUSPECT] = True
                 record_fault("usage.suspect", _SUSPECT_USAGE)
+            if usage_missing:
+                attrs[names.USAGE_MISSING] = True
+                record_fault("usage.missing", _MISSING_USAGE)
         if cost is not None:
             attrs[names.COST_USD] = cost.total_usd
             attrs[names.COST_INPUT_USD] = cost.input_usd

@@ -4,9 +4,10 @@ Every fault is logged once per place (with its traceback, so it can be fixed) an
 and the counts are exported as `genai_meter_faults_total{where=...}`. Logging once matters: a fault on
 the hot path would otherwise write a traceback per LLM call.
 
-What is logged is the place, the exception's type, the code path and a message cleaned of values:
-a validation error's message quotes the input it rejected, which may be a prompt or a completion, and
-content never reaches the logs unless the user opted in to content capture.
+What is logged is the place, the exception's type, the code path and its message, where a validation
+error's message is reduced to its locations and error types: it quotes the input it rejected, which
+may be a prompt or a completion, and content never reaches the logs unless the user opted in to
+content capture. Other messages are cut to a few hundred characters.
 """
 
 from __future__ import annotations
@@ -35,11 +36,11 @@ def record_fault(where: str, error: BaseException | None = None) -> None:
         if error is not None:
             logger.warning(
                 "genai-meter fault in %s (the app's call is unaffected; further faults here are only "
-                "counted in genai_meter_faults_total): %s: %s\n%s",
+                "counted in genai_meter_faults_total): %s: %s%s",
                 where,
                 type(error).__name__,
                 safe_message(error),
-                "".join(traceback.format_tb(error.__traceback__)).rstrip(),
+                "".join("\n" + line.rstrip() for line in traceback.format_tb(error.__traceback__)),
             )
         else:
             logger.warning("genai-meter fault in %s (further ones are only counted)", where)

@@ -138,3 +138,19 @@ def test_raw_response_the_sdk_cannot_parse_is_the_calls_error(
     assert names.COST_USD not in attrs
     assert fault_counts() == {}  # the provider's answer, not genai-meter's fault
     assert not [r for r in caplog.records if r.name.startswith("genai_meter")]
+
+
+def test_model_and_id_that_are_not_text_are_left_out(telemetry: Telemetry, claude: anthropic.Anthropic) -> None:
+    """A (broken) answer whose model or id is a number: neither becomes a span attribute of another
+    type or a metric label; the call is priced at the requested model."""
+    usage = {"input_tokens": 1000, "output_tokens": 400}
+    raw = claude.messages.with_raw_response.create(
+        model=MODEL, max_tokens=500, messages=MESSAGES,
+        extra_headers={"x-fake-usage": json.dumps(usage), "x-fake-fields": json.dumps({"model": 123, "id": 42})},
+    )
+    raw.parse()
+    attrs = attrs_of(telemetry)
+    assert names.RESPONSE_MODEL not in attrs and names.RESPONSE_ID not in attrs
+    assert attrs[names.COST_USD] == pytest.approx(1000 * IN + 400 * OUT, abs=1e-12)
+    points = telemetry.points(names.TOKEN_USAGE.otel_name)
+    assert points and all(labels.get(names.RESPONSE_MODEL) is None for labels, _ in points)

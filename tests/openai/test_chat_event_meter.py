@@ -154,7 +154,7 @@ def test_text_of_a_stream_cut_before_its_usage_is_counted_on_either_path(usage_e
 
     piece = b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"' + b"x" * 1000 + b'"}}]}\n\n'
     role = b'data: {"id":"c","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\n\n'
-    pieces = 600  # about 600 KB: past the limit twice over
+    pieces = 200  # about 200 KB: past the limit three times over
     call = _Call()
     meter = ChatEventMeter(call, True, lambda: 40, usage_expected=usage_expected)  # type: ignore[arg-type]
     meter.feed(role)
@@ -174,3 +174,22 @@ def test_text_is_not_counted_when_the_usage_comes() -> None:
     meter.flush()
     meter.finish(None)
     assert meter.text_events == 0  # the usage came: the regions were never searched for text
+
+
+def test_stream_failed_before_any_event_has_no_estimate() -> None:
+    """Nothing of the response arrived (the connection dropped before the first event): nothing
+    was billed, so the call ends with its error and no tokens; one event is enough for an estimate."""
+    call = _Call()
+    meter = ChatEventMeter(call, True, lambda: 4000)  # type: ignore[arg-type]
+    error = ConnectionError("dropped")
+    meter.finish(error)
+    [outcome] = call.finished
+    assert (outcome["usage"], outcome["error"]) == (None, error)
+
+    call = _Call()
+    meter = ChatEventMeter(call, True, lambda: 4000)  # type: ignore[arg-type]
+    meter.feed(b'data: {"id":"c","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\n\n')
+    meter.finish(error)
+    [outcome] = call.finished
+    usage = outcome["usage"]
+    assert (usage.input_tokens, usage.output_tokens, usage.estimated) == (1000, 0, True)

@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 import pytest
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from genai_meter import names
 from genai_meter._faults import fault_counts
@@ -130,3 +131,39 @@ def test_response_model_that_is_not_text_is_left_out(
     assert attrs[names.COST_USD] == pytest.approx(EXPECTED_COST, abs=1e-12)  # the request's model, priced
     histogram = telemetry.points(names.OPERATION_DURATION.otel_name)
     assert all(names.RESPONSE_MODEL not in point_attrs for point_attrs, _ in histogram)
+
+
+def test_a_fault_of_genai_meter_is_not_blamed_on_the_provider(
+    telemetry: Telemetry, fake_provider: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When genai-meter's own reading of a response fails, the call is recorded without tokens and the
+    fault is counted where it happened: not as a response that carried no usage."""
+    from genai_meter.instrumentation.openai import _observers
+
+    def broken(_value: Any) -> Any:
+        raise RuntimeError("genai-meter bug")
+
+    monkeypatch.setattr(_observers, "text", broken)
+    completion = client(fake_provider).chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, extra_headers=usage_headers()
+    )
+    assert completion.usage is not None and completion.usage.prompt_tokens == 1000  # the app is unaffected
+    attrs = telemetry.only_span().attributes or {}
+    assert names.USAGE_MISSING not in attrs and names.USAGE_INPUT_TOKENS not in attrs
+    assert fault_counts() == {"openai.response": 1}
+
+
+def test_stream_usage_that_is_an_empty_object_is_suspect_and_hidden(telemetry: Telemetry, fake_provider: Any) -> None:
+    """`"usage": {}` on the usage chunk genai-meter asked for: the chunk is still hidden from the app
+    (as on the chunk path) and the call counts 0 tokens, marked suspect, not an estimate."""
+    headers = {"x-fake-usage": "{}"}
+    sdk = client(fake_provider)
+    with suppress_instrumentation():
+        bare = [c.to_dict() for c in sdk.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=headers)]
+    seen = [c.to_dict() for c in sdk.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=headers)]
+    assert [c["choices"] for c in seen] == [c["choices"] for c in bare]
+    attrs = telemetry.only_span().attributes or {}
+    assert (attrs[names.USAGE_INPUT_TOKENS], attrs[names.USAGE_OUTPUT_TOKENS]) == (0, 0)
+    assert attrs[names.USAGE_SUSPECT] is True and names.USAGE_ESTIMATED not in attrs

@@ -52,8 +52,9 @@ Per-request controls (request headers):
   x-fake-finish-reason
                       OpenAI: each choice's finish reason, comma-separated (the last one repeated
                       for further choices); default `stop`.
-  x-fake-fields       OpenAI: a JSON object merged into every response body and stream chunk (e.g.
-                      `{"model": 5}` for a response model that is not text).
+  x-fake-fields       a JSON object merged into an OpenAI response body and every stream chunk, and
+                      into a whole Anthropic message (e.g. `{"model": 5}` for a model that is not
+                      text).
   A malformed control header is answered with a 400 whose message names the header.
 
 Default usage, when x-fake-usage is absent:

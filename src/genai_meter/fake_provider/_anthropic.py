@@ -83,6 +83,8 @@ def messages(body: dict[str, Any], controls: Controls, now: float) -> Served:
     text = "".join(pieces)
     if not body.get("stream"):
         reply = message([{"type": "text", "text": text}], "end_turn", usage)
+        if controls.fields:
+            reply = {**reply, **controls.fields}
         return Served(record, body=strip_usage(reply, "usage", controls))
 
     output = usage.get("output_tokens")

@@ -41,8 +41,9 @@ class Controls:
     # chunk, sent whether or not `include_usage` was asked, plus the usage chunk when it was)
     stream_usage: Literal["chunk", "finish", "x_groq"] = "chunk"
     # OpenAI dialect: each choice's finish reason (`x-fake-finish-reason`, comma-separated, the last
-    # one repeated for further choices), and top-level fields merged into every response body and
-    # stream chunk (`x-fake-fields`, a JSON object, e.g. `{"model": 5}`)
+    # one repeated for further choices); top-level fields merged into every OpenAI response body and
+    # stream chunk and into a whole Anthropic message (`x-fake-fields`, a JSON object, e.g.
+    # `{"model": 5}`)
     finish_reasons: tuple[str, ...] = ()
     fields: dict[str, Any] | None = None
     # `x-fake-no-usage`: a whole (non-streamed) OpenAI, Anthropic or Gemini response whose usage is `null`

@@ -160,8 +160,9 @@ class Ledger:
         order = _ORDERS[order_by]
         select = ", ".join([*keys, *_MEASURES])
         group = f" GROUP BY {', '.join(exprs)}" if exprs else ""
-        # Explicit NULLS FIRST: SQLite sorts NULL first and PostgreSQL last by default.
-        tiebreak = "".join(f", k{i} NULLS FIRST" for i in range(len(exprs)))
+        # NULLs first on both back ends (SQLite sorts NULL first and PostgreSQL last by default),
+        # written as `x IS NOT NULL, x`: `NULLS FIRST` needs SQLite 3.30, older than some distributions.
+        tiebreak = "".join(f", k{i} IS NOT NULL, k{i}" for i in range(len(exprs)))
         params = list(where.params)
         if top is None:
             lead = "k0, " if period_expr is not None else ""
@@ -169,7 +170,7 @@ class Ledger:
         else:
             partition = f"PARTITION BY {period_expr} " if period_expr is not None else ""
             # Window ORDER BY cannot see output aliases in every dialect: repeat the expressions.
-            ties = "".join(f", {expr} NULLS FIRST" for expr in exprs)
+            ties = "".join(f", {expr} IS NOT NULL, {expr}" for expr in exprs)
             rank = f"ROW_NUMBER() OVER ({partition}ORDER BY {order} DESC{ties})"
             lead = "k0, " if period_expr is not None else ""
             sql = (
@@ -197,7 +198,7 @@ class Ledger:
         column = dimension_column(scope) if scope else "'*'"
         rows = self.db.fetch_all(
             f"SELECT {column}, day, coalesce(sum(cost_usd), 0) FROM {CALLS_TABLE}{where.sql()}"
-            f" GROUP BY {column}, day ORDER BY 1 NULLS FIRST, 2",
+            f" GROUP BY {column}, day ORDER BY {column} IS NOT NULL, 1, 2",
             where.params,
         )
         return [(None if r[0] is None else str(r[0]), str(r[1]), usd_sum(r[2])) for r in rows]

@@ -32,8 +32,8 @@ from ._observers import reasons_by_index, stream_estimate, with_reported_cost
 _FINISH_REASON = re.compile(rb'"finish_reason":\s*"([^"\\]+)"')
 _MAX_CHOICES = 128  # the most choices (`n`) OpenAI answers with
 # Bytes of a stream whose text is counted only if its usage does not come (see `ChatEventMeter.read`);
-# past this, what is held is counted at once, so a long stream holds no more than this.
-_UNCOUNTED_LIMIT = 1 << 18
+# past this, what is held is counted at once, so a long stream keeps no more than this alive.
+_UNCOUNTED_LIMIT = 1 << 16
 # The fields whose text is output, in chat chunks' deltas and in legacy completions' chunks.
 CHAT_TEXT_KEYS = (b"content", b"refusal", b"arguments")
 COMPLETION_TEXT_KEYS = (b"text",)
@@ -116,15 +116,6 @@ class ChatEventMeter(ByteMeter):
         """Count and note what `region` shows; without the injected usage event and the
         `"usage": null` it adds elsewhere."""
         self.read_ahead = False  # a complete event arrived: whatever was awaited after a finish is here
-        if self.usage_expected:
-            # The text is counted only for an estimate, which a stream whose usage comes never needs:
-            # the regions (the very bytes passed on, not copies) wait for `finish` instead.
-            self.uncounted.append(region)
-            self.uncounted_bytes += len(region)
-            if self.uncounted_bytes > _UNCOUNTED_LIMIT:
-                self._count_uncounted()
-        else:
-            self._count_text(region)
         if self.no_choices_marker in region:
             region = self._rewrite_events(region, self.no_choices_marker, self._no_choices_event)
         if self.usage_marker in region:
@@ -144,6 +135,15 @@ class ChatEventMeter(ByteMeter):
             # however many HTTP chunks it takes (until the next complete event, whatever it is).
             # Not when another event already follows the last finish here (another choice, `[DONE]`).
             self.read_ahead = self.injected and self.usage_payload is None and end == len(region)
+        if self.usage_expected:
+            # The text is counted only for an estimate, which a stream whose usage comes never needs:
+            # the regions (the very bytes passed on, kept alive a little longer) wait for `finish`.
+            self.uncounted.append(region)
+            self.uncounted_bytes += len(region)
+            if self.uncounted_bytes > _UNCOUNTED_LIMIT:
+                self._count_uncounted()
+        else:
+            self._count_text(region)
         return region
 
     def _count_text(self, region: bytes) -> None:
@@ -175,7 +175,7 @@ class ChatEventMeter(ByteMeter):
     def _no_choices_event(self, payload: Any) -> bytes | None:
         """An event with no choices: the usage event (cut out when injected), or another (Azure's
         prompt filter results)."""
-        if isinstance(payload, dict) and payload.get("choices") == [] and payload.get("usage"):
+        if isinstance(payload, dict) and payload.get("choices") == [] and isinstance(payload.get("usage"), dict):
             self.usage_payload = payload
             if self.injected:
                 return b""
@@ -202,7 +202,8 @@ class ChatEventMeter(ByteMeter):
         usage_payload = self.usage_payload
         raw_usage = usage_payload.get("usage") if usage_payload is not None else None
         usage, cost = with_reported_cost(openai_chat_usage(raw_usage), raw_usage)
-        if usage is None:
+        if usage is None and (error is None or self.first_event is not None):
+            # (a stream that failed before any of its events arrived was not billed: no estimate)
             self._count_uncounted()
             usage = stream_estimate(self.prompt_chars(), self.text_events)
         ids = usage_payload if usage_payload is not None else event_json(self.first_event or b"")

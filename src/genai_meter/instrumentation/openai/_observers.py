@@ -23,15 +23,6 @@ from .._streams import TextStreamObserver
 from .._values import text
 
 
-def _reported_cost(raw_usage: Any) -> Any:
-    """`usage.cost`, where OpenRouter (and some gateways) report what the call cost."""
-    if type(raw_usage) is dict:
-        return raw_usage.get("cost")
-    # Read pydantic's extra fields directly: getattr of a missing field raises inside pydantic (slow).
-    extra = getattr(raw_usage, "__pydantic_extra__", None)
-    return extra.get("cost") if isinstance(extra, dict) else getattr(raw_usage, "cost", None)
-
-
 def with_reported_cost(usage: Usage | None, raw_usage: Any) -> tuple[Usage | None, float | None]:
     """The usage to finish the call with and the provider-reported cost to price it at, if any.
 
@@ -40,7 +31,7 @@ def with_reported_cost(usage: Usage | None, raw_usage: Any) -> tuple[Usage | Non
     """
     if raw_usage is None:
         return usage, None
-    cost = _reported_cost(raw_usage)
+    cost = field(raw_usage, "cost")  # OpenRouter's (and some gateways') report of what the call cost
     if cost is None:
         return usage, None
     if type(cost) is float or type(cost) is int:
@@ -135,6 +126,7 @@ def finish_embedding(call: Call, response: Any, error: BaseException | None = No
         response_model=text(getattr(response, "model", None)),
         error=error,
         provider_cost_usd=cost,
+        output_chars=0 if usage is None and error is None else None,  # embeddings have no output
     )
 
 
@@ -218,7 +210,7 @@ class ChatStreamObserver(TextStreamObserver):
     def finish(self, error: BaseException | None) -> None:
         raw_usage = self.raw_usage
         usage, cost = with_reported_cost(openai_chat_usage(raw_usage), raw_usage)
-        if usage is None:
+        if usage is None and (error is None or self.received() or self.text_events):
             usage = stream_estimate(self.prompt_chars(), self.text_events)
         self.model = text(self.model)
         self.response_id = text(self.response_id)
