@@ -162,10 +162,11 @@ class Ledger:
         group = f" GROUP BY {', '.join(exprs)}" if exprs else ""
         # NULLs first on both back ends (SQLite sorts NULL first and PostgreSQL last by default),
         # written as `x IS NOT NULL, x`: `NULLS FIRST` needs SQLite 3.30, older than some distributions.
-        tiebreak = "".join(f", k{i} IS NOT NULL, k{i}" for i in range(len(exprs)))
         params = list(where.params)
         if top is None:
             lead = "k0, " if period_expr is not None else ""
+            # PostgreSQL takes an output alias in ORDER BY only on its own: the expression is repeated.
+            tiebreak = "".join(f", {expr} IS NOT NULL, k{i}" for i, expr in enumerate(exprs))
             sql = f"SELECT {select} FROM {CALLS_TABLE}{where.sql()}{group} ORDER BY {lead}{order} DESC{tiebreak}"
         else:
             partition = f"PARTITION BY {period_expr} " if period_expr is not None else ""
@@ -173,6 +174,7 @@ class Ledger:
             ties = "".join(f", {expr} IS NOT NULL, {expr}" for expr in exprs)
             rank = f"ROW_NUMBER() OVER ({partition}ORDER BY {order} DESC{ties})"
             lead = "k0, " if period_expr is not None else ""
+            tiebreak = "".join(f", k{i} IS NOT NULL, k{i}" for i in range(len(exprs)))  # `ranked`'s columns
             sql = (
                 f"SELECT * FROM (SELECT {select}, {order} AS sort_value, {rank} AS rank_in_period"
                 f" FROM {CALLS_TABLE}{where.sql()}{group}) ranked"
