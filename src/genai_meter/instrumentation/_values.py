@@ -6,9 +6,10 @@ that is not a real value as absent. Text length is only ever counted (for estima
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ._metering import ResponseError
@@ -90,6 +91,19 @@ async def _parsed_async(parsed: Awaitable[Any]) -> Any:
         raise ResponseError(error) from error
 
 
+@functools.cache
+def sdk_classes(dotted_names: tuple[str, ...]) -> tuple[type[Any], ...]:
+    """The SDK classes named `module.Name` that exist in the installed SDK version (looked up once)."""
+    found: list[type[Any]] = []
+    for dotted in dotted_names:
+        module, _, name = dotted.rpartition(".")
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
 def received_response(error: BaseException, kind: type[Any] | tuple[type[Any], ...]) -> Any:
     """The response (an instance of `kind`, or of one of several) that the SDK had received and built when it raised
     `error`, or None.
@@ -112,3 +126,19 @@ def received_response(error: BaseException, kind: type[Any] | tuple[type[Any], .
                 return value
         trace = trace.tb_next
     return None
+
+
+def finish_received(
+    response_classes: tuple[str, ...], finish: Callable[[Any, BaseException], None]
+) -> Callable[[BaseException], None]:
+    """A `Metered.on_error` for an SDK call that can raise after a whole response arrived (structured
+    output it could not parse, an answer cut at the length limit): that response was billed, so the
+    call is finished with it (`finish(response, error)`), the SDK's error being the outcome. When
+    there is none, `_metering` ends the call with the error alone."""
+
+    def on_error(error: BaseException) -> None:
+        received = received_response(error, sdk_classes(response_classes))
+        if received is not None:
+            finish(received, error)
+
+    return on_error

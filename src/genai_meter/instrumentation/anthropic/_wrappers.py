@@ -13,7 +13,6 @@ A fault in genai-meter's part is recorded and the SDK is called as if uninstrume
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
@@ -25,7 +24,7 @@ from ..._runtime import get_runtime
 from ...exporter._metered import remember_call_span
 from .._metering import Metered, budget_estimate, capture_input, metered_call, metered_call_async
 from .._streams import meter_async_stream, meter_stream
-from .._values import RawResponses, content_chars, number, received_response, text
+from .._values import RawResponses, content_chars, finish_received, number, text
 from ._observers import MessageStreamObserver, finish_message
 from ._request import client_info, metadata_user
 
@@ -95,28 +94,14 @@ def _begin(instance: Any, kwargs: dict[str, Any], stream: bool, is_async: bool) 
         finish(parsed)
         return result
 
-    def on_error(error: BaseException) -> None:
-        """The SDK raised. When it had built a whole message first (`messages.parse` output that
-        failed validation), that message was billed: its usage and cost are recorded, with the SDK's
-        error as the outcome."""
-        received = received_response(error, _message_types())
-        if received is None:
-            call.finish(usage=None, error=error)
-        else:
-            finish_message(call, received, error)
+    def finish_with(message: Any, error: BaseException) -> None:
+        finish_message(call, message, error)
 
-    return Metered(call, kwargs, on_result, on_error)
+    # `messages.parse` output that fails validation: the message was billed (`ParsedMessage` is one)
+    return Metered(call, kwargs, on_result, finish_received(_MESSAGE_CLASSES, finish_with))
 
 
-def _message_types() -> tuple[type[Any], ...]:
-    """The SDK's whole-message classes (`ParsedMessage` is a `Message`), looked up on the error path."""
-    found: list[type[Any]] = []
-    for module, name in (("anthropic.types", "Message"), ("anthropic.types.beta", "BetaMessage")):
-        try:
-            found.append(getattr(importlib.import_module(module), name))
-        except (ImportError, AttributeError):
-            continue
-    return tuple(found)
+_MESSAGE_CLASSES = ("anthropic.types.Message", "anthropic.types.beta.BetaMessage")
 
 
 async def _then(parsed: Any, finish: Callable[[Any], Any], result: Any) -> Any:

@@ -6,7 +6,6 @@ operation's request and response, and `_metering` runs the call the same way for
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from ..._runtime import get_runtime
 from .._metering import Metered, budget_estimate, capture_input, metered_call, metered_call_async
 from .._sse_bytes import meter_response_bytes
 from .._streams import StreamObserver, meter_async_stream, meter_stream
-from .._values import RawResponses, content_chars, number, received_response, text
+from .._values import RawResponses, content_chars, finish_received, number, text
 from ._events import CHAT_TEXT_KEYS, COMPLETION_TEXT_KEYS, ChatEventMeter
 from ._observers import (
     ChatStreamObserver,
@@ -52,19 +51,10 @@ class Operation:
     # ends the call with a whole response, and the SDK's error when it raised after receiving it
     finish: Callable[[Call, Any, BaseException | None], None]
     observer: Callable[[Call, bool, Callable[[], int]], StreamObserver] | None
-    response_class: str  # the SDK's class of a whole response ("module.Name"), found in errors
+    response_classes: tuple[str, ...]  # the SDK's classes of a whole response ("module.Name")
     injects_usage: bool = False
     raw_events: bool = False  # Chat Completions-shaped streams: metered from their raw events
     text_keys: tuple[bytes, ...] = CHAT_TEXT_KEYS  # the stream fields whose text is output
-
-    def received(self, error: BaseException) -> Any:
-        """The whole response the SDK had received before it raised `error`, or None."""
-        module, _, name = self.response_class.rpartition(".")
-        try:
-            kind = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError):
-            return None
-        return received_response(error, kind)
 
 
 def _include_usage(kwargs: dict[str, Any]) -> bool:
@@ -153,16 +143,10 @@ def _begin(operation: Operation, instance: Any, kwargs: dict[str, Any], is_async
         else:
             operation.finish(call, parsed, None)
 
-    def on_error(error: BaseException) -> None:
-        """The SDK raised. When it had received a whole response first (structured output it could
-        not parse, an answer cut at the length limit), that response was billed: its usage and cost
-        are recorded, with the SDK's error as the outcome."""
-        received = operation.received(error)
-        if received is None:
-            call.finish(usage=None, error=error)
-        else:
-            operation.finish(call, received, error)
+    def finish_with(response: Any, error: BaseException) -> None:
+        operation.finish(call, response, error)
 
+    on_error = finish_received(operation.response_classes, finish_with)
     return Metered(call, _with_include_usage(kwargs) if inject else kwargs, on_result, on_error)
 
 
@@ -192,7 +176,7 @@ CHAT = Operation(
     max_tokens_keys=("max_completion_tokens", "max_tokens"),
     finish=finish_chat,
     observer=lambda call, inject, chars: ChatStreamObserver(call, inject, chars),
-    response_class="openai.types.chat.ChatCompletion",
+    response_classes=("openai.types.chat.ChatCompletion",),
     injects_usage=True,
     raw_events=True,
 )
@@ -202,7 +186,7 @@ TEXT_COMPLETION = Operation(
     max_tokens_keys=("max_tokens",),
     finish=finish_chat,
     observer=lambda call, inject, chars: ChatStreamObserver(call, inject, chars),
-    response_class="openai.types.Completion",
+    response_classes=("openai.types.Completion",),
     injects_usage=True,
     raw_events=True,
     text_keys=COMPLETION_TEXT_KEYS,
@@ -213,7 +197,7 @@ RESPONSES = Operation(
     max_tokens_keys=("max_output_tokens",),
     finish=finish_response,
     observer=lambda call, inject, chars: ResponsesStreamObserver(call, chars),
-    response_class="openai.types.responses.Response",
+    response_classes=("openai.types.responses.Response",),
 )
 EMBEDDINGS = Operation(
     name="embeddings",
@@ -221,5 +205,5 @@ EMBEDDINGS = Operation(
     max_tokens_keys=(),
     finish=finish_embedding,
     observer=None,
-    response_class="openai.types.CreateEmbeddingResponse",
+    response_classes=("openai.types.CreateEmbeddingResponse",),
 )
