@@ -78,14 +78,22 @@ class Runtime:
             Pseudonymizer(config.pseudonymize_users_key) if config.pseudonymize_users_key else None
         )
         self._warned_unpriced: set[tuple[str, str]] = set()
-        self.metrics.ledger_counts = None
-        self.guard: BudgetGuard | None = self._part("budgets", self._make_guard, _none, "budgets are off")
+        # The parts shared with the live runtime (the meter's instruments) are wired last, once
+        # nothing can fail: a configure() that raises leaves the live runtime's metrics as they were.
+        # The guard is built after the ledger because building it makes it the budget gauges' source.
+        self.ledger: LedgerWriter | None = self._part("ledger_url", self._make_ledger, _none, "the ledger is off")
         try:
-            self.ledger: LedgerWriter | None = self._part("ledger_url", self._make_ledger, _none, "the ledger is off")
+            self.guard: BudgetGuard | None = self._part("budgets", self._make_guard, _none, "budgets are off")
         except ConfigError:
-            if self.guard is not None:
-                self.guard.close()
+            if self.ledger is not None:
+                self.ledger.close()
             raise
+        writer = self.ledger
+        self.metrics.ledger_counts = (
+            (lambda: (writer.rows_written, writer.rows_spooled, writer.rows_dead_lettered))
+            if writer is not None
+            else None
+        )
         self._metrics_server: Any = None
 
     def _part(self, key: str, build: Callable[[], _T], fallback: Callable[[], _T], instead: str) -> _T:
@@ -124,11 +132,9 @@ class Runtime:
             return None
         from .ledger import LedgerWriter, default_ledger_url
 
-        writer = LedgerWriter(
+        return LedgerWriter(
             config.ledger_url or default_ledger_url(), metadata_keys=config.ledger_metadata_keys or None
         )
-        self.metrics.ledger_counts = lambda: (writer.rows_written, writer.rows_spooled, writer.rows_dead_lettered)
-        return writer
 
     def warn_unpriced(self, provider: str, model: str) -> None:
         key = (provider, model)

@@ -22,7 +22,7 @@ from genai_meter._faults import fault_counts
 from genai_meter._runtime import configure, get_runtime, reset_runtime
 from genai_meter.ledger import open_ledger
 
-from ..conftest import Telemetry
+from ..conftest import Telemetry, fake_provider_settings
 from ..openai.test_chat import EXPECTED_COST, MESSAGES, client, usage_headers
 
 HARD_BUDGET = """
@@ -206,3 +206,26 @@ def test_lenient_loading_replaces_only_what_is_wrong(tmp_path: Path) -> None:
         f"{tmp_path / 'missing.yaml'}: cannot read the configuration file (No such file or directory)",
         "the file is ignored",
     )
+
+
+def test_configure_that_fails_leaves_the_live_runtimes_metrics_wired(
+    telemetry: Telemetry, fake_provider: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A configure() whose budgets cannot be built raises, and the runtime still in force keeps
+    exporting its own ledger's counts (the new runtime's parts are wired only once all are built)."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    configure(**fake_provider_settings(fake_provider, ledger_url=f"sqlite:///{tmp_path / 'live.db'}"))
+    live = get_runtime()
+    assert live.ledger is not None
+    client(fake_provider).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, extra_headers=usage_headers())
+    assert live.ledger.flush(10)
+    with pytest.raises(ConfigError):  # a policy that cannot be built, after the new ledger was
+        configure(
+            **fake_provider_settings(
+                fake_provider,
+                ledger_url=f"sqlite:///{tmp_path / 'other.db'}",
+                budgets={"policies": [{"name": "a", "limit_usd": -1}]},
+            )
+        )
+    assert get_runtime() is live
+    assert telemetry.total(names.LEDGER_ROWS.otel_name) == 1
