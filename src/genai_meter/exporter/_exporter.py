@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -90,10 +90,10 @@ def _configuration() -> Config | None:
     return config
 
 
-def _configured_delegate_name() -> str:
+def _configured_delegate_name(configuration: Callable[[], Config | None]) -> str:
     name = os.environ.get(DELEGATE_ENV, "").strip()
     if not name:
-        config = _configuration()
+        config = configuration()
         name = str(config.exporter_delegate or "") if config is not None else ""
     return name or "otlp"
 
@@ -129,11 +129,11 @@ class _DroppingExporter(SpanExporter):
         return True
 
 
-def _configured_delegate() -> SpanExporter:
+def _configured_delegate(configuration: Callable[[], Config | None]) -> SpanExporter:
     """The delegate the configuration names; when it cannot be built (an unknown name, an OTLP
     protocol the exporters lack), the default OTLP exporter, and failing that a dropping one. Never
     raises: the OTel launcher builds this exporter, and an exception there stops all instrumentation."""
-    name = _configured_delegate_name()
+    name = _configured_delegate_name(configuration)
     try:
         return load_delegate(name)
     except Exception as error:
@@ -202,7 +202,9 @@ class CostSpanExporter(SpanExporter):
         prices: PriceBook | None = None,
         emit_semconv_cost: bool | None = None,
     ) -> None:
-        self._delegate = delegate if delegate is not None else _configured_delegate()
+        self._config: Config | None = None
+        self._config_read = False
+        self._delegate = delegate if delegate is not None else _configured_delegate(self._configuration)
         self._prices = prices
         self._emit_semconv = emit_semconv_cost
         self._lock = threading.Lock()
@@ -212,6 +214,13 @@ class CostSpanExporter(SpanExporter):
     def delegate(self) -> SpanExporter:
         return self._delegate
 
+    def _configuration(self) -> Config | None:
+        """The configuration, read (and its mistakes reported) once per exporter."""
+        if not self._config_read:
+            self._config = _configuration()
+            self._config_read = True
+        return self._config
+
     def _settings(self) -> tuple[PriceBook, bool]:
         prices, emit = self._prices, self._emit_semconv
         if prices is not None and emit is not None:
@@ -219,7 +228,7 @@ class CostSpanExporter(SpanExporter):
         with self._lock:
             if self._prices is None or self._emit_semconv is None:
                 pricing_file, semconv = None, False
-                config = _configuration()
+                config = self._configuration()
                 if config is not None:
                     pricing_file, semconv = config.pricing_file, config.emit_semconv_cost
                 if self._prices is None:
