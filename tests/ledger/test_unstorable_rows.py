@@ -336,3 +336,14 @@ def test_set_aside_rows_are_counted_in_the_exported_metrics(
     assert telemetry.total(names.LEDGER_ROWS.otel_name) == 2
     assert telemetry.total(names.LEDGER_DEAD_LETTERED.otel_name) == 1
     assert telemetry.total(names.LEDGER_SPOOLED.otel_name) == 0
+
+
+def test_only_the_rows_own_errors_set_rows_aside() -> None:
+    """A value the database or Python refuses is the rows' fault (retried one by one, set aside);
+    anything else, a bug included, keeps them in the spool, replayed once it is fixed."""
+    from genai_meter.ledger._backend import is_outage
+
+    rows_fault = [sqlite3.IntegrityError(), sqlite3.DataError(), OverflowError(), TypeError(), ValueError()]
+    outages = [sqlite3.OperationalError("database is locked"), OSError(), AttributeError(), RuntimeError()]
+    assert [is_outage(error) for error in rows_fault] == [False] * len(rows_fault)
+    assert [is_outage(error) for error in outages] == [True] * len(outages)

@@ -68,8 +68,10 @@ class Database(ABC):
 def is_outage(error: BaseException) -> bool:
     """Whether an error says the database as a whole is unreachable, busy or refusing to work (keep
     the rows in the spool and try again later) rather than that it refused the rows sent (retry them
-    one by one and set aside the one refused on its own). Errors of neither driver (a value Python
-    cannot convert) are the rows' fault; an outage never sets a row aside.
+    one by one and set aside the one refused on its own). Of the errors of neither driver, only
+    those of binding a value (TypeError, ValueError, OverflowError: a value Python cannot convert)
+    are the rows' fault; anything else (a bug) keeps the rows in the spool, replayed once it is
+    fixed, rather than setting every row aside. An outage never sets a row aside.
     """
     if isinstance(error, LedgerUnavailable | OSError):
         return True
@@ -88,7 +90,7 @@ def is_outage(error: BaseException) -> bool:
         # permissions, a dropped table) is the database's.
         row_errors = psycopg.DataError | psycopg.IntegrityError | psycopg.errors.ProgramLimitExceeded
         return not isinstance(error, row_errors)
-    return False
+    return not isinstance(error, TypeError | ValueError | OverflowError)
 
 
 def connect(url: str | LedgerURL, *, timeout_s: float = 5.0) -> Database:
