@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from genai_meter._config import redact_url
+from genai_meter._redact import redact_url
 from genai_meter.budgets._errors import BudgetPolicyError
 from genai_meter.budgets._periods import PERIODS
 

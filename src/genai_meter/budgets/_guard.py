@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from opentelemetry.metrics import Meter
 
 from genai_meter import names
-from genai_meter._config import redact_url
+from genai_meter._redact import redact_url
 from genai_meter.budgets._config import GLOBAL_SCOPE_VALUE, WILDCARD, BudgetConfig, BudgetPolicy
 from genai_meter.budgets._errors import (
     BLOCK_LIST_BUDGET,

@@ -16,7 +16,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from genai_meter._config import redact_url
+from genai_meter._redact import redact_url
 from genai_meter.budgets._store import RECENT_COSTS, StoreUnavailable
 from genai_meter.budgets._types import Blocked, Counters, Target
 

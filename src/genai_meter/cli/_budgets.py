@@ -20,7 +20,8 @@ import yaml
 
 from genai_meter._attribution import Pseudonymizer
 from genai_meter._config import CONFIG_FILE_ENV as _CONFIG_ENV
-from genai_meter._config import load_config_leniently, redact_url
+from genai_meter._config import load_config_leniently
+from genai_meter._redact import redact_url
 from genai_meter.budgets import (
     BudgetConfig,
     BudgetGuard,

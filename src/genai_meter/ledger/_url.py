@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from .._redact import redact_url
 from ._errors import LedgerURLError
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -27,15 +28,8 @@ class LedgerURL:
     schema: str | None = None
 
     def redacted(self) -> str:
-        """The URL without its password, for messages and logs."""
-        if self.kind == "sqlite":
-            return self.target
-        parts = urlsplit(self.target)
-        netloc = parts.netloc
-        if "@" in netloc:
-            userinfo, host = netloc.rsplit("@", 1)
-            netloc = f"{userinfo.split(':', 1)[0]}@{host}"
-        return urlunsplit(parts._replace(netloc=netloc))
+        """The URL without its credentials, for messages and logs."""
+        return self.target if self.kind == "sqlite" else redact_url(self.target)
 
 
 def default_ledger_url() -> str:
@@ -45,7 +39,8 @@ def default_ledger_url() -> str:
 
 
 def parse_ledger_url(url: str | os.PathLike[str]) -> LedgerURL:
-    """Parse a ledger URL or path; raises LedgerURLError naming the bad part."""
+    """Parse a ledger URL or path; raises LedgerURLError naming the bad part (and the URL without
+    its credentials)."""
     text = os.fspath(url).strip()
     if not text:
         raise LedgerURLError("ledger URL is empty")
@@ -62,12 +57,16 @@ def parse_ledger_url(url: str | os.PathLike[str]) -> LedgerURL:
         return LedgerURL("sqlite", path)
     if "://" in text:
         scheme = text.split("://", 1)[0]
-        raise LedgerURLError(f"ledger URL {text!r}: unknown scheme {scheme!r} (use sqlite or postgresql)")
+        raise LedgerURLError(f"ledger URL {redact_url(text)!r}: unknown scheme {scheme!r} (use sqlite or postgresql)")
     return LedgerURL("sqlite", text)
 
 
 def _parse_postgres(text: str) -> LedgerURL:
     parts = urlsplit(text)
+    try:
+        _ = parts.port  # a port that is not a number from 0 to 65535 raises
+    except ValueError as error:
+        raise LedgerURLError(f"ledger URL {redact_url(text)!r}: {error}") from None
     query = parse_qsl(parts.query, keep_blank_values=True)
     schema = None
     kept = []
