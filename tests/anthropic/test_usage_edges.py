@@ -154,3 +154,18 @@ def test_model_and_id_that_are_not_text_are_left_out(telemetry: Telemetry, claud
     assert attrs[names.COST_USD] == pytest.approx(1000 * IN + 400 * OUT, abs=1e-12)
     points = telemetry.points(names.TOKEN_USAGE.otel_name)
     assert points and all(labels.get(names.RESPONSE_MODEL) is None for labels, _ in points)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_fast_mode_is_priced_at_the_fast_tier(telemetry: Telemetry, claude: anthropic.Anthropic, stream: bool) -> None:
+    """`speed: "fast"` in the usage: claude-opus-4-8 at its fast prices (input 10, output 50 per
+    million tokens, against 5 and 25)."""
+    usage = {"input_tokens": 1000, "output_tokens": 100, "service_tier": "standard", "speed": "fast"}
+    request: Any = {"model": "claude-opus-4-8", "max_tokens": 5, "messages": MESSAGES}
+    headers = {"x-fake-usage": json.dumps(usage)}
+    if stream:
+        with claude.messages.stream(**request, extra_headers=headers) as helper:
+            helper.get_final_message()
+    else:
+        claude.messages.create(**request, extra_headers=headers)
+    assert attrs_of(telemetry)[names.COST_USD] == pytest.approx((1000 * 10 + 100 * 50) / 1e6, abs=1e-12)

@@ -32,8 +32,12 @@ _USAGE_FIELDS = (
 
 
 def service_tier(usage: Any) -> str | None:
-    """The tier Anthropic says it served the call at (`standard`, `priority`, `batch`): batch is priced
-    apart in the bundled prices; the others at standard rates."""
+    """The tier Anthropic says it served the call at, as the pricing data names it: `fast` when the
+    usage says `speed: "fast"` (fast mode, billed at premium rates, a dimension of Anthropic's own
+    usage report), else its `service_tier` (`batch` is half price; `standard` and `priority` are
+    priced at standard rates)."""
+    if field(usage, "speed") == "fast":
+        return "fast"
     tier = field(usage, "service_tier")
     return tier if isinstance(tier, str) and tier else None
 
