@@ -12,11 +12,23 @@ from typing import Any
 from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
 
+DEFAULT_PORT = 9464  # the OTel Prometheus exporter's own default
 
-def serve_metrics(port: int = 9464, host: str = "127.0.0.1") -> tuple[Any, MeterProvider]:
-    """Serve `/metrics` on host:port; returns (the HTTP server, the meter provider in use)."""
+
+def serve_metrics(port: int | None = None, host: str | None = None) -> tuple[Any, MeterProvider]:
+    """Serve `/metrics` on host:port; returns (the HTTP server, the meter provider in use).
+
+    Without arguments, the configuration's `prometheus_port` (else 9464) and `prometheus_host`
+    (127.0.0.1 unless told otherwise)."""
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
     from prometheus_client import start_http_server
+
+    from ._runtime import get_runtime
+
+    if port is None or host is None:
+        config = get_runtime().config
+        port = port if port is not None else (config.prometheus_port or DEFAULT_PORT)
+        host = host if host is not None else config.prometheus_host
 
     provider = metrics.get_meter_provider()
     if not isinstance(provider, MeterProvider):

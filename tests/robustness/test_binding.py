@@ -7,9 +7,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from genai_meter.fake_provider import FakeProvider
+
+from ..conftest import free_port
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -37,3 +40,22 @@ def test_serve_metrics_binds_loopback() -> None:
     host, port = json.loads(done.stdout.strip().splitlines()[-1])
     assert host == "127.0.0.1"
     assert port > 0
+
+
+def test_serve_metrics_takes_its_address_from_the_configuration(tmp_path: Any) -> None:
+    port = free_port()
+    code = (
+        "import json, genai_meter\n"
+        "server, _provider = genai_meter.serve_metrics()\n"
+        "print(json.dumps(list(server.server_address[:2])))\n"
+        "server.shutdown()\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])),
+        "GENAI_METER_PROMETHEUS_PORT": str(port),
+        "GENAI_METER_LEDGER_URL": "off",
+    }
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["127.0.0.1", port]
