@@ -125,3 +125,18 @@ def test_every_query_parses_with_promtool(binary: Callable[[str], str], tmp_path
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{len(rules)} rules found" in result.stdout
+
+
+def test_attribution_variables_list_every_called_value() -> None:
+    """Provider, model, tenant and user pickers read the requests counter, which every call has (an
+    unpriced model or a failed call has no cost series, so reading the cost counter hid them)."""
+    for name, model in DASHBOARDS.items():
+        for variable in _grafana.variables(model):
+            if variable["type"] == "query" and variable["name"] in ("provider", "model", "tenant", "user"):
+                assert variable["query"].startswith(f"label_values({q.REQUESTS}"), (name, variable["query"])
+
+
+def test_budget_use_by_user_shows_each_budget_once() -> None:
+    """One target over users and tenants: two (one per variable) showed every budget twice on All."""
+    [panel] = [p for p in _grafana.panels(DASHBOARDS["per-user"]) if p.get("title") == "Budget use"]
+    assert len(panel["targets"]) == 1

@@ -339,8 +339,8 @@ def overview() -> g.Dashboard:
         "LLM spend, tokens, calls and latency across providers, models and features.",
         grid,
         [
-            _label_var("provider", q.PROVIDER, q.COST, "Provider"),
-            _label_var("tenant", q.TENANT, q.COST, "Tenant"),
+            _label_var("provider", q.PROVIDER, q.REQUESTS, "Provider"),
+            _label_var("tenant", q.TENANT, q.REQUESTS, "Tenant"),
         ],
     )
 
@@ -415,20 +415,16 @@ def per_user() -> g.Dashboard:
         _timeseries(
             "Budget use",
             [
+                # One target: with both variables on All, two targets would show every budget twice.
                 _target(
-                    q.budget_usage_ratio(**{q.SCOPE_VALUE: "=~$user"}),
+                    q.budget_usage_ratio(**{q.SCOPE_VALUE: "=~$user|$tenant"}),
                     f"{{{{{q.BUDGET}}}}} / {{{{{q.SCOPE_VALUE}}}}}",
                     "A",
-                ),
-                _target(
-                    q.budget_usage_ratio(**{q.SCOPE_VALUE: "=~$tenant"}),
-                    f"{{{{{q.BUDGET}}}}} / {{{{{q.SCOPE_VALUE}}}}}",
-                    "B",
                 ),
             ],
             PERCENT,
             1,
-            "Spend / limit of the budgets scoped to the selected users (A) and tenants (B), current period.",
+            "Spend / limit of the budgets scoped to the selected users or tenants, current period.",
         ),
         24,
         8,
@@ -462,8 +458,8 @@ def per_user() -> g.Dashboard:
         "Spend, budget use, models and features of one tenant's users.",
         grid,
         [
-            _label_var("tenant", q.TENANT, q.COST, "Tenant"),
-            _label_var("user", q.USER, q.selector(q.COST, **{q.TENANT: "=~$tenant"}), "User"),
+            _label_var("tenant", q.TENANT, q.REQUESTS, "Tenant"),
+            _label_var("user", q.USER, q.selector(q.REQUESTS, **{q.TENANT: "=~$tenant"}), "User"),
         ],
     )
 
@@ -683,8 +679,8 @@ def models() -> g.Dashboard:
         "Cost and tokens per request and latency, by model.",
         grid,
         [
-            _label_var("provider", q.PROVIDER, q.COST, "Provider"),
-            _label_var("model", q.MODEL, q.selector(q.COST, **{q.PROVIDER: "=~$provider"}), "Model"),
+            _label_var("provider", q.PROVIDER, q.REQUESTS, "Provider"),
+            _label_var("model", q.MODEL, q.selector(q.REQUESTS, **{q.PROVIDER: "=~$provider"}), "Model"),
         ],
     )
 
