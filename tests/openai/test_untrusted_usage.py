@@ -28,6 +28,15 @@ SDK_CHUNKS = {"x-fake-stream-content-type": "application/octet-stream"}  # meter
 ANSWER_TOKENS, PROMPT_TOKENS = 6, 3
 
 
+def _chat(fake_provider: Any, headers: dict[str, str], *, stream: bool) -> None:
+    """One chat call, whole or streamed to its end."""
+    sdk = client(fake_provider)
+    if stream:
+        list(sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=headers))
+    else:
+        sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, extra_headers=headers)
+
+
 def _assert_estimated(telemetry: Telemetry, input_tokens: int, output_tokens: int, cost: float) -> None:
     attrs = telemetry.only_span().attributes or {}
     assert attrs[names.OUTCOME] == names.OUTCOME_OK
@@ -86,11 +95,7 @@ def test_reported_cost_that_is_not_an_amount_is_not_used(
     telemetry: Telemetry, fake_provider: Any, reported: str, wire: dict[str, str] | None
 ) -> None:
     headers = usage_headers(**{"x-fake-cost": reported, **(wire or {})})
-    sdk = client(fake_provider)
-    if wire is None:
-        sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, extra_headers=headers)
-    else:
-        list(sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=headers))
+    _chat(fake_provider, headers, stream=wire is not None)
     attrs = telemetry.only_span().attributes or {}
     assert attrs[names.COST_USD] == pytest.approx(EXPECTED_COST, abs=1e-12)
     assert attrs[names.COST_SOURCE] == names.COST_SOURCE_PRICING
@@ -120,11 +125,7 @@ def test_response_model_that_is_not_text_is_left_out(
     telemetry: Telemetry, fake_provider: Any, wire: dict[str, str] | None
 ) -> None:
     headers = usage_headers(**{"x-fake-fields": json.dumps({"model": 5, "id": 7}), **(wire or {})})
-    sdk = client(fake_provider)
-    if wire is None:
-        sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, extra_headers=headers)
-    else:
-        list(sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=headers))
+    _chat(fake_provider, headers, stream=wire is not None)
     attrs = telemetry.only_span().attributes or {}
     assert names.RESPONSE_MODEL not in attrs
     assert names.RESPONSE_ID not in attrs

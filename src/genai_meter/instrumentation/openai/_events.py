@@ -210,8 +210,8 @@ class ChatEventMeter(ByteMeter):
         ids = ids if isinstance(ids, dict) else {}
         self.call.finish(
             usage=usage,
-            response_model=text(ids.get("model")),
-            response_id=text(ids.get("id")),
+            response_model=ids.get("model"),
+            response_id=ids.get("id"),
             error=error,
             provider_cost_usd=cost,
             finish_reasons=self._finish_reasons(),

@@ -106,8 +106,8 @@ def finish_chat(call: Call, completion: Any, error: BaseException | None = None)
     choices = getattr(completion, "choices", None)
     call.finish(
         usage=usage,
-        response_model=text(getattr(completion, "model", None)),
-        response_id=text(getattr(completion, "id", None)),
+        response_model=getattr(completion, "model", None),
+        response_id=getattr(completion, "id", None),
         error=error,
         provider_cost_usd=cost,
         finish_reasons=_finish_reasons(choices),
@@ -123,7 +123,7 @@ def finish_embedding(call: Call, response: Any, error: BaseException | None = No
     usage, cost = with_reported_cost(openai_chat_usage(raw_usage), raw_usage)
     call.finish(
         usage=usage,
-        response_model=text(getattr(response, "model", None)),
+        response_model=getattr(response, "model", None),
         error=error,
         provider_cost_usd=cost,
         output_chars=0 if usage is None and error is None else None,  # embeddings have no output
@@ -137,8 +137,8 @@ def finish_response(call: Call, response: Any, error: BaseException | None = Non
     status = getattr(response, "status", None)
     call.finish(
         usage=usage,
-        response_model=text(getattr(response, "model", None)),
-        response_id=text(getattr(response, "id", None)),
+        response_model=getattr(response, "model", None),
+        response_id=getattr(response, "id", None),
         error=error,
         provider_cost_usd=cost,
         finish_reasons=(str(status),) if status else None,
@@ -212,8 +212,6 @@ class ChatStreamObserver(TextStreamObserver):
         usage, cost = with_reported_cost(openai_chat_usage(raw_usage), raw_usage)
         if usage is None and (error is None or self.received() or self.text_events):
             usage = stream_estimate(self.prompt_chars(), self.text_events)
-        self.model = text(self.model)
-        self.response_id = text(self.response_id)
         self.end_call(
             usage,
             error,
