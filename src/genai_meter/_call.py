@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, Status, StatusCode
 
 from . import names
 from ._attribution import Attribution, current_attribution
@@ -22,13 +22,13 @@ from ._faults import record_fault
 from ._metrics import LabelKey
 from ._record import CallRecord, new_request_id
 from ._runtime import Runtime
+from ._span_attributes import add_span_attributes, start_client_span
 from ._usage import Usage, estimated_usage
 from .pricing import Cost
 
 if TYPE_CHECKING:
     from .budgets import Reservation, ThresholdEvent
 
-_CLIENT = SpanKind.CLIENT
 _SUSPECT_USAGE = ValueError(
     "a provider response carried usage fields (or a reported cost) that were missing, null, negative, "
     "absurdly large or not numbers; such counts were taken as 0 and such a cost was not used, the call "
@@ -124,9 +124,7 @@ class Call:
         start_ns = time.time_ns()  # one wall-clock read for the span and the price/ledger time
         self.start_time = start_ns / 1e9
         self.start_ns = time.perf_counter_ns()
-        self.span: Span = runtime.tracer.start_span(
-            f"{operation} {request_model}", kind=_CLIENT, attributes=attrs, start_time=start_ns
-        )
+        self.span: Span = start_client_span(runtime.tracer, f"{operation} {request_model}", attrs, start_ns)
 
     def activate(self) -> object:
         """Make the span current for the SDK's own HTTP call (child spans nest); detach with `deactivate`."""
@@ -277,7 +275,7 @@ class Call:
             attrs[self.service_tier_key] = service_tier
         if output_messages is not None and runtime.config.capture_content:
             attrs[names.OUTPUT_MESSAGES] = output_messages
-        span.set_attributes(attrs)
+        add_span_attributes(span, attrs)
 
         key = self._label_key()
         histogram_attrs = runtime.metrics.histogram_attributes(

@@ -84,8 +84,12 @@ class _Sums:
 
     def add(self, key: tuple[str, ...], amount: float) -> None:
         with self.lock:
-            key = self._admit(key)
-            self._values[key] = self._values.get(key, 0) + amount
+            values = self._values
+            if key in values:  # (a series seen before: no admission to decide)
+                values[key] += amount
+            else:
+                key = self._admit(key)
+                values[key] = values.get(key, 0) + amount
 
     def add_many(self, items: Iterable[tuple[tuple[str, ...], float]]) -> None:
         """Add several amounts; zero amounts create no series (most calls have no cache writes)."""
@@ -93,8 +97,11 @@ class _Sums:
             values = self._values
             for key, amount in items:
                 if amount:
-                    key = self._admit(key)
-                    values[key] = values.get(key, 0) + amount
+                    if key in values:
+                        values[key] += amount
+                    else:
+                        key = self._admit(key)
+                        values[key] = values.get(key, 0) + amount
 
     def snapshot(self) -> dict[tuple[str, ...], float]:
         with self.lock:

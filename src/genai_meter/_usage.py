@@ -76,7 +76,9 @@ class _Reader:
         self.suspect = False
 
     def count(self, source: Any, name: str, required: bool = False) -> int:
-        value = field(source, name)
+        # `field`, with its most common case (a declared field of an SDK model) looked up in place
+        values = getattr(source, "__dict__", None)
+        value = values[name] if values is not None and name in values else field(source, name)
         if type(value) is int and 0 <= value <= MAX_TOKEN_COUNT:  # what providers send: checked first
             return value
         if value is None:
