@@ -105,7 +105,8 @@ def kinds() -> list[CallRecord]:
     ]
 
 
-_BASE: dict[str, Any] = {
+# What an exported row holds for a field its record left at the default.
+BASE_ROW: dict[str, Any] = {
     "response_id": None,
     "response_model": None,
     "user_id": None,
@@ -139,7 +140,7 @@ def expected_rows() -> list[dict[str, Any]]:
     """The exported rows for `kinds()`, in time order."""
     return [
         {
-            **_BASE,
+            **BASE_ROW,
             "call_key": "chatcmpl-1",
             "ts": DAY1 + 10.5,
             "day": "2026-01-01",
@@ -167,7 +168,7 @@ def expected_rows() -> list[dict[str, Any]]:
             "metadata": {"ticket": "T-1", "long": "x" * 256, "n": 3},
         },
         {
-            **_BASE,
+            **BASE_ROW,
             "call_key": "msg_2",
             "ts": DAY1 + 3600,
             "day": "2026-01-01",
@@ -196,7 +197,7 @@ def expected_rows() -> list[dict[str, Any]]:
             "stream": True,
         },
         {
-            **_BASE,
+            **BASE_ROW,
             "call_key": "chatcmpl-3",
             "ts": DAY1 + 86400 + 5,
             "day": "2026-01-02",
@@ -213,7 +214,7 @@ def expected_rows() -> list[dict[str, Any]]:
             "latency_s": 0.1,
         },
         {
-            **_BASE,
+            **BASE_ROW,
             "call_key": "req-4",
             "ts": DAY1 + 86400 + 60,
             "day": "2026-01-02",
@@ -229,7 +230,7 @@ def expected_rows() -> list[dict[str, Any]]:
             "latency_s": 0.05,
         },
         {
-            **_BASE,
+            **BASE_ROW,
             "call_key": "req-5",
             "ts": DAY1 + 86400 + 120,
             "day": "2026-01-02",

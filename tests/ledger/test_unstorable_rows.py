@@ -29,7 +29,7 @@ from genai_meter.ledger._spool import PartialWrite, Spool
 
 from ..conftest import Telemetry, fake_provider_settings
 from ..openai.test_chat import MESSAGES, client, usage_headers
-from ._records import DAY1, many
+from ._records import BASE_ROW, DAY1, many
 from .conftest import PG_BASE
 
 REFUSED = "refused-user"
@@ -101,36 +101,19 @@ def test_values_no_backend_takes_are_stored_made_safe(ledger_url: str, spool_pat
     assert not writer.dead_letter_path.exists()
     row = rows["resp-\ufffdnul"]
     assert {name: row[name] for name in row if name not in ("ts", "day")} == {
+        **BASE_ROW,
         "call_key": "resp-\ufffdnul",
         "response_id": "resp-\ufffdnul",
         "request_id": "req-1",
         "provider": "openai",
         "request_model": "gpt-4o-mini",
-        "response_model": None,
         "model": "gpt-4o-mini",
-        "operation": "chat",
         "user_id": "bob\ufffdevil",
         "tenant": "acme\ufffd",
         "feature": "\ufffdhalf",
         "input_tokens": INT64_MAX,
         "output_tokens": INT64_MIN,
         "cache_read_tokens": INT64_MAX,
-        "cache_write_tokens": 0,
-        "reasoning_tokens": 0,
-        "usage_estimated": False,
-        "cost_input_usd": None,
-        "cost_cache_read_usd": None,
-        "cost_cache_write_usd": None,
-        "cost_output_usd": None,
-        "cost_usd": None,
-        "cost_source": None,
-        "pricing_version": None,
-        "latency_s": 0.0,
-        "stream": False,
-        "outcome": "ok",
-        "error_type": None,
-        "trace_id": None,
-        "span_id": None,
         "metadata": {"note\ufffd": "a\ufffdb", "s": "\ufffd"},
     }
     assert (row["ts"], row["day"]) == (DAY1 + 5, "2026-01-01")

@@ -45,6 +45,13 @@ def _attrs(telemetry: Telemetry) -> Any:
     return telemetry.only_span().attributes or {}
 
 
+def _assert_served_and_priced(telemetry: Telemetry, tier: str, cost_usd: float) -> None:
+    """The call's span names the tier the provider served it at, and its cost is that tier's."""
+    attrs = _attrs(telemetry)
+    assert attrs[SERVICE_TIER] == tier
+    assert attrs[names.COST_USD] == pytest.approx(cost_usd, abs=1e-12)
+
+
 # --- D6: Responses API cache writes -------------------------------------------------------------------
 
 # gpt-5.6-sol from 2026-08-21: 4.00 input, 0.40 cache read, 5.00 cache write, 20.00 output.
@@ -81,9 +88,7 @@ def test_chat_served_at_flex_is_priced_at_flex(telemetry: Telemetry, fake_provid
         model="gpt-5-mini", messages=MESSAGES, service_tier="flex", extra_headers=_usage(CHAT_USAGE)
     )
     assert completion.service_tier == "flex"
-    attrs = _attrs(telemetry)
-    assert attrs[SERVICE_TIER] == "flex"
-    assert attrs[names.COST_USD] == pytest.approx(GPT5_MINI_FLEX, abs=1e-12)
+    _assert_served_and_priced(telemetry, "flex", GPT5_MINI_FLEX)
     assert telemetry.total(names.COST.otel_name) == pytest.approx(GPT5_MINI_FLEX, abs=1e-12)
 
 
@@ -92,18 +97,14 @@ async def test_async_chat_served_at_priority_is_priced_at_priority(telemetry: Te
         await aclient.chat.completions.create(
             model="gpt-4o-mini", messages=MESSAGES, service_tier="priority", extra_headers=_usage(CHAT_USAGE)
         )
-    attrs = _attrs(telemetry)
-    assert attrs[SERVICE_TIER] == "priority"
-    assert attrs[names.COST_USD] == pytest.approx(MINI_PRIORITY, abs=1e-12)
+    _assert_served_and_priced(telemetry, "priority", MINI_PRIORITY)
 
 
 def test_default_tier_is_priced_at_standard_rates(telemetry: Telemetry, fake_provider: Any) -> None:
     client(fake_provider).chat.completions.create(
         model="gpt-5-mini", messages=MESSAGES, service_tier="auto", extra_headers=_usage(CHAT_USAGE)
     )
-    attrs = _attrs(telemetry)
-    assert attrs[SERVICE_TIER] == "default"
-    assert attrs[names.COST_USD] == pytest.approx(GPT5_MINI, abs=1e-12)
+    _assert_served_and_priced(telemetry, "default", GPT5_MINI)
 
 
 @STREAM_PATHS
@@ -119,9 +120,7 @@ def test_chat_stream_served_at_flex_is_priced_at_flex(
             extra_headers=_usage(CHAT_USAGE, **wire),
         )
     )
-    attrs = _attrs(telemetry)
-    assert attrs[SERVICE_TIER] == "flex"
-    assert attrs[names.COST_USD] == pytest.approx(GPT5_MINI_FLEX, abs=1e-12)
+    _assert_served_and_priced(telemetry, "flex", GPT5_MINI_FLEX)
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
@@ -131,9 +130,7 @@ def test_responses_served_at_flex_is_priced_at_flex(telemetry: Telemetry, fake_p
     )
     if stream:
         list(result)  # type: ignore[call-overload]
-    attrs = _attrs(telemetry)
-    assert attrs[SERVICE_TIER] == "flex"
-    assert attrs[names.COST_USD] == pytest.approx(GPT5_MINI_FLEX, abs=1e-12)
+    _assert_served_and_priced(telemetry, "flex", GPT5_MINI_FLEX)
 
 
 # --- D12: per-choice finish reasons; the stream estimate ----------------------------------------------
