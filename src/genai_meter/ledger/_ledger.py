@@ -166,8 +166,8 @@ class Ledger:
         if top is None:
             lead = "k0, " if period_expr is not None else ""
             # PostgreSQL takes an output alias in ORDER BY only on its own: the expression is repeated.
-            tiebreak = "".join(f", {expr} IS NOT NULL, k{i}" for i, expr in enumerate(exprs))
-            sql = f"SELECT {select} FROM {CALLS_TABLE}{where.sql()}{group} ORDER BY {lead}{order} DESC{tiebreak}"
+            ties = "".join(f", {expr} IS NOT NULL, {expr}" for expr in exprs)
+            sql = f"SELECT {select} FROM {CALLS_TABLE}{where.sql()}{group} ORDER BY {lead}{order} DESC{ties}"
         else:
             partition = f"PARTITION BY {period_expr} " if period_expr is not None else ""
             # Window ORDER BY cannot see output aliases in every dialect: repeat the expressions.

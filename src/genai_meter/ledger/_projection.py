@@ -40,7 +40,14 @@ class Projection:
     limit_usd: float | None = None
     runs_out_on: date | None = None
     exhausted: bool = False
-    budget_status: str | None = None  # None without a budget; else EXHAUSTED, RUNS_OUT or NOT_REACHED
+
+    @property
+    def budget_status(self) -> str | None:
+        if self.limit_usd is None:
+            return None
+        if self.exhausted:
+            return EXHAUSTED
+        return RUNS_OUT if self.runs_out_on is not None else NOT_REACHED
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -118,7 +125,6 @@ def project(
                 limit_usd=budget,
                 runs_out_on=runs_out,
                 exhausted=status == EXHAUSTED,
-                budget_status=status,
             )
         )
     results.sort(key=lambda p: -p.projected_month_end_usd)

@@ -78,10 +78,10 @@ def day_of(ts: float) -> date:
     return datetime.fromtimestamp(ts, tz=timezone.utc).date()
 
 
-def parse_day(value: TimeArg, *, name: str, now: datetime | None = None) -> date | None:
+def parse_day(value: TimeArg, *, name: str) -> date | None:
     """The UTC day of a time argument (None stays None); QueryError when it has no such day
     (before year 1 or after 9999 once moved to UTC)."""
-    ts = parse_time(value, name=name, now=now)
+    ts = parse_time(value, name=name)
     if ts is None:
         return None
     try:

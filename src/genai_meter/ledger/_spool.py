@@ -58,7 +58,6 @@ class Spool:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.bad_lines = 0
 
     def append(self, rows: Sequence[Row]) -> None:
         """Append rows durably (fsync): after this returns the rows survive a crash."""
@@ -74,18 +73,17 @@ class Spool:
         except OSError:
             return False
 
-    def replay(self, write: Write, batch_size: int = 1000, reject: Reject | None = None) -> int:
+    def replay(self, write: Write, batch_size: int = 1000, *, reject: Reject) -> int:
         """Write every spooled row through `write` in batches, then empty the file; returns rows replayed.
 
-        Lines that hold no usable row go to `reject` (without one they are skipped; `bad_lines`
-        counts them either way). If `write` or `reject` raises, the lines not yet handled stay in
+        Lines that hold no usable row go to `reject`. If `write` or `reject` raises, the lines not yet handled stay in
         the file (a `PartialWrite` says how much of its batch `write` had handled) and the
         exception propagates.
         """
         if not self.pending():
             return 0
         with locked(self.path, "r+b") as handle:
-            replay = _Replay(write, reject, self)
+            replay = _Replay(write, reject)
             try:
                 replay.run(handle, max(1, batch_size))
             except BaseException:
@@ -100,10 +98,9 @@ class Spool:
 class _Replay:
     """One replay's progress: `unhandled` is the file offset of the first line not yet handled."""
 
-    def __init__(self, write: Write, reject: Reject | None, spool: Spool) -> None:
+    def __init__(self, write: Write, reject: Reject) -> None:
         self._write = write
         self._reject = reject
-        self._spool = spool
         self._batch: list[Row] = []
         self._ends: list[int] = []  # file offset just past each batched row's line
         self.unhandled = 0
@@ -117,9 +114,7 @@ class _Replay:
                 row = parse_line(raw)
             except _UNUSABLE as error:
                 self._flush()  # the rows before this line first, so `unhandled` can pass it
-                self._spool.bad_lines += 1
-                if self._reject is not None:
-                    self._reject(raw.decode("utf-8", "backslashreplace").rstrip("\r\n"), error)
+                self._reject(raw.decode("utf-8", "backslashreplace").rstrip("\r\n"), error)
                 self.unhandled = position
                 continue
             if row is not None:

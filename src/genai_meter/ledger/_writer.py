@@ -208,13 +208,12 @@ class LedgerWriter:
             self._wake.clear()
             try:
                 self._drain()
-                if self._spool.pending() and time.monotonic() >= self._retry_at:
+                if time.monotonic() >= self._retry_at:
                     self._replay()
             except Exception as exc:  # pragma: no cover - defensive: the thread must not die
                 self._fault("writer", f"ledger writer error: {exc!r}")
             if self._stopping and not self._queue:
-                if self._spool.pending():
-                    self._replay()  # last chance to empty the spool before the process exits
+                self._replay()  # last chance to empty the spool before the process exits
                 break
         self._close_db()
 
@@ -261,7 +260,7 @@ class LedgerWriter:
         if not self._spool.pending():
             return True
         try:
-            self._spool.replay(self._store, self._batch_size, self._dead_line)
+            self._spool.replay(self._store, self._batch_size, reject=self._dead_line)
         except PartialWrite as stopped:
             self._failed(stopped.error)
             return False
@@ -275,12 +274,13 @@ class LedgerWriter:
         """Insert rows in one transaction; if the database refuses them for their contents, one by
         one, setting aside each row refused on its own. Raises PartialWrite (how many rows were
         handled, and the error) when the database itself fails: the caller keeps the rest."""
-        try:
-            self._insert(rows)
-            return
-        except Exception as exc:
-            if is_outage(exc):
-                raise PartialWrite(0, exc) from exc
+        if len(rows) > 1:
+            try:
+                self._insert(rows)
+                return
+            except Exception as exc:
+                if is_outage(exc):
+                    raise PartialWrite(0, exc) from exc
         for done, row in enumerate(rows):
             try:
                 self._insert((row,))
