@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from genai_meter._attribution import Pseudonymizer
 from genai_meter.ledger import LedgerWriter, QueryError, open_ledger, project
 
 from ._cli import run_cli
@@ -329,3 +330,24 @@ def test_cli_extreme_but_valid_values(sqlite_url: str, spool_path: Path, capsys:
     assert code == 0
     [row] = json.loads(out)
     assert (row["limit_usd"], row["runs_out_on"], row["budget_status"]) == (10000.0, None, "not_reached")
+
+
+def test_cli_project_compares_configured_users_as_the_ledger_holds_them(
+    sqlite_url: str, spool_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With `pseudonymize_users_key`, the ledger holds pseudonyms; a budget names the user's own id."""
+    pseudonym = Pseudonymizer("k-test")
+    _fill_users(sqlite_url, spool_path, [pseudonym("alice"), pseudonym("bob")])
+    config = tmp_path / "genai-meter.yaml"
+    config.write_text(
+        "pseudonymize_users_key: k-test\nbudgets:\n  policies:\n"
+        "    - {name: alice, scope: user, match: {user: alice}, period: month, limit_usd: 4, mode: hard}\n"
+        "    - {name: each-user, scope: user, period: month, limit_usd: 9, mode: soft}\n"
+    )
+    code, out, _ = run_cli(
+        ["project", "--ledger", sqlite_url, "--scope", "user", "--config", str(config), "-f", "json"], capsys
+    )
+    assert code == 0
+    limits = {row["value"]: row["limit_usd"] for row in json.loads(out)}
+    assert limits[pseudonym("alice")] == 4.0, "the budget naming alice applies to her pseudonym"
+    assert all(limit == 9.0 for value, limit in limits.items() if value != pseudonym("alice"))

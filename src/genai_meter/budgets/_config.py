@@ -7,7 +7,7 @@ silently ignored would be a budget silently not enforced.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -67,6 +67,13 @@ class BudgetPolicy:
 
     def match_value(self, dimension: str) -> str:
         return dict(self.match).get(dimension, WILDCARD)
+
+
+def as_calls_carry(dimension: str, value: str, pseudonymize: Callable[[str], str] | None) -> str:
+    """A value the configuration names, in the form the app's calls carry it: a user pseudonymised
+    when the app pseudonymises users (`pseudonymize_users_key`); other dimensions as they are.
+    Budgets, the block list and budget projections all compare configured users this way."""
+    return pseudonymize(value) if pseudonymize is not None and dimension == "user" else value
 
 
 @dataclass(frozen=True, slots=True)

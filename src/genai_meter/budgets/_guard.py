@@ -22,7 +22,7 @@ from opentelemetry.metrics import Meter
 
 from genai_meter import names
 from genai_meter._redact import redact_url
-from genai_meter.budgets._config import GLOBAL_SCOPE_VALUE, WILDCARD, BudgetConfig, BudgetPolicy
+from genai_meter.budgets._config import GLOBAL_SCOPE_VALUE, WILDCARD, BudgetConfig, BudgetPolicy, as_calls_carry
 from genai_meter.budgets._errors import (
     BLOCK_LIST_BUDGET,
     KIND_BLOCK_LIST,
@@ -83,7 +83,7 @@ class _Policy:
         self.index = index
         self.tz = ZoneInfo(policy.timezone)
         self.match = tuple(
-            (dimension, _call_form(dimension, wanted, pseudonymize) if wanted != WILDCARD else wanted)
+            (dimension, as_calls_carry(dimension, wanted, pseudonymize) if wanted != WILDCARD else wanted)
             for dimension, wanted in policy.match
         )
         self.start = 0.0
@@ -150,7 +150,8 @@ class BudgetGuard:
         self._lock = threading.Lock()
         # Block list: config entries always apply; store entries are re-read every block_refresh_s.
         self._config_blocks = {
-            (entry.kind, _call_form(entry.kind, entry.value, pseudonymize)): entry.reason for entry in config.blocked
+            (entry.kind, as_calls_carry(entry.kind, entry.value, pseudonymize)): entry.reason
+            for entry in config.blocked
         }
         self._blocked_users: dict[str, str] = {}
         self._blocked_tenants: dict[str, str] = {}
@@ -512,10 +513,6 @@ class BudgetGuard:
         except Exception as error:
             _record_fault("budgets.close", error)
 
-
-def _call_form(dimension: str, value: str, pseudonymize: Callable[[str], str] | None) -> str:
-    """A configured value as calls carry it: users pseudonymised when a pseudonymiser is set."""
-    return pseudonymize(value) if pseudonymize is not None and dimension == "user" else value
 
 
 def _record_fault(where: str, error: BaseException) -> None:

@@ -33,7 +33,7 @@ from genai_meter.budgets import (
 _PSEUDONYMISED_NOTE = "note: user ids are pseudonymised (pseudonymize_users_key)"
 
 
-class _UserError(Exception):
+class UserError(Exception):
     """A mistake of the user's: printed as one line, exit status 2."""
 
 
@@ -92,31 +92,31 @@ def load_config(path: str) -> BudgetConfig:
         with open(path, encoding="utf-8") as handle:
             document = yaml.safe_load(handle)
     except OSError as error:
-        raise _UserError(f"{path}: cannot read: {error.strerror or error}") from None
+        raise UserError(f"{path}: cannot read: {error.strerror or error}") from None
     except yaml.YAMLError as error:
-        raise _UserError(f"{path}: not valid YAML: {error}") from None
+        raise UserError(f"{path}: not valid YAML: {error}") from None
     except UnicodeDecodeError:
-        raise _UserError(f"{path}: not UTF-8 text") from None
+        raise UserError(f"{path}: not UTF-8 text") from None
     except RecursionError:
-        raise _UserError(f"{path}: nested too deeply") from None
+        raise UserError(f"{path}: nested too deeply") from None
     if document is None:
         document = {}
     if not isinstance(document, dict):
-        raise _UserError(f"{path}: expected a mapping at the top level, got {type(document).__name__}")
+        raise UserError(f"{path}: expected a mapping at the top level, got {type(document).__name__}")
     if document.get("budgets") is None:
-        raise _UserError(f"{path}: no budgets section")
+        raise UserError(f"{path}: no budgets section")
     try:
         return parse_budget_config(document["budgets"], source=path)
     except BudgetPolicyError as error:
-        raise _UserError(str(error)) from None
+        raise UserError(str(error)) from None
 
 
-def _pseudonymizer(path: str) -> Pseudonymizer | None:
+def app_pseudonymizer(path: str) -> Pseudonymizer | None:
     """The app's user pseudonymiser, from the key the app reads (this file, then the environment)."""
     config, errors = load_config_leniently({**os.environ, _CONFIG_ENV: path})
     for error in errors:
         if error.key == "pseudonymize_users_key":
-            raise _UserError(str(error))
+            raise UserError(str(error))
     key = config.pseudonymize_users_key
     return Pseudonymizer(key) if key else None
 
@@ -125,7 +125,7 @@ def _guard(args: argparse.Namespace, *, shared: bool) -> tuple[BudgetGuard, Call
     """A guard on the app's store, and the app's user pseudonymiser (None without a key)."""
     path = args.config or os.environ.get(_CONFIG_ENV)
     if not path:
-        raise _UserError(f"no configuration file: pass --config FILE or set {_CONFIG_ENV}")
+        raise UserError(f"no configuration file: pass --config FILE or set {_CONFIG_ENV}")
     config = load_config(path)
     if config.store == "memory":
         message = (
@@ -133,25 +133,25 @@ def _guard(args: argparse.Namespace, *, shared: bool) -> tuple[BudgetGuard, Call
             "configure budgets.store as sqlite:///PATH or redis://HOST:PORT/DB to share it"
         )
         if shared:
-            raise _UserError(message)
+            raise UserError(message)
         print(f"note: {message}", file=sys.stderr)
-    pseudonymize = _pseudonymizer(path)
+    pseudonymize = app_pseudonymizer(path)
     try:
         guard = BudgetGuard(config, pseudonymize=pseudonymize)
     except Exception as error:
-        raise _UserError(f"cannot open the budget store {redact_url(config.store)}: {error}") from None
+        raise UserError(f"cannot open the budget store {redact_url(config.store)}: {error}") from None
     try:
         guard.blocked()  # fail now, with the store's own message, if it cannot be reached
     except Exception as error:
         guard.close()
-        raise _UserError(f"cannot reach the budget store: {error}") from None
+        raise UserError(f"cannot reach the budget store: {error}") from None
     return guard, pseudonymize
 
 
 def _run(handler: Any, args: argparse.Namespace) -> int:
     try:
         return int(handler(args))
-    except _UserError as error:
+    except UserError as error:
         print(f"genai-meter budgets: {error}", file=sys.stderr)
         return 2
 
@@ -243,7 +243,7 @@ def _block(args: argparse.Namespace) -> int:
         try:
             guard.block(kind, stored, args.reason)
         except Exception as error:
-            raise _UserError(f"cannot block {kind} {value!r}: {error}") from None
+            raise UserError(f"cannot block {kind} {value!r}: {error}") from None
         finally:
             guard.close()
         print(f"blocked {kind} {shown}: {args.reason}")
@@ -261,11 +261,11 @@ def _unblock(args: argparse.Namespace) -> int:
             guard.unblock(kind, stored)
             still = guard.blocked().get((kind, stored))
         except Exception as error:
-            raise _UserError(f"cannot unblock {kind} {value!r}: {error}") from None
+            raise UserError(f"cannot unblock {kind} {value!r}: {error}") from None
         finally:
             guard.close()
         if still is not None:
-            raise _UserError(f"{kind} {value!r} is blocked by the configuration file; remove it there")
+            raise UserError(f"{kind} {value!r} is blocked by the configuration file; remove it there")
         print(f"unblocked {kind} {shown}")
         return 0
 

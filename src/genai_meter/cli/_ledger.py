@@ -220,21 +220,28 @@ def _output(path: str | None) -> Iterator[TextIO]:
 
 # --- project ------------------------------------------------------------------------------------------
 def _policy_limits(path: str, scope: str) -> dict[str, float]:
-    """Monthly USD limits of the budgets whose scope is exactly `scope`, keyed by matched value."""
+    """Monthly USD limits of the budgets whose scope is exactly `scope`, keyed by matched value: a
+    user as the ledger holds it (pseudonymised when the app pseudonymises users)."""
     from .._config import ConfigError, load_config
     from ..budgets import BudgetPolicyError, parse_budget_config
+    from ..budgets._config import WILDCARD, as_calls_carry
+    from ._budgets import UserError, app_pseudonymizer
 
     try:
         config = load_config({"GENAI_METER_CONFIG": path})
         budgets = parse_budget_config(config.budgets, path)
-    except (ConfigError, BudgetPolicyError) as error:
+        pseudonymize = app_pseudonymizer(path)
+    except (ConfigError, BudgetPolicyError, UserError) as error:
         raise QueryError(str(error)) from None
     wanted = () if scope == "global" else (scope,)
-    return {
-        (policy.match_value(scope) if wanted else "global"): float(policy.limit_usd)
-        for policy in budgets.policies
-        if policy.scope == wanted and policy.period == "month" and policy.limit_usd is not None
-    }
+    limits: dict[str, float] = {}
+    for policy in budgets.policies:
+        if policy.scope == wanted and policy.period == "month" and policy.limit_usd is not None:
+            value = policy.match_value(scope) if wanted else "global"
+            if wanted and value != WILDCARD:
+                value = as_calls_carry(scope, value, pseudonymize)
+            limits[value] = float(policy.limit_usd)
+    return limits
 
 
 def _project(args: argparse.Namespace) -> int:
