@@ -159,9 +159,10 @@ class Call:
         self.done = True
         span = self.span
         try:
-            missing = usage is None and error is None and output_chars is not None
-            if missing:
+            missing = False
+            if usage is None and error is None and output_chars is not None:
                 usage = self._estimate_missing_usage(output_chars)
+                missing = True
             self._record(
                 usage,
                 response_model,
@@ -326,7 +327,7 @@ class Call:
                 )
             )
 
-    def _estimate_missing_usage(self, output_chars: int | None) -> Usage:
+    def _estimate_missing_usage(self, output_chars: int) -> Usage:
         """Tokens of a successful response that reported none: estimated from the text, as for a
         stream without usage, so the call is priced (marked estimated) instead of recorded at $0."""
         prompt_chars = 0
@@ -335,7 +336,7 @@ class Call:
                 prompt_chars = self.prompt_chars()
             except Exception as fault:
                 record_fault("call.prompt_chars", fault)
-        return estimated_usage(prompt_chars, output_chars or 0)
+        return estimated_usage(prompt_chars, output_chars)
 
     def _label_key(self) -> LabelKey:
         attribution = self.attribution

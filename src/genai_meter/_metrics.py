@@ -75,7 +75,7 @@ class _Sums:
         self.lock = threading.Lock()
 
     def _admit(self, key: tuple[str, ...]) -> tuple[str, ...]:
-        if key in self._values or len(self._values) < self._max_series or not self._fold:
+        if len(self._values) < self._max_series or not self._fold:
             return key
         folded = list(key)
         for index in self._fold:
@@ -251,24 +251,13 @@ class CallMetrics:
             description=names.FAULTS.description,
         )
 
-        meter.create_observable_counter(
-            names.LEDGER_ROWS.otel_name,
-            callbacks=[lambda _o: self._observe_ledger(0)],
-            unit=names.LEDGER_ROWS.unit,
-            description=names.LEDGER_ROWS.description,
-        )
-        meter.create_observable_counter(
-            names.LEDGER_SPOOLED.otel_name,
-            callbacks=[lambda _o: self._observe_ledger(1)],
-            unit=names.LEDGER_SPOOLED.unit,
-            description=names.LEDGER_SPOOLED.description,
-        )
-        meter.create_observable_counter(
-            names.LEDGER_DEAD_LETTERED.otel_name,
-            callbacks=[lambda _o: self._observe_ledger(2)],
-            unit=names.LEDGER_DEAD_LETTERED.unit,
-            description=names.LEDGER_DEAD_LETTERED.description,
-        )
+        for index, metric in enumerate((names.LEDGER_ROWS, names.LEDGER_SPOOLED, names.LEDGER_DEAD_LETTERED)):
+            meter.create_observable_counter(
+                metric.otel_name,
+                callbacks=[self._ledger_observer(index)],
+                unit=metric.unit,
+                description=metric.description,
+            )
 
     def reconfigure(self, *, label_cap: int, user_labels: bool, tenant_labels: bool, max_series: int) -> None:
         """Apply new label settings; sums are kept, since exported counters must never go back."""
@@ -278,6 +267,10 @@ class CallMetrics:
             sums._max_series = max_series
         self._user_labels = user_labels
         self._tenant_labels = tenant_labels
+
+    def _ledger_observer(self, index: int) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        """The callback of the ledger counter at `index` of `ledger_counts`' tuple."""
+        return lambda _options: self._observe_ledger(index)
 
     def _observe_ledger(self, index: int) -> Iterable[Observation]:
         read = self.ledger_counts

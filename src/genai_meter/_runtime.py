@@ -101,10 +101,6 @@ class Runtime:
         whose traceback stays), or, under the launcher, the fault reported and `fallback()`."""
         try:
             return build()
-        except ConfigError as error:
-            if self._strict:
-                raise
-            report_config_error(error, instead)
         except Exception as fault:
             wrapped, cause = _as_config_error(key, fault)
             if self._strict:

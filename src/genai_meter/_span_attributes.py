@@ -82,7 +82,7 @@ def _add_plain(span: Span, attributes: Mapping[str, Any]) -> bool:
 
 def add_span_attributes(span: Span, attributes: Mapping[str, Any]) -> None:
     """`span.set_attributes(attributes)`, without the per-value cleaning where it is redundant."""
-    if not (_plain(attributes) and _add_plain(span, attributes)):
+    if not (type(span) is _SdkSpan and _plain(attributes) and _add_plain(span, attributes)):
         span.set_attributes(attributes)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._content import answer_pieces, prompt_tokens
-from ._controls import Controls, strip_usage
+from ._controls import Controls, shaped, strip_usage
 from ._wire import Frame, Served, StreamPlan, UsageRecord, new_id, sse
 
 _ERROR_TYPES = {
@@ -83,8 +83,7 @@ def messages(body: dict[str, Any], controls: Controls, now: float) -> Served:
     text = "".join(pieces)
     if not body.get("stream"):
         reply = message([{"type": "text", "text": text}], "end_turn", usage)
-        if controls.fields:
-            reply = {**reply, **controls.fields}
+        reply = shaped(reply, controls)
         return Served(record, body=strip_usage(reply, "usage", controls))
 
     output = usage.get("output_tokens")

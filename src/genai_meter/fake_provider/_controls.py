@@ -90,17 +90,6 @@ def _timestamp(raw: str | None) -> float | None:
 
 def parse_controls(headers: Mapping[str, str]) -> Controls:
     """Read the knobs from lower-cased request headers; raise ControlError naming a bad header."""
-    usage: dict[str, Any] | None = None
-    raw_usage = headers.get("x-fake-usage")
-    if raw_usage is not None:
-        try:
-            parsed = json.loads(raw_usage)
-        except ValueError:
-            raise ControlError(f"header x-fake-usage: not JSON: {raw_usage!r}") from None
-        if not isinstance(parsed, dict):
-            raise ControlError("header x-fake-usage: expected a JSON object")
-        usage = parsed
-
     malformed = headers.get("x-fake-malformed")
     if malformed is not None and malformed not in ("sse", "json"):
         raise ControlError(f"header x-fake-malformed: expected 'sse' or 'json', got {malformed!r}")
@@ -115,7 +104,7 @@ def parse_controls(headers: Mapping[str, str]) -> Controls:
     chunks = _int(headers, "x-fake-chunks", low=0, high=10_000)
     latency = _float(headers, "x-fake-latency-ms")
     return Controls(
-        usage=usage,
+        usage=_json_object(headers, "x-fake-usage"),
         error=_int(headers, "x-fake-error", low=400, high=599),
         retry_after=retry_after,
         chunks=DEFAULT_CHUNKS if chunks is None else chunks,
@@ -186,3 +175,8 @@ def _sse_newline(raw: str | None) -> bool:
     if raw.strip().lower() == "crlf":
         return True
     raise ControlError(f"header x-fake-sse-newline: expected 'lf' or 'crlf', got {raw!r}")
+
+
+def shaped(payload: dict[str, Any], controls: Controls) -> dict[str, Any]:
+    """A response body or stream chunk with the fields `x-fake-fields` sets."""
+    return {**payload, **controls.fields} if controls.fields else payload

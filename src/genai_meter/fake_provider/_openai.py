@@ -16,7 +16,7 @@ import struct
 from typing import Any
 
 from ._content import answer_pieces, fill_total, prompt_tokens
-from ._controls import Controls, strip_usage
+from ._controls import Controls, shaped, strip_usage
 from ._wire import Frame, Served, StreamPlan, UsageRecord, new_id, sse
 
 _GARBAGE = "{this is not json"
@@ -38,14 +38,9 @@ def _with_cost(usage: dict[str, Any], controls: Controls) -> dict[str, Any]:
     return usage
 
 
-def _shaped(payload: dict[str, Any], controls: Controls) -> dict[str, Any]:
-    """A response body or stream chunk with the fields `x-fake-fields` sets."""
-    return {**payload, **controls.fields} if controls.fields else payload
-
-
 def _whole(body: dict[str, Any], controls: Controls) -> dict[str, Any]:
     """A whole (non-streamed) response body as the controls shape it."""
-    return _shaped(strip_usage(body, "usage", controls), controls)
+    return shaped(strip_usage(body, "usage", controls), controls)
 
 
 def _service_tier(body: dict[str, Any]) -> str:
@@ -124,7 +119,7 @@ def chat(body: dict[str, Any], controls: Controls, now: float) -> Served:
 
     def chunk(index: int, delta: dict[str, Any], finish: str | None, **more: Any) -> bytes:
         choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return sse(_shaped({**base, "object": "chat.completion.chunk", "choices": [choice], **extra, **more}, controls))
+        return sse(shaped({**base, "object": "chat.completion.chunk", "choices": [choice], **extra, **more}, controls))
 
     finish_extra: dict[str, Any] = {}
     if style == "finish" and include_usage:
@@ -137,7 +132,7 @@ def chat(body: dict[str, Any], controls: Controls, now: float) -> Served:
         frames.append(Frame(chunk(i, {}, _finish_reason(controls, i), **(finish_extra if i == choices[-1] else {}))))
     if include_usage and style != "finish":
         usage_chunk = {**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}
-        frames.append(Frame(sse(_shaped(usage_chunk, controls))))
+        frames.append(Frame(sse(shaped(usage_chunk, controls))))
     frames.append(Frame(sse("[DONE]")))
     return Served(record, stream=StreamPlan(frames, sse(_GARBAGE)))
 
@@ -164,12 +159,12 @@ def completions(body: dict[str, Any], controls: Controls, now: float) -> Served:
 
     def chunk(text: str, finish: str | None) -> bytes:
         choice = {"text": text, "index": 0, "logprobs": None, "finish_reason": finish}
-        return sse(_shaped({**base, "choices": [choice], **extra}, controls))
+        return sse(shaped({**base, "choices": [choice], **extra}, controls))
 
     frames = [Frame(chunk(piece, None), content=True) for piece in pieces]
     frames.append(Frame(chunk("", _finish_reason(controls, 0))))
     if include_usage:
-        frames.append(Frame(sse(_shaped({**base, "choices": [], "usage": usage}, controls))))
+        frames.append(Frame(sse(shaped({**base, "choices": [], "usage": usage}, controls))))
     frames.append(Frame(sse("[DONE]")))
     return Served(record, stream=StreamPlan(frames, sse(_GARBAGE)))
 
@@ -229,7 +224,7 @@ def responses(body: dict[str, Any], controls: Controls, now: float) -> Served:
             "max_output_tokens": body.get("max_output_tokens"),
             "service_tier": _service_tier(body),
         }
-        return _shaped(whole, controls)
+        return shaped(whole, controls)
 
     resp_id = new_id("resp_")
     final = strip_usage(response("completed", [message("completed", text)], usage), "usage", controls)
