@@ -39,7 +39,7 @@ class Metered(NamedTuple):
     call: Call
     send_kwargs: dict[str, Any]
     on_result: Callable[[Any], Any]
-    on_error: Callable[[BaseException], None] | None = None
+    on_error: Callable[[Call, BaseException], None] | None = None
 
 
 class ResponseError(Exception):
@@ -53,12 +53,12 @@ class ResponseError(Exception):
 
 
 def _end_with_error(
-    where: str, call: Call, on_error: Callable[[BaseException], None] | None, error: BaseException
+    where: str, call: Call, on_error: Callable[[Call, BaseException], None] | None, error: BaseException
 ) -> None:
     """End the call with the SDK's `error`, through the instrumentor's `on_error` when it has one."""
     if on_error is not None:
         try:
-            on_error(error)
+            on_error(call, error)
         except Exception as fault:
             record_fault(f"{where}.error", fault)
     call.finish(usage=None, error=error)  # a no-op when `on_error` ended the call

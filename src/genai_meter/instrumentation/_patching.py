@@ -70,21 +70,14 @@ def _raw(cls: type[Any], method: str) -> Any:
     raise AttributeError(method)
 
 
-def _foreign_wrapper(target: Any, ours: _Layer | None = None) -> str | None:
-    """The module of another instrumentation already wrapping `target`, if any.
-
-    Instrumentations wrap with wrapt proxies; plain `functools.wraps` decorators (which the SDKs
-    use themselves) are not instrumentation and are not reported.
-    """
-    current = target
-    for _ in range(_MAX_DEPTH):
-        if not isinstance(current, _Proxy):
-            return None
-        if ours is None or not ours.is_this(current):
-            wrapper = getattr(current, "_self_wrapper", None)
-            return str(getattr(wrapper, "__module__", None) or type(current).__module__)
-        current = current.__wrapped__
-    return None
+def _foreign_wrapper(target: Any) -> str | None:
+    """The module of another instrumentation already wrapping `target`, if any (genai-meter's own layer
+    is known by identity before this is asked). Instrumentations wrap with wrapt proxies; plain
+    `functools.wraps` decorators (which the SDKs use themselves) are not instrumentation."""
+    if not isinstance(target, _Proxy):
+        return None
+    wrapper = getattr(target, "_self_wrapper", None)
+    return str(getattr(wrapper, "__module__", None) or type(target).__module__)
 
 
 def _in_chain(top: Any, layer: _Layer) -> bool:
@@ -115,7 +108,7 @@ def patch(module_name: str, class_name: str, method: str, wrapper: Wrapper) -> b
             return True
         del _layers[key]  # replaced by someone else since: wrap what is there now
     name = f"{module_name}.{class_name}.{method}"
-    other = _foreign_wrapper(target, layer)
+    other = _foreign_wrapper(target)
     if other is not None:
         _warn_wrapped(name, other)
     live = [True]

@@ -61,6 +61,10 @@ class TextStreamObserver(StreamObserver):
         that (an error event first, a refused request) was not billed: it gets no estimate."""
         return self.response_id is not None or self.model is not None or self.chars > 0
 
+    def estimate(self) -> Usage:
+        """The usage of a stream that reported none, from the text seen."""
+        return estimated_usage(self.prompt_chars(), self.chars)
+
     def end_call(
         self, usage: Usage | None, error: BaseException | None, *, output_incomplete: bool = False, **details: Any
     ) -> None:
@@ -73,7 +77,7 @@ class TextStreamObserver(StreamObserver):
         """
         if usage is None:
             if error is None or self.received():
-                usage = estimated_usage(self.prompt_chars(), self.chars)
+                usage = self.estimate()
         elif output_incomplete:
             output = max(usage.output_tokens, estimate_tokens(self.chars))
             usage = dataclasses.replace(usage, output_tokens=output, estimated=True)

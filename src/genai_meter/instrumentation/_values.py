@@ -42,17 +42,13 @@ def content_chars(value: Any, depth: int = 0) -> int:
 
 def raw_response_types(package: str) -> tuple[type[Any], ...]:
     """The raw-response classes of a Stainless-generated SDK (`with_raw_response`, streaming)."""
-    found: list[type[Any]] = []
-    for module_name, class_names in (
-        (f"{package}._legacy_response", ("LegacyAPIResponse",)),
-        (f"{package}._response", ("APIResponse", "AsyncAPIResponse")),
-    ):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        found.extend(getattr(module, name) for name in class_names if hasattr(module, name))
-    return tuple(found)
+    return sdk_classes(
+        (
+            f"{package}._legacy_response.LegacyAPIResponse",
+            f"{package}._response.APIResponse",
+            f"{package}._response.AsyncAPIResponse",
+        )
+    )
 
 
 class RawResponses:
@@ -129,16 +125,16 @@ def received_response(error: BaseException, kind: type[Any] | tuple[type[Any], .
 
 
 def finish_received(
-    response_classes: tuple[str, ...], finish: Callable[[Any, BaseException], None]
-) -> Callable[[BaseException], None]:
+    response_classes: tuple[str, ...], finish: Callable[[Any, Any, BaseException], None]
+) -> Callable[[Any, BaseException], None]:
     """A `Metered.on_error` for an SDK call that can raise after a whole response arrived (structured
     output it could not parse, an answer cut at the length limit): that response was billed, so the
     call is finished with it (`finish(response, error)`), the SDK's error being the outcome. When
     there is none, `_metering` ends the call with the error alone."""
 
-    def on_error(error: BaseException) -> None:
+    def on_error(call: Any, error: BaseException) -> None:
         received = received_response(error, sdk_classes(response_classes))
         if received is not None:
-            finish(received, error)
+            finish(call, received, error)
 
     return on_error

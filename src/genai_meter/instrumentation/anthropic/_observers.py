@@ -20,6 +20,7 @@ from typing import Any
 from ..._call import Call
 from ..._usage import anthropic_usage, field
 from .._streams import TextStreamObserver
+from .._values import text
 
 _USAGE_FIELDS = (
     "input_tokens",
@@ -38,8 +39,7 @@ def service_tier(usage: Any) -> str | None:
     priced at standard rates)."""
     if field(usage, "speed") == "fast":
         return "fast"
-    tier = field(usage, "service_tier")
-    return tier if isinstance(tier, str) and tier else None
+    return text(field(usage, "service_tier"))
 
 
 def _content_chars(message: Any) -> int:

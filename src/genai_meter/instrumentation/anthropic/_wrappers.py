@@ -94,14 +94,11 @@ def _begin(instance: Any, kwargs: dict[str, Any], stream: bool, is_async: bool) 
         finish(parsed)
         return result
 
-    def finish_with(message: Any, error: BaseException) -> None:
-        finish_message(call, message, error)
-
     # `messages.parse` output that fails validation: the message was billed (`ParsedMessage` is one)
-    return Metered(call, kwargs, on_result, finish_received(_MESSAGE_CLASSES, finish_with))
+    return Metered(call, kwargs, on_result, _ON_ERROR)
 
 
-_MESSAGE_CLASSES = ("anthropic.types.Message", "anthropic.types.beta.BetaMessage")
+_ON_ERROR = finish_received(("anthropic.types.Message", "anthropic.types.beta.BetaMessage"), finish_message)
 
 
 async def _then(parsed: Any, finish: Callable[[Any], Any], result: Any) -> Any:

@@ -18,6 +18,7 @@ estimated.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -39,6 +40,7 @@ CHAT_TEXT_KEYS = (b"content", b"refusal", b"arguments")
 COMPLETION_TEXT_KEYS = (b"text",)
 
 
+@functools.cache
 def _text_markers(keys: tuple[bytes, ...], colon: bytes) -> tuple[tuple[bytes, bytes], ...]:
     """(a string value starts, an empty string value) for each key: their counts' difference is how
     many non-empty values there are. Text inside a JSON string has its quotes escaped, so it never
@@ -119,7 +121,7 @@ class ChatEventMeter(ByteMeter):
         if self.no_choices_marker in region:
             region = self._rewrite_events(region, self.no_choices_marker, self._no_choices_event)
         if self.usage_marker in region:
-            region = self._rewrite_events(region, self.usage_marker, self._usage_beside_choices)
+            region = self._rewrite_events(region, self.usage_marker, self._usage_beside_choices, self.no_choices_marker)
         if self.injected:
             # With `include_usage` every chunk says `"usage": null`; without it (what the caller asked
             # for) the key is absent. Removed, so the caller's chunks are the same as uninstrumented.
@@ -159,12 +161,17 @@ class ChatEventMeter(ByteMeter):
         self.uncounted = []
         self.uncounted_bytes = 0
 
-    def _rewrite_events(self, region: bytes, marker: bytes, rewrite: Callable[[Any], bytes | None]) -> bytes:
-        """Hand the JSON of each event that contains `marker` to `rewrite`; an event it returns bytes
-        for is replaced by them (`b""` cuts it out)."""
+    def _rewrite_events(
+        self, region: bytes, marker: bytes, rewrite: Callable[[Any], bytes | None], skip: bytes | None = None
+    ) -> bytes:
+        """Hand the JSON of each event that contains `marker` (and not `skip`: an event read already) to
+        `rewrite`; an event it returns bytes for is replaced by them (`b""` cuts it out)."""
         at = region.find(marker)
         while at >= 0:
             start, end = self.event_bounds(region, at)
+            if skip is not None and region.find(skip, start, end) >= 0:
+                at = region.find(marker, end)
+                continue
             replacement = rewrite(event_json(region[start:end]))
             if replacement is not None:
                 region = region[:start] + replacement + region[end:]

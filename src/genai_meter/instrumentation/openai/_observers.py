@@ -126,7 +126,7 @@ def finish_embedding(call: Call, response: Any, error: BaseException | None = No
         response_model=getattr(response, "model", None),
         error=error,
         provider_cost_usd=cost,
-        output_chars=0 if usage is None and error is None else None,  # embeddings have no output
+        output_chars=0,  # embeddings have no output
     )
 
 
@@ -178,6 +178,12 @@ class ChatStreamObserver(TextStreamObserver):
         self.service_tier: Any = None
         self.text_events = 0  # pieces of text streamed: the output estimate without usage
 
+    def received(self) -> bool:
+        return super().received() or self.text_events > 0
+
+    def estimate(self) -> Usage:
+        return stream_estimate(self.prompt_chars(), self.text_events)
+
     def observe(self, item: Any) -> bool:
         if self.response_id is None:
             self.response_id = item.id
@@ -210,8 +216,6 @@ class ChatStreamObserver(TextStreamObserver):
     def finish(self, error: BaseException | None) -> None:
         raw_usage = self.raw_usage
         usage, cost = with_reported_cost(openai_chat_usage(raw_usage), raw_usage)
-        if usage is None and (error is None or self.received() or self.text_events):
-            usage = stream_estimate(self.prompt_chars(), self.text_events)
         self.end_call(
             usage,
             error,

@@ -6,6 +6,7 @@ operation's request and response, and `_metering` runs the call the same way for
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +56,11 @@ class Operation:
     injects_usage: bool = False
     raw_events: bool = False  # Chat Completions-shaped streams: metered from their raw events
     text_keys: tuple[bytes, ...] = CHAT_TEXT_KEYS  # the stream fields whose text is output
+
+    @functools.cached_property
+    def on_error(self) -> Callable[[Call, BaseException], None]:
+        """Its `Metered.on_error`, made once: a response the SDK received before raising is finished."""
+        return finish_received(self.response_classes, self.finish)
 
 
 def _include_usage(kwargs: dict[str, Any]) -> bool:
@@ -143,11 +149,7 @@ def _begin(operation: Operation, instance: Any, kwargs: dict[str, Any], is_async
         else:
             operation.finish(call, parsed, None)
 
-    def finish_with(response: Any, error: BaseException) -> None:
-        operation.finish(call, response, error)
-
-    on_error = finish_received(operation.response_classes, finish_with)
-    return Metered(call, _with_include_usage(kwargs) if inject else kwargs, on_result, on_error)
+    return Metered(call, _with_include_usage(kwargs) if inject else kwargs, on_result, operation.on_error)
 
 
 def sync_wrapper(operation: Operation) -> Callable[..., Any]:
