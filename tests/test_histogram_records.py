@@ -1,0 +1,194 @@
+"""`HistogramRecorder`: what the OTel SDK exports is the same as through `Histogram.record`, with the
+values taken straight to their aggregations where the SDK's set-up allows, and the public record
+wherever it does not."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry.metrics._internal import _ProxyMeter
+from opentelemetry.sdk.metrics import AlwaysOnExemplarFilter, Histogram, MeterProvider
+from opentelemetry.sdk.metrics._internal import measurement as sdk_measurement
+from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
+from opentelemetry.sdk.metrics.view import View
+
+from genai_meter._faults import fault_counts, reset_faults
+from genai_meter._histogram_records import HistogramRecorder
+
+BOUNDARIES = [1, 4, 16, 64, 256, 1024, 4096, 16384]
+CHAT = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.provider.name": "openai",
+    "gen_ai.request.model": "gpt-4o-mini",
+    "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+    "server.address": "api.openai.com",
+    "gen_ai.token.type": "input",
+}
+CHAT_OUT = {**CHAT, "gen_ai.token.type": "output"}
+MESSAGES = {**CHAT, "gen_ai.provider.name": "anthropic", "gen_ai.request.model": "claude-sonnet-4-5"}
+FAILED = {**CHAT, "error.type": "RateLimitError"}
+VALUES: list[tuple[float, dict[str, str]]] = [
+    (1200, CHAT),
+    (300, CHAT_OUT),
+    (0, CHAT),
+    (5, MESSAGES),
+    (16384, CHAT_OUT),
+    (20000, MESSAGES),
+    (4, FAILED),
+    (1200, CHAT),
+]
+
+
+class _Side:
+    """A meter provider with a cumulative and a delta reader, and one histogram on it."""
+
+    def __init__(self, **provider_options: Any) -> None:
+        self.cumulative = InMemoryMetricReader()
+        self.delta = InMemoryMetricReader(preferred_temporality={Histogram: AggregationTemporality.DELTA})
+        self.provider = MeterProvider(metric_readers=[self.cumulative, self.delta], **provider_options)
+        self.histogram = self.provider.get_meter("test").create_histogram(
+            "gen_ai.client.token.usage", unit="{token}", explicit_bucket_boundaries_advisory=BOUNDARIES
+        )
+
+    def points(self) -> list[Any]:
+        """Each reader's data points, in a comparable form (start and end times left out)."""
+        return [_points(reader) for reader in (self.cumulative, self.delta)]
+
+
+def _points(reader: InMemoryMetricReader) -> list[tuple[Any, ...]]:
+    data = reader.get_metrics_data()
+    found = []
+    for resource_metrics in data.resource_metrics if data is not None else ():
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                for point in metric.data.data_points:
+                    fields = [metric.name, sorted((point.attributes or {}).items())]
+                    for name in ("count", "sum", "min", "max", "bucket_counts", "explicit_bounds", "value"):
+                        if hasattr(point, name):
+                            value = getattr(point, name)
+                            fields.append((name, tuple(value) if name.endswith("s") else value))
+                    found.append(tuple(fields))
+    return sorted(found, key=repr)
+
+
+@pytest.fixture(autouse=True)
+def _faults() -> Iterator[None]:
+    reset_faults()
+    yield
+    reset_faults()
+
+
+def _record_both(
+    values: list[tuple[float, dict[str, str]]], **provider_options: Any
+) -> tuple[_Side, _Side, HistogramRecorder]:
+    public, recorded = _Side(**provider_options), _Side(**provider_options)
+    for value, attributes in values:
+        public.histogram.record(value, attributes)
+    recorder = HistogramRecorder(recorded.histogram)
+    recorder.record(values)
+    return public, recorded, recorder
+
+
+def test_same_points_as_record_in_cumulative_and_delta_readers_over_two_collections() -> None:
+    public, recorded, recorder = _record_both(VALUES)
+    first = public.points()
+    assert recorded.points() == first
+    assert recorder.fast_records == len(VALUES)
+    cumulative = first[0]
+    by_attributes = {tuple(point[1]): point for point in cumulative}
+    chat_in = by_attributes[tuple(sorted(CHAT.items()))]
+    assert chat_in[2:6] == (("count", 3), ("sum", 2400), ("min", 0), ("max", 1200))
+    assert chat_in[6] == ("bucket_counts", (1, 0, 0, 0, 0, 0, 2, 0, 0))  # 0 in (-inf, 1], 1200 in (1024, 4096]
+    # a delta reader starts again after a collection (the SDK drops its aggregations); values
+    # recorded since land in new ones, made by the SDK's own code
+    more = [(7, CHAT), (9, MESSAGES)]
+    for value, attributes in more:
+        public.histogram.record(value, attributes)
+    recorder.record(more)
+    second = public.points()
+    assert recorded.points() == second
+    assert {point[3] for point in second[1]} == {("sum", 7), ("sum", 9)}
+    assert {point[2] for point in second[1]} == {("count", 1)}
+    assert recorder.fast_records == len(VALUES) + 2
+
+
+def test_attributes_are_not_cleaned_again_per_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    cleaned: list[object] = []
+    clean = sdk_measurement._clean_attribute_value  # type: ignore[attr-defined]
+
+    def counting_clean(*args: Any) -> Any:
+        cleaned.append(args[0])
+        return clean(*args)
+
+    monkeypatch.setattr(sdk_measurement, "_clean_attribute_value", counting_clean)
+    side = _Side()
+    HistogramRecorder(side.histogram).record(VALUES)
+    assert cleaned == []
+    side.histogram.record(1, CHAT)
+    assert cleaned == [CHAT]  # (the public record does clean them)
+
+
+def test_cardinality_overflow_is_the_sdks() -> None:
+    view = View(instrument_name="gen_ai.client.token.usage", aggregation_cardinality_limit=2)
+    values = [(float(n), {**CHAT, "gen_ai.request.model": f"model-{n}"}) for n in range(5)]
+    public, recorded, recorder = _record_both(values, views=[view])
+    points = public.points()
+    assert recorded.points() == points
+    assert recorder.fast_records == 5
+    assert [point[1] for point in points[0]][-1] == [("otel.metric.overflow", True)]
+    assert [point[2] for point in points[0]] == [("count", 1), ("count", 1), ("count", 3)]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"views": [View(instrument_name="gen_ai.client.token.usage", attribute_keys={"gen_ai.request.model"})]},
+        {"exemplar_filter": AlwaysOnExemplarFilter()},
+    ],
+    ids=["view keeping some keys", "always-on exemplars"],
+)
+def test_set_ups_it_does_not_know_take_the_public_record(options: dict[str, Any]) -> None:
+    public, recorded, recorder = _record_both(VALUES, **options)
+    assert recorder.fast_records == 0
+    points = public.points()
+    assert recorded.points() == points
+    assert len(points[0]) == (2 if "views" in options else 4)  # the view merges the attribute sets by model
+
+
+def test_values_the_sdk_refuses_are_refused_the_same_way() -> None:
+    values = [(-1, CHAT), (math.inf, CHAT), (math.nan, CHAT), (3, CHAT)]
+    public, recorded, recorder = _record_both(values)
+    assert recorded.points() == public.points()
+    assert [point[2:4] for point in public.points()[0]] == [(("count", 1), ("sum", 3))]
+    assert recorder.fast_records == 1
+
+
+def test_a_fault_inside_is_counted_and_the_rest_recorded_publicly(monkeypatch: pytest.MonkeyPatch) -> None:
+    side = _Side()
+    recorder = HistogramRecorder(side.histogram)
+    recorder.record([(1, CHAT)])
+    monkeypatch.setattr(HistogramRecorder, "_key", lambda self, attributes: 1 / 0)
+    recorder.record([(2, CHAT), (3, CHAT), (4, MESSAGES)])
+    assert fault_counts() == {"metrics.histogram": 1}
+    assert recorder.broken and recorder.fast_records == 1
+    cumulative = {tuple(point[1]): point[2:4] for point in side.points()[0]}
+    # the value that failed is lost; the ones after it are recorded through the public record
+    assert cumulative == {
+        tuple(sorted(CHAT.items())): (("count", 2), ("sum", 4)),
+        tuple(sorted(MESSAGES.items())): (("count", 1), ("sum", 4)),
+    }
+
+
+def test_the_apis_proxy_histogram_records_once_the_sdk_is_set() -> None:
+    proxy = _ProxyMeter("test")
+    histogram = proxy.create_histogram("gen_ai.client.token.usage", explicit_bucket_boundaries_advisory=BOUNDARIES)
+    recorder = HistogramRecorder(histogram)
+    recorder.record([(1, CHAT)])  # no SDK yet: nothing to record into
+    side = _Side()
+    proxy.on_set_meter_provider(side.provider)
+    recorder.record([(2, CHAT), (3, CHAT)])
+    assert recorder.fast_records == 2
+    assert [point[2:4] for point in side.points()[0]] == [(("count", 2), ("sum", 5))]
