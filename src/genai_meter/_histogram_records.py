@@ -6,9 +6,12 @@ attribute mapping is cleaned recursively into a new `Measurement` (~4 µs), copi
 recursively again (~7 µs) to find its aggregation, three times per call. genai-meter builds those
 mappings itself (str to str, one per model and endpoint, reused), so where the histogram is the
 SDK's own and its set-up is one whose behaviour this module knows, each mapping is hashed once (by
-the SDK's own `_hash_attributes`, so the key is the SDK's) and every value goes straight to the
-aggregation that key names, in every reader's view, under the view's lock, with the SDK's own
-`_get_or_create_aggregation` making a missing one (start time, cardinality limit, overflow).
+the SDK's own `_hash_attributes`, so the key is the SDK's) and each value goes straight to the
+aggregation that key names, in every reader's view, under the view's lock. Where a view has no
+aggregation for the key yet (the first value of a series, or the first after a delta collection
+dropped it), the value goes through that view's own `consume_measurement`, which makes it the SDK's
+way (start time, cardinality limit, overflow). This holds for the SDK's shapes seen so far (1.45.1
+keeps every aggregation; 1.45.2 drops them at delta collections, under the same lock).
 
 The public `record` is used instead, for all values, when anything differs: another SDK or an older
 one without these internals, a view that keeps only some attribute keys, an exemplar filter that
@@ -43,7 +46,7 @@ except ImportError:  # no OTel SDK, or one without these internals: the public r
 
 _EMPTY_CONTEXT = Context()
 _MAX_KEYS = 20_000  # attribute mappings whose hashed key is kept (per model, endpoint and error type)
-_VIEW_MATCH_PARTS = ("_lock", "_attributes_aggregation", "_get_or_create_aggregation", "_view")
+_VIEW_MATCH_PARTS = ("_lock", "_attributes_aggregation", "consume_measurement", "_view")
 
 
 class HistogramRecorder:
@@ -84,9 +87,10 @@ class HistogramRecorder:
                 for match in matches:
                     with match._lock:
                         aggregation = match._attributes_aggregation.get(key)
-                        if aggregation is None:
-                            aggregation = match._get_or_create_aggregation(key, dict(attributes))
-                        aggregation.aggregate(measurement, False)
+                        if aggregation is not None:
+                            aggregation.aggregate(measurement, False)
+                    if aggregation is None:  # a new series in this view: made by the SDK (takes the lock)
+                        match.consume_measurement(measurement, False)
             except Exception as fault:
                 record_fault("metrics.histogram", fault)
                 self.broken = True
