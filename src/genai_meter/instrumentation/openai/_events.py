@@ -60,7 +60,6 @@ class ChatEventMeter(ByteMeter):
         "finish_marker",
         "first_event",
         "injected",
-        "no_choices_marker",
         "prompt_chars",
         "text_events",
         "text_keys",
@@ -95,7 +94,6 @@ class ChatEventMeter(ByteMeter):
         self.text_events = 0
         self.text_keys = text_keys
         self.text_markers = _text_markers(text_keys, b":")
-        self.no_choices_marker = b'"choices":[]'
         self.finish_marker = b'"finish_reason":"'
         self.usage_null_marker = b',"usage":null'
         self.usage_marker = b'"usage":{'
@@ -108,7 +106,6 @@ class ChatEventMeter(ByteMeter):
         first = self.first_event = self.event_at(region, start)
         spaced = b'"object": ' in first or b'"id": ' in first
         self.text_markers = _text_markers(self.text_keys, b": " if spaced else b":")
-        self.no_choices_marker = b'"choices": []' if spaced else b'"choices":[]'
         self.finish_marker = b'"finish_reason": "' if spaced else b'"finish_reason":"'
         self.usage_null_marker = b', "usage": null' if spaced else b',"usage":null'
         self.usage_marker = b'"usage": {' if spaced else b'"usage":{'
@@ -118,10 +115,8 @@ class ChatEventMeter(ByteMeter):
         """Count and note what `region` shows; without the injected usage event and the
         `"usage": null` it adds elsewhere."""
         self.read_ahead = False  # a complete event arrived: whatever was awaited after a finish is here
-        if self.no_choices_marker in region:
-            region = self._rewrite_events(region, self.no_choices_marker, self._no_choices_event)
         if self.usage_marker in region:
-            region = self._rewrite_events(region, self.usage_marker, self._usage_beside_choices, self.no_choices_marker)
+            region = self._rewrite_events(region, self.usage_marker, self._usage_event)
         if self.injected:
             # With `include_usage` every chunk says `"usage": null`; without it (what the caller asked
             # for) the key is absent. Removed, so the caller's chunks are the same as uninstrumented.
@@ -161,17 +156,12 @@ class ChatEventMeter(ByteMeter):
         self.uncounted = []
         self.uncounted_bytes = 0
 
-    def _rewrite_events(
-        self, region: bytes, marker: bytes, rewrite: Callable[[Any], bytes | None], skip: bytes | None = None
-    ) -> bytes:
-        """Hand the JSON of each event that contains `marker` (and not `skip`: an event read already) to
-        `rewrite`; an event it returns bytes for is replaced by them (`b""` cuts it out)."""
+    def _rewrite_events(self, region: bytes, marker: bytes, rewrite: Callable[[Any], bytes | None]) -> bytes:
+        """Hand the JSON of each event that contains `marker` to `rewrite`; an event it returns bytes
+        for is replaced by them (`b""` cuts it out)."""
         at = region.find(marker)
         while at >= 0:
             start, end = self.event_bounds(region, at)
-            if skip is not None and region.find(skip, start, end) >= 0:
-                at = region.find(marker, end)
-                continue
             replacement = rewrite(event_json(region[start:end]))
             if replacement is not None:
                 region = region[:start] + replacement + region[end:]
@@ -179,20 +169,18 @@ class ChatEventMeter(ByteMeter):
             at = region.find(marker, end)
         return region
 
-    def _no_choices_event(self, payload: Any) -> bytes | None:
-        """An event with no choices: the usage event (cut out when injected), or another (Azure's
-        prompt filter results)."""
-        if isinstance(payload, dict) and payload.get("choices") == [] and isinstance(payload.get("usage"), dict):
-            self.usage_payload = payload
-            if self.injected:
-                return b""
-        return None
-
-    def _usage_beside_choices(self, payload: Any) -> bytes | None:
-        """Usage on an event that also has choices (or Groq's `x_groq.usage`); the last one wins. An
-        injected `usage` is taken out of the event, which is re-encoded without it."""
-        if not isinstance(payload, dict) or payload.get("choices") == []:  # `choices: []` events: above
+    def _usage_event(self, payload: Any) -> bytes | None:
+        """An event that shows a usage object: the usage event, with no choices (cut out when
+        injected), or usage on an event that also has choices (or Groq's `x_groq.usage`); the last
+        one wins. An injected `usage` beside choices is taken out of the event, which is re-encoded
+        without it. Other events with no choices (Azure's prompt filter results) are left alone."""
+        if not isinstance(payload, dict):
             return None
+        if payload.get("choices") == []:
+            if not isinstance(payload.get("usage"), dict):
+                return None
+            self.usage_payload = payload
+            return b"" if self.injected else None
         usage = payload.get("usage")
         groq = payload.get("x_groq")
         if not isinstance(usage, dict) and isinstance(groq, dict):
