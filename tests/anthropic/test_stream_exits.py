@@ -136,3 +136,13 @@ async def test_async_stream_helper_exception(telemetry: Telemetry, aclaude: anth
             async for _text in stream.text_stream:
                 1 / 0  # noqa: B018
     assert len(telemetry.spans()) == 1
+
+
+def test_a_finished_stream_leaves_no_hook_on_its_response(telemetry: Telemetry, claude: anthropic.Anthropic) -> None:
+    """genai-meter's hook on the HTTP response's `close` holds the response: it is removed when the
+    call ends, so it adds no reference cycle to what the SDK leaves for the garbage collector."""
+    stream = _stream(claude)
+    for _event in stream:
+        pass
+    assert "close" not in vars(stream.response)
+    assert (telemetry.only_span().attributes or {})[names.COST_USD] == pytest.approx(EXPECTED_COST, abs=1e-9)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import weakref
 from typing import Any
 
 import pytest
@@ -158,3 +159,50 @@ async def test_async_provider_drops_the_stream(telemetry: Telemetry, fake_provid
     attrs = telemetry.only_span().attributes or {}
     assert attrs[names.OUTCOME] == names.OUTCOME_ERROR
     assert attrs[names.ERROR_TYPE] == type(raised.value).__qualname__
+
+
+@pytest.fixture
+def no_gc() -> Any:
+    """The cyclic garbage collector paused: what is freed is freed by reference counting alone."""
+    gc.collect()
+    gc.disable()
+    yield
+    gc.enable()
+
+
+@pytest.mark.parametrize("exit_path", ["exhausted", "break-in-with", "close"])
+def test_a_finished_stream_leaves_its_response_in_no_reference_cycle(
+    telemetry: Telemetry, fake_provider: Any, no_gc: None, exit_path: str
+) -> None:
+    """genai-meter's hooks on the HTTP response (its `iter_bytes` and `close`) hold the response;
+    they are removed when the call ends, so a stream read to its end frees its response (its body
+    and all it holds) as soon as the app drops it, as uninstrumented, not at the next full GC pass.
+    (A stream left early keeps it in the SDK's own cycle, its suspended generator, either way.)"""
+    stream = _stream(fake_provider)
+    response = weakref.ref(stream.response)
+    if exit_path == "exhausted":
+        for _chunk in stream:
+            pass
+    elif exit_path == "break-in-with":
+        with stream:
+            for _chunk in stream:
+                break
+    else:
+        next(iter(stream))
+        stream.close()
+    assert not {"iter_bytes", "close"} & set(vars(stream.response))
+    del stream
+    if exit_path == "exhausted":
+        assert response() is None
+    assert telemetry.only_span().end_time is not None
+
+
+async def test_a_finished_async_stream_leaves_no_hook_on_its_response(
+    telemetry: Telemetry, fake_provider: Any
+) -> None:
+    async with async_client(fake_provider) as aclient:
+        stream = await _async_stream(aclient)
+        async for _chunk in stream:
+            pass
+        assert not {"aiter_bytes", "aclose"} & set(vars(stream.response))
+    assert (telemetry.only_span().attributes or {})[names.COST_USD] == pytest.approx(EXPECTED_COST, abs=1e-9)

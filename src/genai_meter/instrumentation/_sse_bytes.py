@@ -249,7 +249,7 @@ def meter_response_bytes(stream: Any, meter: ByteMeter, is_async: bool) -> bool:
         def async_chunks(*args: Any, **kwargs: Any) -> AsyncIterator[bytes]:
             return _async_chunks(original(*args, **kwargs), meter, end)
 
-        setattr(response, name, async_chunks)
+        end.hook(response, name, async_chunks)
         hook_close(response, "aclose", end, True)
     else:
 
@@ -258,7 +258,7 @@ def meter_response_bytes(stream: Any, meter: ByteMeter, is_async: bool) -> bool:
             end.generator = weakref.ref(generator)
             return generator
 
-        setattr(response, name, chunks)
+        end.hook(response, name, chunks)
         hook_close(response, "close", end, False)
     weakref.finalize(stream, end)
     return True

@@ -21,6 +21,8 @@ from .._call import Call
 from .._faults import record_fault
 from .._usage import Usage, estimate_tokens, estimated_usage
 
+_NOTHING = object()
+
 
 class StreamObserver:
     """Sees each streamed item; subclasses read usage, ids and text length for their provider."""
@@ -99,7 +101,7 @@ class StreamEnd:
     for sync ones the generator's own `gi_running` does, at no cost per item.
     """
 
-    __slots__ = ("generator", "observer", "reading")
+    __slots__ = ("generator", "hooks", "observer", "reading")
 
     def __init__(self, observer: StreamObserver) -> None:
         self.observer = observer
@@ -107,6 +109,29 @@ class StreamEnd:
         # A weak reference: `end` is kept by the stream's finalizer, and the generator (through the
         # SDK's own generator) keeps the stream; a strong one would keep the stream alive for ever.
         self.generator: weakref.ref[Any] | None = None
+        # (object, attribute, what was there before, genai-meter's replacement), undone at the end
+        self.hooks: list[tuple[Any, str, Any, Any]] = []
+
+    def hook(self, target: Any, name: str, replacement: Any) -> None:
+        """Set `target.name` (a method of the HTTP response) to `replacement` until the call ends.
+        The replacement calls the original bound method, which holds `target`: left in place, it
+        would keep the response (its body and all it holds) in a reference cycle, freed only by the
+        garbage collector's next full pass instead of when the app drops the stream."""
+        before = vars(target).get(name, _NOTHING)  # an instance attribute set by someone else first
+        setattr(target, name, replacement)
+        self.hooks.append((target, name, before, replacement))
+
+    def unhook(self) -> None:
+        hooks, self.hooks = self.hooks, []
+        for target, name, before, replacement in hooks:
+            try:
+                if vars(target).get(name) is replacement:  # (not replaced again since)
+                    if before is _NOTHING:
+                        delattr(target, name)
+                    else:
+                        setattr(target, name, before)
+            except Exception as fault:
+                record_fault("stream.unhook", fault)
 
     def on_close(self) -> None:
         generator = self.generator() if self.generator is not None else None
@@ -121,13 +146,14 @@ class StreamEnd:
 
     def __call__(self, error: BaseException | None = None) -> None:
         observer = self.observer
-        if observer.call.done:
-            return
-        try:
-            observer.finish(error)
-        except Exception as fault:
-            record_fault("stream.finish", fault)
-            observer.call.finish(usage=None, error=error)
+        if not observer.call.done:
+            try:
+                observer.finish(error)
+            except Exception as fault:
+                record_fault("stream.finish", fault)
+                observer.call.finish(usage=None, error=error)
+        if self.hooks:
+            self.unhook()
 
 
 def _metered_iterator(source: Iterator[Any], observer: StreamObserver, end: StreamEnd) -> Iterator[Any]:
@@ -222,8 +248,9 @@ def _observe_safely(observer: StreamObserver, item: Any) -> bool:
         return False
 
 
-def hook_close(target: Any, method: str, end: Any, is_async: bool) -> None:
-    """Call `end.on_close()` after `target.method()` (the HTTP response's close), sync or async."""
+def hook_close(target: Any, method: str, end: StreamEnd, is_async: bool) -> None:
+    """Call `end.on_close()` after `target.method()` (the HTTP response's close), sync or async,
+    until the call ends."""
     original: Callable[..., Any] | None = getattr(target, method, None)
     if original is None:
         return
@@ -235,7 +262,7 @@ def hook_close(target: Any, method: str, end: Any, is_async: bool) -> None:
             finally:
                 end.on_close()
 
-        setattr(target, method, async_closing)
+        end.hook(target, method, async_closing)
     else:
 
         def closing(*args: Any, **kwargs: Any) -> Any:
@@ -244,7 +271,7 @@ def hook_close(target: Any, method: str, end: Any, is_async: bool) -> None:
             finally:
                 end.on_close()
 
-        setattr(target, method, closing)
+        end.hook(target, method, closing)
 
 
 def meter_stream(stream: Any, observer: StreamObserver, *, iterator_attr: str = "_iterator") -> Any:
