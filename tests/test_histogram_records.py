@@ -197,3 +197,22 @@ def test_the_apis_proxy_histogram_records_once_the_sdk_is_set() -> None:
     recorder.record([(2, CHAT), (3, CHAT)])
     assert recorder.fast_records == 2
     assert [point[2:4] for point in side.points()[0]] == [(("count", 2), ("sum", 5))]
+
+
+def test_a_reader_added_later_gets_what_is_recorded_after_it() -> None:
+    public, recorded = _Side(), _Side()
+    recorder = HistogramRecorder(recorded.histogram)
+    for value, attributes in VALUES:
+        public.histogram.record(value, attributes)
+    recorder.record(VALUES)
+    late_public, late_recorded = InMemoryMetricReader(), InMemoryMetricReader()
+    public.provider.add_metric_reader(late_public)
+    recorded.provider.add_metric_reader(late_recorded)
+    more = [(7, CHAT), (9, MESSAGES)]
+    for value, attributes in more:
+        public.histogram.record(value, attributes)
+    recorder.record(more)
+    assert _points(late_recorded) == _points(late_public)
+    assert sorted(point[3] for point in _points(late_public)) == [("sum", 7), ("sum", 9)]
+    assert recorded.points() == public.points()
+    assert recorder.fast_records == len(VALUES) + 2

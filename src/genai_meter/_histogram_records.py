@@ -52,12 +52,15 @@ _VIEW_MATCH_PARTS = ("_lock", "_attributes_aggregation", "consume_measurement", 
 class HistogramRecorder:
     """Records (value, attributes) pairs into one histogram (see the module's docstring)."""
 
-    __slots__ = ("_histogram", "_keys", "broken", "fast_records")
+    __slots__ = ("_histogram", "_keys", "_matched", "broken", "fast_records")
 
     def __init__(self, histogram: Histogram) -> None:
         self._histogram = histogram
         # id(attributes) -> (attributes, the SDK's key for them); the mapping is held so its id stays its own
         self._keys: dict[int, tuple[Mapping[str, str], Any]] = {}
+        # (the consumer's reader storages, their view matches): the storages mapping is replaced, never
+        # changed, when a reader is added or removed, and a storage's matches never change once made
+        self._matched: tuple[object, list[Any]] = (None, [])
         self.broken = False  # a surprise in the SDK's internals: the public record from then on
         self.fast_records = 0  # values that went straight to their aggregations (for tests and benchmarks)
 
@@ -134,11 +137,14 @@ class HistogramRecorder:
             consumer = histogram._measurement_consumer
             if type(consumer) is not SynchronousMeasurementConsumer:
                 return None
+            storages = consumer._reader_storages
+            if storages is self._matched[0]:
+                return self._matched[1]
             if type(consumer._sdk_config.exemplar_filter) not in _QUIET_FILTERS:
                 return None
             matches = [
                 match
-                for storage in consumer._reader_storages.values()
+                for storage in storages.values()
                 for match in storage._get_or_init_view_instrument_match(histogram)
             ]
             for match in matches:
@@ -150,4 +156,5 @@ class HistogramRecorder:
             record_fault("metrics.histogram", fault)
             self.broken = True
             return None
+        self._matched = (storages, matches)
         return matches
