@@ -54,7 +54,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 import genai_meter
-from _callgrind import counted, instructions_per_call
+from _callgrind import counted, drain_at_collection, instructions_per_call
 from genai_meter._runtime import configure
 from genai_meter.fake_provider import FakeProvider
 
@@ -291,8 +291,10 @@ def _one_process(args: argparse.Namespace) -> dict[str, dict[str, float]]:
 
 def _counted_child(label: str, metered: bool, calls: int) -> None:
     """Inside valgrind: warm up, then switch callgrind's instrumentation on for `calls` calls."""
-    # Exports only when asked, so the export thread's timing does not change the count.
+    # Exports only when asked, so the export thread's timing does not change the count; the same
+    # for genai-meter's histogram records (see `drain_at_collection`).
     tracer_provider, meter_provider, reader = _global_providers(schedule_delay_millis=3_600_000)
+    drain_at_collection()
     [scenario] = [s for s in scenarios(record_bodies(), None) if s.label == label]
     if metered:
         scenario.instrumentor().instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)

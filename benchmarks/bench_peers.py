@@ -44,7 +44,7 @@ import venv
 from pathlib import Path
 from typing import Any
 
-from _callgrind import counted, instructions_per_call
+from _callgrind import counted, drain_at_collection, instructions_per_call
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -441,6 +441,7 @@ def count_contestant(name: str, workload: str, calls: int, warmup: int) -> None:
     from contestants import pipeline, switch_on
     from workloads import workloads
 
+    drain_at_collection()
     pipe = pipeline()
     factory, call = workloads(switch_on(name, pipe))[workload]
     client = factory()

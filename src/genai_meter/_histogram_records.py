@@ -7,7 +7,8 @@ recursively again (~7 µs) to find its aggregation, three times per call. genai-
 mappings itself (str to str, one per model and endpoint, reused), so where the histogram is the
 SDK's own and its set-up is one whose behaviour this module knows, each mapping is hashed once (by
 the SDK's own `_hash_attributes`, so the key is the SDK's) and each value goes straight to the
-aggregation that key names, in every reader's view, under the view's lock. Where a view has no
+aggregation that key names, in every reader's view (under the view's lock where the SDK takes it
+too: a view that drops its aggregations at delta collections). Where a view has no
 aggregation for the key yet (the first value of a series, or the first after a delta collection
 dropped it), the value goes through that view's own `consume_measurement`, which makes it the SDK's
 way (start time, cardinality limit, overflow). This holds for the SDK's shapes seen so far (1.45.1
@@ -60,7 +61,7 @@ class HistogramRecorder:
         self._keys: dict[int, tuple[Mapping[str, str], Any]] = {}
         # (the consumer's reader storages, their view matches): the storages mapping is replaced, never
         # changed, when a reader is added or removed, and a storage's matches never change once made
-        self._matched: tuple[object, list[Any]] = (None, [])
+        self._matched: tuple[object, list[tuple[Any, bool]]] = (None, [])
         self.broken = False  # a surprise in the SDK's internals: the public record from then on
         self.fast_records = 0  # values that went straight to their aggregations (for tests and benchmarks)
 
@@ -87,8 +88,13 @@ class HistogramRecorder:
                 fields["instrument"] = histogram
                 fields["context"] = _EMPTY_CONTEXT
                 fields["attributes"] = attributes
-                for match in matches:
-                    with match._lock:
+                for match, locked in matches:
+                    if locked:  # a delta view swaps its aggregations at collection, under its lock
+                        with match._lock:
+                            aggregation = match._attributes_aggregation.get(key)
+                            if aggregation is not None:
+                                aggregation.aggregate(measurement, False)
+                    else:  # (as the SDK itself does: a view that keeps its aggregations for good)
                         aggregation = match._attributes_aggregation.get(key)
                         if aggregation is not None:
                             aggregation.aggregate(measurement, False)
@@ -119,9 +125,10 @@ class HistogramRecorder:
         self._keys[id(attributes)] = (attributes, key)
         return key
 
-    def _view_matches(self) -> list[Any] | None:
-        """The SDK's view matches of the histogram in every reader, or None where the public record
-        must be used. Read again for each batch: readers and the meter's state may change."""
+    def _view_matches(self) -> list[tuple[Any, bool]] | None:
+        """The SDK's view matches of the histogram in every reader, each with whether it must be
+        locked to aggregate (it drops its aggregations at delta collections: SDK 1.45.2), or None
+        where the public record must be used. Checked for each batch: the meter's state may change."""
         if _SdkHistogram is None or self.broken:
             return None
         histogram: Any = self._histogram
@@ -143,11 +150,11 @@ class HistogramRecorder:
             if type(consumer._sdk_config.exemplar_filter) not in _QUIET_FILTERS:
                 return None
             matches = [
-                match
+                (match, bool(getattr(match, "_reset_on_collect", False)))
                 for storage in storages.values()
                 for match in storage._get_or_init_view_instrument_match(histogram)
             ]
-            for match in matches:
+            for match, _locked in matches:
                 if not all(hasattr(match, part) for part in _VIEW_MATCH_PARTS):
                     return None
                 if match._view._attribute_keys is not None:  # the view keeps only some keys
