@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from genai_meter import names
-from genai_meter._metrics import CallMetrics
+from genai_meter._histogram_records import HistogramRecorder
+from genai_meter._metrics import CallMetrics, _DeferredHistograms
 from genai_meter._usage import Usage
 
 
@@ -58,3 +61,30 @@ def test_a_forked_worker_drains_its_own_queue() -> None:
     os.close(write_end)
     os.waitpid(pid, 0)
     assert os.read(read_end, 16) == b"0", "the child's queue was drained by its own thread"
+
+
+def test_a_collection_waits_for_the_values_a_drain_in_progress_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A drain takes the whole queue, then records it: a collection that starts meanwhile must not
+    find the queue empty and export without those values (nor the exit's last collection lose
+    them with the daemon thread)."""
+    monkeypatch.setattr(_DeferredHistograms, "_INTERVAL_S", 3600.0)  # no timed drain in this test
+    metrics, reader = _metrics()
+    attrs = metrics.histogram_attributes("chat", "openai", "gpt-4o-mini", "gpt-4o-mini", "api.openai.com")
+    inside, release = threading.Event(), threading.Event()
+    record = HistogramRecorder.record
+
+    def slow_record(self: HistogramRecorder, values: Any) -> None:
+        if threading.current_thread() is worker:
+            inside.set()
+            release.wait(5)
+        record(self, values)
+
+    monkeypatch.setattr(HistogramRecorder, "record", slow_record)
+    worker = threading.Thread(target=metrics.histograms.drain)
+    for _ in range(3):
+        metrics.histograms.add(Usage(input_tokens=100, output_tokens=7), attrs, 0.25, None)
+    worker.start()
+    assert inside.wait(5)  # the worker holds all three calls' values
+    threading.Timer(0.3, release.set).start()
+    assert _token_sums(reader) == {"input": 300, "output": 21}
+    worker.join(5)

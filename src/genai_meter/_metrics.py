@@ -147,6 +147,9 @@ class _DeferredHistograms:
         self._error_attrs: dict[tuple[int, str], tuple[dict[str, str], dict[str, str]]] = {}
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        # One drain at a time: a drain takes the whole queue before recording it, and a collection
+        # (or `flush`) must not find the queue empty while the thread still holds those values.
+        self._draining = threading.Lock()
         # A forked worker (gunicorn, multiprocessing) has no copy of the thread: start its own.
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._forget_thread)
@@ -154,6 +157,7 @@ class _DeferredHistograms:
     def _forget_thread(self) -> None:
         self._thread = None
         self._lock = threading.Lock()
+        self._draining = threading.Lock()
 
     def add(
         self,
@@ -178,6 +182,10 @@ class _DeferredHistograms:
             self.drain()
 
     def drain(self) -> None:
+        with self._draining:
+            self._drain()
+
+    def _drain(self) -> None:
         pending = self._pending
         tokens: list[tuple[float, dict[str, str]]] = []
         durations: list[tuple[float, dict[str, str]]] = []
