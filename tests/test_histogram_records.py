@@ -171,7 +171,7 @@ def test_values_the_sdk_refuses_are_refused_the_same_way() -> None:
     assert recorder.fast_records == 1
 
 
-def test_a_fault_inside_is_counted_and_the_rest_recorded_publicly(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_fault_inside_is_counted_and_the_values_recorded_publicly(monkeypatch: pytest.MonkeyPatch) -> None:
     side = _Side()
     recorder = HistogramRecorder(side.histogram)
     recorder.record([(1, CHAT)])
@@ -180,9 +180,9 @@ def test_a_fault_inside_is_counted_and_the_rest_recorded_publicly(monkeypatch: p
     assert fault_counts() == {"metrics.histogram": 1}
     assert recorder.broken and recorder.fast_records == 1
     cumulative = {tuple(point[1]): point[2:4] for point in side.points()[0]}
-    # the value that failed is lost; the ones after it are recorded through the public record
+    # the value that failed before any view had it, and the ones after it, take the public record
     assert cumulative == {
-        tuple(sorted(CHAT.items())): (("count", 2), ("sum", 4)),
+        tuple(sorted(CHAT.items())): (("count", 3), ("sum", 6)),
         tuple(sorted(MESSAGES.items())): (("count", 1), ("sum", 4)),
     }
 

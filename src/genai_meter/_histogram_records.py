@@ -79,6 +79,7 @@ class HistogramRecorder:
             if not 0 <= value < math.inf:  # negative, infinite or NaN: the SDK's own warning, and no record
                 self._record_public(((value, attributes),))
                 continue
+            reached = False  # whether any view has the value yet (after a fault: is it lost, or in some?)
             try:
                 key = self._key(attributes)
                 measurement = new(_Measurement)
@@ -88,6 +89,7 @@ class HistogramRecorder:
                 fields["instrument"] = histogram
                 fields["context"] = _EMPTY_CONTEXT
                 fields["attributes"] = attributes
+                reached = True
                 for match, locked in matches:
                     if locked:  # a delta view swaps its aggregations at collection, under its lock
                         with match._lock:
@@ -103,7 +105,9 @@ class HistogramRecorder:
             except Exception as fault:
                 record_fault("metrics.histogram", fault)
                 self.broken = True
-                self._record_public(pending)  # the rest; the value that failed may be in some readers only
+                if not reached:  # failed before any view had it: the public record gives it to all
+                    self._record_public(((value, attributes),))
+                self._record_public(pending)  # the rest (a value that failed midway is in some views only)
                 return
             self.fast_records += 1
 

@@ -116,7 +116,7 @@ class StreamEnd:
         """Set `target.name` (a method of the HTTP response) to `replacement` until the call ends.
         The replacement calls the original bound method, which holds `target`: left in place, it
         would keep the response (its body and all it holds) in a reference cycle, freed only by the
-        garbage collector's next full pass instead of when the app drops the stream."""
+        cyclic garbage collector instead of when the app drops the stream."""
         before = vars(target).get(name, _NOTHING)  # an instance attribute set by someone else first
         setattr(target, name, replacement)
         self.hooks.append((target, name, before, replacement))
