@@ -213,22 +213,33 @@ def test_day_is_utc(sqlite_url: str, spool_path: Path) -> None:
         assert next(ledger.export())["day"] == "2025-12-31"
 
 
+def _projected_limits(
+    sqlite_url: str, scope: str, config: Path, text: str, capsys: pytest.CaptureFixture[str]
+) -> dict[str, float]:
+    """`genai-meter project --config` with `text` as the configuration file: each value's limit."""
+    config.write_text(text)
+    code, out, _ = run_cli(
+        ["project", "--ledger", sqlite_url, "--scope", scope, "--config", str(config), "-f", "json"], capsys
+    )
+    assert code == 0
+    return {row["value"]: row["limit_usd"] for row in json.loads(out)}
+
+
 def test_cli_project_reads_budget_limits_from_the_config(
     sqlite_url: str, spool_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _fill(sqlite_url, spool_path)
     config = tmp_path / "genai-meter.yaml"
-    config.write_text(
+    limits = _projected_limits(
+        sqlite_url,
+        "tenant",
+        config,
         "budgets:\n  policies:\n"
         "    - {name: each-tenant, scope: tenant, period: month, limit_usd: 7, mode: soft}\n"
         "    - {name: acme, scope: tenant, match: {tenant: acme}, period: month, limit_usd: 3, mode: hard}\n"
-        "    - {name: daily, scope: tenant, period: day, limit_usd: 1}\n"
+        "    - {name: daily, scope: tenant, period: day, limit_usd: 1}\n",
+        capsys,
     )
-    code, out, _ = run_cli(
-        ["project", "--ledger", sqlite_url, "--scope", "tenant", "--config", str(config), "-f", "json"], capsys
-    )
-    assert code == 0
-    limits = {row["value"]: row["limit_usd"] for row in json.loads(out)}
     assert limits["acme"] == 3.0, "the budget that names the tenant wins over the '*' one; daily ones are skipped"
     assert all(limit == 7.0 for value, limit in limits.items() if value != "acme")
     config.write_text("budgets:\n  policies:\n    - {name: x, scope: tenant, period: month, limit_usd: -1}\n")
@@ -338,16 +349,14 @@ def test_cli_project_compares_configured_users_as_the_ledger_holds_them(
     """With `pseudonymize_users_key`, the ledger holds pseudonyms; a budget names the user's own id."""
     pseudonym = Pseudonymizer("k-test")
     _fill_users(sqlite_url, spool_path, [pseudonym("alice"), pseudonym("bob")])
-    config = tmp_path / "genai-meter.yaml"
-    config.write_text(
+    limits = _projected_limits(
+        sqlite_url,
+        "user",
+        tmp_path / "genai-meter.yaml",
         "pseudonymize_users_key: k-test\nbudgets:\n  policies:\n"
         "    - {name: alice, scope: user, match: {user: alice}, period: month, limit_usd: 4, mode: hard}\n"
-        "    - {name: each-user, scope: user, period: month, limit_usd: 9, mode: soft}\n"
+        "    - {name: each-user, scope: user, period: month, limit_usd: 9, mode: soft}\n",
+        capsys,
     )
-    code, out, _ = run_cli(
-        ["project", "--ledger", sqlite_url, "--scope", "user", "--config", str(config), "-f", "json"], capsys
-    )
-    assert code == 0
-    limits = {row["value"]: row["limit_usd"] for row in json.loads(out)}
     assert limits[pseudonym("alice")] == 4.0, "the budget naming alice applies to her pseudonym"
     assert all(limit == 9.0 for value, limit in limits.items() if value != pseudonym("alice"))

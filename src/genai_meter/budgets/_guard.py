@@ -514,7 +514,6 @@ class BudgetGuard:
             _record_fault("budgets.close", error)
 
 
-
 def _record_fault(where: str, error: BaseException) -> None:
     from genai_meter._faults import record_fault
 

@@ -129,7 +129,7 @@ def finish_received(
 ) -> Callable[[Any, BaseException], None]:
     """A `Metered.on_error` for an SDK call that can raise after a whole response arrived (structured
     output it could not parse, an answer cut at the length limit): that response was billed, so the
-    call is finished with it (`finish(response, error)`), the SDK's error being the outcome. When
+    call is finished with it (`finish(call, response, error)`), the SDK's error being the outcome. When
     there is none, `_metering` ends the call with the error alone."""
 
     def on_error(call: Any, error: BaseException) -> None:
