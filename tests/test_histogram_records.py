@@ -13,6 +13,7 @@ import pytest
 from opentelemetry.metrics._internal import _ProxyMeter
 from opentelemetry.sdk.metrics import AlwaysOnExemplarFilter, Histogram, MeterProvider
 from opentelemetry.sdk.metrics._internal import measurement as sdk_measurement
+from opentelemetry.sdk.metrics._internal.aggregation import _ExplicitBucketHistogramAggregation
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
 from opentelemetry.sdk.metrics.view import View
 
@@ -105,15 +106,14 @@ def test_same_points_as_record_in_cumulative_and_delta_readers_over_two_collecti
     assert chat_in[6] == ("bucket_counts", (1, 0, 0, 0, 0, 0, 2, 0, 0))  # 0 in (-inf, 1], 1200 in (1024, 4096]
     # a delta reader starts again after a collection (the SDK drops its aggregations); values
     # recorded since land in new ones, made by the SDK's own code
-    more = [(7, CHAT), (9, MESSAGES)]
+    more = [(7, CHAT), (9, MESSAGES), (11, CHAT)]
     for value, attributes in more:
         public.histogram.record(value, attributes)
     recorder.record(more)
     second = public.points()
     assert recorded.points() == second
-    assert {point[3] for point in second[1]} == {("sum", 7), ("sum", 9)}
-    assert {point[2] for point in second[1]} == {("count", 1)}
-    assert recorder.fast_records == len(VALUES) + 2
+    assert sorted(point[2:4] for point in second[1]) == [(("count", 1), ("sum", 9)), (("count", 2), ("sum", 18))]
+    assert recorder.fast_records == len(VALUES) + 3
 
 
 def test_attributes_are_not_cleaned_again_per_value(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -145,6 +145,44 @@ def test_cardinality_overflow_is_the_sdks() -> None:
     assert recorder.fast_records == 5
     assert [point[1] for point in points[0]][-1] == [("otel.metric.overflow", True)]
     assert [point[2] for point in points[0]] == [("count", 1), ("count", 1), ("count", 3)]
+
+
+@pytest.mark.skipif(
+    "aggregation_cardinality_limit" not in inspect.signature(View).parameters,
+    reason="this OTel SDK has no cardinality limit (1.45.1 and older)",
+)
+def test_values_of_a_series_past_the_limit_each_go_to_the_overflow_series() -> None:
+    view = View(instrument_name="gen_ai.client.token.usage", aggregation_cardinality_limit=2)
+    late = {**CHAT, "gen_ai.request.model": "model-late"}
+    values = [(1.0, CHAT), (2.0, CHAT_OUT), (3.0, late), (4.0, CHAT), (5.0, late), (6.0, late)]
+    public, recorded, recorder = _record_both(values, views=[view])
+    points = public.points()
+    assert recorded.points() == points
+    overflow = [point for point in points[0] if point[1] == [("otel.metric.overflow", True)]]
+    assert [point[2:4] for point in overflow] == [(("count", 3), ("sum", 14.0))]  # the late model's three
+    assert recorder.fast_records == len(values)
+
+
+def test_the_sdks_aggregate_is_mirrored_and_any_other_is_called(monkeypatch: pytest.MonkeyPatch) -> None:
+    public, recorded, recorder = _record_both(VALUES)
+    assert recorder._mirrored is _ExplicitBucketHistogramAggregation.aggregate
+    expected = public.points()
+    assert recorded.points() == expected
+    # an aggregate whose code is not the one mirrored (a later SDK's, say) is called for each value
+    called: list[float] = []
+    sdk_aggregate = _ExplicitBucketHistogramAggregation.aggregate
+
+    def other_aggregate(self: Any, measurement: Any, should_sample_exemplar: bool = True) -> None:
+        called.append(measurement.value)
+        sdk_aggregate(self, measurement, should_sample_exemplar)
+
+    monkeypatch.setattr(_ExplicitBucketHistogramAggregation, "aggregate", other_aggregate)
+    other = _Side()
+    recorder = HistogramRecorder(other.histogram)
+    recorder.record(VALUES)
+    assert recorder._mirrored is None
+    assert sorted(called) == sorted(value for value, _ in VALUES * 2)  # once in each of the two readers
+    assert other.points() == expected
 
 
 @pytest.mark.parametrize(
