@@ -18,7 +18,6 @@ collected.
 from __future__ import annotations
 
 import json
-import re
 import sys
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -29,16 +28,20 @@ from ._streams import StreamEnd, StreamObserver, hook_close
 
 # The first line end of the body says the stream's style (SSE allows LF, CR LF or CR): its blank
 # line, which ends each event, is then found with one search per chunk.
-_LINE_END = re.compile(rb"\r\n|\r|\n")
-_SEPARATOR_AFTER = {b"\n": b"\n\n", b"\r\n": b"\r\n\r\n", b"\r": b"\r\r"}
+_SEPARATOR_AFTER_CR = {True: b"\r\n\r\n", False: b"\r\r"}  # (whether an LF follows the first CR)
 
 
 def _separator(data: bytes) -> bytes:
-    """The event separator that the body's first line end shows (empty while none is certain)."""
-    found = _LINE_END.search(data)
-    if found is None or (found.end() == len(data) and found.group() == b"\r"):
-        return b""  # no line end yet, or a CR that may be the first half of a CR LF
-    return _SEPARATOR_AFTER[found.group()]
+    """The event separator that the body's first line end shows (empty while none is certain).
+    Two C-level searches: a regular expression for the line end tests each byte up to it (~40 CPU
+    instructions a byte, ~12,000 for an OpenAI chunk)."""
+    newline = data.find(b"\n")
+    carriage = data.find(b"\r", 0, newline if newline >= 0 else len(data))
+    if carriage < 0:
+        return b"\n\n" if newline >= 0 else b""
+    if carriage + 1 == len(data):
+        return b""  # a CR that may be the first half of a CR LF
+    return _SEPARATOR_AFTER_CR[data[carriage + 1] == 0x0A]
 
 
 def event_json(event: bytes) -> Any:
@@ -48,9 +51,9 @@ def event_json(event: bytes) -> Any:
         body = event[start + 5 :]
     else:
         body = b"\n".join(line[5:] for line in event.splitlines() if line.startswith(b"data:"))
-    try:
-        return json.loads(body)
-    except ValueError:
+    try:  # (SSE is UTF-8: decoded here, `json.loads` need not detect the encoding of bytes)
+        return json.loads(body.decode())
+    except ValueError:  # (a UnicodeDecodeError too)
         return None
 
 
