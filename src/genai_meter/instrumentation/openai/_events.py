@@ -115,12 +115,14 @@ class ChatEventMeter(ByteMeter):
         """Count and note what `region` shows; without the injected usage event and the
         `"usage": null` it adds elsewhere."""
         self.read_ahead = False  # a complete event arrived: whatever was awaited after a finish is here
-        if self.usage_marker in region:
-            region = self._rewrite_events(region, self.usage_marker, self._usage_event)
+        at = region.find(self.usage_marker)
+        if at >= 0:
+            region = self._rewrite_events(region, self.usage_marker, self._usage_event, at)
         if self.injected:
             # With `include_usage` every chunk says `"usage": null`; without it (what the caller asked
-            # for) the key is absent. Removed, so the caller's chunks are the same as uninstrumented.
-            region = region.replace(self.usage_null_marker, b"")
+            # for) the key is absent. Removed, so the caller's chunks are the same as uninstrumented
+            # (split and joined: one search of the region, where `replace` makes two).
+            region = b"".join(region.split(self.usage_null_marker))
         finished = region.find(self.finish_marker)
         if finished >= 0:
             while finished >= 0:  # each finish event once (n > 1: one per choice)
@@ -156,10 +158,11 @@ class ChatEventMeter(ByteMeter):
         self.uncounted = []
         self.uncounted_bytes = 0
 
-    def _rewrite_events(self, region: bytes, marker: bytes, rewrite: Callable[[Any], bytes | None]) -> bytes:
-        """Hand the JSON of each event that contains `marker` to `rewrite`; an event it returns bytes
-        for is replaced by them (`b""` cuts it out)."""
-        at = region.find(marker)
+    def _rewrite_events(
+        self, region: bytes, marker: bytes, rewrite: Callable[[Any], bytes | None], at: int
+    ) -> bytes:
+        """Hand the JSON of each event that contains `marker` (the first at `at`) to `rewrite`; an
+        event it returns bytes for is replaced by them (`b""` cuts it out)."""
         while at >= 0:
             start, end = self.event_bounds(region, at)
             replacement = rewrite(event_json(region[start:end]))
