@@ -204,6 +204,16 @@ def test_cli_project(sqlite_url: str, spool_path: Path, capsys: pytest.CaptureFi
     assert code == 2 and "'lots' is not a number of USD" in err
 
 
+def test_cli_project_refuses_a_date_range(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A projection reads the month so far and the --window-days before today: a --since or --until
+    would change nothing, so it is refused by name instead of ignored."""
+    for option in ("--since", "--until"):
+        with pytest.raises(SystemExit) as refused:
+            run_cli(["project", "--ledger", sqlite_url, option, "7d"], capsys)
+        assert refused.value.code == 2
+        assert f"unrecognized arguments: {option} 7d" in capsys.readouterr().err
+
+
 def test_day_is_utc(sqlite_url: str, spool_path: Path) -> None:
     record = many(1)[0]
     record.time = DAY1 - 0.5  # 2025-12-31T23:59:59.5Z

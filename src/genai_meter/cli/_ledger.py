@@ -73,7 +73,7 @@ def register(subparsers: Any) -> None:
     proj = subparsers.add_parser(
         "project", help="month-end spend at the recent daily rate, and when each budget runs out"
     )
-    _common(proj)
+    _common(proj, dates=False)
     proj.add_argument("--scope", default="global", choices=("global", *DIMENSIONS))
     proj.add_argument(
         "--budget",
@@ -111,10 +111,13 @@ def register(subparsers: Any) -> None:
     rec.set_defaults(func=_guarded(_reconcile))
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, dates: bool = True) -> None:
+    """The ledger and the row filters; `dates`: the --since / --until range too (a projection has
+    its own: the month so far and the --window-days before today)."""
     parser.add_argument("--ledger", metavar="URL", help=f"ledger URL (default ${LEDGER_URL_ENV} or the user's file)")
-    parser.add_argument("--since", help="from (inclusive): YYYY-MM-DD, ISO date-time, today, yesterday, Nd")
-    parser.add_argument("--until", help="to (exclusive), same forms as --since")
+    if dates:
+        parser.add_argument("--since", help="from (inclusive): YYYY-MM-DD, ISO date-time, today, yesterday, Nd")
+        parser.add_argument("--until", help="to (exclusive), same forms as --since")
     for name in _FILTERS:
         parser.add_argument(
             f"--{name}",
