@@ -58,7 +58,7 @@ class _Attributing:
     def __init__(
         self, user: str | None, tenant: str | None, feature: str | None, metadata: Mapping[str, Any]
     ):
-        self._values = (user, tenant, feature, dict(metadata))
+        self._values = (_as_text(user), _as_text(tenant), _as_text(feature), dict(metadata))
 
     def _merged(self, outer: Attribution) -> Attribution:
         user, tenant, feature, metadata = self._values
@@ -192,6 +192,12 @@ def current_attribution(request_user: str | None = None) -> Attribution:
     if explicit.user is user and explicit.tenant is tenant and explicit.feature is feature:
         return explicit
     return Attribution(user=user, tenant=tenant, feature=feature, metadata=explicit.metadata)
+
+
+def _as_text(value: object) -> str | None:
+    """A value given to `attribute()`, as the text it names: `attribute(user=request.user.id)` with an
+    int id is the user "42" that budget policies, baggage, the ledger and Prometheus labels name."""
+    return value if value is None or type(value) is str else str(value)
 
 
 def _text(value: object) -> str | None:

@@ -63,6 +63,26 @@ def test_hard_budget_blocks_before_sending(telemetry: Telemetry, fake_provider: 
     genai_meter._runtime._threshold_callbacks.callbacks.clear()
 
 
+def test_a_numeric_user_id_is_the_user_its_text_names(telemetry: Telemetry, fake_provider: Any) -> None:
+    """`attribute(user=request.user.id)` with an int id: the call is the user "42" a budget policy
+    names (it was not matched, so the per-user cap never applied), on the span and in the metrics."""
+    policy = {"name": "cap", "scope": "user", "match": {"user": "42"}, "max_requests": 1, "mode": "hard"}
+    configure(**fake_provider_settings(fake_provider, budgets={"store": "memory", "policies": [policy]}))
+    sdk = client(fake_provider)
+    outcomes = []
+    for _ in range(2):
+        try:
+            with genai_meter.attribute(user=42, tenant=7, feature=3.5):  # type: ignore[arg-type]
+                sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, extra_headers=usage_headers())
+            outcomes.append("sent")
+        except genai_meter.BudgetExceeded as exceeded:
+            outcomes.append(f"blocked by {exceeded.budget} for {exceeded.scope_value!r}")
+    assert outcomes == ["sent", "blocked by cap for '42'"]
+    attributes = [span.attributes or {} for span in telemetry.spans()]
+    assert [(a[names.USER_ID], a[names.TENANT_ID], a[names.FEATURE]) for a in attributes] == [("42", "7", "3.5")] * 2
+    assert telemetry.total(names.REQUESTS.otel_name, outcome="ok", user="42", tenant="7", feature="3.5") == 1
+
+
 def test_every_call_is_one_ledger_row(telemetry: Telemetry, fake_provider: Any, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
     configure(**fake_provider_settings(fake_provider, ledger_url=url))
