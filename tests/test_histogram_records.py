@@ -4,6 +4,7 @@ wherever it does not."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from opentelemetry.sdk.metrics._internal.aggregation import _ExplicitBucketHisto
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
 from opentelemetry.sdk.metrics.view import View
 
+from genai_meter import _histogram_records as histogram_records
 from genai_meter._faults import fault_counts, reset_faults
 from genai_meter._histogram_records import HistogramRecorder
 
@@ -183,6 +185,51 @@ def test_the_sdks_aggregate_is_mirrored_and_any_other_is_called(monkeypatch: pyt
     assert recorder._mirrored is None
     assert sorted(called) == sorted(value for value, _ in VALUES * 2)  # once in each of the two readers
     assert other.points() == expected
+
+
+@pytest.mark.parametrize("wrapper", [False, True], ids=["another method", "a wrapper of the SDK's"])
+def test_an_aggregate_that_is_not_the_mirrored_one_is_read_once(monkeypatch: pytest.MonkeyPatch, wrapper: bool) -> None:
+    read: list[object] = []
+    digest = histogram_records._source_digest
+
+    def counting_digest(function: Any) -> str:
+        read.append(function)
+        return digest(function)
+
+    sdk_aggregate = _ExplicitBucketHistogramAggregation.aggregate
+
+    def other_aggregate(self: Any, measurement: Any, should_sample_exemplar: bool = True) -> None:
+        sdk_aggregate(self, measurement, should_sample_exemplar)
+
+    if wrapper:  # its source as `inspect` reads it (through __wrapped__) is the SDK's own
+        other_aggregate = functools.wraps(sdk_aggregate)(other_aggregate)
+    monkeypatch.setattr(histogram_records, "_source_digest", counting_digest)
+    monkeypatch.setattr(_ExplicitBucketHistogramAggregation, "aggregate", other_aggregate)
+    side = _Side()
+    recorder = HistogramRecorder(side.histogram)
+    recorder.record(VALUES)
+    recorder.record(VALUES)
+    assert recorder._mirrored is None
+    assert read == ([] if wrapper else [other_aggregate])  # once, whatever the number of records
+    assert sorted(point[2] for point in side.points()[0]) == [("count", n) for n in (2, 4, 4, 6)]
+
+
+def test_a_fault_in_the_first_view_leaves_no_value_unrecorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    side = _Side()
+    recorder = HistogramRecorder(side.histogram)
+
+    def failing_aggregate(*args: Any) -> None:
+        raise RuntimeError("surprise")
+
+    # the first value of the series is made by the SDK in the first view; adding the rest fails there
+    monkeypatch.setattr(HistogramRecorder, "_aggregate", failing_aggregate)
+    recorder.record([(1, CHAT), (2, CHAT), (3, CHAT)])
+    assert fault_counts() == {"metrics.histogram": 1} and recorder.broken
+    cumulative, delta = ({tuple(point[1]): point[2:4] for point in points} for points in side.points())
+    # the first view has all three (1 from the SDK's series, 2 and 3 from the public record); the
+    # second never had the 1 (it was added midway, in some views only), and has the rest
+    assert cumulative == {tuple(sorted(CHAT.items())): (("count", 3), ("sum", 6))}
+    assert delta == {tuple(sorted(CHAT.items())): (("count", 2), ("sum", 5))}
 
 
 @pytest.mark.parametrize(

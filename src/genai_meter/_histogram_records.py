@@ -6,19 +6,20 @@ attribute mapping is cleaned recursively into a new `Measurement` (~4 µs), copi
 recursively again (~7 µs) to find its aggregation, three times per call. genai-meter builds those
 mappings itself (str to str, one per model and endpoint, reused), so where the histogram is the
 SDK's own and its set-up is one whose behaviour this module knows, a batch's values are grouped by
-mapping, each mapping is hashed once (by the SDK's own `_hash_attributes`, so the key is the SDK's)
-and its values go straight to the aggregation that key names, in every reader's view (under the
+the SDK's key for their mapping (each mapping is hashed once, by the SDK's own `_hash_attributes`)
+and each group goes straight to the aggregation that key names, in every reader's view (under the
 view's lock where the SDK takes it too: a view that drops its aggregations at delta collections).
-There they are added as the SDK's explicit-bucket `aggregate` adds one value (bucket count, sum,
-min, max; no exemplar, as with `aggregate(measurement, False)`), all of a group under one hold of
-the aggregation's lock, with no `Measurement` made: ~50,000 instructions fewer per OpenAI call than a
-call to `aggregate` per value (`bench_overhead.py --instructions`). That method's code is checked to
-be the one mirrored here (unchanged from OTel SDK 1.30 to 1.45.2); any other is called per value.
-Where a view has no aggregation for the key yet (the first value of a series, or the first after a
-delta collection dropped it), the value goes through that view's own `consume_measurement`, which
-makes it the SDK's way (start time, cardinality limit, overflow), and the rest of the group follows
-it into the aggregation made. This holds for the SDK's shapes seen so far (1.45.1 keeps every
-aggregation; 1.45.2 drops them at delta collections, under the same lock).
+There its values are added as the SDK's explicit-bucket `aggregate` adds one value (bucket count,
+sum, min, max; no exemplar, as with `aggregate(measurement, False)`), all of them under one hold of
+the aggregation's lock, with no `Measurement` made: ~50,000 instructions fewer per OpenAI call than
+a call to `aggregate` per value (`bench_overhead.py --instructions`). That method is checked to be
+the one mirrored here (its source, unchanged from OTel SDK 1.30 to 1.45.2, and no wrapper around
+it); any other is called per value. The whole fast path needs `_hash_attributes`, so runs on
+OTel SDK 1.45.0 and later. Where a view has no aggregation for the key yet (the first value of a
+series, or the first after a delta collection dropped it), the value goes through that view's own
+`consume_measurement`, which makes it the SDK's way (start time, cardinality limit, overflow), and
+the rest of the group follows it into the aggregation made. This holds for the SDK's shapes seen so
+far (1.45.1 keeps every aggregation; 1.45.2 drops them at delta collections, under the same lock).
 
 The public `record` is used instead, for all values, when anything differs: another SDK or an older
 one without these internals, a view that keeps only some attribute keys, an exemplar filter that
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import itertools
 import math
 import re
 import time
@@ -60,6 +62,7 @@ _MAX_KEYS = 20_000  # attribute mappings whose hashed key is kept (per model, en
 # The sha256 of `_ExplicitBucketHistogramAggregation.aggregate`'s source without comments and
 # spacing (`_source_digest`), in the OTel SDK versions whose code `HistogramRecorder._aggregate` mirrors.
 _MIRRORED_AGGREGATE_DIGESTS = frozenset({"3bff7765aa1574ce506feb8543bdb2c0fdf8baaa6cad4de9103bb596b06b9809"})
+_mirrored_verdicts: dict[object, bool] = {}  # each aggregate method read by `_mirrors`: whether it is mirrored
 _COMMENT_OR_SPACE = re.compile(r"#[^\n]*|\s+")
 _VIEW_MATCH_PARTS = ("_lock", "_attributes_aggregation", "consume_measurement", "_view")
 
@@ -71,7 +74,7 @@ def _source_digest(function: Any) -> str:
 class HistogramRecorder:
     """Records (value, attributes) pairs into one histogram (see the module's docstring)."""
 
-    __slots__ = ("_histogram", "_keys", "_matched", "_mirrored", "broken", "fast_records")
+    __slots__ = ("_histogram", "_keys", "_matched", "_mirrored", "_taken", "broken", "fast_records")
 
     def __init__(self, histogram: Histogram) -> None:
         self._histogram = histogram
@@ -81,6 +84,7 @@ class HistogramRecorder:
         # changed, when a reader is added or removed, and a storage's matches never change once made
         self._matched: tuple[object, list[tuple[Any, bool]]] = (None, [])
         self._mirrored: object = None  # the SDK's aggregate method once `_mirrors` has checked it
+        self._taken = 0  # how many of its group the view `_into_view` works on has taken
         self.broken = False  # a surprise in the SDK's internals: the public record from then on
         self.fast_records = 0  # values that went straight to their aggregations (for tests and benchmarks)
 
@@ -90,63 +94,77 @@ class HistogramRecorder:
         if matches is None:
             self._record_public(values)
             return
-        # The values of one mapping (one model and endpoint) together, in their order: each group is
-        # keyed once and goes into each view's aggregation in one step.
-        groups: dict[int, tuple[Mapping[str, str], list[float]]] = {}
-        for value, attributes in values:
+        # The values of one attribute key (one model and endpoint), in their order: each group goes
+        # into each view's aggregation in one step.
+        groups: dict[Any, tuple[Mapping[str, str], list[float]]] = {}
+        rest = iter(values)
+        for value, attributes in rest:
             if not 0 <= value < math.inf:  # negative, infinite or NaN: the SDK's own warning, and no record
                 self._record_public(((value, attributes),))
                 continue
-            group = groups.get(id(attributes))  # (the group holds its mapping: ids stay unique meanwhile)
+            try:
+                key = self._key(attributes)
+            except Exception as fault:  # no view has any value yet: every one takes the public record
+                self._fail(fault)
+                grouped = ((held, mapping) for mapping, held_values in groups.values() for held in held_values)
+                self._record_public(itertools.chain(grouped, ((value, attributes),), rest))
+                return
+            group = groups.get(key)
             if group is None:
-                groups[id(attributes)] = (attributes, [value])
+                groups[key] = (attributes, [value])
             else:
                 group[1].append(value)
         now = time.time_ns()
-        pending = iter(groups.values())
-        for attributes, group_values in pending:
-            reached = False  # whether any view has the values yet (after a fault: are they lost, or in some?)
+        pending = iter(groups.items())
+        for key, (attributes, group_values) in pending:
+            first = True  # whether the view being given the group is the first
             try:
-                key = self._key(attributes)
-                reached = True
                 for match, locked in matches:
                     self._into_view(match, locked, key, attributes, group_values, now)
+                    first = False
             except Exception as fault:
-                record_fault("metrics.histogram", fault)
-                self.broken = True
-                if not reached:  # failed before any view had them: the public record gives them to all
-                    self._record_public((value, attributes) for value in group_values)
-                # the rest (values that failed midway are in some views only)
-                self._record_public((value, rest) for rest, rest_values in pending for value in rest_values)
+                self._fail(fault)
+                # Views take a group in their order: the values the first view had not taken are in
+                # none, and the public record gives them to all (those it had may be in some only).
+                missed = group_values[self._taken :] if first else []
+                self._record_public((value, attributes) for value in missed)
+                self._record_public((value, mapping) for _, (mapping, later) in pending for value in later)
                 return
             self.fast_records += len(group_values)
+
+    def _fail(self, fault: Exception) -> None:
+        record_fault("metrics.histogram", fault)
+        self.broken = True
 
     def _into_view(
         self, match: Any, locked: bool, key: Any, attributes: Mapping[str, str], values: list[float], now: int
     ) -> None:
-        """Aggregate `values` (one attribute key's) into one view. A series new to the view is made
-        by the view's own `consume_measurement` from the first value; the rest follow it."""
-        done = 0
+        """Aggregate `values` (one attribute key's) into one view; `_taken` says how many it has. A
+        series new to the view is made by the view's own `consume_measurement` from the first value;
+        the rest follow it."""
+        done = self._taken = 0
         while done < len(values):
             if locked:  # a delta view swaps its aggregations at collection, under its lock
                 with match._lock:
                     aggregation = match._attributes_aggregation.get(key)
                     if aggregation is not None:
                         self._aggregate(aggregation, values[done:] if done else values, attributes, now)
-                        return
             else:  # (as the SDK itself does: a view that keeps its aggregations for good)
                 aggregation = match._attributes_aggregation.get(key)
                 if aggregation is not None:
                     self._aggregate(aggregation, values[done:] if done else values, attributes, now)
-                    return
+            if aggregation is not None:
+                self._taken = len(values)
+                return
             # a new series in this view: made by the SDK (which takes the lock); or, past its
             # cardinality limit, the overflow series, which is not under `key`: each value that way
             match.consume_measurement(self._measurement(values[done], attributes, now), False)
-            done += 1
+            done = self._taken = done + 1
 
     def _aggregate(self, aggregation: Any, values: list[float], attributes: Mapping[str, str], now: int) -> None:
         """What the aggregation's own `aggregate(measurement, False)` does with each value, done for
-        all of them under one hold of its lock where its code is the one this mirrors."""
+        all of them under one hold of its lock where its code is the one this mirrors. All or
+        nothing: every field is read before any is changed."""
         method = type(aggregation).aggregate
         if method is not self._mirrored and not self._mirrors(method):
             for value in values:
@@ -155,24 +173,37 @@ class HistogramRecorder:
         with aggregation._lock:
             counts = aggregation._value
             if counts is None:
-                counts = aggregation._value = aggregation._get_empty_bucket_counts()
-            total = aggregation._sum
+                counts = aggregation._get_empty_bucket_counts()
             boundaries = aggregation._boundaries
+            total = aggregation._sum
             for value in values:
                 total += value
+            min_max = aggregation._record_min_max
+            if min_max:
+                low = min(aggregation._min, *values)
+                high = max(aggregation._max, *values)
+            for value in values:
                 counts[bisect_left(boundaries, value)] += 1
+            aggregation._value = counts
             aggregation._sum = total
-            if aggregation._record_min_max:
-                aggregation._min = min(aggregation._min, *values)
-                aggregation._max = max(aggregation._max, *values)
+            if min_max:
+                aggregation._min = low
+                aggregation._max = high
 
     def _mirrors(self, method: Any) -> bool:
-        """Whether `method` is the SDK's explicit-bucket `aggregate` whose code `_aggregate` mirrors
-        (its source, comments and spacing aside, is the one known); a new SDK's is called instead."""
-        try:
-            known = _source_digest(method) in _MIRRORED_AGGREGATE_DIGESTS
-        except Exception:  # no source to read (a frozen app): call it
-            known = False
+        """Whether `method` is the SDK's explicit-bucket `aggregate` whose code `_aggregate` mirrors:
+        its source, comments and spacing aside, is the one known, and it wraps nothing (a wrapper's
+        source as `inspect` reads it is the wrapped function's). Each method is read once."""
+        known = _mirrored_verdicts.get(method)
+        if known is None:
+            try:
+                known = getattr(method, "__wrapped__", None) is None and (
+                    _source_digest(method) in _MIRRORED_AGGREGATE_DIGESTS
+                )
+            except Exception:  # no source to read (a frozen app): call it
+                known = False
+            if len(_mirrored_verdicts) < 100:
+                _mirrored_verdicts[method] = known
         if known:
             self._mirrored = method
         return known
