@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -138,3 +139,15 @@ def test_decorated_async_generator_is_attributed(telemetry: Telemetry, fake_prov
     seen = asyncio.run(main())
     assert seen and set(seen) == {None}
     assert _attribution_of_spans(telemetry) == [("agen-user", "astream")]
+
+
+class _Feature(str, enum.Enum):  # the Python 3.10 way of string constants
+    SEARCH = "search"
+
+
+def test_values_that_are_not_plain_text_count_as_the_text_they_name() -> None:
+    with genai_meter.attribute(user=42, tenant=_Feature.SEARCH, feature=_Feature.SEARCH):
+        attribution = current_attribution()
+    # an int id is its digits; a str enum member is its value ("search", not "_Feature.SEARCH")
+    assert (attribution.user, attribution.tenant, attribution.feature) == ("42", "search", "search")
+    assert all(type(value) is str for value in (attribution.user, attribution.tenant, attribution.feature))

@@ -51,22 +51,24 @@ def flush(timeout: float = 5.0) -> bool:
 
 
 def budget_status(
-    *, user: str | None = None, tenant: str | None = None, feature: str | None = None
+    *, user: str | int | None = None, tenant: str | int | None = None, feature: str | int | None = None
 ) -> list[BudgetStatus]:
     """The budgets that apply to this user / tenant / feature, with spend, limit, level and an
     estimate of the uses left, for an app's own UI. Empty when no budget is configured.
 
     `user` is the app's own id, as given to `attribute()`: with `pseudonymize_users_key` set it is
     pseudonymised here, as every call's user is before the budgets see it."""
+    from ._attribution import as_text
     from ._runtime import get_runtime
 
     runtime = get_runtime()
     guard = runtime.guard
     if guard is None:
         return []
-    if user is not None and runtime.pseudonymize is not None:
-        user = runtime.pseudonymize(user)
-    return guard.status(user=user, tenant=tenant, feature=feature)
+    user_text = as_text(user)  # (as `attribute()` takes it: user 42 is "42")
+    if user_text is not None and runtime.pseudonymize is not None:
+        user_text = runtime.pseudonymize(user_text)
+    return guard.status(user=user_text, tenant=as_text(tenant), feature=as_text(feature))
 
 
 __all__ = [

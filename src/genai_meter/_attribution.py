@@ -56,9 +56,9 @@ class _Attributing:
     """Both a context manager and a decorator, so one name serves `with` and `@` uses."""
 
     def __init__(
-        self, user: str | None, tenant: str | None, feature: str | None, metadata: Mapping[str, Any]
+        self, user: str | int | None, tenant: str | int | None, feature: str | int | None, metadata: Mapping[str, Any]
     ):
-        self._values = (_as_text(user), _as_text(tenant), _as_text(feature), dict(metadata))
+        self._values = (as_text(user), as_text(tenant), as_text(feature), dict(metadata))
 
     def _merged(self, outer: Attribution) -> Attribution:
         user, tenant, feature, metadata = self._values
@@ -159,12 +159,13 @@ class _Attributing:
 
 
 def attribute(
-    user: str | None = None, tenant: str | None = None, feature: str | None = None, **metadata: Any
+    user: str | int | None = None, tenant: str | int | None = None, feature: str | int | None = None, **metadata: Any
 ) -> _Attributing:
     """Attribute the LLM calls made inside to a user, tenant and feature.
 
     Use as `with genai_meter.attribute(user="u1", feature="chat"):` or as a decorator. Inner blocks
-    override only the values they name. Extra keyword arguments become ledger metadata.
+    override only the values they name. Extra keyword arguments become ledger metadata. A value that
+    is not text counts as its text (`as_text`).
     """
     return _Attributing(user, tenant, feature, metadata)
 
@@ -194,10 +195,13 @@ def current_attribution(request_user: str | None = None) -> Attribution:
     return Attribution(user=user, tenant=tenant, feature=feature, metadata=explicit.metadata)
 
 
-def _as_text(value: object) -> str | None:
+def as_text(value: object) -> str | None:
     """A value given to `attribute()`, as the text it names: `attribute(user=request.user.id)` with an
-    int id is the user "42" that budget policies, baggage, the ledger and Prometheus labels name."""
-    return value if value is None or type(value) is str else str(value)
+    int id is the user "42" that budget policies, baggage, the ledger and Prometheus labels name; a
+    str subclass (a `str` enum member) is its str value, not its `str()` ("Feature.SEARCH")."""
+    if value is None or type(value) is str:
+        return value
+    return str.__str__(value) if isinstance(value, str) else str(value)
 
 
 def _text(value: object) -> str | None:

@@ -72,7 +72,7 @@ def test_a_numeric_user_id_is_the_user_its_text_names(telemetry: Telemetry, fake
     outcomes = []
     for _ in range(2):
         try:
-            with genai_meter.attribute(user=42, tenant=7, feature=3.5):  # type: ignore[arg-type]
+            with genai_meter.attribute(user=42, tenant=7, feature=3.5):
                 sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, extra_headers=usage_headers())
             outcomes.append("sent")
         except genai_meter.BudgetExceeded as exceeded:
@@ -81,6 +81,8 @@ def test_a_numeric_user_id_is_the_user_its_text_names(telemetry: Telemetry, fake
     attributes = [span.attributes or {} for span in telemetry.spans()]
     assert [(a[names.USER_ID], a[names.TENANT_ID], a[names.FEATURE]) for a in attributes] == [("42", "7", "3.5")] * 2
     assert telemetry.total(names.REQUESTS.otel_name, outcome="ok", user="42", tenant="7", feature="3.5") == 1
+    [status] = genai_meter.budget_status(user=42)
+    assert (status.budget, status.scope_value, status.requests) == ("cap", "42", 1)
 
 
 def test_every_call_is_one_ledger_row(telemetry: Telemetry, fake_provider: Any, tmp_path: Path) -> None:
