@@ -58,7 +58,13 @@ class _Attributing:
     def __init__(
         self, user: str | int | None, tenant: str | int | None, feature: str | int | None, metadata: Mapping[str, Any]
     ):
-        self._values = (as_text(user), as_text(tenant), as_text(feature), dict(metadata))
+        # (text, the usual case, without a call: a block per request is entered on the app's path)
+        self._values = (
+            user if user is None or type(user) is str else as_text(user),
+            tenant if tenant is None or type(tenant) is str else as_text(tenant),
+            feature if feature is None or type(feature) is str else as_text(feature),
+            dict(metadata),
+        )
 
     def _merged(self, outer: Attribution) -> Attribution:
         user, tenant, feature, metadata = self._values

@@ -6,7 +6,7 @@ attribute mapping is cleaned recursively into a new `Measurement` (~4 µs), copi
 recursively again (~7 µs) to find its aggregation, three times per call. genai-meter builds those
 mappings itself (str to str, one per model and endpoint, reused), so where the histogram is the
 SDK's own and its set-up is one whose behaviour this module knows, a batch's values are grouped by
-the SDK's key for their mapping (each mapping is hashed once, by the SDK's own `_hash_attributes`)
+mapping, each mapping is hashed once (by the SDK's own `_hash_attributes`, so the key is the SDK's)
 and each group goes straight to the aggregation that key names, in every reader's view (under the
 view's lock where the SDK takes it too: a view that drops its aggregations at delta collections).
 There its values are added as the SDK's explicit-bucket `aggregate` adds one value (bucket count,
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import itertools
 import math
 import re
 import time
@@ -94,31 +93,28 @@ class HistogramRecorder:
         if matches is None:
             self._record_public(values)
             return
-        # The values of one attribute key (one model and endpoint), in their order: each group goes
-        # into each view's aggregation in one step.
-        groups: dict[Any, tuple[Mapping[str, str], list[float]]] = {}
-        rest = iter(values)
-        for value, attributes in rest:
+        # The values of one attribute mapping (one model and endpoint), in their order: each group
+        # goes into each view's aggregation in one step. (Grouped by the mapping's identity, not its
+        # hashed key, which costs a hash of its items per value: two equal mappings, which
+        # genai-meter makes only past its caches' bounds, are added one after the other, and a float
+        # sum may then differ from the values' arrival order in its last bits.)
+        groups: dict[int, tuple[Mapping[str, str], list[float]]] = {}
+        for value, attributes in values:
             if not 0 <= value < math.inf:  # negative, infinite or NaN: the SDK's own warning, and no record
                 self._record_public(((value, attributes),))
                 continue
-            try:
-                key = self._key(attributes)
-            except Exception as fault:  # no view has any value yet: every one takes the public record
-                self._fail(fault)
-                grouped = ((held, mapping) for mapping, held_values in groups.values() for held in held_values)
-                self._record_public(itertools.chain(grouped, ((value, attributes),), rest))
-                return
-            group = groups.get(key)
+            group = groups.get(id(attributes))  # (the group holds its mapping: ids stay unique meanwhile)
             if group is None:
-                groups[key] = (attributes, [value])
+                groups[id(attributes)] = (attributes, [value])
             else:
                 group[1].append(value)
         now = time.time_ns()
-        pending = iter(groups.items())
-        for key, (attributes, group_values) in pending:
+        pending = iter(groups.values())
+        for attributes, group_values in pending:
             first = True  # whether the view being given the group is the first
+            self._taken = 0
             try:
+                key = self._key(attributes)
                 for match, locked in matches:
                     self._into_view(match, locked, key, attributes, group_values, now)
                     first = False
@@ -128,7 +124,7 @@ class HistogramRecorder:
                 # none, and the public record gives them to all (those it had may be in some only).
                 missed = group_values[self._taken :] if first else []
                 self._record_public((value, attributes) for value in missed)
-                self._record_public((value, mapping) for _, (mapping, later) in pending for value in later)
+                self._record_public((value, mapping) for mapping, later in pending for value in later)
                 return
             self.fast_records += len(group_values)
 
