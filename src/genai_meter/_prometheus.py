@@ -18,8 +18,8 @@ DEFAULT_PORT = 9464  # the OTel Prometheus exporter's own default
 def serve_metrics(port: int | None = None, host: str | None = None) -> tuple[Any, MeterProvider]:
     """Serve `/metrics` on host:port; returns (the HTTP server, the meter provider in use).
 
-    Without arguments, the configuration's `prometheus_port` (else 9464) and `prometheus_host`
-    (127.0.0.1 unless told otherwise)."""
+    Without arguments, the configuration's `prometheus_port` (else 9464; 0 is a free port, which
+    `server.server_port` tells) and `prometheus_host` (127.0.0.1 unless told otherwise)."""
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
     from prometheus_client import start_http_server
 
@@ -27,7 +27,8 @@ def serve_metrics(port: int | None = None, host: str | None = None) -> tuple[Any
 
     if port is None or host is None:
         config = get_runtime().config
-        port = port if port is not None else (config.prometheus_port or DEFAULT_PORT)
+        if port is None:  # (a configured 0 is a free port the system picks, as for the argument)
+            port = config.prometheus_port if config.prometheus_port is not None else DEFAULT_PORT
         host = host if host is not None else config.prometheus_host
 
     provider = metrics.get_meter_provider()

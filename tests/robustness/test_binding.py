@@ -59,3 +59,22 @@ def test_serve_metrics_takes_its_address_from_the_configuration(tmp_path: Any) -
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == ["127.0.0.1", port]
+
+
+def test_a_configured_port_0_is_a_free_port_the_system_picks() -> None:
+    code = (
+        "import json, genai_meter\n"
+        "server, _provider = genai_meter.serve_metrics()\n"
+        "print(json.dumps(list(server.server_address[:2])))\n"
+        "server.shutdown()\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])),
+        "GENAI_METER_PROMETHEUS_PORT": "0",
+        "GENAI_METER_LEDGER_URL": "off",
+    }
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    host, port = json.loads(done.stdout.strip().splitlines()[-1])
+    assert host == "127.0.0.1" and port not in (0, 9464)  # (0 was taken for "unset": the default 9464)
