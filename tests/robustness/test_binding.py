@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from genai_meter.fake_provider import FakeProvider
@@ -42,8 +41,8 @@ def test_serve_metrics_binds_loopback() -> None:
     assert port > 0
 
 
-def test_serve_metrics_takes_its_address_from_the_configuration(tmp_path: Any) -> None:
-    port = free_port()
+def _configured_metrics_address(port: str) -> tuple[str, int]:
+    """Where `serve_metrics()` serves with `GENAI_METER_PROMETHEUS_PORT=port` (in a subprocess)."""
     code = (
         "import json, genai_meter\n"
         "server, _provider = genai_meter.serve_metrics()\n"
@@ -53,28 +52,20 @@ def test_serve_metrics_takes_its_address_from_the_configuration(tmp_path: Any) -
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])),
-        "GENAI_METER_PROMETHEUS_PORT": str(port),
+        "GENAI_METER_PROMETHEUS_PORT": port,
         "GENAI_METER_LEDGER_URL": "off",
     }
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["127.0.0.1", port]
+    host, served = json.loads(done.stdout.strip().splitlines()[-1])
+    return host, served
+
+
+def test_serve_metrics_takes_its_address_from_the_configuration() -> None:
+    port = free_port()
+    assert _configured_metrics_address(str(port)) == ("127.0.0.1", port)
 
 
 def test_a_configured_port_0_is_a_free_port_the_system_picks() -> None:
-    code = (
-        "import json, genai_meter\n"
-        "server, _provider = genai_meter.serve_metrics()\n"
-        "print(json.dumps(list(server.server_address[:2])))\n"
-        "server.shutdown()\n"
-    )
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])),
-        "GENAI_METER_PROMETHEUS_PORT": "0",
-        "GENAI_METER_LEDGER_URL": "off",
-    }
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
-    assert done.returncode == 0, done.stderr
-    host, port = json.loads(done.stdout.strip().splitlines()[-1])
+    host, port = _configured_metrics_address("0")
     assert host == "127.0.0.1" and port not in (0, 9464)  # (0 was taken for "unset": the default 9464)
