@@ -145,9 +145,14 @@ class _Feature(str, enum.Enum):  # the Python 3.10 way of string constants
     SEARCH = "search"
 
 
+class _Tier(int, enum.Enum):  # (its str() is "_Tier.GOLD" on every Python, an IntEnum's on 3.10)
+    GOLD = 7
+
+
 def test_values_that_are_not_plain_text_count_as_the_text_they_name() -> None:
-    with genai_meter.attribute(user=42, tenant=_Feature.SEARCH, feature=_Feature.SEARCH):
+    with genai_meter.attribute(user=42, tenant=_Tier.GOLD, feature=_Feature.SEARCH):
         attribution = current_attribution()
-    # an int id is its digits; a str enum member is its value ("search", not "_Feature.SEARCH")
-    assert (attribution.user, attribution.tenant, attribution.feature) == ("42", "search", "search")
+    # an int id is its digits; an enum member its value ("search", not "_Feature.SEARCH"; "7", not
+    # "_Tier.GOLD")
+    assert (attribution.user, attribution.tenant, attribution.feature) == ("42", "7", "search")
     assert all(type(value) is str for value in (attribution.user, attribution.tenant, attribution.feature))

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import wrapt
 from opentelemetry.metrics._internal import _ProxyMeter
 from opentelemetry.sdk.metrics import AlwaysOnExemplarFilter, Histogram, MeterProvider
 from opentelemetry.sdk.metrics._internal import measurement as sdk_measurement
@@ -230,6 +231,53 @@ def test_a_fault_in_the_first_view_leaves_no_value_unrecorded(monkeypatch: pytes
     # second never had the 1 (it was added midway, in some views only), and has the rest
     assert cumulative == {tuple(sorted(CHAT.items())): (("count", 3), ("sum", 6))}
     assert delta == {tuple(sorted(CHAT.items())): (("count", 2), ("sum", 5))}
+
+
+def test_an_aggregate_failing_midway_records_no_value_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    sdk_aggregate = _ExplicitBucketHistogramAggregation.aggregate
+
+    def failing_on_30(self: Any, measurement: Any, should_sample_exemplar: bool = True) -> None:
+        if measurement.value == 30:
+            raise RuntimeError("surprise")
+        sdk_aggregate(self, measurement, should_sample_exemplar)
+
+    side = _Side()
+    recorder = HistogramRecorder(side.histogram)
+    recorder.record([(1, CHAT)])  # the series exists in both views
+    monkeypatch.setattr(_ExplicitBucketHistogramAggregation, "aggregate", failing_on_30)
+    recorder.record([(10, CHAT), (20, CHAT), (30, CHAT), (40, CHAT)])
+    assert fault_counts() == {"metrics.histogram": 2}  # (the 30 fails the public record too)
+    cumulative = {tuple(point[1]): point[2:4] for point in side.points()[0]}
+    # 10 and 20 were in the first view when the 30 failed: only the 30 and 40 took the public record
+    assert cumulative == {tuple(sorted(CHAT.items())): (("count", 4), ("sum", 71))}
+
+
+def test_a_wrapt_wrapper_of_the_mirrored_aggregate_is_called(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another instrumentation's `wrapt` wrapper (which compares equal to the function it wraps) is
+    not taken for the SDK's method, even once that method was read and held."""
+    sdk_aggregate = _ExplicitBucketHistogramAggregation.aggregate
+    called: list[float] = []
+
+    def counting(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        called.append(args[0].value)
+        return wrapped(*args, **kwargs)
+
+    HistogramRecorder(_Side().histogram).record(VALUES)  # the SDK's own method, read and held first
+    wrapper = wrapt.FunctionWrapper(sdk_aggregate, counting)
+    monkeypatch.setattr(_ExplicitBucketHistogramAggregation, "aggregate", wrapper)
+    side = _Side()
+    recorder = HistogramRecorder(side.histogram)
+    recorder.record(VALUES)
+    assert recorder._mirrored is None
+    assert sorted(called) == sorted(value for value, _ in VALUES * 2)
+
+
+def test_a_value_that_is_not_a_number_takes_the_public_record() -> None:
+    side = _Side()
+    recorder = HistogramRecorder(side.histogram)
+    recorder.record([(None, CHAT), (2, CHAT)])  # type: ignore[list-item]
+    assert recorder.fast_records == 1
+    assert [point[2:4] for point in side.points()[0]] == [(("count", 1), ("sum", 2))]
 
 
 @pytest.mark.parametrize(

@@ -203,11 +203,18 @@ def current_attribution(request_user: str | None = None) -> Attribution:
 
 def as_text(value: object) -> str | None:
     """A value given to `attribute()`, as the text it names: `attribute(user=request.user.id)` with an
-    int id is the user "42" that budget policies, baggage, the ledger and Prometheus labels name; a
-    str subclass (a `str` enum member) is its str value, not its `str()` ("Feature.SEARCH")."""
+    int id is the user "42" that budget policies, baggage, the ledger and Prometheus labels name. An
+    enum member built on str, int or float is its value ("search", "7"), not its `str()`
+    ("Feature.SEARCH", which Python 3.10 gives an `IntEnum` too); a bool is "True" or "False"."""
     if value is None or type(value) is str:
         return value
-    return str.__str__(value) if isinstance(value, str) else str(value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        return float.__repr__(value)
+    return str(value)
 
 
 def _text(value: object) -> str | None:

@@ -57,11 +57,13 @@ except ImportError:  # no OTel SDK, or one without these internals: the public r
     _SdkHistogram = None  # type: ignore[assignment,misc]
 
 _EMPTY_CONTEXT = Context()
+_NUMBERS = (int, float)
 _MAX_KEYS = 20_000  # attribute mappings whose hashed key is kept (per model, endpoint and error type)
 # The sha256 of `_ExplicitBucketHistogramAggregation.aggregate`'s source without comments and
 # spacing (`_source_digest`), in the OTel SDK versions whose code `HistogramRecorder._aggregate` mirrors.
 _MIRRORED_AGGREGATE_DIGESTS = frozenset({"3bff7765aa1574ce506feb8543bdb2c0fdf8baaa6cad4de9103bb596b06b9809"})
-_mirrored_verdicts: dict[object, bool] = {}  # each aggregate method read by `_mirrors`: whether it is mirrored
+# id of each aggregate function `_mirrors` has read -> (that function, whether it is the mirrored one)
+_mirrored_verdicts: dict[int, tuple[object, bool]] = {}
 _COMMENT_OR_SPACE = re.compile(r"#[^\n]*|\s+")
 _VIEW_MATCH_PARTS = ("_lock", "_attributes_aggregation", "consume_measurement", "_view")
 
@@ -100,7 +102,8 @@ class HistogramRecorder:
         # sum may then differ from the values' arrival order in its last bits.)
         groups: dict[int, tuple[Mapping[str, str], list[float]]] = {}
         for value, attributes in values:
-            if not 0 <= value < math.inf:  # negative, infinite or NaN: the SDK's own warning, and no record
+            if type(value) not in _NUMBERS or not 0 <= value < math.inf:
+                # negative, infinite, NaN or not a number: the SDK's own warning, and no record
                 self._record_public(((value, attributes),))
                 continue
             group = groups.get(id(attributes))  # (the group holds its mapping: ids stay unique meanwhile)
@@ -144,11 +147,11 @@ class HistogramRecorder:
                 with match._lock:
                     aggregation = match._attributes_aggregation.get(key)
                     if aggregation is not None:
-                        self._aggregate(aggregation, values[done:] if done else values, attributes, now)
+                        self._aggregate(aggregation, values[done:] if done else values, attributes, now, done)
             else:  # (as the SDK itself does: a view that keeps its aggregations for good)
                 aggregation = match._attributes_aggregation.get(key)
                 if aggregation is not None:
-                    self._aggregate(aggregation, values[done:] if done else values, attributes, now)
+                    self._aggregate(aggregation, values[done:] if done else values, attributes, now, done)
             if aggregation is not None:
                 self._taken = len(values)
                 return
@@ -157,20 +160,25 @@ class HistogramRecorder:
             match.consume_measurement(self._measurement(values[done], attributes, now), False)
             done = self._taken = done + 1
 
-    def _aggregate(self, aggregation: Any, values: list[float], attributes: Mapping[str, str], now: int) -> None:
+    def _aggregate(
+        self, aggregation: Any, values: list[float], attributes: Mapping[str, str], now: int, done: int
+    ) -> None:
         """What the aggregation's own `aggregate(measurement, False)` does with each value, done for
-        all of them under one hold of its lock where its code is the one this mirrors. All or
-        nothing: every field is read before any is changed."""
+        all of them under one hold of its lock where its code is the one this mirrors: every field
+        read and every result worked out before any is changed. `done`: how many values of the
+        group the view had before these (`_taken` counts on from there)."""
         method = type(aggregation).aggregate
         if method is not self._mirrored and not self._mirrors(method):
             for value in values:
                 aggregation.aggregate(self._measurement(value, attributes, now), False)
+                done = self._taken = done + 1
             return
         with aggregation._lock:
             counts = aggregation._value
             if counts is None:
                 counts = aggregation._get_empty_bucket_counts()
             boundaries = aggregation._boundaries
+            buckets = [bisect_left(boundaries, value) for value in values]
             total = aggregation._sum
             for value in values:
                 total += value
@@ -178,8 +186,8 @@ class HistogramRecorder:
             if min_max:
                 low = min(aggregation._min, *values)
                 high = max(aggregation._max, *values)
-            for value in values:
-                counts[bisect_left(boundaries, value)] += 1
+            for bucket in buckets:
+                counts[bucket] += 1
             aggregation._value = counts
             aggregation._sum = total
             if min_max:
@@ -188,18 +196,21 @@ class HistogramRecorder:
 
     def _mirrors(self, method: Any) -> bool:
         """Whether `method` is the SDK's explicit-bucket `aggregate` whose code `_aggregate` mirrors:
-        its source, comments and spacing aside, is the one known, and it wraps nothing (a wrapper's
-        source as `inspect` reads it is the wrapped function's). Each method is read once."""
-        known = _mirrored_verdicts.get(method)
-        if known is None:
+        it wraps nothing (a wrapper's source as `inspect` reads it is the wrapped function's, and a
+        `wrapt` proxy compares equal to it) and its source, comments and spacing aside, is the one
+        known. Each function is read once (held by identity)."""
+        if getattr(method, "__wrapped__", None) is not None:
+            return False
+        held = _mirrored_verdicts.get(id(method))
+        if held is not None and held[0] is method:
+            known = held[1]
+        else:
             try:
-                known = getattr(method, "__wrapped__", None) is None and (
-                    _source_digest(method) in _MIRRORED_AGGREGATE_DIGESTS
-                )
+                known = _source_digest(method) in _MIRRORED_AGGREGATE_DIGESTS
             except Exception:  # no source to read (a frozen app): call it
                 known = False
             if len(_mirrored_verdicts) < 100:
-                _mirrored_verdicts[method] = known
+                _mirrored_verdicts[id(method)] = (method, known)
         if known:
             self._mirrored = method
         return known

@@ -18,7 +18,7 @@ from typing import Any
 from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 
 from . import names
-from ._faults import fault_counts
+from ._faults import fault_counts, record_fault
 from ._histogram_records import HistogramRecorder
 from ._usage import Usage
 
@@ -179,7 +179,10 @@ class _DeferredHistograms:
     def _run(self) -> None:
         while True:
             time.sleep(self._INTERVAL_S)
-            self.drain()
+            try:
+                self.drain()
+            except Exception as fault:  # (the thread must outlive a fault: later records need it)
+                record_fault("metrics.histogram", fault)
 
     def drain(self) -> None:
         with self._draining:

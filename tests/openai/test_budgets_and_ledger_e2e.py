@@ -72,15 +72,15 @@ def test_a_numeric_user_id_is_the_user_its_text_names(telemetry: Telemetry, fake
     outcomes = []
     for _ in range(2):
         try:
-            with genai_meter.attribute(user=42, tenant=7, feature=3.5):
+            with genai_meter.attribute(user=42, tenant=7, feature=3):
                 sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, extra_headers=usage_headers())
             outcomes.append("sent")
         except genai_meter.BudgetExceeded as exceeded:
             outcomes.append(f"blocked by {exceeded.budget} for {exceeded.scope_value!r}")
     assert outcomes == ["sent", "blocked by cap for '42'"]
     attributes = [span.attributes or {} for span in telemetry.spans()]
-    assert [(a[names.USER_ID], a[names.TENANT_ID], a[names.FEATURE]) for a in attributes] == [("42", "7", "3.5")] * 2
-    assert telemetry.total(names.REQUESTS.otel_name, outcome="ok", user="42", tenant="7", feature="3.5") == 1
+    assert [(a[names.USER_ID], a[names.TENANT_ID], a[names.FEATURE]) for a in attributes] == [("42", "7", "3")] * 2
+    assert telemetry.total(names.REQUESTS.otel_name, outcome="ok", user="42", tenant="7", feature="3") == 1
     [status] = genai_meter.budget_status(user=42)
     assert (status.budget, status.scope_value, status.requests) == ("cap", "42", 1)
 
