@@ -158,9 +158,7 @@ class ChatEventMeter(ByteMeter):
         self.uncounted = []
         self.uncounted_bytes = 0
 
-    def _rewrite_events(
-        self, region: bytes, marker: bytes, rewrite: Callable[[Any], bytes | None], at: int
-    ) -> bytes:
+    def _rewrite_events(self, region: bytes, marker: bytes, rewrite: Callable[[Any], bytes | None], at: int) -> bytes:
         """Hand the JSON of each event that contains `marker` (the first at `at`) to `rewrite`; an
         event it returns bytes for is replaced by them (`b""` cuts it out)."""
         while at >= 0:
