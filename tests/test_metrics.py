@@ -88,3 +88,35 @@ def test_a_collection_waits_for_the_values_a_drain_in_progress_holds(monkeypatch
     threading.Timer(0.3, release.set).start()
     assert _token_sums(reader) == {"input": 300, "output": 21}
     worker.join(5)
+
+
+def test_the_drain_thread_outlives_a_fault(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fault in one timed drain is counted; the thread goes on and drains what comes later."""
+    from genai_meter._faults import fault_counts, reset_faults
+
+    reset_faults()
+    monkeypatch.setattr(_DeferredHistograms, "_INTERVAL_S", 0.02)
+    metrics, reader = _metrics()
+    attrs = metrics.histogram_attributes("chat", "openai", "gpt-4o-mini", "gpt-4o-mini", "api.openai.com")
+    drain = _DeferredHistograms._drain
+    failed = threading.Event()
+
+    def failing_once(self: _DeferredHistograms) -> None:
+        if not failed.is_set():
+            failed.set()
+            raise RuntimeError("surprise")
+        drain(self)
+
+    monkeypatch.setattr(_DeferredHistograms, "_drain", failing_once)
+    metrics.histograms.add(Usage(input_tokens=100, output_tokens=7), attrs, 0.25, None)  # starts the thread
+    assert failed.wait(5)
+    thread = metrics.histograms._thread
+    metrics.histograms.add(Usage(input_tokens=1, output_tokens=2), attrs, 0.25, None)
+    deadline = time.monotonic() + 5
+    while metrics.histograms._pending and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert thread is not None and thread.is_alive()
+    assert not metrics.histograms._pending, "a later timed drain took the queue"
+    assert fault_counts() == {"metrics.histogram": 1}
+    assert _token_sums(reader) == {"input": 101, "output": 9}
+    reset_faults()
