@@ -44,6 +44,7 @@ from opentelemetry.context import Context
 from opentelemetry.metrics import Histogram
 
 from ._faults import record_fault
+from ._identity_cache import IdentityCache
 
 try:
     from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, TraceBasedExemplarFilter
@@ -62,8 +63,8 @@ _MAX_KEYS = 20_000  # attribute mappings whose hashed key is kept (per model, en
 # The sha256 of `_ExplicitBucketHistogramAggregation.aggregate`'s source without comments and
 # spacing (`_source_digest`), in the OTel SDK versions whose code `HistogramRecorder._aggregate` mirrors.
 _MIRRORED_AGGREGATE_DIGESTS = frozenset({"3bff7765aa1574ce506feb8543bdb2c0fdf8baaa6cad4de9103bb596b06b9809"})
-# id of each aggregate function `_mirrors` has read -> (that function, whether it is the mirrored one)
-_mirrored_verdicts: dict[int, tuple[object, bool]] = {}
+# each aggregate function `_mirrors` has read -> whether it is the mirrored one
+_mirrored_verdicts: IdentityCache[bool] = IdentityCache(100)
 _COMMENT_OR_SPACE = re.compile(r"#[^\n]*|\s+")
 _VIEW_MATCH_PARTS = ("_lock", "_attributes_aggregation", "consume_measurement", "_view")
 
@@ -79,8 +80,7 @@ class HistogramRecorder:
 
     def __init__(self, histogram: Histogram) -> None:
         self._histogram = histogram
-        # id(attributes) -> (attributes, the SDK's key for them); the mapping is held so its id stays its own
-        self._keys: dict[int, tuple[Mapping[str, str], Any]] = {}
+        self._keys: IdentityCache[Any] = IdentityCache(_MAX_KEYS)  # attribute mapping -> the SDK's key for it
         # (the consumer's reader storages, their view matches): the storages mapping is replaced, never
         # changed, when a reader is added or removed, and a storage's matches never change once made
         self._matched: tuple[object, list[tuple[Any, bool]]] = (None, [])
@@ -201,16 +201,13 @@ class HistogramRecorder:
         known. Each function is read once (held by identity)."""
         if getattr(method, "__wrapped__", None) is not None:
             return False
-        held = _mirrored_verdicts.get(id(method))
-        if held is not None and held[0] is method:
-            known = held[1]
-        else:
+        known = _mirrored_verdicts.get(method)
+        if known is None:
             try:
                 known = _source_digest(method) in _MIRRORED_AGGREGATE_DIGESTS
             except Exception:  # no source to read (a frozen app): call it
                 known = False
-            if len(_mirrored_verdicts) < 100:
-                _mirrored_verdicts[id(method)] = (method, known)
+            _mirrored_verdicts.put(method, known)
         if known:
             self._mirrored = method
         return known
@@ -235,14 +232,8 @@ class HistogramRecorder:
                 record_fault("metrics.histogram", fault)
 
     def _key(self, attributes: Mapping[str, str]) -> Any:
-        held = self._keys.get(id(attributes))
-        if held is not None and held[0] is attributes:
-            return held[1]
-        key = _hash_attributes(attributes)
-        if len(self._keys) >= _MAX_KEYS:
-            self._keys.clear()
-        self._keys[id(attributes)] = (attributes, key)
-        return key
+        key = self._keys.get(attributes)
+        return key if key is not None else self._keys.put(attributes, _hash_attributes(attributes))
 
     def _view_matches(self) -> list[tuple[Any, bool]] | None:
         """The SDK's view matches of the histogram in every reader, each with whether it must be
@@ -279,8 +270,7 @@ class HistogramRecorder:
                 if match._view._attribute_keys is not None:  # the view keeps only some keys
                     return None
         except Exception as fault:
-            record_fault("metrics.histogram", fault)
-            self.broken = True
+            self._fail(fault)
             return None
         self._matched = (storages, matches)
         return matches

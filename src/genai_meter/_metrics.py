@@ -20,6 +20,7 @@ from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 from . import names
 from ._faults import fault_counts, record_fault
 from ._histogram_records import HistogramRecorder
+from ._identity_cache import IdentityCache
 from ._usage import Usage
 
 # (provider, model, operation, feature, tenant, user)
@@ -142,9 +143,9 @@ class _DeferredHistograms:
         self.token_usage = HistogramRecorder(token_usage)
         self.duration = HistogramRecorder(duration)
         self._pending: deque[tuple[Any, ...]] = deque()
-        # (id of a duration mapping, error type) -> (that mapping, it with the error type): reused,
-        # so a failing model's records share one mapping and its hashed key
-        self._error_attrs: dict[tuple[int, str], tuple[dict[str, str], dict[str, str]]] = {}
+        # a duration mapping -> {error type: it with the error type}: reused, so a failing model's
+        # records share one mapping and its hashed key
+        self._error_attrs: IdentityCache[dict[str, dict[str, str]]] = IdentityCache(self._MAX_ERROR_ATTRS)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         # One drain at a time: a drain takes the whole queue before recording it, and a collection
@@ -207,13 +208,12 @@ class _DeferredHistograms:
             self.duration.record(durations)
 
     def _with_error(self, attrs: dict[str, str], error_type: str) -> dict[str, str]:
-        held = self._error_attrs.get((id(attrs), error_type))
-        if held is not None and held[0] is attrs:
-            return held[1]
-        with_error = {**attrs, names.ERROR_TYPE: error_type}
-        if len(self._error_attrs) >= self._MAX_ERROR_ATTRS:
-            self._error_attrs.clear()
-        self._error_attrs[(id(attrs), error_type)] = (attrs, with_error)
+        by_error = self._error_attrs.get(attrs)
+        if by_error is None:
+            by_error = self._error_attrs.put(attrs, {})
+        with_error = by_error.get(error_type)
+        if with_error is None:  # (error types are the SDKs' exception classes: a few per mapping)
+            with_error = by_error[error_type] = {**attrs, names.ERROR_TYPE: error_type}
         return with_error
 
 
@@ -398,7 +398,7 @@ class CallMetrics:
         }
 
 
-_by_meter: dict[int, tuple[Meter, CallMetrics]] = {}
+_by_meter: IdentityCache[CallMetrics] = IdentityCache(None)
 _by_meter_lock = threading.Lock()
 
 
@@ -413,10 +413,8 @@ def call_metrics_for(
         "max_series": max_series,
     }
     with _by_meter_lock:
-        found = _by_meter.get(id(meter))
-        if found is not None and found[0] is meter:
-            found[1].reconfigure(**settings)
-            return found[1]
-        created = CallMetrics(meter, **settings)
-        _by_meter[id(meter)] = (meter, created)
-        return created
+        found = _by_meter.get(meter)
+        if found is not None:
+            found.reconfigure(**settings)
+            return found
+        return _by_meter.put(meter, CallMetrics(meter, **settings))
