@@ -93,6 +93,39 @@ discounts:
     assert pricing is not None and pricing.discount == 0.8
 
 
+def test_overrides_and_discounts_under_an_older_provider_spelling_apply(write: Write) -> None:
+    book = PriceBook.load(
+        write(
+            """
+models:
+  grok-3: {provider: xai, input: 0.5, output: 1}
+  my-phi: {provider: azure, input: 1, output: 2}
+discounts:
+  mistral: 0.5
+  bedrock: {models: {amazon.nova-pro-v1:0: 0.25}}
+"""
+        )
+    )
+    assert total(book, "x_ai", "grok-3") == pytest.approx(0.0015, abs=1e-9)  # bundled: 0.018
+    assert total(book, "xai", "grok-3") == pytest.approx(0.0015, abs=1e-9)
+    assert total(book, "azure.ai.openai", "my-phi") == pytest.approx(0.003, abs=1e-9)
+    assert total(book, "mistral_ai", "mistral-large") == pytest.approx(0.5 * 0.008, abs=1e-9)
+    assert total(book, "aws.bedrock", "amazon.nova-pro-v1:0") == pytest.approx(0.25 * 0.004, abs=1e-9)
+    assert [m.provider for m in book.models() if m.model == "grok-3"] == ["x_ai"]
+
+
+def test_one_provider_under_two_spellings_is_given_twice(write: Write) -> None:
+    with pytest.raises(PricingError, match=r"model 'grok-3' of provider 'x_ai' is given twice"):
+        PriceBook.load(
+            write(
+                "models:\n  - {provider: xai, model: grok-3, input: 1}\n"
+                "  - {provider: x_ai, model: grok-3, input: 2}\n"
+            )
+        )
+    with pytest.raises(PricingError, match=r"prices\.yaml:3: discounts\.mistral_ai: .* given twice"):
+        PriceBook.load(write("discounts:\n  mistral: 0.5\n  mistral_ai: 0.8\n"))
+
+
 def test_azure_deployments(write: Write) -> None:
     book = PriceBook.load(write("deployments:\n  my-gpt4o-deploy: gpt-4o\n  Prod-Mini: gpt-4o-mini\n"))
     pricing = book.resolve("azure.ai.openai", "my-gpt4o-deploy")

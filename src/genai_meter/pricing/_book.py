@@ -104,7 +104,7 @@ class PriceBook:
         if overrides is None:
             return cls(data)
         doc, raw = read_document(overrides)
-        return cls(data, parse_overrides(doc), hashlib.sha256(raw).hexdigest()[:12])
+        return cls(data, parse_overrides(doc, data.provider_aliases), hashlib.sha256(raw).hexdigest()[:12])
 
     def provider(self, provider: str) -> str:
         """The canonical provider name (`az.ai.openai` -> `azure.ai.openai`, `xai` -> `x_ai`, ...)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -289,8 +290,14 @@ def bundled(doc: Located, into: BundledData) -> None:
             target[_name(doc, alias, (key, alias))] = _name(doc, provider_value, (key, alias))
 
 
-def overrides(doc: Located) -> Overrides:
-    """Validate a user overrides file (format in the package docstring)."""
+def overrides(doc: Located, provider_aliases: Mapping[str, str] | None = None) -> Overrides:
+    """Validate a user overrides file (format in the package docstring).
+
+    Provider names (of model entries and discounts) are mapped through `provider_aliases` (the
+    bundled older spellings: `xai` -> `x_ai`, ...), so an entry written with an accepted spelling is
+    indexed under the canonical name the book resolves with.
+    """
+    aliases = provider_aliases or {}
     out = Overrides()
     if doc.data is None:
         return out
@@ -307,6 +314,7 @@ def overrides(doc: Located) -> Overrides:
             if "provider" not in obj:
                 raise doc.error(path, "missing required key 'provider' (e.g. openai, anthropic, ollama)")
             provider = _name(doc, obj["provider"], (*path, "provider"), "a provider name")
+            provider = aliases.get(provider, provider)
             out.models.append(model_entry(doc, obj, path, provider, model, frozenset({"provider"})))
     elif isinstance(models, list):
         for i, entry in enumerate(models):
@@ -316,6 +324,7 @@ def overrides(doc: Located) -> Overrides:
                 if required not in obj:
                     raise doc.error(path, f"missing required key '{required}'")
             provider = _name(doc, obj["provider"], (*path, "provider"), "a provider name")
+            provider = aliases.get(provider, provider)
             model = _name(doc, obj["model"], (*path, "model"), "a model id")
             out.models.append(model_entry(doc, obj, path, provider, model, frozenset({"provider", "model"})))
     else:
@@ -331,6 +340,9 @@ def overrides(doc: Located) -> Overrides:
     for provider_key, value in _mapping(doc, top.get("discounts", {}), ("discounts",)).items():
         path = ("discounts", provider_key)
         provider = _name(doc, provider_key, path, "a provider name")
+        provider = aliases.get(provider, provider)
+        if provider in out.discounts:
+            raise doc.error(path, f"discount of provider {provider!r} is given twice (under another spelling)")
         if isinstance(value, dict):
             _no_unknown(doc, value, frozenset({"all", "models"}), path)
             every = _number(doc, value["all"], (*path, "all")) if "all" in value else None
