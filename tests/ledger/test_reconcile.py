@@ -460,3 +460,46 @@ def test_closed_days_only_by_default(ledger: str, tmp_path: Path, capsys: pytest
     usage = _write(tmp_path / "usage.json", _openai_usage())
     code, _, err = run_cli(["reconcile", "--ledger", ledger, "--report", usage, "--since", "today"], capsys)
     assert code == 2 and "no closed UTC day" in err
+
+
+def _anthropic_cost(*results: dict[str, Any]) -> dict[str, Any]:
+    bucket = {"starting_at": "2026-01-01T00:00:00Z", "ending_at": "2026-01-02T00:00:00Z", "results": list(results)}
+    return {"data": [bucket], "has_more": False, "next_page": None}
+
+
+def _cents(amount: str, cost_type: str = "tokens", model: str | None = SONNET) -> dict[str, Any]:
+    return {"amount": amount, "currency": "USD", "cost_type": cost_type, "model": model, "description": "d"}
+
+
+def test_non_token_costs_are_lines_of_their_own(
+    ledger: str, spool_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A web search or code execution cost (model null) used to be keyed "*" and fold every model's
+    ledger cost of its day into one line: $1.00 against $0.035, and each model $0 against its cost."""
+    haiku = "claude-haiku-4-5"
+    with LedgerWriter(ledger, spool_path=spool_path) as writer:
+        writer.submit(_call(0, haiku, 70, provider="anthropic"))
+    base = ["reconcile", "--ledger", ledger, *RANGE, "--no-store", "--all", "-f", "json"]
+    by_model = _anthropic_cost(
+        _cents("50", model=SONNET),
+        _cents("25", model=haiku),
+        _cents("1", "web_search", None),
+        _cents("2.5", "code_execution", None),
+    )
+    code, out, err = run_cli([*base, "--report", _write(tmp_path / "c.json", by_model)], capsys)
+    assert code == 1, err
+    assert "4 lines compared, 1 mismatch(es)" in err
+    got = [(x["model"], x["ledger"], x["provider"], x["mismatch"]) for x in json.loads(out)]
+    assert got == [
+        (haiku, 0.25, 0.25, False),
+        (SONNET, 0.5, 0.5, False),
+        ("code_execution", 0.0, 0.025, True),
+        ("web_search", 0.0, 0.01, False),
+    ]
+
+    # A report not grouped by model is still compared per day, the non-token costs beside it.
+    per_day = _anthropic_cost(_cents("75", model=None), _cents("1", "web_search", None))
+    code, out, err = run_cli([*base, "--report", _write(tmp_path / "d.json", per_day)], capsys)
+    assert code == 0, err
+    got = [(x["model"], x["ledger"], x["provider"]) for x in json.loads(out)]
+    assert got == [("*", 0.75, 0.75), ("web_search", 0.0, 0.01)]

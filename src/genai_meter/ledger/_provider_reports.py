@@ -6,6 +6,9 @@ OpenAI usage (`input_tokens`, `num_model_requests`), OpenAI costs (`amount: {val
 model read from `line_item` "<model>, <token class>"), Anthropic usage (`uncached_input_tokens`
 plus cache fields) and Anthropic cost (`amount` a decimal string in cents).
 Figures are keyed by (UTC day, model); "*" is the model when a report is not grouped by model.
+A cost that is not for tokens (Anthropic `cost_type` web_search, code_execution) is keyed by its
+cost type instead (`not_models` lists those names): the ledger prices tokens only, so such a cost
+is a line of its own, on the provider side only, never mixed into a model's or the day's figures.
 Each measure also records which ledger operations the reports it came from cover, so that the
 ledger side is summed over the same calls (like with like): OpenAI's usage report for completions
 counts chat and legacy completions calls only, its embeddings report embeddings calls only, and
@@ -65,6 +68,9 @@ class ProviderFigures:
     cost_usd: dict[Key, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     operations: dict[str, Operations] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
+    # Names in the model place of a key that are not models (non-token cost types): reconciliation
+    # keeps them as lines of their own and does not take them for a report grouped by model.
+    not_models: set[str] = field(default_factory=set)
 
     @property
     def has_usage(self) -> bool:
@@ -288,7 +294,16 @@ def _anthropic_cost(result: dict[str, Any], day: str, at: str, figures: Provider
     if currency != "USD":
         raise ReportFormatError(f"{at}.currency: only USD is supported, got {currency!r}")
     cents = _decimal(result.get("amount"), f"{at}.amount")
-    figures.cost_usd[(day, _model(result, at))] += cents / 100
+    cost_type = result.get("cost_type")
+    if cost_type is None or cost_type == "tokens":
+        key = (day, _model(result, at))
+    else:
+        # web_search, code_execution...: billed per use (model null), never priced by the ledger.
+        if not isinstance(cost_type, str) or not cost_type or cost_type == ANY_MODEL:
+            raise ReportFormatError(f"{at}.cost_type: expected a cost type, got {cost_type!r}")
+        key = (day, cost_type)
+        figures.not_models.add(cost_type)
+    figures.cost_usd[key] += cents / 100
     figures.cover(None, "cost_usd")
 
 

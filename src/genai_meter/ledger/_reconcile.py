@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,7 +101,7 @@ def reconcile(
         ours = ledger_sums[operations][measure]
         limit = threshold_usd if measure == "cost_usd" else float(threshold_tokens)
         in_range = {k: float(v) for k, v in figures.values(measure).items() if since_day <= k[0] < until_day}
-        for (day, model), value in sorted(_align(ours, in_range).items()):
+        for (day, model), value in sorted(_align(ours, in_range, figures.not_models).items()):
             ledger_value, provider_value = value
             mismatch = abs(ledger_value - provider_value) > limit + 1e-9
             result.lines.append(Line(day, model, measure, ledger_value, provider_value, mismatch))
@@ -122,11 +123,14 @@ def _ledger_sums(
 
 
 def _align(
-    ours: dict[tuple[str, str], float], theirs: dict[tuple[str, str], float]
+    ours: dict[tuple[str, str], float], theirs: dict[tuple[str, str], float], not_models: Collection[str] = ()
 ) -> dict[tuple[str, str], tuple[float, float]]:
-    """Pair ledger and provider sums. A day the provider reports without models ("*") is compared
-    as one total; every other key on either side is compared per model (missing side = 0)."""
+    """Pair ledger and provider sums. A day the provider reports without models ("*") and with no
+    model of its own is compared as one total; every other key on either side is compared per
+    model (missing side = 0). Keys in `not_models` (non-token costs) are provider-only lines that
+    say nothing about whether the day is grouped by model."""
     whole_days = {day for day, model in theirs if model == ANY_MODEL}
+    whole_days -= {day for day, model in theirs if model != ANY_MODEL and model not in not_models}
     pairs: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
     for (day, model), value in ours.items():
         key = (day, ANY_MODEL) if day in whole_days else (day, model)
