@@ -50,6 +50,14 @@ def test_check_ok_and_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "Traceback" not in err
 
 
+def test_check_hides_the_store_password(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    body = "budgets:\n  store: redis://:s3cretpass@127.0.0.1:6379/9\n  policies: [{name: a, limit_usd: 5}]\n"
+    path = write_config(tmp_path, body)
+    assert run("budgets", "check", str(path)) == 0
+    out = capsys.readouterr().out
+    assert out == f"{path}: ok (1 budget(s), 0 block list entries, store redis://:***@127.0.0.1:6379/9)\n"
+
+
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [

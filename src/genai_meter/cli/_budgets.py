@@ -302,7 +302,7 @@ def _check(args: argparse.Namespace) -> int:
         config = load_config(args.file)
         print(
             f"{args.file}: ok ({len(config.policies)} budget(s), {len(config.blocked)} block list entr"
-            f"{'y' if len(config.blocked) == 1 else 'ies'}, store {config.store})"
+            f"{'y' if len(config.blocked) == 1 else 'ies'}, store {redact_url(config.store)})"
         )
         return 0
 
