@@ -55,7 +55,7 @@ def test_check_hides_the_store_password(tmp_path: Path, capsys: pytest.CaptureFi
     path = write_config(tmp_path, body)
     assert run("budgets", "check", str(path)) == 0
     out = capsys.readouterr().out
-    assert out == f"{path}: ok (1 budget(s), 0 block list entries, store redis://:***@127.0.0.1:6379/9)\n"
+    assert out == f"{path}: ok (1 budget(s), 0 block list entries, store redis://***@127.0.0.1:6379/9)\n"
 
 
 @pytest.mark.parametrize(
