@@ -503,3 +503,31 @@ def test_non_token_costs_are_lines_of_their_own(
     assert code == 0, err
     got = [(x["model"], x["ledger"], x["provider"]) for x in json.loads(out)]
     assert got == [("*", 0.75, 0.75), ("web_search", 0.0, 0.01)]
+
+
+def test_fetched_reports_without_results_say_zero(
+    ledger: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Buckets with no results (another organisation's key, usage not yet reported) used to cover no
+    measure: "0 lines compared, match", exit 0, though the ledger holds spend on those days."""
+    from genai_meter.fake_provider import FakeProvider
+
+    def empty(start: int) -> dict[str, Any]:
+        bucket = {"object": "bucket", "start_time": start, "end_time": start + 86400, "results": []}
+        return {"object": "page", "data": [bucket], "has_more": False, "next_page": None}
+
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", "sk-admin-test")
+    with FakeProvider() as fake:
+        fake.set_report("/v1/organization/usage/completions", empty(int(DAY1) + 86400))
+        fake.set_report("/v1/organization/costs", empty(int(DAY1) + 86400))
+        argv = ["reconcile", "--ledger", ledger, "--provider", "openai", "--base-url", fake.openai_base_url]
+        code, out, err = run_cli([*argv, "--since", "2026-01-02", "--until", "2026-01-03", "-f", "json"], capsys)
+    assert code == 1, err
+    assert "4 lines compared, 4 mismatch(es)" in err
+    got = [(x["day"], x["model"], x["measure"], x["ledger"], x["provider"]) for x in json.loads(out)]
+    assert got == [
+        ("2026-01-02", MINI, "requests", 3.0, 0.0),
+        ("2026-01-02", MINI, "input_tokens", 3000.0, 0.0),
+        ("2026-01-02", MINI, "output_tokens", 300.0, 0.0),
+        ("2026-01-02", MINI, "cost_usd", 0.75, 0.0),
+    ]

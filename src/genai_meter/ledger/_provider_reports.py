@@ -330,7 +330,8 @@ def fetch_reports(
     admin_key: str | None = None,
     timeout_s: float = 30.0,
 ) -> None:
-    """Fetch the provider's usage and cost reports for days [since, until) into `figures`."""
+    """Fetch the provider's usage and cost reports for days [since, until) into `figures`. Each
+    report counts as covering its measures for the whole range, results or not."""
     if provider not in PROVIDERS:
         raise FetchError(f"unknown provider {provider!r}; choose from {', '.join(PROVIDERS)}")
     key = admin_key or os.environ.get(ADMIN_KEY_ENV[provider], "")
@@ -340,6 +341,7 @@ def fetch_reports(
     if root.endswith("/v1"):
         root = root[: -len("/v1")]
     days = max(1, (until_day - since_day).days)
+    usage_covers: tuple[Operations, tuple[str, ...]]
     if provider == "openai":
         start = int(datetime.combine(since_day, datetime.min.time(), tzinfo=timezone.utc).timestamp())
         end = start + days * 86400
@@ -349,6 +351,7 @@ def fetch_reports(
         cost_url = f"{root}/v1/organization/costs"
         usage_query = [*span, ("group_by[]", "model"), ("limit", str(min(days, 31)))]
         cost_query = [*span, ("group_by[]", "line_item"), ("limit", str(min(days, 180)))]
+        usage_covers = (_OPENAI_USAGE_OPERATIONS["completions"], ("requests", "input_tokens", "output_tokens"))
     else:
         start_text = f"{since_day.isoformat()}T00:00:00Z"
         end_text = f"{(since_day + timedelta(days=days)).isoformat()}T00:00:00Z"
@@ -358,9 +361,18 @@ def fetch_reports(
         cost_url = f"{root}/v1/organizations/cost_report"
         usage_query = [*span, ("group_by[]", "model"), ("limit", str(min(days, 31)))]
         cost_query = [*span, ("group_by[]", "description"), ("limit", str(min(days, 31)))]
-    for url, query in ((usage_url, usage_query), (cost_url, cost_query)):
+        usage_covers = (_ANTHROPIC_USAGE_OPERATIONS, ("input_tokens", "output_tokens"))
+    cost_covers: tuple[Operations, tuple[str, ...]] = (None, ("cost_usd",))
+    for url, query, (operations, measures) in (
+        (usage_url, usage_query, usage_covers),
+        (cost_url, cost_query, cost_covers),
+    ):
         for page in _pages(url, query, headers, timeout_s):
             add_report(page, url, figures)
+        # The endpoint says what the report covers even when its buckets hold no results: an empty
+        # report is the provider saying 0 for every day asked, to compare with the ledger's figures.
+        figures.set_provider(provider, url)
+        figures.cover(operations, *measures)
 
 
 def _pages(url: str, query: list[tuple[str, str]], headers: dict[str, str], timeout_s: float) -> Iterator[Any]:
