@@ -122,6 +122,22 @@ def test_status_block_unblock(
     assert capsys.readouterr().out.splitlines()[-1] == "nobody is blocked"
 
 
+def test_unblock_of_someone_not_blocked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GENAI_METER_CONFIG", str(write_config(tmp_path, GOOD.format(db=tmp_path / "b.db"))))
+    assert run("budgets", "block", "--user", "alice", "--reason", "abuse") == 0
+    capsys.readouterr()
+    assert run("budgets", "unblock", "--user", "alcie") == 1  # a typo: nothing was lifted
+    assert capsys.readouterr() == ("", "user 'alcie' was not blocked\n")
+    assert run("budgets", "unblock", "--tenant", "alice") == 1
+    assert capsys.readouterr() == ("", "tenant 'alice' was not blocked\n")
+    assert run("budgets", "unblock", "--user", "alice") == 0
+    assert capsys.readouterr() == ("unblocked user 'alice'\n", "")
+    assert run("budgets", "unblock", "--user", "alice") == 1  # the second time there is nothing to lift
+    assert capsys.readouterr().err == "user 'alice' was not blocked\n"
+
+
 def test_block_needs_a_shared_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_config(tmp_path, "budgets:\n  policies: [{name: g, limit_usd: 1}]\n")
     assert run("budgets", "block", "--tenant", "t", "--reason", "x", "--config", str(path)) == 2

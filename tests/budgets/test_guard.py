@@ -366,7 +366,9 @@ def test_block_list(make_guard: Make) -> None:
         guard.check_and_reserve(call(user="u1"))
     assert caught.value.reason == "abuse"
     assert guard.blocked() == {("user", "u1"): "abuse", ("tenant", "evil"): "unpaid invoice"}
-    guard.unblock("user", "u1")
+    assert guard.unblock("user", "u1") is True
+    assert guard.unblock("user", "u1") is False  # no longer blocked
+    assert guard.unblock("tenant", "evil") is False  # in the configuration file, not the store
     assert guard.check_and_reserve(call(user="u1")) is None
     with pytest.raises(ValueError):
         guard.block("feature", "x", "no")

@@ -434,12 +434,17 @@ class BudgetGuard:
         self._store.block(kind, value, reason)
         self._apply_blocks(self._store.blocked())
 
-    def unblock(self, kind: str, value: str) -> None:
-        """Lift a block made with `block` (entries in the configuration file stay)."""
+    def unblock(self, kind: str, value: str) -> bool:
+        """Lift a block made with `block` (entries in the configuration file stay).
+
+        Returns whether the store held such a block, so that a mistyped id is not reported as
+        unblocked.
+        """
         if kind not in _BLOCK_KINDS:
             raise ValueError(f"can only unblock a user or a tenant, not {kind!r}")
-        self._store.unblock(kind, value)
+        removed = self._store.unblock(kind, value)
         self._apply_blocks(self._store.blocked())
+        return removed
 
     def blocked(self) -> dict[tuple[str, str], str]:
         """The block list in force: (kind, value) -> reason, from the store and the configuration."""

@@ -258,7 +258,7 @@ def _unblock(args: argparse.Namespace) -> int:
         guard, pseudonymize = _guard(args, shared=True)
         stored, shown = _stored(kind, value, pseudonymize)
         try:
-            guard.unblock(kind, stored)
+            removed = guard.unblock(kind, stored)
             still = guard.blocked().get((kind, stored))
         except Exception as error:
             raise UserError(f"cannot unblock {kind} {value!r}: {error}") from None
@@ -266,6 +266,9 @@ def _unblock(args: argparse.Namespace) -> int:
             guard.close()
         if still is not None:
             raise UserError(f"{kind} {value!r} is blocked by the configuration file; remove it there")
+        if not removed:  # a mistyped id must not read as done
+            print(f"{kind} {shown} was not blocked", file=sys.stderr)
+            return 1
         print(f"unblocked {kind} {shown}")
         return 0
 
