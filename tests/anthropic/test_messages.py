@@ -194,6 +194,36 @@ def test_with_raw_response(telemetry: Telemetry, claude: anthropic.Anthropic) ->
     assert_metered(telemetry)
 
 
+def test_streaming_response_read_as_lines(telemetry: Telemetry, claude: anthropic.Anthropic) -> None:
+    """The SDK's README reads a raw stream with `iter_lines()`: the SDK's `Stream` is never iterated,
+    so the stream is metered from its bytes (it was once ended as a 1-token estimate)."""
+    with claude.messages.with_streaming_response.create(
+        model=MODEL, max_tokens=500, messages=MESSAGES, stream=True, extra_headers=usage_headers()
+    ) as response:
+        lines = [line for line in response.iter_lines() if line]
+    assert "event: message_stop" in lines
+    assert_metered(telemetry, stream=True)
+
+
+def test_raw_stream_parsed_by_the_app(telemetry: Telemetry, claude: anthropic.Anthropic) -> None:
+    raw = claude.messages.with_raw_response.create(
+        model=MODEL, max_tokens=500, messages=MESSAGES, stream=True, extra_headers=usage_headers())
+    kinds = [event.type for event in raw.parse()]
+    assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
+    assert_metered(telemetry, stream=True)
+
+
+async def test_streaming_response_read_as_lines_async(
+    telemetry: Telemetry, aclaude: anthropic.AsyncAnthropic
+) -> None:
+    async with aclaude.messages.with_streaming_response.create(
+        model=MODEL, max_tokens=500, messages=MESSAGES, stream=True, extra_headers=usage_headers()
+    ) as response:
+        lines = [line async for line in response.iter_lines() if line]
+    assert "event: message_stop" in lines
+    assert_metered(telemetry, stream=True)
+
+
 def test_metadata_user_is_the_fallback_user(telemetry: Telemetry, claude: anthropic.Anthropic) -> None:
     claude.messages.create(model=MODEL, max_tokens=500, messages=MESSAGES, metadata={"user_id": "u-42"},
                            extra_headers=usage_headers())

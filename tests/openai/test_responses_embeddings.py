@@ -71,6 +71,36 @@ async def test_responses_async_stream(telemetry: Telemetry, fake_provider: Any) 
     assert_responses_span(telemetry, stream=True)
 
 
+def test_responses_streaming_response_read_as_lines(telemetry: Telemetry, fake_provider: Any) -> None:
+    """The SDK's README reads a raw stream with `iter_lines()`: the SDK's `Stream` is never iterated,
+    so the stream is metered from its bytes (it was once ended as a 1-token estimate)."""
+    with client(fake_provider).responses.with_streaming_response.create(
+        model="gpt-4o-mini", input="hi", stream=True, extra_headers=HEADERS
+    ) as response:
+        lines = [line for line in response.iter_lines() if line]
+    assert any("response.completed" in line for line in lines)
+    assert_responses_span(telemetry, stream=True)
+    assert (telemetry.only_span().attributes or {}).get(names.USAGE_ESTIMATED) is None
+
+
+def test_responses_raw_stream_parsed_by_the_app(telemetry: Telemetry, fake_provider: Any) -> None:
+    raw = client(fake_provider).responses.with_raw_response.create(
+        model="gpt-4o-mini", input="hi", stream=True, extra_headers=HEADERS
+    )
+    events = list(raw.parse())
+    assert events[-1].type == "response.completed"
+    assert_responses_span(telemetry, stream=True)
+
+
+async def test_responses_streaming_response_read_as_lines_async(telemetry: Telemetry, fake_provider: Any) -> None:
+    async with async_client(fake_provider) as aclient, aclient.responses.with_streaming_response.create(
+        model="gpt-4o-mini", input="hi", stream=True, extra_headers=HEADERS
+    ) as response:
+        lines = [line async for line in response.iter_lines() if line]
+    assert any("response.completed" in line for line in lines)
+    assert_responses_span(telemetry, stream=True)
+
+
 def test_embeddings(telemetry: Telemetry, fake_provider: Any) -> None:
     result = client(fake_provider).embeddings.create(
         model="text-embedding-3-small",

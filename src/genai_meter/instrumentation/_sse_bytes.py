@@ -21,6 +21,7 @@ import json
 import sys
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 from .._faults import record_fault
@@ -41,13 +42,16 @@ def _separator(data: bytes) -> bytes:
     return b"\r\n\r\n" if data[carriage + 1] == 0x0A else b"\r\r"
 
 
+def _data(event: bytes, start: int) -> bytes:
+    """The text of an event's `data:` line(s), the first of which starts at `start` (-1: none)."""
+    if start >= 0 and event.find(b"data:", start + 5) < 0:
+        return event[start + 5 :]
+    return b"\n".join(line[5:] for line in event.splitlines() if line.startswith(b"data:"))
+
+
 def event_json(event: bytes) -> Any:
     """The JSON of an event's `data:` line(s), or None."""
-    start = event.find(b"data:")
-    if start >= 0 and event.find(b"data:", start + 5) < 0:
-        body = event[start + 5 :]
-    else:
-        body = b"\n".join(line[5:] for line in event.splitlines() if line.startswith(b"data:"))
+    body = _data(event, event.find(b"data:"))
     try:  # (SSE is UTF-8: decoded here, `json.loads` need not detect the encoding of bytes)
         return json.loads(body.decode())
     except ValueError:  # (a UnicodeDecodeError too)
@@ -122,6 +126,43 @@ class ByteMeter(StreamObserver):
         if not self.learned:
             self.learned = self.learn(rest)
         return self.read(rest)
+
+
+def _item(values: dict[str, Any]) -> SimpleNamespace:
+    return SimpleNamespace(**values)
+
+
+class EventItemMeter(ByteMeter):
+    """Hands each event of the body, decoded, to an item observer (`observe` reads attributes, as of
+    the SDK's event objects), and passes the bytes on unchanged.
+
+    For a raw streamed response (`with_raw_response`, `with_streaming_response`): the app may read
+    its lines or bytes (`iter_lines()`, as the SDKs' READMEs show) and never the SDK's `Stream`,
+    so the stream is metered where both ways go through, its HTTP response's bytes. Every event is
+    decoded, which costs what the SDK's own parsing would; the plain call path meters the SDK's
+    items instead."""
+
+    __slots__ = ("observer",)
+
+    def __init__(self, observer: StreamObserver) -> None:
+        super().__init__(observer.call)
+        self.observer = observer
+
+    def read(self, region: bytes) -> bytes:
+        observer = self.observer
+        for event in region.split(self.separator):
+            start = event.find(b"data:")
+            if start < 0:
+                continue
+            try:
+                item = json.loads(_data(event, start).decode(), object_hook=_item)
+            except ValueError:  # (a UnicodeDecodeError too) not JSON: the SDK reports it, if it reads it
+                continue
+            observer.observe(item)
+        return region
+
+    def finish(self, error: BaseException | None) -> None:
+        self.observer.finish(error)
 
 
 class _End(StreamEnd):

@@ -23,6 +23,7 @@ from ..._faults import record_fault
 from ..._runtime import get_runtime
 from ...exporter._metered import remember_call_span
 from .._metering import Metered, budget_estimate, capture_input, metered_call, metered_call_async
+from .._sse_bytes import EventItemMeter, meter_response_bytes
 from .._streams import meter_async_stream, meter_stream
 from .._values import RawResponses, content_chars, finish_received, number, text
 from ._observers import MessageStreamObserver, finish_message
@@ -83,6 +84,15 @@ def _begin(instance: Any, kwargs: dict[str, Any], stream: bool, is_async: bool) 
         finish_message(call, parsed)
         return parsed
 
+    def finish_raw(parsed: Any) -> Any:
+        # The app may read a raw stream's lines (`iter_lines()`), never the SDK's stream: metered
+        # from the bytes both ways go through.
+        if request.stream and meter_response_bytes(
+            parsed, EventItemMeter(MessageStreamObserver(call, request.prompt_chars)), is_async
+        ):
+            return parsed
+        return finish(parsed)
+
     def on_result(result: Any) -> Any:
         if not RAW_RESPONSES.is_raw(result):
             return finish(result)
@@ -90,8 +100,8 @@ def _begin(instance: Any, kwargs: dict[str, Any], stream: bool, is_async: bool) 
         # The SDK's own parse failing is the call's error (`ResponseError`), not genai-meter's fault.
         parsed = RAW_RESPONSES.parsed(result)
         if inspect.isawaitable(parsed):
-            return _then(parsed, finish, result)
-        finish(parsed)
+            return _then(parsed, finish_raw, result)
+        finish_raw(parsed)
         return result
 
     # `messages.parse` output that fails validation: the message was billed (`ParsedMessage` is one)

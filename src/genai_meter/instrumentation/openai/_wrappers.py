@@ -16,7 +16,7 @@ from ... import names
 from ..._call import Call, begin_call
 from ..._runtime import get_runtime
 from .._metering import Metered, budget_estimate, capture_input, metered_call, metered_call_async
-from .._sse_bytes import meter_response_bytes
+from .._sse_bytes import EventItemMeter, meter_response_bytes
 from .._streams import StreamObserver, meter_async_stream, meter_stream
 from .._values import RawResponses, content_chars, finish_received, number, text
 from ._events import CHAT_TEXT_KEYS, COMPLETION_TEXT_KEYS, ChatEventMeter
@@ -130,14 +130,14 @@ def _begin(operation: Operation, instance: Any, kwargs: dict[str, Any], is_async
         parsed = RAW_RESPONSES.parsed(result)
         if is_async and inspect.isawaitable(parsed):
             return _finish_async(result, parsed)
-        _finish(parsed)
+        _finish(parsed, parsed is not result)
         return result
 
     async def _finish_async(result: Any, parsed: Any) -> Any:
-        _finish(await parsed)
+        _finish(await parsed, True)
         return result
 
-    def _finish(parsed: Any) -> None:
+    def _finish(parsed: Any, raw: bool) -> None:
         if request.stream and operation.observer is not None:
             if operation.raw_events:
                 expected = inject or request.include_usage
@@ -145,6 +145,9 @@ def _begin(operation: Operation, instance: Any, kwargs: dict[str, Any], is_async
                 if meter_response_bytes(parsed, meter, is_async):
                     return
             observer = operation.observer(call, inject, prompt_chars)
+            # a raw response's app may read its lines, never the SDK's stream: metered from the bytes
+            if raw and meter_response_bytes(parsed, EventItemMeter(observer), is_async):
+                return
             (meter_async_stream if is_async else meter_stream)(parsed, observer)
         else:
             operation.finish(call, parsed, None)
