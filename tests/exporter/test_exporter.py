@@ -157,6 +157,48 @@ def test_anthropic_sdk_self_tracing_is_priced_without_genai_meter(exported: Expo
     assert got[names.COST_USD] == pytest.approx(HAIKU_COST, abs=1e-12)  # its 1-hour breakdown is used
 
 
+# gpt-5-mini (USD per million tokens): standard 0.25 / 2, flex 0.125 / 1, priority 0.45 / 3.6.
+@pytest.mark.parametrize(
+    ("key", "tier", "cost"),
+    [
+        ("openai.response.service_tier", "flex", (1000 * 0.125 + 1000 * 1) / 1e6),
+        ("gen_ai.openai.response.service_tier", "flex", (1000 * 0.125 + 1000 * 1) / 1e6),
+        ("openai.response.service_tier", "priority", (1000 * 0.45 + 1000 * 3.6) / 1e6),
+        ("gen_ai.openai.response.service_tier", "default", (1000 * 0.25 + 1000 * 2) / 1e6),
+        ("openai.response.service_tier", "no-such-tier", (1000 * 0.25 + 1000 * 2) / 1e6),
+    ],
+)
+def test_service_tier_of_the_response_is_priced(exported: Exported, key: str, tier: str, cost: float) -> None:
+    with exported.tracer_provider.get_tracer("peer").start_as_current_span("chat gpt-5-mini") as span:
+        span.set_attributes({names.PROVIDER_NAME: "openai", names.RESPONSE_MODEL: "gpt-5-mini-2025-08-07",
+                             names.USAGE_INPUT_TOKENS: 1000, names.USAGE_OUTPUT_TOKENS: 1000, key: tier})
+    assert attrs(exported.only_span())[names.COST_USD] == pytest.approx(cost, abs=1e-12)
+
+
+def test_service_tier_on_peer_and_sdk_spans(exported: Exported, fake_provider: FakeProvider) -> None:
+    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor as OfficialOpenAI
+
+    official = OfficialOpenAI()
+    official.instrument(tracer_provider=exported.tracer_provider)
+    try:
+        openai.OpenAI(base_url=fake_provider.openai_base_url, api_key="sk", max_retries=0).chat.completions.create(
+            model="gpt-5-mini", messages=MESSAGES, service_tier="flex",
+            extra_headers={"x-fake-usage": json.dumps({"prompt_tokens": 1000, "completion_tokens": 1000}),
+                           "x-fake-fields": json.dumps({"service_tier": "flex"})})
+    finally:
+        official.uninstrument()
+    client = anthropic.Anthropic(base_url=fake_provider.anthropic_base_url, api_key="sk", max_retries=0,
+                                 open_telemetry={"tracer_provider": exported.tracer_provider})
+    client.messages.create(model="claude-haiku-4-5", max_tokens=10, messages=MESSAGES, extra_headers={
+        "x-fake-usage": json.dumps({"input_tokens": 1000, "output_tokens": 1000, "service_tier": "batch"})})
+    (official_span,) = exported.by_scope("opentelemetry.instrumentation.openai_v2")
+    assert attrs(official_span)[names.COST_USD] == pytest.approx((1000 * 0.125 + 1000 * 1) / 1e6, abs=1e-12)
+    (sdk_span,) = exported.by_scope("com.anthropic.sdk.python")
+    assert attrs(sdk_span)["anthropic.response.service_tier"] == "batch"
+    # claude-haiku-4-5: 1 / 5 standard, half in batch.
+    assert attrs(sdk_span)[names.COST_USD] == pytest.approx((1000 * 0.5 + 1000 * 2.5) / 1e6, abs=1e-12)
+
+
 def test_anthropic_sdk_span_inside_a_metered_call_is_not_priced_again(exported: Exported,
                                                                         fake_provider: FakeProvider) -> None:
     from genai_meter.instrumentation.anthropic import AnthropicInstrumentor

@@ -300,7 +300,7 @@ class CostSpanExporter(SpanExporter):
                 )
             return {names.UNPRICED: True}
         at = (span.start_time or 0) / 1e9
-        cost = pricing.cost(found.usage, at)
+        cost = pricing.cost(found.usage, at, found.service_tier)
         attrs: dict[str, Any] = {
             names.COST_USD: cost.total_usd,
             names.COST_INPUT_USD: cost.input_usd,

@@ -6,7 +6,9 @@ instrumentations write `gen_ai.provider.name` and `gen_ai.usage.input_tokens` / 
 `gen_ai.usage.prompt_tokens` / `completion_tokens`, `gen_ai.usage.cache_read_input_tokens` and
 `gen_ai.usage.cache_creation_input_tokens`. Every variant is read, the semconv one first. Input is
 taken as semconv defines it (cache reads and writes included); a span whose cache counts exceed its
-input plainly used Anthropic's exclusive meaning, and its cache counts are added back.
+input plainly used Anthropic's exclusive meaning, and its cache counts are added back. The service
+tier the response reports (`openai.response.service_tier`, `gen_ai.openai.response.service_tier`,
+`anthropic.response.service_tier`) picks the tier's prices (flex, batch, priority).
 
 A count that is there but cannot be a token count (NaN, infinite, negative, a bool, a string, a
 list, past `MAX_TOKEN_COUNT`) counts as 0 and marks the usage `suspect`, as in genai-meter's own
@@ -28,6 +30,11 @@ LEGACY_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read_input_tokens"
 LEGACY_USAGE_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation_input_tokens"
 SEMCONV_USAGE_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation.input_tokens"
 ANTHROPIC_CACHE_WRITE_1H_TOKENS = "anthropic.usage.cache_creation.ephemeral_1h_input_tokens"
+# The service tier the call was billed at, as the response says: current semconv (and openai-v2 on
+# the Responses API, OpenLLMetry), older semconv (openai-v2 on Chat Completions), the anthropic SDK.
+OPENAI_RESPONSE_SERVICE_TIER = "openai.response.service_tier"
+LEGACY_OPENAI_RESPONSE_SERVICE_TIER = "gen_ai.openai.response.service_tier"
+ANTHROPIC_RESPONSE_SERVICE_TIER = "anthropic.response.service_tier"
 
 _INPUT = (names.USAGE_INPUT_TOKENS, names.LEGACY_USAGE_PROMPT_TOKENS)
 _OUTPUT = (names.USAGE_OUTPUT_TOKENS, names.LEGACY_USAGE_COMPLETION_TOKENS)
@@ -39,6 +46,7 @@ _CACHE_WRITE = (
 )
 _PROVIDER = (names.PROVIDER_NAME, names.LEGACY_SYSTEM)
 _MODEL = (names.RESPONSE_MODEL, names.REQUEST_MODEL)
+_SERVICE_TIER = (OPENAI_RESPONSE_SERVICE_TIER, LEGACY_OPENAI_RESPONSE_SERVICE_TIER, ANTHROPIC_RESPONSE_SERVICE_TIER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +55,7 @@ class SpanUsage:
     model: str
     request_model: str | None
     usage: Usage
+    service_tier: str | None = None
 
 
 class _Counts:
@@ -109,4 +118,5 @@ def span_usage(attributes: Mapping[str, Any]) -> SpanUsage | None:
             cache_write_1h_tokens=min(write_1h, cache_write),
             suspect=read.suspect,
         ),
+        service_tier=_first_text(attributes, _SERVICE_TIER),
     )
