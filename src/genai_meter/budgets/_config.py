@@ -218,6 +218,16 @@ def _parse_policy(raw: Any, index: int, source: str, defaults: tuple[str, str]) 
     )
     if limit_usd is None and max_requests is None and max_tokens is None:
         raise _fail(source, "a budget needs limit_usd, max_requests or max_tokens", name, "limit_usd")
+    thresholds = _parse_thresholds(raw.get("thresholds"), source, name)
+    if limit_usd is None and raw.get("thresholds") is not None:
+        # Thresholds fire on USD spend only; accepted here they would silently never fire.
+        raise _fail(
+            source,
+            "thresholds are percentages of limit_usd, and this budget has no limit_usd "
+            "(max_requests and max_tokens have no thresholds)",
+            name,
+            "thresholds",
+        )
     return BudgetPolicy(
         name=name.strip(),
         scope=scope,
@@ -225,7 +235,7 @@ def _parse_policy(raw: Any, index: int, source: str, defaults: tuple[str, str]) 
         period=period,
         limit_usd=limit_usd,
         mode=_choice(raw.get("mode", "soft"), MODES, source, name, "mode"),
-        thresholds=_parse_thresholds(raw.get("thresholds"), source, name),
+        thresholds=thresholds,
         max_requests=max_requests,
         max_tokens=max_tokens,
         timezone=_timezone(raw.get("timezone", defaults[0]), source, name, "timezone"),
