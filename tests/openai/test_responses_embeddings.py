@@ -32,6 +32,7 @@ def assert_responses_span(telemetry: Telemetry, stream: bool) -> None:
     assert attrs[names.USAGE_REASONING_OUTPUT_TOKENS] == 300
     assert attrs[names.COST_USD] == pytest.approx(RESPONSES_COST, abs=1e-9)
     assert str(attrs[names.RESPONSE_ID]).startswith("resp")
+    assert attrs[names.RESPONSE_FINISH_REASONS] == ("completed",)  # the status, streamed or not
     assert telemetry.total(names.COST.otel_name) == pytest.approx(RESPONSES_COST, abs=1e-9)
 
 

@@ -275,4 +275,7 @@ class ResponsesStreamObserver(TextStreamObserver):
         self.model = text(getattr(final, "model", None)) or self.model
         self.response_id = text(getattr(final, "id", None)) or self.response_id
         usage, cost = with_reported_cost(openai_responses_usage(raw_usage), raw_usage)
-        self.end_call(usage, error, provider_cost_usd=cost, service_tier=tier)
+        status = text(getattr(final, "status", None))
+        self.end_call(
+            usage, error, provider_cost_usd=cost, service_tier=tier, finish_reasons=(status,) if status else None
+        )
