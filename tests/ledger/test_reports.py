@@ -370,3 +370,23 @@ def test_cli_project_compares_configured_users_as_the_ledger_holds_them(
     )
     assert limits[pseudonym("alice")] == 4.0, "the budget naming alice applies to her pseudonym"
     assert all(limit == 9.0 for value, limit in limits.items() if value != pseudonym("alice"))
+
+
+def test_global_projection_on_both_backends(ledger_url: str, spool_path: Path) -> None:
+    """The global scope grouped by a constant ('*'), which PostgreSQL refuses ("non-integer constant
+    in GROUP BY"): `genai-meter project` without --scope failed on every PostgreSQL ledger."""
+    _fill(ledger_url, spool_path)
+    now = datetime(2026, 1, 3, 12, tzinfo=timezone.utc)
+    with open_ledger(ledger_url) as ledger:
+        assert ledger.daily_costs(scope=None, since="2026-01-01") == [
+            ("*", "2026-01-01", 0.02415),
+            ("*", "2026-01-02", 0.0),
+        ]
+        [overall] = project(ledger, {"month": 1.0}, now=now)
+    assert (overall.value, overall.month_to_date_usd, overall.limit_usd, overall.budget_status) == (
+        None,
+        0.02415,
+        1.0,
+        "not_reached",
+    )
+    assert overall.daily_rate_usd == pytest.approx(0.02415 / 7, abs=1e-12)

@@ -195,13 +195,16 @@ class Ledger:
     def daily_costs(
         self, *, scope: str | None, since: TimeArg, until: TimeArg = None, filters: Filters | None = None
     ) -> list[tuple[str | None, str, float]]:
-        """(scope value, day, cost) for each scope value and day with calls; scope None means global."""
+        """(scope value, day, cost) for each scope value and day with calls; scope None means global
+        (value "*")."""
         where = build_where(self.db.placeholder, since=since, until=until, filters=filters)
-        column = dimension_column(scope) if scope else "'*'"
+        if scope:
+            column = dimension_column(scope)
+            group = f" GROUP BY {column}, day ORDER BY {column} IS NOT NULL, 1, 2"
+        else:  # PostgreSQL refuses a constant in GROUP BY ("non-integer constant"): days only
+            column, group = "'*'", " GROUP BY day ORDER BY 2"
         rows = self.db.fetch_all(
-            f"SELECT {column}, day, coalesce(sum(cost_usd), 0) FROM {CALLS_TABLE}{where.sql()}"
-            f" GROUP BY {column}, day ORDER BY {column} IS NOT NULL, 1, 2",
-            where.params,
+            f"SELECT {column}, day, coalesce(sum(cost_usd), 0) FROM {CALLS_TABLE}{where.sql()}{group}", where.params
         )
         return [(None if r[0] is None else str(r[0]), str(r[1]), usd_sum(r[2])) for r in rows]
 
