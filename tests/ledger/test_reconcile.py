@@ -531,3 +531,43 @@ def test_fetched_reports_without_results_say_zero(
         ("2026-01-02", MINI, "output_tokens", 300.0, 0.0),
         ("2026-01-02", MINI, "cost_usd", 0.75, 0.0),
     ]
+
+
+def test_cost_sums_are_rounded(
+    ledger_url: str, spool_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A day reported without line items is compared with the ledger's models summed: $0.10 + $0.20
+    gave 0.30000000000000004; differences (0.75 - 0.8 = -0.050000000000000044) and the run's
+    totals were as noisy. All are rounded as reports are (usd_sum)."""
+    calls = [("a", 0, 0.1), ("b", 0, 0.2), ("a", 1, 0.75)]
+    with LedgerWriter(ledger_url, spool_path=spool_path) as writer:
+        for n, (model, day, usd) in enumerate(calls):
+            writer.submit(
+                CallRecord(
+                    time=DAY1 + day * 86400 + n,
+                    provider="openai",
+                    operation="chat",
+                    request_model=model,
+                    response_id=f"r{n}",
+                    cost_usd=usd,
+                )
+            )
+
+    def bucket(day: int, result: dict[str, Any]) -> dict[str, Any]:
+        return {"start_time": int(DAY1) + day * 86400, "end_time": int(DAY1) + (day + 1) * 86400, "results": [result]}
+
+    whole_day = {"object": "organization.costs.result", "amount": {"value": 0.3, "currency": "usd"}}
+    model_a = {**whole_day, "amount": {"value": 0.8, "currency": "usd"}, "line_item": "a, input"}
+    costs = _write(tmp_path / "costs.json", {"data": [bucket(0, whole_day), bucket(1, model_a)]})
+    code, out, err = run_cli(
+        ["reconcile", "--ledger", ledger_url, "--report", costs, *RANGE, "--all", "-f", "json"], capsys
+    )
+    assert code == 1, err
+    assert [list(line.values()) for line in json.loads(out)] == [
+        ["2026-01-01", "*", "cost_usd", 0.3, 0.3, 0.0, False],
+        ["2026-01-02", "a", "cost_usd", 0.75, 0.8, -0.05, True],
+    ]
+    with open_ledger(ledger_url) as reader:
+        [run] = reader.db.fetch_all("SELECT ledger_cost_usd, provider_cost_usd FROM genai_meter_reconciliations")
+        [line] = reader.db.fetch_all("SELECT difference FROM genai_meter_reconciliation_lines WHERE mismatch")
+    assert (float(run[0]), float(run[1]), float(line[0])) == (1.05, 1.1, -0.05)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from genai_meter._attribution import Pseudonymizer
+from genai_meter._record import CallRecord
 from genai_meter.ledger import LedgerWriter, QueryError, open_ledger, project
 
 from ._cli import run_cli
@@ -370,6 +371,40 @@ def test_cli_project_compares_configured_users_as_the_ledger_holds_them(
     )
     assert limits[pseudonym("alice")] == 4.0, "the budget naming alice applies to her pseudonym"
     assert all(limit == 9.0 for value, limit in limits.items() if value != pseudonym("alice"))
+
+
+def test_projection_sums_are_rounded_as_reports_are(ledger_url: str, spool_path: Path) -> None:
+    """Nine days of $0.10 summed to 0.8999999999999999 (rate 0.09999999999999999), so a $0.90
+    budget, spent in full, was `runs_out` instead of `exhausted`."""
+    with LedgerWriter(ledger_url, spool_path=spool_path) as writer:
+        for day in range(1, 10):
+            writer.submit(
+                CallRecord(
+                    time=datetime(2026, 3, day, 1, tzinfo=timezone.utc).timestamp(),
+                    provider="openai",
+                    operation="chat",
+                    request_model="gpt-4o-mini",
+                    response_id=f"dime-{day}",
+                    cost_usd=0.1,
+                )
+            )
+    now = datetime(2026, 3, 10, 12, tzinfo=timezone.utc)
+    with open_ledger(ledger_url) as ledger:
+        [spent] = project(ledger, {"all": 0.9}, now=now)
+        [left] = project(ledger, {"all": 1.0}, now=now)
+    assert spent.as_dict() == {
+        "scope": "global",
+        "value": None,
+        "month_to_date_usd": 0.9,
+        "daily_rate_usd": 0.1,
+        "projected_month_end_usd": 3.05,  # 0.9 + 0.1 x 21.5 days
+        "limit_usd": 0.9,
+        "runs_out_on": "2026-03-09",
+        "exhausted": True,
+        "budget_status": "exhausted",
+    }
+    assert (left.month_to_date_usd, left.daily_rate_usd, left.budget_status) == (0.9, 0.1, "runs_out")
+    assert left.runs_out_on is not None and left.runs_out_on.isoformat() == "2026-03-11"
 
 
 def test_global_projection_on_both_backends(ledger_url: str, spool_path: Path) -> None:

@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from ._errors import QueryError
-from ._ledger import Filters, Ledger
+from ._ledger import Filters, Ledger, usd_sum
 from ._query import DIMENSIONS, non_negative_number, utc_now, whole_number
 
 DEFAULT_KEY = "*"
@@ -94,11 +94,13 @@ def project(
     month_days: dict[str | None, list[tuple[date, float]]] = defaultdict(list)
     for value, day_text, cost in daily:
         day = date.fromisoformat(day_text)
+        # Every running sum rounded as a report rounds it (usd_sum): nine days of $0.10 are $0.90,
+        # not 0.8999999999999999, so a budget of $0.90 is exhausted, as `report` says it is spent.
         if day >= month_start:
-            month_to_date[value] += cost
+            month_to_date[value] = usd_sum(month_to_date[value] + cost)
             month_days[value].append((day, cost))
         if window_start <= day < today:
-            window_total[value] += cost
+            window_total[value] = usd_sum(window_total[value] + cost)
 
     values: set[str | None] = set(month_to_date) | set(window_total)
     if dimension is None:
@@ -112,7 +114,7 @@ def project(
     results = []
     for value in sorted(values, key=lambda v: (v is None, v or "")):
         spent = month_to_date.get(value, 0.0)
-        rate = window_total.get(value, 0.0) / window_days
+        rate = usd_sum(window_total.get(value, 0.0) / window_days)
         budget = _limit_for(limits, dimension, value)
         runs_out, status = _run_out(budget, spent, rate, moment, remaining_days, month_days.get(value, []))
         results.append(
@@ -121,7 +123,7 @@ def project(
                 value=None if dimension is None else value,
                 month_to_date_usd=spent,
                 daily_rate_usd=rate,
-                projected_month_end_usd=spent + rate * remaining_days,
+                projected_month_end_usd=usd_sum(spent + rate * remaining_days),
                 limit_usd=budget,
                 runs_out_on=runs_out,
                 exhausted=status == EXHAUSTED,
@@ -156,7 +158,7 @@ def _run_out(
     if spent >= limit:
         total = 0.0
         for day, cost in sorted(days):
-            total += cost
+            total = usd_sum(total + cost)
             if total >= limit:
                 return day, EXHAUSTED
         return moment.date(), EXHAUSTED

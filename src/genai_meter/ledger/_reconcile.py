@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import QueryError
-from ._ledger import Ledger
+from ._ledger import Ledger, usd_sum
 from ._provider_reports import ANY_MODEL, Key, Operations, ProviderFigures
 from ._query import non_negative_number, whole_number
 from ._rows import INT64_MAX
@@ -38,7 +38,8 @@ class Line:
 
     @property
     def difference(self) -> float:
-        return self.ledger_value - self.provider_value
+        difference = self.ledger_value - self.provider_value
+        return usd_sum(difference) if self.measure == "cost_usd" else difference
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -103,6 +104,8 @@ def reconcile(
         in_range = {k: float(v) for k, v in figures.values(measure).items() if since_day <= k[0] < until_day}
         for (day, model), value in sorted(_align(ours, in_range, figures.not_models).items()):
             ledger_value, provider_value = value
+            if measure == "cost_usd":  # a day's models summed into one line: $0.30, not 0.30000000000000004
+                ledger_value, provider_value = usd_sum(ledger_value), usd_sum(provider_value)
             mismatch = abs(ledger_value - provider_value) > limit + 1e-9
             result.lines.append(Line(day, model, measure, ledger_value, provider_value, mismatch))
     result.lines.sort(key=lambda line: (line.day, line.model, MEASURES.index(line.measure)))
@@ -141,7 +144,7 @@ def _align(
 
 
 def _store(ledger: Ledger, result: Reconciliation, threshold_usd: float, threshold_tokens: int, source: str) -> int:
-    ledger_cost = sum(line.ledger_value for line in result.lines if line.measure == "cost_usd")
+    ledger_cost = usd_sum(sum(line.ledger_value for line in result.lines if line.measure == "cost_usd"))
     provider_costs = [line.provider_value for line in result.lines if line.measure == "cost_usd"]
     run = {
         "run_at": time.time(),
@@ -154,7 +157,7 @@ def _store(ledger: Ledger, result: Reconciliation, threshold_usd: float, thresho
         "lines": len(result.lines),
         "mismatches": len(result.mismatches),
         "ledger_cost_usd": ledger_cost,
-        "provider_cost_usd": sum(provider_costs) if provider_costs else None,
+        "provider_cost_usd": usd_sum(sum(provider_costs)) if provider_costs else None,
         "ok": result.ok,
     }
     lines = [
