@@ -67,6 +67,17 @@ def test_generate_content(telemetry: Telemetry, gemini: genai.Client) -> None:
     assert_metered(telemetry)
 
 
+def test_generate_content_returning_the_http_response(telemetry: Telemetry, gemini: genai.Client) -> None:
+    """`should_return_http_response=True`: the SDK hands back only the HTTP body, usage inside it (it
+    was once recorded as an estimate with no output and a missing-usage fault)."""
+    settings = config()
+    settings.should_return_http_response = True
+    response = gemini.models.generate_content(model=MODEL, contents="hello there", config=settings)
+    assert response.usage_metadata is None and response.sdk_http_response is not None
+    assert json.loads(response.sdk_http_response.body or "{}")["usageMetadata"]["thoughtsTokenCount"] == 300
+    assert_metered(telemetry)
+
+
 async def test_generate_content_async(telemetry: Telemetry, gemini: genai.Client) -> None:
     await gemini.aio.models.generate_content(model=MODEL, contents="hello there", config=config())
     assert_metered(telemetry)

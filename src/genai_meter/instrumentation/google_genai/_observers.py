@@ -8,6 +8,7 @@ then estimated from the text streamed so far, and the usage marked estimated.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -37,10 +38,27 @@ def _text_chars(response: Any) -> int:
     return total
 
 
+def _from_http_body(response: Any) -> Any:
+    """The response the SDK left unread: with `should_return_http_response=True` it returns only the
+    HTTP body (`sdk_http_response.body`, the API's camelCase JSON), usage included. Parsed with the
+    SDK's own model (it takes the API's field names); None when there is no such body."""
+    body = getattr(getattr(response, "sdk_http_response", None), "body", None)
+    if not isinstance(body, str | bytes) or not body:
+        return None
+    try:
+        return type(response).model_validate(json.loads(body))
+    except ValueError:  # not JSON, or not a response (pydantic's ValidationError is a ValueError)
+        return None
+
+
 def finish_response(call: Call, response: Any) -> None:
     """A whole `GenerateContentResponse`. Without `usage_metadata` the call's tokens are estimated
     from the text (the response's is measured only then)."""
-    usage = gemini_usage(getattr(response, "usage_metadata", None))
+    metadata = getattr(response, "usage_metadata", None)
+    if metadata is None:
+        response = _from_http_body(response) or response
+        metadata = getattr(response, "usage_metadata", None)
+    usage = gemini_usage(metadata)
     call.finish(
         usage=usage,
         response_model=getattr(response, "model_version", None),
