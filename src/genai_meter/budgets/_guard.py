@@ -32,7 +32,7 @@ from genai_meter.budgets._errors import (
 from genai_meter.budgets._metrics import BudgetMetrics
 from genai_meter.budgets._periods import period_bounds
 from genai_meter.budgets._status import level_for, uses_remaining
-from genai_meter.budgets._store import open_store
+from genai_meter.budgets._store import StoreUnavailable, open_store
 from genai_meter.budgets._types import (
     NANO,
     Blocked,
@@ -50,6 +50,8 @@ _GRACE_S = 2 * 86400
 _STORE_RETRY_S = 1.0  # after a store error, calls skip the store (and take the fail mode) this long
 _ROUTE_CACHE = 65536
 _LIKE_CALLS = 16
+_UNSETTLED_MAX = 4096  # settles the store refused, kept for replay; beyond it the oldest is dropped
+_REPLAY_BATCH = 64  # settles one store operation replays first, so one call never waits for them all
 _BLOCK_KINDS = ("user", "tenant")
 _OUTCOME_OPEN = "open"
 _OUTCOME_CLOSED = "closed"
@@ -160,6 +162,12 @@ class BudgetGuard:
         self._blocks_due = 0.0
         self._store_down_until = 0.0
         self._store_down = False
+        # Settles the store refused (reservation, actual nano-USD or -1, tokens), oldest first: each is
+        # applied by the next store operation that works, so a blip never leaves an estimate
+        # reserved (and a hard budget refusing calls it has room for) until the period ends.
+        self._unsettled: deque[tuple[Reservation, int, int]] = deque()
+        self._unsettled_lock = threading.Lock()
+        self._dropping_logged = False
         self._metrics = BudgetMetrics(meter, lambda: list(self._targets.values()), self._now)
 
     # --- the hot path --------------------------------------------------------------------------
@@ -195,6 +203,8 @@ class BudgetGuard:
                 self._store_unavailable(route, now, None)
                 return None
             try:
+                if self._unsettled:  # first, so that their released estimates count for this call
+                    self._replay()
                 blocked = self._store.reserve(route, keys, estimate)
             except Exception as error:
                 self._store_unavailable(route, now, error)
@@ -213,32 +223,92 @@ class BudgetGuard:
     def settle(
         self, reservation: Reservation, actual_cost_usd: float | None, tokens: int = 0
     ) -> list[ThresholdEvent]:
-        """Replace the reservation by the real cost (None releases it); returns thresholds fired now."""
+        """Replace the reservation by the real cost (None releases it); returns thresholds fired now.
+
+        When the store fails, the settle is kept and applied by the next store operation that works
+        (or at `close`); thresholds it reaches then fire there (callbacks, log, metric), not on this
+        call's span.
+        """
         try:
             if reservation.settled:
                 return []
             reservation.settled = True
             actual = -1 if actual_cost_usd is None else max(0, round(actual_cost_usd * NANO))
-            targets, keys = reservation.targets, reservation.keys
             try:
-                spends, fired = self._store.settle(targets, keys, reservation.estimate, actual, tokens)
+                if self._unsettled:
+                    self._replay()
+                spends, fired = self._store.settle(
+                    reservation.targets, reservation.keys, reservation.estimate, actual, tokens
+                )
             except Exception as error:
                 self._store_error(error, _OUTCOME_OPEN)
+                self._keep_unsettled(reservation, actual, tokens)
                 return []
-            for target, key, spend in zip(targets, keys, spends, strict=True):
-                target.last_spend = spend
-                target.last_key = key
-            if actual >= 0:
-                like = self._like.get(reservation.like_key)
-                if like is None:
-                    like = self._like[reservation.like_key] = deque(maxlen=_LIKE_CALLS)
-                like.append(actual)
-            if not fired:
-                return []
-            return [self._fire(targets[i], keys[i], j, spends[i]) for i, j in fired]
+            return self._settled(reservation, actual, spends, fired)
         except Exception as error:
             _record_fault("budgets.settle", error)
             return []
+
+    def _settled(
+        self, reservation: Reservation, actual: int, spends: list[int], fired: list[tuple[int, int]]
+    ) -> list[ThresholdEvent]:
+        """What follows a settle the store applied: gauges, the estimate history, thresholds."""
+        targets, keys = reservation.targets, reservation.keys
+        for target, key, spend in zip(targets, keys, spends, strict=True):
+            target.last_spend = spend
+            target.last_key = key
+        if actual >= 0:
+            like = self._like.get(reservation.like_key)
+            if like is None:
+                like = self._like[reservation.like_key] = deque(maxlen=_LIKE_CALLS)
+            like.append(actual)
+        if not fired:
+            return []
+        return [self._fire(targets[i], keys[i], j, spends[i]) for i, j in fired]
+
+    def _keep_unsettled(self, reservation: Reservation, actual: int, tokens: int) -> None:
+        """Keep a settle the store refused for `_replay`; a long outage drops the oldest (logged once)."""
+        with self._unsettled_lock:
+            if len(self._unsettled) >= _UNSETTLED_MAX:
+                self._unsettled.popleft()
+                if not self._dropping_logged:
+                    self._dropping_logged = True
+                    logger.warning(
+                        "%d settles wait for the budget store; the oldest are dropped, their estimates "
+                        "stay reserved until their period ends",
+                        _UNSETTLED_MAX,
+                    )
+            self._unsettled.append((reservation, actual, tokens))
+
+    def _replay(self, batch: int = _REPLAY_BATCH) -> None:
+        """Apply up to `batch` kept settles, oldest first; raises the store's error if it fails again.
+
+        Each kept settle is taken off the queue before it is sent, so only one thread ever holds it,
+        and goes back to the front only when the store was unreachable: it is applied once. One the
+        store refuses for another reason is dropped and recorded as a fault, so that it cannot stop
+        every later replay (and make every call take the fail mode).
+        """
+        for _ in range(batch):
+            try:
+                item = self._unsettled.popleft()
+            except IndexError:
+                self._dropping_logged = False
+                return
+            reservation, actual, tokens = item
+            try:
+                spends, fired = self._store.settle(
+                    reservation.targets, reservation.keys, reservation.estimate, actual, tokens
+                )
+            except StoreUnavailable:
+                self._unsettled.appendleft(item)
+                raise
+            except Exception as error:
+                _record_fault("budgets.settle", error)
+                continue
+            try:
+                self._settled(reservation, actual, spends, fired)
+            except Exception as error:
+                _record_fault("budgets.settle", error)
 
     # --- routes and periods --------------------------------------------------------------------
     def _route(self, user: str | None, tenant: str | None, feature: str | None) -> tuple[Target, ...]:
@@ -513,6 +583,18 @@ class BudgetGuard:
         )
 
     def close(self) -> None:
+        """Apply the settles still kept for the store (they are lost if it is still down), then close it."""
+        try:
+            while self._unsettled:
+                self._replay()
+        except Exception as error:
+            self._store_error(error, _OUTCOME_OPEN, count=False)
+            logger.warning(
+                "budget store %s: %d settles could not be applied before closing; their estimates stay "
+                "reserved until their period ends",
+                redact_url(self.config.store),
+                len(self._unsettled),
+            )
         try:
             self._store.close()
         except Exception as error:
