@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -425,3 +427,42 @@ def test_global_projection_on_both_backends(ledger_url: str, spool_path: Path) -
         "not_reached",
     )
     assert overall.daily_rate_usd == pytest.approx(0.02415 / 7, abs=1e-12)
+
+
+def _genai_meter(*argv: str) -> list[str]:
+    """The command line that runs `genai-meter <argv>` in a new process of this interpreter."""
+    return [sys.executable, "-c", "import sys; from genai_meter.cli import main; sys.exit(main())", *argv]
+
+
+def test_export_into_a_closed_pipe_ends_quietly(ledger_url: str, spool_path: Path) -> None:
+    """`genai-meter export | head -1` printed "Broken pipe", exited 2, and then a traceback: the row
+    cursor was closed by the garbage collector after the database ("Cannot operate on a closed
+    database")."""
+    with LedgerWriter(ledger_url, spool_path=spool_path) as writer:
+        for record in many(3000):  # about 1 MB of CSV: far more than a pipe holds
+            writer.submit(record)
+    for argv in (["export", "-f", "csv"], ["report", "-g", "user", "-f", "csv"]):
+        process = subprocess.Popen(
+            _genai_meter(*argv, "--ledger", ledger_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        assert process.stdout is not None and process.stderr is not None
+        head = process.stdout.readline()
+        process.stdout.close()  # as `head -1` does
+        err = process.stderr.read().decode()
+        assert (process.wait(timeout=60), err) == (0, "")
+        assert head.startswith(b"call_key,ts," if argv[0] == "export" else b"user,calls,")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_export_to_a_full_disk_is_one_line(ledger_url: str, spool_path: Path) -> None:
+    with LedgerWriter(ledger_url, spool_path=spool_path) as writer:
+        for record in many(100):
+            writer.submit(record)
+    done = subprocess.run(
+        _genai_meter("export", "--ledger", ledger_url, "-f", "csv", "-o", "/dev/full"), capture_output=True, text=True
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (
+        2,
+        "",
+        "genai-meter export: [Errno 28] No space left on device\n",
+    )

@@ -12,7 +12,7 @@ import os
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, TextIO
@@ -130,7 +130,15 @@ def _common(parser: argparse.ArgumentParser, dates: bool = True) -> None:
 def _guarded(handler: Handler) -> Handler:
     def run(args: argparse.Namespace) -> int:
         try:
-            return handler(args)
+            code = handler(args)
+            sys.stdout.flush()  # a reader gone (`| head`) shows here, not in Python's flush at exit
+            return code
+        except BrokenPipeError:
+            # The reader stopped reading (`genai-meter export | head`): nothing is wrong, so no
+            # message; main() ends it quietly. What is left in stdout's buffer would fail again when
+            # Python flushes it at exit and print a traceback: stdout goes to /dev/null first.
+            _quiet_stdout()
+            raise
         except (LedgerError, OSError, sqlite3.Error) as exc:
             return _fail(args, str(exc) or exc.__class__.__name__)
         except Exception as exc:
@@ -139,6 +147,18 @@ def _guarded(handler: Handler) -> Handler:
             raise
 
     return run
+
+
+def _quiet_stdout() -> None:
+    """Point the stdout file descriptor at /dev/null (when it has one: not under a test's capture)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError):  # io.UnsupportedOperation is both
+        pass
 
 
 def _fail(args: argparse.Namespace, message: str) -> int:
@@ -200,13 +220,17 @@ def _export(args: argparse.Namespace) -> int:
     with _open(args) as ledger:
         total = ledger.count(since=args.since, until=args.until, filters=filters) if sys.stderr.isatty() else None
         progress = Progress(total)
+        exported = ledger.export(since=args.since, until=args.until, filters=filters)
 
         def rows() -> Iterator[dict[str, Any]]:
-            for row in ledger.export(since=args.since, until=args.until, filters=filters):
+            for row in exported:
                 yield row
                 progress.step()
 
-        with _output(args.output) as out:
+        # Closed here, while the ledger is open, also when writing fails (a full disk, a closed
+        # pipe): left to the garbage collector, the cursor was closed after the database, with a
+        # "Cannot operate on a closed database" traceback.
+        with closing(exported), _output(args.output) as out:
             stream_rows(rows(), COLUMNS, args.format, out)
         progress.finish()
     return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from typing import Any
 
 from ._errors import LedgerUnavailable
@@ -42,7 +42,7 @@ class Database(ABC):
         """Run a read query."""
 
     @abstractmethod
-    def stream(self, sql: str, params: Sequence[Any] = (), chunk: int = 2000) -> Iterator[tuple[Any, ...]]:
+    def stream(self, sql: str, params: Sequence[Any] = (), chunk: int = 2000) -> Generator[tuple[Any, ...], None, None]:
         """Run a read query, yielding rows without holding them all in memory."""
 
     @abstractmethod

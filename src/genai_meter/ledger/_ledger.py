@@ -9,7 +9,8 @@ keeps a report over a million rows well under a second on SQLite.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Generator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -219,20 +220,23 @@ class Ledger:
         until: TimeArg = None,
         filters: Filters | None = None,
         chunk: int = 2000,
-    ) -> Iterator[dict[str, Any]]:
-        """Every matching row as a dict, in time order, streamed (constant memory)."""
+    ) -> Generator[dict[str, Any], None, None]:
+        """Every matching row as a dict, in time order, streamed (constant memory). Close the
+        generator (contextlib.closing) before the ledger when not reading it to the end."""
         where = build_where(self.db.placeholder, since=since, until=until, filters=filters)
         sql = f"SELECT {', '.join(COLUMNS)} FROM {CALLS_TABLE}{where.sql()} ORDER BY ts"
         metadata_at = COLUMNS.index("metadata")
         bools = [i for i, name in enumerate(COLUMNS) if name in BOOL_COLUMNS]
-        for values in self.db.stream(sql, where.params, chunk):
-            row = list(values)
-            for i in bools:
-                row[i] = bool(row[i])
-            meta = row[metadata_at]
-            if isinstance(meta, str):
-                row[metadata_at] = json.loads(meta)
-            yield dict(zip(COLUMNS, row, strict=True))
+        # Closing this generator closes the cursor now, not when the garbage collector gets to it.
+        with closing(self.db.stream(sql, where.params, chunk)) as stream:
+            for values in stream:
+                row = list(values)
+                for i in bools:
+                    row[i] = bool(row[i])
+                meta = row[metadata_at]
+                if isinstance(meta, str):
+                    row[metadata_at] = json.loads(meta)
+                yield dict(zip(COLUMNS, row, strict=True))
 
     # --- reconciliation storage ---------------------------------------------------------------------
     def usage_by_day_model(

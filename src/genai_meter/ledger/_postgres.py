@@ -7,7 +7,7 @@ together migrate once. A `schema=` URL parameter places the tables in their own 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from itertools import count
 from typing import Any
 
@@ -161,7 +161,7 @@ class PostgresDatabase(Database):
             cur.execute(sql, tuple(params))
             return list(cur.fetchall())
 
-    def stream(self, sql: str, params: Sequence[Any] = (), chunk: int = 2000) -> Iterator[tuple[Any, ...]]:
+    def stream(self, sql: str, params: Sequence[Any] = (), chunk: int = 2000) -> Generator[tuple[Any, ...], None, None]:
         # A named (server-side) cursor: rows come over in chunks, so memory stays flat.
         with self._conn.transaction(), self._conn.cursor(name=f"genai_meter_{next(_cursor_names)}") as cur:
             cur.itersize = chunk

@@ -8,7 +8,7 @@ time and the summed columns) so a grouped report over a million rows reads an in
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +170,7 @@ class SQLiteDatabase(Database):
     def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self._conn.execute(sql, tuple(params)).fetchall()
 
-    def stream(self, sql: str, params: Sequence[Any] = (), chunk: int = 2000) -> Iterator[tuple[Any, ...]]:
+    def stream(self, sql: str, params: Sequence[Any] = (), chunk: int = 2000) -> Generator[tuple[Any, ...], None, None]:
         # An export reads every page once: a big cache would only hold pages it will not read again.
         self._conn.execute(f"PRAGMA cache_size=-{_STREAM_CACHE_KIB}")
         cursor = self._conn.execute(sql, tuple(params))
@@ -178,8 +178,11 @@ class SQLiteDatabase(Database):
             while batch := cursor.fetchmany(chunk):
                 yield from batch
         finally:
-            cursor.close()
-            self._conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
+            try:
+                cursor.close()
+                self._conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
+            except sqlite3.ProgrammingError:  # the database was closed first: nothing left to reset
+                pass
 
     def save_run(self, run: dict[str, Any], lines: Sequence[dict[str, Any]]) -> int:
         conn = self._conn
