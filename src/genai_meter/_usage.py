@@ -151,10 +151,51 @@ def estimated_usage(prompt_chars: int, output_chars: int) -> Usage:
     )
 
 
+def _iterations(usage: Any) -> Any:
+    """`usage.iterations` (beta usage only), cheaply: a declared field, else pydantic's extra fields
+    (an older SDK), else a dict's key. Most usages have none, and this runs on every Anthropic call."""
+    if type(usage) is dict:
+        return usage.get("iterations")
+    values = getattr(usage, "__dict__", None)
+    if values is not None and "iterations" in values:
+        return values["iterations"]
+    extra = getattr(usage, "__pydantic_extra__", None)
+    return extra.get("iterations") if type(extra) is dict else None
+
+
+def _compaction_tokens(read: _Reader, iterations: Any) -> tuple[int, int, int, int, int]:
+    """(uncached input, output, cache reads, cache writes, one-hour writes) of the `compaction` entries
+    of Anthropic's `usage.iterations`. Each entry counts like the top-level usage (input excludes the
+    cache reads and writes; `cache_creation` breaks the writes down by lifetime)."""
+    uncached = output = cache_read = cache_write = write_1h = 0
+    if not isinstance(iterations, list | tuple):
+        read.suspect = True
+        return uncached, output, cache_read, cache_write, write_1h
+    for entry in iterations:
+        if field(entry, "type") != "compaction":
+            continue
+        uncached += read.count(entry, "input_tokens", required=True)
+        output += read.count(entry, "output_tokens")
+        cache_read += read.count(entry, "cache_read_input_tokens")
+        breakdown = field(entry, "cache_creation")
+        write_5m = read.count(breakdown, "ephemeral_5m_input_tokens")
+        entry_1h = read.count(breakdown, "ephemeral_1h_input_tokens")
+        if field(entry, "cache_creation_input_tokens") is None:
+            cache_write += write_5m + entry_1h
+        else:
+            cache_write += read.count(entry, "cache_creation_input_tokens")
+        write_1h += entry_1h
+    return uncached, output, cache_read, cache_write, write_1h
+
+
 def anthropic_usage(usage: Any) -> Usage | None:
     """Anthropic Messages usage. Its `input_tokens` excludes cache reads and writes; semconv's includes
     them, so they are added back here. The one-hour part of the cache writes comes from
-    `cache_creation.ephemeral_1h_input_tokens` (priced higher than five-minute writes)."""
+    `cache_creation.ephemeral_1h_input_tokens` (priced higher than five-minute writes).
+
+    The tokens of `compaction` entries of the beta `usage.iterations` are billed but left out of the
+    top-level fields (the SDK's `BetaUsage.iterations`), so they are added in; the other entries
+    (`message`, ...) are already in the top-level counts."""
     if usage is None:
         return None
     read = _Reader()
@@ -168,6 +209,14 @@ def anthropic_usage(usage: Any) -> Usage | None:
     if field(usage, "cache_creation_input_tokens") is None:
         cache_write = write_5m + write_1h
     reasoning = read.count(field(usage, "output_tokens_details"), "thinking_tokens")
+    iterations = _iterations(usage)
+    if iterations:  # rare: only beta responses that compacted (or looped over server tools) have any
+        more = _compaction_tokens(read, iterations)
+        uncached += more[0]
+        output += more[1]
+        cache_read += more[2]
+        cache_write += more[3]
+        write_1h += more[4]
     return Usage(
         input_tokens=uncached + cache_read + cache_write,
         output_tokens=output,

@@ -199,6 +199,35 @@ def test_service_tier_on_peer_and_sdk_spans(exported: Exported, fake_provider: F
     assert attrs(sdk_span)[names.COST_USD] == pytest.approx((1000 * 0.5 + 1000 * 2.5) / 1e6, abs=1e-12)
 
 
+def test_anthropic_sdk_span_with_compactions(exported: Exported, fake_provider: FakeProvider) -> None:
+    client = anthropic.Anthropic(base_url=fake_provider.anthropic_base_url, api_key="sk", max_retries=0,
+                                 open_telemetry={"tracer_provider": exported.tracer_provider})
+    usage = {"input_tokens": 2000, "output_tokens": 500, "cache_read_input_tokens": 1000, "iterations": [
+        {"type": "compaction", "input_tokens": 150000, "output_tokens": 4000, "cache_read_input_tokens": 10000,
+         "cache_creation_input_tokens": 0},
+        {"type": "message", "input_tokens": 2000, "output_tokens": 500, "cache_read_input_tokens": 1000,
+         "cache_creation_input_tokens": 0},
+    ]}
+    client.beta.messages.create(model="claude-haiku-4-5", max_tokens=10, messages=MESSAGES,
+                                extra_headers={"x-fake-usage": json.dumps(usage)})
+    got = attrs(exported.only_span())
+    assert (got["anthropic.usage.compaction.input_tokens"], got["anthropic.usage.compaction.output_tokens"]) == (
+        160000, 4000)
+    # claude-haiku-4-5: input 1, cache read 0.1, output 5; the compactions' input has no cache breakdown.
+    cost = (2000 * 1 + 1000 * 0.1 + 160000 * 1 + (500 + 4000) * 5) / 1e6
+    assert got[names.COST_USD] == pytest.approx(cost, abs=1e-12)
+
+
+def test_compaction_attributes_on_a_hand_made_span(exported: Exported) -> None:
+    with exported.tracer_provider.get_tracer("com.anthropic.sdk.python").start_as_current_span("chat") as span:
+        span.set_attributes({names.PROVIDER_NAME: "anthropic", names.REQUEST_MODEL: "claude-sonnet-4-5",
+                             names.USAGE_INPUT_TOKENS: 2000, names.USAGE_OUTPUT_TOKENS: 500,
+                             "anthropic.usage.compaction.input_tokens": 160000,
+                             "anthropic.usage.compaction.output_tokens": 4000})
+    assert attrs(exported.only_span())[names.COST_USD] == pytest.approx(
+        (162000 * 3 + 4500 * 15) / 1e6, abs=1e-12)
+
+
 def test_anthropic_sdk_span_inside_a_metered_call_is_not_priced_again(exported: Exported,
                                                                         fake_provider: FakeProvider) -> None:
     from genai_meter.instrumentation.anthropic import AnthropicInstrumentor

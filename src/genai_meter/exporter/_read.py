@@ -8,7 +8,10 @@ instrumentations write `gen_ai.provider.name` and `gen_ai.usage.input_tokens` / 
 taken as semconv defines it (cache reads and writes included); a span whose cache counts exceed its
 input plainly used Anthropic's exclusive meaning, and its cache counts are added back. The service
 tier the response reports (`openai.response.service_tier`, `gen_ai.openai.response.service_tier`,
-`anthropic.response.service_tier`) picks the tier's prices (flex, batch, priority).
+`anthropic.response.service_tier`) picks the tier's prices (flex, batch, priority). The anthropic
+SDK's span counts the tokens of context compactions apart (`anthropic.usage.compaction.*`, left out
+of its `gen_ai.usage.*`); they are added in, the input ones at the plain input rate (the span gives
+no cache breakdown of them).
 
 A count that is there but cannot be a token count (NaN, infinite, negative, a bool, a string, a
 list, past `MAX_TOKEN_COUNT`) counts as 0 and marks the usage `suspect`, as in genai-meter's own
@@ -30,6 +33,10 @@ LEGACY_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read_input_tokens"
 LEGACY_USAGE_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation_input_tokens"
 SEMCONV_USAGE_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation.input_tokens"
 ANTHROPIC_CACHE_WRITE_1H_TOKENS = "anthropic.usage.cache_creation.ephemeral_1h_input_tokens"
+# The anthropic SDK's span: the tokens of the context compactions, which its top-level usage (and so
+# gen_ai.usage.*) leaves out; the input one includes the compactions' cache reads and writes.
+ANTHROPIC_COMPACTION_INPUT_TOKENS = "anthropic.usage.compaction.input_tokens"
+ANTHROPIC_COMPACTION_OUTPUT_TOKENS = "anthropic.usage.compaction.output_tokens"
 # The service tier the call was billed at, as the response says: current semconv (and openai-v2 on
 # the Responses API, OpenLLMetry), older semconv (openai-v2 on Chat Completions), the anthropic SDK.
 OPENAI_RESPONSE_SERVICE_TIER = "openai.response.service_tier"
@@ -46,6 +53,8 @@ _CACHE_WRITE = (
 )
 _PROVIDER = (names.PROVIDER_NAME, names.LEGACY_SYSTEM)
 _MODEL = (names.RESPONSE_MODEL, names.REQUEST_MODEL)
+_COMPACTION_INPUT = (ANTHROPIC_COMPACTION_INPUT_TOKENS,)
+_COMPACTION_OUTPUT = (ANTHROPIC_COMPACTION_OUTPUT_TOKENS,)
 _SERVICE_TIER = (OPENAI_RESPONSE_SERVICE_TIER, LEGACY_OPENAI_RESPONSE_SERVICE_TIER, ANTHROPIC_RESPONSE_SERVICE_TIER)
 
 
@@ -106,13 +115,15 @@ def span_usage(attributes: Mapping[str, Any]) -> SpanUsage | None:
     total_input = input_tokens or 0
     if cache_read + cache_write > total_input:
         total_input += cache_read + cache_write
+    total_input += read.first(attributes, _COMPACTION_INPUT) or 0
+    output = (output_tokens or 0) + (read.first(attributes, _COMPACTION_OUTPUT) or 0)
     return SpanUsage(
         provider=provider.lower(),
         model=model,
         request_model=_first_text(attributes, (names.REQUEST_MODEL,)),
         usage=Usage(
             input_tokens=total_input,
-            output_tokens=output_tokens or 0,
+            output_tokens=output,
             cache_read_tokens=cache_read,
             cache_write_tokens=cache_write,
             cache_write_1h_tokens=min(write_1h, cache_write),
