@@ -17,6 +17,7 @@ Endpoints (POST unless noted):
   /v1/chat/completions, /v1/responses, /v1/embeddings, /v1/completions    OpenAI
   /v1/messages (also client.beta.messages), /v1/messages/count_tokens      Anthropic
   /{v1,v1beta,v1alpha}/models/{model}:generateContent|:streamGenerateContent   Gemini
+  GET /v1/responses/{id}                                                   OpenAI background responses
   GET /v1/organization/usage/completions, /usage/embeddings, /costs        OpenAI admin (Bearer key)
   GET /v1/organizations/usage_report/messages, /cost_report    Anthropic admin (x-api-key or Bearer)
 
@@ -55,6 +56,10 @@ Per-request controls (request headers):
   x-fake-fields       a JSON object merged into an OpenAI response body and every stream chunk, and
                       into a whole Anthropic message (e.g. `{"model": 5}` for a model that is not
                       text).
+  x-fake-background-polls
+                      Responses API with `background: true` (answered at once, `queued`, no usage):
+                      how many GET /v1/responses/{id} answer `in_progress` before the complete
+                      response with its usage (default 0).
   A malformed control header is answered with a 400 whose message names the header.
 
 Default usage, when x-fake-usage is absent:

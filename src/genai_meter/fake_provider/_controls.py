@@ -49,6 +49,9 @@ class Controls:
     # `x-fake-no-usage`: a whole (non-streamed) OpenAI, Anthropic or Gemini response whose usage is `null`
     # or left out altogether, as some proxies and compatible servers answer
     no_usage: Literal["null", "absent"] | None = None
+    # Responses API `background: true`: how many retrieves answer `in_progress` before the complete
+    # response (`x-fake-background-polls`)
+    background_polls: int = 0
 
 
 def _int(headers: Mapping[str, str], name: str, *, low: int, high: int) -> int | None:
@@ -122,6 +125,7 @@ def parse_controls(headers: Mapping[str, str]) -> Controls:
         finish_reasons=tuple(r.strip() for r in headers.get("x-fake-finish-reason", "").split(",") if r.strip()),
         fields=_json_object(headers, "x-fake-fields"),
         no_usage=_no_usage(headers.get("x-fake-no-usage")),
+        background_polls=_int(headers, "x-fake-background-polls", low=0, high=10_000) or 0,
     )
 
 

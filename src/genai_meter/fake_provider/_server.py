@@ -23,6 +23,7 @@ from ._controls import ControlError, Controls, parse_controls
 from ._wire import Served, StreamPlan, UsageRecord, dumps, new_id
 
 _ADMIN_OPENAI = "/v1/organization/"
+_RESPONSES_PREFIX = "/v1/responses/"
 _ADMIN_ANTHROPIC = "/v1/organizations/"
 _GEMINI_VERSIONS = ("v1", "v1beta", "v1alpha")
 _RETRY_STATUSES = (429, 503, 529)
@@ -170,6 +171,9 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         path, query = url.path, parse_qs(url.query, keep_blank_values=True)
         self._record(path, query, None, counts=False)
+        if path.startswith(_RESPONSES_PREFIX):
+            self._background_response(path[len(_RESPONSES_PREFIX) :])
+            return
         self._admin(path, query)
 
     def do_POST(self) -> None:
@@ -226,6 +230,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_bytes(200, _MALFORMED_BODY)
             return
         served = route(body, controls, controls.timestamp or time.time())
+        if served.body is not None and path == "/v1/responses" and body.get("background") is True:
+            self._send_json(200, self.server.provider._queue_background(served.body, controls.background_polls))
+            self.server.provider._served(served.record)
+            return
         if served.stream is None:
             self._send_json(200, served.body, served.headers)
             self.server.provider._served(served.record)
@@ -300,6 +308,15 @@ class _Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization") or ""
         return auth[len("Bearer ") :].strip() if auth.startswith("Bearer ") else ""
 
+    def _background_response(self, response_id: str) -> None:
+        """GET /v1/responses/{id}: a background response, still in progress for as many retrieves as
+        its create asked (x-fake-background-polls), then complete with its usage."""
+        found = self.server.provider._poll_background(response_id)
+        if found is None:
+            self._send_error_for(_RESPONSES_PREFIX, 404, f"fake provider: no response {response_id!r}")
+            return
+        self._send_json(200, found)
+
     def _admin(self, path: str, query: dict[str, list[str]]) -> None:
         if path.startswith(_ADMIN_OPENAI) and not self._bearer():
             self._send_error_for(path, 401, "fake provider: missing admin API key (Authorization: Bearer)")
@@ -336,6 +353,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(200, report)
 
 
+def _in_progress(final: dict[str, Any], status: str) -> dict[str, Any]:
+    return {**final, "status": status, "output": [], "usage": None, "completed_at": None}
+
+
 class FakeProvider:
     """A local OpenAI/Anthropic/Gemini look-alike for tests and the offline demo (see package docs)."""
 
@@ -347,10 +368,30 @@ class FakeProvider:
         self._count = 0
         self._records: list[UsageRecord] = []
         self._reports: dict[str, dict[str, Any]] = {}
+        # background responses by id: [the complete response, retrieves left that answer in progress]
+        self._background: dict[str, list[Any]] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
+
+    def _queue_background(self, final: dict[str, Any], polls: int) -> dict[str, Any]:
+        """Keep a background response's final form; answer the create with it queued (no output, no
+        usage), as the API does."""
+        with self._lock:
+            self._background[str(final.get("id"))] = [final, polls]
+        return _in_progress(final, "queued")
+
+    def _poll_background(self, response_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            entry = self._background.get(response_id)
+            if entry is None:
+                return None
+            final, polls = entry
+            if polls <= 0:
+                return dict(final)
+            entry[1] = polls - 1
+        return _in_progress(final, "in_progress")
 
     def start(self) -> FakeProvider:
         if self._server is not None:

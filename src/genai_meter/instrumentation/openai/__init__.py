@@ -11,7 +11,8 @@ or explicitly::
     OpenAIInstrumentor().instrument()
 
 Covers `chat.completions.create` / `.parse` / `.stream`, `responses.create` / `.parse` / `.stream`,
-`embeddings.create` and legacy `completions.create`, on `OpenAI`, `AsyncOpenAI`, `AzureOpenAI`
+`embeddings.create` and legacy `completions.create` (a background response is finished by the
+`responses.retrieve` that shows it done), on `OpenAI`, `AsyncOpenAI`, `AzureOpenAI`
 (provider `azure.ai.openai`) and OpenAI-compatible base URLs, including `with_raw_response` and
 streams used as iterators or context managers. `uninstrument()` restores the SDK.
 """
@@ -25,6 +26,8 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 
 from ..._runtime import set_providers
 from .._patching import patch, unpatch
+from ._background import fetch_wrapper
+from ._observers import finish_response
 from ._wrappers import (
     CHAT,
     EMBEDDINGS,
@@ -51,6 +54,8 @@ _TARGETS: tuple[tuple[str, str, str, str, Operation], ...] = (
     (_EMBEDDINGS_MODULE, "Embeddings", "AsyncEmbeddings", "create", EMBEDDINGS),
     (_COMPLETIONS_MODULE, "Completions", "AsyncCompletions", "create", TEXT_COMPLETION),
 )
+# Fetching a background response finishes the call its create held open (see `_background`).
+_FETCHES = ("retrieve", "cancel")
 
 
 
@@ -68,11 +73,17 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         for module, sync_class, async_class, method, operation in _TARGETS:
             patch(module, sync_class, method, sync_wrapper(operation))
             patch(module, async_class, method, async_wrapper(operation))
+        for method in _FETCHES:
+            patch(_RESPONSES_MODULE, "Responses", method, fetch_wrapper(RAW_RESPONSES, finish_response, False))
+            patch(_RESPONSES_MODULE, "AsyncResponses", method, fetch_wrapper(RAW_RESPONSES, finish_response, True))
 
     def _uninstrument(self, **kwargs: Any) -> None:
         for module, sync_class, async_class, method, _operation in _TARGETS:
             unpatch(module, sync_class, method)
             unpatch(module, async_class, method)
+        for method in _FETCHES:
+            unpatch(_RESPONSES_MODULE, "Responses", method)
+            unpatch(_RESPONSES_MODULE, "AsyncResponses", method)
 
 
 __all__ = ["OpenAIInstrumentor"]

@@ -21,6 +21,7 @@ from ..._call import Call
 from ..._usage import Usage, estimate_tokens, field, openai_chat_usage, openai_responses_usage
 from .._streams import TextStreamObserver
 from .._values import text
+from ._background import held_in_background
 
 
 def with_reported_cost(usage: Usage | None, raw_usage: Any) -> tuple[Usage | None, float | None]:
@@ -131,7 +132,10 @@ def finish_embedding(call: Call, response: Any, error: BaseException | None = No
 
 
 def finish_response(call: Call, response: Any, error: BaseException | None = None) -> None:
-    """A whole Responses API `Response` (also ParsedResponse); `error` as for `finish_chat`."""
+    """A whole Responses API `Response` (also ParsedResponse); `error` as for `finish_chat`. A
+    background response still running is held open until it is seen finished (`_background`)."""
+    if error is None and held_in_background(call, response):
+        return
     raw_usage = getattr(response, "usage", None)
     usage, cost = with_reported_cost(openai_responses_usage(raw_usage), raw_usage)
     status = getattr(response, "status", None)
