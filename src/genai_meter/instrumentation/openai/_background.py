@@ -90,8 +90,10 @@ BACKGROUND = BackgroundCalls()
 def held_in_background(call: Call, response: Any) -> bool:
     """Hold `call` when `response` is a background response still running (no usage yet)."""
     status = getattr(response, "status", None)
+    if status not in PENDING_STATUSES or getattr(response, "usage", None) is not None:
+        return False
     response_id = text(getattr(response, "id", None))
-    if status not in PENDING_STATUSES or response_id is None or getattr(response, "usage", None) is not None:
+    if response_id is None:
         return False
     BACKGROUND.hold(response_id, call, str(status))
     return True
