@@ -1,7 +1,8 @@
 """Local JSON-lines files that several processes share: the spool and the dead-letter file.
 
-Every access holds an exclusive `flock` on the file, and appends are fsync'd, so rows handed to
-one of these files survive a crash and two processes never interleave half-lines.
+Every access holds an exclusive `flock` on the file, and appends are fsync'd and all-or-nothing,
+so rows handed to one of these files survive a crash, two processes never interleave half-lines,
+and a failed append leaves no part of a line behind.
 """
 
 from __future__ import annotations
@@ -33,11 +34,34 @@ def locked(path: Path, mode: str) -> Iterator[BinaryIO]:
 
 
 def append_durably(path: Path, text: str) -> None:
-    """Append UTF-8 text and fsync: after this returns the text survives a crash."""
+    """Append UTF-8 text and fsync: after this returns the text survives a crash.
+
+    All or nothing, so the file only ever holds whole lines: an append cut short (a full disk, a
+    failed fsync) is cut off again before the error propagates, and a file that ends in part of a
+    line anyway (a crash mid-append) gets a newline first. Otherwise the next append's first line
+    is glued to the torn one and both are set aside as unreadable on replay.
+    Written with os.write, not through Python's buffer: a buffer would keep what the disk refused
+    and write it again when the file is closed, after the cut.
+    """
     data = text.encode("utf-8")
-    with locked(path, "ab") as handle:
-        handle.write(data)
-        sync(handle)
+    with locked(path, "a+b") as handle:
+        fd = handle.fileno()
+        start = os.lseek(fd, 0, os.SEEK_END)
+        if start:
+            handle.seek(start - 1)
+            if handle.read(1) != b"\n":
+                data = b"\n" + data
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]  # O_APPEND: at the end, whatever the position
+            os.fsync(fd)
+        except BaseException:
+            try:
+                os.ftruncate(fd, start)
+            except OSError:  # pragma: no cover - the error that brought us here says enough
+                pass
+            raise
 
 
 def sync(handle: BinaryIO) -> None:
