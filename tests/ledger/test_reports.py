@@ -466,3 +466,24 @@ def test_export_to_a_full_disk_is_one_line(ledger_url: str, spool_path: Path) ->
         "",
         "genai-meter export: [Errno 28] No space left on device\n",
     )
+
+
+def test_a_none_budget_is_the_unset_groups(
+    ledger_url: str, spool_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--budget '(none)=USD'` was taken for a user spelt "(none)": a phantom row with the budget,
+    while the calls without a user had none. It is the unset group's, as `--user '(none)'` is."""
+    _fill_users(ledger_url, spool_path, [None, None, "alice"])  # $0.001, $0.002, $0.003
+    now = datetime(2026, 1, 1, 12, tzinfo=timezone.utc)
+    with open_ledger(ledger_url) as ledger:
+        got = project(ledger, {"(none)": 0.003, "*": 1.0}, scope="user", now=now)
+    assert [(p.value, p.month_to_date_usd, p.limit_usd, p.budget_status) for p in got] == [
+        ("alice", 0.003, 1.0, "not_reached"),
+        (None, 0.003, 0.003, "exhausted"),
+    ]
+    code, out, err = run_cli(
+        ["project", "--ledger", ledger_url, "--scope", "user", "--budget", "(none)=2", "-f", "json"], capsys
+    )
+    assert code == 0, err
+    limits = {row["value"]: row["limit_usd"] for row in json.loads(out)}  # alice only in January 2026
+    assert (limits[None], "(none)" in limits, limits.get("alice")) == (2.0, False, None)

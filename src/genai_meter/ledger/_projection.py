@@ -17,7 +17,7 @@ from typing import Any
 
 from ._errors import QueryError
 from ._ledger import Filters, Ledger, usd_sum
-from ._query import DIMENSIONS, non_negative_number, utc_now, whole_number
+from ._query import DIMENSIONS, NONE_VALUE, non_negative_number, utc_now, whole_number
 
 DEFAULT_KEY = "*"
 MAX_WINDOW_DAYS = 3660  # ten years: more is no "recent" rate, and far more is no calendar date
@@ -72,8 +72,9 @@ def project(
     now: datetime | None = None,
     filters: Filters | None = None,
 ) -> list[Projection]:
-    """Project each scope value. `limits` maps a scope value (or "*" for every value, or any key
-    when scope is "global") to its monthly limit in USD."""
+    """Project each scope value. `limits` maps a scope value (or "*" for every value, "(none)" for
+    the calls that have no value, as in the row filters, or any key when scope is "global") to its
+    monthly limit in USD."""
     if scope != "global" and scope not in DIMENSIONS:
         raise QueryError(f"unknown scope {scope!r}; choose from global, {', '.join(DIMENSIONS)}")
     whole_number(window_days, "window_days", low=1, high=MAX_WINDOW_DAYS)
@@ -106,7 +107,7 @@ def project(
     if dimension is None:
         values = {"*"}
     else:
-        values |= {key for key in limits if key != DEFAULT_KEY}
+        values |= {_value_of(key) for key in limits if key != DEFAULT_KEY}
     days_in_month = calendar.monthrange(today.year, today.month)[1]
     month_end = datetime(today.year, today.month, days_in_month, tzinfo=timezone.utc) + timedelta(days=1)
     remaining_days = (month_end - moment).total_seconds() / 86400
@@ -133,13 +134,20 @@ def project(
     return results
 
 
+def _value_of(key: str) -> str | None:
+    """The scope value a budget's name stands for: "(none)" is the unset group (None), as in the
+    row filters, not a value of that spelling."""
+    return None if key == NONE_VALUE else key
+
+
 def _limit_for(limits: Mapping[str, float], dimension: str | None, value: str | None) -> float | None:
     if not limits:
         return None
     if dimension is None:
         return float(next(iter(limits.values())))
-    if value is not None and value in limits:
-        return float(limits[value])
+    key = NONE_VALUE if value is None else value
+    if key in limits:
+        return float(limits[key])
     return float(limits[DEFAULT_KEY]) if DEFAULT_KEY in limits else None
 
 
