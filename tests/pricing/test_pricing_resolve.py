@@ -6,9 +6,12 @@ import json
 
 import pytest
 
+from genai_meter._usage import Usage
 from genai_meter.pricing import ModelPricing, PriceBook, PricingError
 from genai_meter.pricing._book import DATA_DIR, bundled_data
 from genai_meter.pricing._ids import candidates
+
+from .conftest import at
 
 
 @pytest.mark.parametrize(
@@ -142,6 +145,30 @@ def test_candidates_order() -> None:
     ]
     assert "llama3-70b" not in candidates("llama3-70b-8192")  # 8192 is a context size, not a date
     assert candidates("openai/gpt-4o")[:2] == ["openai/gpt-4o", "gpt-4o"]
+
+
+def test_every_matching_suffix_pattern_is_tried() -> None:
+    # `-v2:1` is a Bedrock version and `:1` a tag: both strippings are candidates, longest first.
+    assert candidates("anthropic.claude-v2:1") == [
+        "anthropic.claude-v2:1", "anthropic.claude-v2", "anthropic.claude", "claude-v2:1", "claude-v2", "claude",
+    ]
+    assert candidates("claude-3-5-sonnet-v2@20241022")[-1] == "claude-3-5-sonnet"
+
+
+@pytest.mark.parametrize(
+    ("model", "canonical", "cost"),
+    [
+        ("anthropic.claude-v2:1", "claude-2", (1000 * 8 + 1000 * 24) / 1e6),
+        ("us.anthropic.claude-v2:1", "claude-2", (1000 * 8 + 1000 * 24) / 1e6),
+        ("in.anthropic.claude-haiku-4-5-20251001-v1:0", "claude-haiku-4-5", (1000 * 1 + 1000 * 5) / 1e6),
+        ("in.moonshotai.kimi-k3", "moonshotai.kimi-k3", (1000 * 3 + 1000 * 15) / 1e6),
+    ],
+)
+def test_bedrock_versions_and_the_india_region(book: PriceBook, model: str, canonical: str, cost: float) -> None:
+    pricing = book.resolve("aws.bedrock", model)
+    assert pricing is not None and pricing.model == canonical
+    usage = Usage(input_tokens=1000, output_tokens=1000)
+    assert pricing.cost(usage, at("2026-11-20")).total_usd == pytest.approx(cost, abs=1e-9)
 
 
 REQUIRED = (

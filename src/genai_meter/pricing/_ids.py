@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-_BEDROCK_REGION = re.compile(r"^(?:us|us-gov|eu|apac|ap|au|ca|jp|sa|global|regional)\.")
+_BEDROCK_REGION = re.compile(r"^(?:us|us-gov|eu|apac|ap|au|ca|jp|in|sa|global|regional)\.")
 _BEDROCK_VENDOR = re.compile(
     r"^(?:anthropic|amazon|meta|mistral|cohere|ai21|deepseek|openai|qwen|writer|google|nvidia|"
     r"moonshotai|zai|minimax|twelvelabs|stability|luma)\."
@@ -27,28 +27,27 @@ _SUFFIXES = (
     re.compile(r":\d+$"),
     re.compile(r"-\d{4}-\d{2}-\d{2}$"),  # OpenAI snapshots: -2024-08-06
     re.compile(r"-20\d{6}$"),  # Anthropic snapshots: -20241022
-    re.compile(rf"-{_MONTHS}-{_DAYS}$"),  # Gemini previews: -05-20
+    re.compile(rf"(?<!-\d{{4}})-{_MONTHS}-{_DAYS}$"),  # Gemini previews: -05-20 (not the end of -2024-05-20)
     re.compile(rf"-(?:{_MONTHS}{_DAYS}|2[3-9]{_MONTHS})$"),  # -0613 (MMDD), -2411 (YYMM)
     re.compile(r"-0\d\d$"),  # Gemini versions: -001, -002
 )
 
 
-def _strip_suffix(model: str) -> str:
-    for pattern in _SUFFIXES:
-        stripped = pattern.sub("", model, count=1)
-        if stripped != model and stripped:
-            return stripped
-    return model
-
-
 def _with_stripped_suffixes(model: str, out: list[str]) -> None:
-    while True:
-        if model not in out:
-            out.append(model)
-        stripped = _strip_suffix(model)
-        if stripped == model:
-            return
-        model = stripped
+    """`model` and every form reached by stripping suffixes, longest (most specific) first.
+
+    Every matching pattern's result is kept, not only the first's: `claude-v2:1` is both a Bedrock
+    version (`-v2:1` -> `claude`) and a `:1` tag (-> `claude-v2`, the id that is priced)."""
+    forms = [model]
+    i = 0
+    while i < len(forms):
+        for pattern in _SUFFIXES:
+            stripped = pattern.sub("", forms[i], count=1)
+            if stripped and stripped not in forms:
+                forms.append(stripped)
+        i += 1
+    forms.sort(key=len, reverse=True)  # stable: among equal lengths, the order found
+    out.extend(form for form in forms if form not in out)
 
 
 def clean(model: str) -> str:
