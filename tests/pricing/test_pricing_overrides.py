@@ -241,6 +241,20 @@ def test_json_validation_error_has_a_line(write: Write) -> None:
         PriceBook.load(write(text, "prices.json"))
 
 
+def test_json_duplicate_key_is_an_error_as_in_yaml(write: Write) -> None:
+    # json.loads alone keeps the last value: this file would have priced m at $2 without a word.
+    text = '{"models": {\n "m": {"provider": "openai", "input": 1},\n "m": {"provider": "openai", "input": 2}}}\n'
+    with pytest.raises(PricingError, match=r"^.*prices\.json:3: models\.m: duplicate key$"):
+        PriceBook.load(write(text, "prices.json"))
+    with pytest.raises(PricingError, match=r"prices\.json:1: models\.m\.input: duplicate key"):
+        PriceBook.load(write('{"models": {"m": {"provider": "openai", "input": 1, "input": 2}}}', "prices.json"))
+    # JSON the YAML composer cannot read (a tab before a key): the key is still named, without a line.
+    with pytest.raises(PricingError, match=r"prices\.json: duplicate key 'version'$"):
+        PriceBook.load(write('{"version": 1,\n\t"version": 1}', "prices.json"))
+    book = PriceBook.load(write('{"models": {"m": {"provider": "openai", "input": 2}}}', "prices.json"))
+    assert total(book, "openai", "m") == pytest.approx(0.002, abs=1e-9)
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(PricingError, match=r"nope\.yaml: cannot read: No such file or directory"):
         PriceBook.load(tmp_path / "nope.yaml")

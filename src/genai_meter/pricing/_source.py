@@ -4,7 +4,7 @@ Error messages must point at `file:line`, and neither `yaml.safe_load` nor `json
 positions. So YAML is composed into nodes and converted by hand, recording each node's line under
 its path; JSON is parsed by `json` (whose syntax errors carry a line) and then, for positions only,
 composed by the YAML parser, which reads JSON too. If that second pass fails, errors simply come
-without a line.
+without a line. A key given twice in one object is an error in both (`json` alone would keep the last).
 """
 
 from __future__ import annotations
@@ -79,13 +79,40 @@ def read_document(path: str | os.PathLike[str]) -> tuple[Located, bytes]:
     return parse_yaml(text, file), raw
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`json.loads`' object hook: a key given twice is an error, as in YAML (json keeps the last)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return out
+
+
 def parse_json(text: str, file: str, with_lines: bool = True) -> Located:
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         raise PricingError(f"{file}:{exc.lineno}: invalid JSON: {exc.msg}") from None
     except RecursionError:
         raise PricingError(f"{file}: nested too deeply") from None
+    except _DuplicateKey as exc:
+        try:  # the YAML composer reads JSON too, and names the line and path of a duplicate key
+            _compose(text, file, {})
+        except PricingError as located:
+            if str(located).endswith(": duplicate key"):
+                raise located from None
+        except (yaml.YAMLError, RecursionError):
+            pass
+        raise PricingError(f"{file}: duplicate key {exc.key!r}") from None
     lines: Lines = {}
     if with_lines:
         try:
