@@ -571,3 +571,28 @@ def test_cost_sums_are_rounded(
         [run] = reader.db.fetch_all("SELECT ledger_cost_usd, provider_cost_usd FROM genai_meter_reconciliations")
         [line] = reader.db.fetch_all("SELECT difference FROM genai_meter_reconciliation_lines WHERE mismatch")
     assert (float(run[0]), float(run[1]), float(line[0])) == (1.05, 1.1, -0.05)
+
+
+def test_a_bucket_in_two_reports_counts_once(ledger: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two saved exports sharing a day (or one file passed twice) added that day's figures twice."""
+    full = _openai_usage()
+    first = _write(tmp_path / "first.json", {"data": full["data"]})  # days 0 and 1
+    second = _write(tmp_path / "second.json", {"data": full["data"][1:]})  # day 1 again
+    base = ["reconcile", "--ledger", ledger, *RANGE, "--no-store", "--all", "-f", "json"]
+    for reports in ([first, second], [first, first]):
+        code, out, err = run_cli([*base, *(x for path in reports for x in ("--report", path))], capsys)
+        assert code == 0, out
+        assert "9 lines compared, match" in err
+        day1 = [(x["model"], x["measure"], x["provider"]) for x in json.loads(out) if x["day"] == "2026-01-02"]
+        assert day1 == [(MINI, "requests", 3.0), (MINI, "input_tokens", 3000.0), (MINI, "output_tokens", 300.0)]
+
+    # The same bucket with other figures: one of them is wrong, and which is not ours to guess.
+    later = _openai_usage(extra_mini_day1=7)
+    third = _write(tmp_path / "third.json", {"data": later["data"][1:]})
+    code, out, err = run_cli([*base, "--report", first, "--report", third], capsys)
+    assert (code, out) == (2, "")
+    assert err == (
+        f"genai-meter reconcile: {third}: $.data[0]: the openai usage completions bucket of 2026-01-02"
+        f" (start {int(DAY1) + 86400}) is also in {first}: $.data[1], with different results;"
+        " pass only one of the two reports\n"
+    )

@@ -13,6 +13,9 @@ Each measure also records which ledger operations the reports it came from cover
 ledger side is summed over the same calls (like with like): OpenAI's usage report for completions
 counts chat and legacy completions calls only, its embeddings report embeddings calls only, and
 Anthropic's messages usage report Messages (chat) calls; cost reports bill every operation.
+A bucket read twice (two saved exports that share a day, the same file passed twice) counts once:
+buckets are known by report kind, start and end; a repeat with the same results is skipped, one
+with different results is refused, naming both places.
 Malformed input raises ReportFormatError naming the source and the JSON path of the bad field.
 """
 
@@ -25,7 +28,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
@@ -71,6 +74,8 @@ class ProviderFigures:
     # Names in the model place of a key that are not models (non-token cost types): reconciliation
     # keeps them as lines of their own and does not take them for a report grouped by model.
     not_models: set[str] = field(default_factory=set)
+    # (report kind, bucket start, bucket end) -> (its results, canonical JSON; where it was read).
+    seen_buckets: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
 
     @property
     def has_usage(self) -> bool:
@@ -161,26 +166,62 @@ def _buckets(node: Any, path: str, depth: int = 0) -> Iterator[tuple[str, dict[s
                     yield from _buckets(value, f"{path}.{key}", depth + 1)
 
 
+_Reader = Callable[[dict[str, Any], str, str, ProviderFigures], None]
+
+
 def _add_bucket(bucket: dict[str, Any], where: str, figures: ProviderFigures) -> None:
     day = _bucket_day(bucket, where)
     results = bucket.get("results")
     if not isinstance(results, list):
         raise ReportFormatError(f"{where}.results: expected a list")
+    by_kind: dict[str, list[tuple[_Reader, dict[str, Any], str]]] = defaultdict(list)
     for i, result in enumerate(results):
         at = f"{where}.results[{i}]"
         if not isinstance(result, dict):
             raise ReportFormatError(f"{at}: expected an object")
-        amount = result.get("amount")
-        if "uncached_input_tokens" in result:
-            _anthropic_usage(result, day, at, figures)
-        elif isinstance(amount, str) or (amount is not None and "cost_type" in result):
-            _anthropic_cost(result, day, at, figures)
-        elif isinstance(amount, dict):
-            _openai_cost(result, day, at, figures)
-        elif "input_tokens" in result or "num_model_requests" in result:
-            _openai_usage(result, day, at, figures)
-        else:
-            raise ReportFormatError(f"{at}: not a usage or cost result of a known provider")
+        kind, reader = _result_kind(result, at)
+        by_kind[kind].append((reader, result, at))
+    for kind, read in by_kind.items():
+        if _first_time(figures, kind, bucket, [result for _, result, _ in read], where, day):
+            for reader, result, at in read:
+                reader(result, day, at, figures)
+
+
+def _result_kind(result: dict[str, Any], at: str) -> tuple[str, _Reader]:
+    """Which report a result comes from ("openai usage completions", "anthropic cost"...), and the
+    function that reads it."""
+    amount = result.get("amount")
+    if "uncached_input_tokens" in result:
+        return "anthropic usage", _anthropic_usage
+    if isinstance(amount, str) or (amount is not None and "cost_type" in result):
+        return "anthropic cost", _anthropic_cost
+    if isinstance(amount, dict):
+        return "openai costs", _openai_cost
+    if "input_tokens" in result or "num_model_requests" in result:
+        return f"openai usage {_openai_usage_kind(result, at)}", _openai_usage
+    raise ReportFormatError(f"{at}: not a usage or cost result of a known provider")
+
+
+def _first_time(
+    figures: ProviderFigures, kind: str, bucket: dict[str, Any], results: list[dict[str, Any]], where: str, day: str
+) -> bool:
+    """Whether this bucket's results of `kind` are new. Two saved exports that share a day, or one
+    file passed twice, hold the same bucket: it is counted once. The same bucket with other figures
+    (exports made at different times, or grouped differently) cannot both be right: refused."""
+    start = bucket.get("start_time", bucket.get("starting_at"))
+    end = bucket.get("end_time", bucket.get("ending_at"))
+    identity = (kind, repr(start), repr(end))
+    content = json.dumps(sorted(json.dumps(r, sort_keys=True, default=str) for r in results))
+    seen = figures.seen_buckets.get(identity)
+    if seen is None:
+        figures.seen_buckets[identity] = (content, where)
+        return True
+    if seen[0] == content:
+        return False
+    raise ReportFormatError(
+        f"{where}: the {kind} bucket of {day} (start {start!r}) is also in {seen[1]}, with different results;"
+        " pass only one of the two reports"
+    )
 
 
 def _bucket_day(bucket: dict[str, Any], where: str) -> str:
