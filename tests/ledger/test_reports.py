@@ -487,3 +487,30 @@ def test_a_none_budget_is_the_unset_groups(
     assert code == 0, err
     limits = {row["value"]: row["limit_usd"] for row in json.loads(out)}  # alice only in January 2026
     assert (limits[None], "(none)" in limits, limits.get("alice")) == (2.0, False, None)
+
+
+def test_cli_project_budget_replaces_the_configs_global_one(
+    sqlite_url: str,
+    spool_path: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the app's configuration (GENAI_METER_CONFIG) holding a global budget, `--budget
+    total=50` failed: "scope global takes one budget, not 2: global, total"."""
+    _fill(sqlite_url, spool_path)
+    config = tmp_path / "genai-meter.yaml"
+    config.write_text(
+        "budgets:\n  policies:\n"
+        "    - {name: all, scope: global, period: month, limit_usd: 500}\n"
+        "    - {name: each-tenant, scope: tenant, period: month, limit_usd: 7}\n"
+    )
+    monkeypatch.setenv("GENAI_METER_CONFIG", str(config))
+    argv = ["project", "--ledger", sqlite_url, "-f", "json"]
+    for extra, limit in (([], 500.0), (["--budget", "total=50"], 50.0)):
+        code, out, err = run_cli([*argv, *extra], capsys)
+        assert code == 0, err
+        assert [row["limit_usd"] for row in json.loads(out)] == [limit]
+    code, out, err = run_cli([*argv, "--scope", "tenant", "--budget", "acme=3"], capsys)
+    assert code == 0, err
+    assert {row["value"]: row["limit_usd"] for row in json.loads(out)}["acme"] == 3.0

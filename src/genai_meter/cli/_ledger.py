@@ -274,6 +274,10 @@ def _policy_limits(path: str, scope: str) -> dict[str, float]:
 def _project(args: argparse.Namespace) -> int:
     config_path = args.config or os.environ.get("GENAI_METER_CONFIG")
     limits: dict[str, float] = _policy_limits(config_path, args.scope) if config_path else {}
+    if args.scope == "global" and args.budget:
+        # The global scope has one budget, whatever its name: a --budget replaces the
+        # configuration's, as `--budget acme=...` replaces the configuration's limit for acme.
+        limits = {}
     for text in args.budget:
         name, sep, amount = text.rpartition("=")
         if not sep or not name:
