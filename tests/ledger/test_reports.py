@@ -514,3 +514,40 @@ def test_cli_project_budget_replaces_the_configs_global_one(
     code, out, err = run_cli([*argv, "--scope", "tenant", "--budget", "acme=3"], capsys)
     assert code == 0, err
     assert {row["value"]: row["limit_usd"] for row in json.loads(out)}["acme"] == 3.0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["report", "--top", "1"], "--top 1 needs --group-by or --period (the totals have no groups to rank)"),
+        (
+            ["report", "--order", "calls"],
+            "--order calls needs --group-by or --period (the totals have no groups to rank)",
+        ),
+        (
+            ["reconcile", "--report", "usage.json", "--base-url", "http://127.0.0.1:9"],
+            "--base-url http://127.0.0.1:9 is for fetching; with --report the reports are read from files",
+        ),
+    ],
+)
+def test_options_that_would_change_nothing_are_refused(
+    sqlite_url: str, spool_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    """These were accepted and ignored: `report --top 1` printed the three totals rows unchanged,
+    `reconcile --report F --base-url U` read F and never used U."""
+    _fill(sqlite_url, spool_path)
+    code, out, err = run_cli([argv[0], "--ledger", sqlite_url, *argv[1:]], capsys)
+    assert (code, out, err) == (2, "", f"genai-meter {argv[0]}: {message}\n")
+
+
+def test_request_model_is_a_filter_as_it_is_a_group(
+    sqlite_url: str, spool_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fill(sqlite_url, spool_path)
+    argv = ["report", "--ledger", sqlite_url, "-g", "request_model", "-f", "json"]
+    code, out, err = run_cli([*argv, "--request-model", "gpt-4o", "--request-model", "my-finetune"], capsys)
+    assert code == 0, err
+    assert [(row["request_model"], row["calls"]) for row in json.loads(out)] == [("gpt-4o", 3), ("my-finetune", 1)]
+    code, out, err = run_cli(["export", "--ledger", sqlite_url, "--request-model", "claude-sonnet-4-5"], capsys)
+    assert code == 0, err
+    assert [json.loads(line)["call_key"] for line in out.splitlines()] == ["msg_2"]

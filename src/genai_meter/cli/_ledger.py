@@ -37,7 +37,8 @@ from ..ledger._render import FORMATS, Progress, stream_rows, write_rows
 from ..ledger._rows import COLUMNS, INT64_MAX
 
 LEDGER_URL_ENV = "GENAI_METER_LEDGER_URL"
-_FILTERS = ("user", "tenant", "feature", "model", "provider", "operation", "outcome")
+# Every group is a filter too (--request-model for request_model).
+_FILTERS = ("user", "tenant", "feature", "model", "provider", "operation", "outcome", "request_model")
 _FIGURE_COLUMNS = ["calls", "input_tokens", "output_tokens", "cost_usd", "calls_without_cost"]
 
 Handler = Callable[[argparse.Namespace], int]
@@ -60,7 +61,7 @@ def register(subparsers: Any) -> None:
     )
     report.add_argument("--period", "-p", choices=PERIODS, help="also group by UTC day, week (Monday) or month")
     report.add_argument("--top", type=int, metavar="N", help="keep the N biggest groups (per period)")
-    report.add_argument("--order", choices=ORDERS, default="cost", help="what 'biggest' means (default cost)")
+    report.add_argument("--order", choices=ORDERS, help="what 'biggest' means, and the order (default cost)")
     report.add_argument("--format", "-f", choices=FORMATS, default="table")
     report.set_defaults(func=_guarded(_report))
 
@@ -120,7 +121,8 @@ def _common(parser: argparse.ArgumentParser, dates: bool = True) -> None:
         parser.add_argument("--until", help="to (exclusive), same forms as --since")
     for name in _FILTERS:
         parser.add_argument(
-            f"--{name}",
+            f"--{name.replace('_', '-')}",
+            dest=name,
             action="append",
             metavar="VALUE",
             help=f"only this {name} (repeatable; '(none)' = unset)",
@@ -190,6 +192,11 @@ def _report(args: argparse.Namespace) -> int:
     filters = _filters(args)
     if args.top is not None and args.top < 1:
         raise QueryError(f"--top must be at least 1, not {args.top}")
+    if not groups and not args.period:
+        # The totals have no groups to keep or order: refused rather than ignored.
+        for option, value in (("--top", args.top), ("--order", args.order)):
+            if value is not None:
+                raise QueryError(f"{option} {value} needs --group-by or --period (the totals have no groups to rank)")
     with _open(args) as ledger:
         if not groups and not args.period:
             if args.since or args.until:
@@ -207,7 +214,7 @@ def _report(args: argparse.Namespace) -> int:
             until=args.until,
             filters=filters,
             top=args.top,
-            order_by=args.order,
+            order_by=args.order or "cost",
         )
     columns = ([args.period] if args.period else []) + list(dict.fromkeys(groups)) + _FIGURE_COLUMNS
     write_rows([row.as_dict() for row in result], columns, args.format, sys.stdout)
@@ -328,6 +335,8 @@ def _reconcile(args: argparse.Namespace) -> int:
     since, until = _reconcile_days(args)
 
     figures = ProviderFigures()
+    if args.report and args.base_url:
+        raise QueryError(f"--base-url {args.base_url} is for fetching; with --report the reports are read from files")
     if args.report:
         for path in args.report:
             load_report_file(path, figures)
