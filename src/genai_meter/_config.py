@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from . import _yaml
+
 ENV_PREFIX = "GENAI_METER_"
 CONFIG_FILE_ENV = "GENAI_METER_CONFIG"
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
@@ -247,7 +249,7 @@ def _from_file(config: Config, path: str, errors: list[ConfigError] | None) -> C
     ignored = "the file is ignored"
     try:
         with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+            data = _yaml.safe_load(handle)  # 00042, 0755, 12:30 stay text, not YAML 1.1 numbers
     except OSError as error:
         message = f"{path}: cannot read the configuration file ({error.strerror})"
     except UnicodeDecodeError:
@@ -262,10 +264,28 @@ def _from_file(config: Config, path: str, errors: list[ConfigError] | None) -> C
         if data is None:
             return config
         if isinstance(data, Mapping):
-            return _apply(config, data, path, lambda key: key, errors)
+            return _apply(config, _without_yaml11_numbers(data, path, errors), path, lambda key: key, errors)
         message = f"{path}: expected a mapping of keys at the top level"
     _fail(errors, ConfigError(message, fallback=ignored))
     return config
+
+
+_NUMBER_PARSERS = (_parse_int, _parse_positive_int, _parse_port)
+
+
+def _without_yaml11_numbers(data: Mapping[str, Any], path: str, errors: list[ConfigError] | None) -> Mapping[str, Any]:
+    """A number key given a YAML 1.1 integer form (`0755`, `12:30`, `0x1f`, `1_000`, `+5`) is an error:
+    the loader keeps those as text, which `_parse_int` would otherwise read as a plain decimal (755)."""
+    bad = [
+        key for key, value in data.items() if _FIELDS.get(key) in _NUMBER_PARSERS and _yaml.is_yaml11_int_text(value)
+    ]
+    for key in bad:
+        message = (
+            f"{path}: {key}: expected a plain decimal number, got {data[key]!r} (which YAML 1.1 reads as "
+            f"{yaml.safe_load(data[key])}); write it without leading zeros, colons, underscores or a sign"
+        )
+        _fail(errors, ConfigError(message, key=key, fallback=_instead_of_invalid(key)[1]))
+    return {key: value for key, value in data.items() if key not in bad} if bad else data
 
 
 def _from_env(config: Config, environ: Mapping[str, str], errors: list[ConfigError] | None) -> Config:

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from .. import _yaml
+
 PathKey = tuple[str | int, ...]
 Lines = dict[PathKey, int]
 
@@ -130,7 +132,7 @@ def parse_yaml(text: str, file: str) -> Located:
 
 def _compose(text: str, file: str, lines: Lines) -> Any:
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _yaml.Loader(text)  # integers in plain decimal only: 0755 is not 493
     except yaml.YAMLError as exc:  # e.g. a control character, found when the reader starts
         raise PricingError(f"{file}: invalid YAML: {exc}") from None
     try:
@@ -152,7 +154,7 @@ def _compose(text: str, file: str, lines: Lines) -> Any:
         loader.dispose()
 
 
-def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: PathKey, file: str, lines: Lines) -> Any:
+def _convert(loader: _yaml.Loader, node: yaml.Node, path: PathKey, file: str, lines: Lines) -> Any:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
