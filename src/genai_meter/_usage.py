@@ -25,6 +25,10 @@ class Usage:
     `cache_write_1h_tokens` is the part of `cache_write_tokens` written with a one-hour lifetime
     (priced higher by Anthropic). `estimated` marks counts guessed from text length because the
     provider reported none; `suspect` marks counts read from missing or invalid fields.
+
+    `parts` are requests the provider made apart inside this call and billed each on its own
+    (Anthropic's context compaction): their tokens are in the counts above, but a long-context tier
+    is judged on each request's input, not on the sum, so pricing prices them one by one.
     """
 
     input_tokens: int = 0
@@ -35,6 +39,7 @@ class Usage:
     reasoning_tokens: int = 0
     estimated: bool = False
     suspect: bool = False
+    parts: tuple[Usage, ...] = ()
 
     @property
     def uncached_input_tokens(self) -> int:
@@ -163,29 +168,36 @@ def _iterations(usage: Any) -> Any:
     return extra.get("iterations") if type(extra) is dict else None
 
 
-def _compaction_tokens(read: _Reader, iterations: Any) -> tuple[int, int, int, int, int]:
-    """(uncached input, output, cache reads, cache writes, one-hour writes) of the `compaction` entries
-    of Anthropic's `usage.iterations`. Each entry counts like the top-level usage (input excludes the
-    cache reads and writes; `cache_creation` breaks the writes down by lifetime)."""
-    uncached = output = cache_read = cache_write = write_1h = 0
+def _compactions(read: _Reader, iterations: Any) -> list[Usage]:
+    """The usage of each `compaction` entry of Anthropic's `usage.iterations`. An entry counts like
+    the top-level usage (input excludes the cache reads and writes; `cache_creation` breaks the
+    writes down by lifetime)."""
     if not isinstance(iterations, list | tuple):
         read.suspect = True
-        return uncached, output, cache_read, cache_write, write_1h
+        return []
+    found = []
     for entry in iterations:
         if field(entry, "type") != "compaction":
             continue
-        uncached += read.count(entry, "input_tokens", required=True)
-        output += read.count(entry, "output_tokens")
-        cache_read += read.count(entry, "cache_read_input_tokens")
+        uncached = read.count(entry, "input_tokens", required=True)
+        cache_read = read.count(entry, "cache_read_input_tokens")
         breakdown = field(entry, "cache_creation")
         write_5m = read.count(breakdown, "ephemeral_5m_input_tokens")
-        entry_1h = read.count(breakdown, "ephemeral_1h_input_tokens")
+        write_1h = read.count(breakdown, "ephemeral_1h_input_tokens")
         if field(entry, "cache_creation_input_tokens") is None:
-            cache_write += write_5m + entry_1h
+            cache_write = write_5m + write_1h
         else:
-            cache_write += read.count(entry, "cache_creation_input_tokens")
-        write_1h += entry_1h
-    return uncached, output, cache_read, cache_write, write_1h
+            cache_write = read.count(entry, "cache_creation_input_tokens")
+        found.append(
+            Usage(
+                input_tokens=uncached + cache_read + cache_write,
+                output_tokens=read.count(entry, "output_tokens"),
+                cache_read_tokens=cache_read,
+                cache_write_tokens=cache_write,
+                cache_write_1h_tokens=min(write_1h, cache_write),
+            )
+        )
+    return found
 
 
 def anthropic_usage(usage: Any) -> Usage | None:
@@ -210,21 +222,23 @@ def anthropic_usage(usage: Any) -> Usage | None:
         cache_write = write_5m + write_1h
     reasoning = read.count(field(usage, "output_tokens_details"), "thinking_tokens")
     iterations = _iterations(usage)
-    if iterations:  # rare: only beta responses that compacted (or looped over server tools) have any
-        more = _compaction_tokens(read, iterations)
-        uncached += more[0]
-        output += more[1]
-        cache_read += more[2]
-        cache_write += more[3]
-        write_1h += more[4]
+    parts = _compactions(read, iterations) if iterations else ()  # rare: beta responses that compacted
+    write_1h = min(write_1h, cache_write)
+    for part in parts:
+        uncached += part.input_tokens - part.cache_read_tokens - part.cache_write_tokens
+        output += part.output_tokens
+        cache_read += part.cache_read_tokens
+        cache_write += part.cache_write_tokens
+        write_1h += part.cache_write_1h_tokens
     return Usage(
         input_tokens=uncached + cache_read + cache_write,
         output_tokens=output,
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
-        cache_write_1h_tokens=min(write_1h, cache_write),
+        cache_write_1h_tokens=write_1h,
         reasoning_tokens=min(reasoning, output) if output else reasoning,
         suspect=read.suspect,
+        parts=tuple(parts),
     )
 
 

@@ -167,6 +167,24 @@ def test_beta_create_and_stream(telemetry: Telemetry, claude: anthropic.Anthropi
     assert telemetry.total(names.REQUESTS.otel_name) == 2
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_compactions_are_billed(telemetry: Telemetry, claude: anthropic.Anthropic, stream: bool) -> None:
+    """A context compaction's tokens are left out of the top-level usage (the SDK's `BetaUsage`) and
+    billed: added in, streamed (the final `message_delta` carries them) or not."""
+    usage = {"input_tokens": 1000, "output_tokens": 400, "iterations": [
+        {"type": "compaction", "input_tokens": 150000, "output_tokens": 3000,
+         "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0},
+        {"type": "message", "input_tokens": 1000, "output_tokens": 400,
+         "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}]}
+    result = claude.beta.messages.create(model=MODEL, max_tokens=500, messages=MESSAGES, stream=stream,
+                                         extra_headers=usage_headers(usage))
+    if stream:
+        list(result)  # type: ignore[arg-type]
+    attrs = telemetry.only_span().attributes or {}
+    assert (attrs[names.USAGE_INPUT_TOKENS], attrs[names.USAGE_OUTPUT_TOKENS]) == (151000, 3400)
+    assert attrs[names.COST_USD] == pytest.approx((151000 * 3 + 3400 * 15) / 1e6, abs=1e-12)
+
+
 async def test_beta_async(telemetry: Telemetry, aclaude: anthropic.AsyncAnthropic) -> None:
     stream = await aclaude.beta.messages.create(
         model=MODEL, max_tokens=500, messages=MESSAGES, stream=True, extra_headers=usage_headers())

@@ -228,6 +228,17 @@ def test_compaction_attributes_on_a_hand_made_span(exported: Exported) -> None:
         (162000 * 3 + 4500 * 15) / 1e6, abs=1e-12)
 
 
+def test_compaction_on_a_span_is_priced_as_a_request_of_its_own(exported: Exported) -> None:
+    """60,000 input tokens and a 160,000-token compaction: both under the 200,000-token tier."""
+    with exported.tracer_provider.get_tracer("com.anthropic.sdk.python").start_as_current_span("chat") as span:
+        span.set_attributes({names.PROVIDER_NAME: "anthropic", names.REQUEST_MODEL: "claude-sonnet-4-5",
+                             names.USAGE_INPUT_TOKENS: 60000, names.USAGE_OUTPUT_TOKENS: 1000,
+                             "anthropic.usage.compaction.input_tokens": 160000,
+                             "anthropic.usage.compaction.output_tokens": 4000})
+    assert attrs(exported.only_span())[names.COST_USD] == pytest.approx(
+        (220000 * 3 + 5000 * 15) / 1e6, abs=1e-12)
+
+
 def test_anthropic_sdk_span_inside_a_metered_call_is_not_priced_again(exported: Exported,
                                                                         fake_provider: FakeProvider) -> None:
     from genai_meter.instrumentation.anthropic import AnthropicInstrumentor

@@ -72,3 +72,28 @@ def test_usage_without_iterations_is_unchanged() -> None:
     usage = anthropic_usage(BetaUsage.model_validate({**USAGE, "iterations": None}))
     assert usage is not None and (usage.input_tokens, usage.output_tokens) == (13000, 500)
     assert anthropic_usage({**USAGE, "iterations": []}) == usage
+
+
+def test_each_request_is_judged_on_its_own_against_the_long_context_tier(book: PriceBook) -> None:
+    """A compaction is a request of its own: 60,000 input tokens plus a 160,000-token compaction are
+    two requests under sonnet 4.5's 200,000-token tier, both at standard rates (the sum, 220,000,
+    once priced the whole call at the long-context rates: $1.4325 instead of $0.735)."""
+    usage = anthropic_usage({
+        "input_tokens": 60000, "output_tokens": 1000,
+        "iterations": [{"type": "compaction", "input_tokens": 160000, "output_tokens": 4000,
+                        "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}],
+    })
+    assert usage is not None and (usage.input_tokens, usage.output_tokens) == (220000, 5000)
+    pricing = book.resolve("anthropic", "claude-sonnet-4-5")
+    assert pricing is not None
+    cost = pricing.cost(usage, at("2026-11-20"))
+    assert cost.total_usd == pytest.approx((60000 * 3 + 1000 * 15 + 160000 * 3 + 4000 * 15) / 1e6, abs=1e-12)
+    assert (cost.input_usd, cost.output_usd) == (pytest.approx(0.66, abs=1e-12), pytest.approx(0.075, abs=1e-12))
+    # each request over the tier on its own is priced at the long-context rates (input 6, output 22.5)
+    big = anthropic_usage({
+        "input_tokens": 210000, "output_tokens": 1000,
+        "iterations": [{"type": "compaction", "input_tokens": 1000, "output_tokens": 100}],
+    })
+    assert big is not None
+    assert pricing.cost(big, at("2026-11-20")).total_usd == pytest.approx(
+        (210000 * 6 + 1000 * 22.5 + 1000 * 3 + 100 * 15) / 1e6, abs=1e-12)

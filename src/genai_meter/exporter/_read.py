@@ -10,8 +10,8 @@ input plainly used Anthropic's exclusive meaning, and its cache counts are added
 tier the response reports (`openai.response.service_tier`, `gen_ai.openai.response.service_tier`,
 `anthropic.response.service_tier`) picks the tier's prices (flex, batch, priority). The anthropic
 SDK's span counts the tokens of context compactions apart (`anthropic.usage.compaction.*`, left out
-of its `gen_ai.usage.*`); they are added in, the input ones at the plain input rate (the span gives
-no cache breakdown of them).
+of its `gen_ai.usage.*`); they are added in, priced as a request of their own, the input at the
+plain input rate (the span gives no cache breakdown of them).
 
 A count that is there but cannot be a token count (NaN, infinite, negative, a bool, a string, a
 list, past `MAX_TOKEN_COUNT`) counts as 0 and marks the usage `suspect`, as in genai-meter's own
@@ -115,8 +115,17 @@ def span_usage(attributes: Mapping[str, Any]) -> SpanUsage | None:
     total_input = input_tokens or 0
     if cache_read + cache_write > total_input:
         total_input += cache_read + cache_write
-    total_input += read.first(attributes, _COMPACTION_INPUT) or 0
-    output = (output_tokens or 0) + (read.first(attributes, _COMPACTION_OUTPUT) or 0)
+    output = output_tokens or 0
+    compaction_input = read.first(attributes, _COMPACTION_INPUT) or 0
+    compaction_output = read.first(attributes, _COMPACTION_OUTPUT) or 0
+    # (billed as requests of their own: priced apart, each against the long-context tier on its own)
+    parts = (
+        (Usage(input_tokens=compaction_input, output_tokens=compaction_output),)
+        if compaction_input or compaction_output
+        else ()
+    )
+    total_input += compaction_input
+    output += compaction_output
     return SpanUsage(
         provider=provider.lower(),
         model=model,
@@ -128,6 +137,7 @@ def span_usage(attributes: Mapping[str, Any]) -> SpanUsage | None:
             cache_write_tokens=cache_write,
             cache_write_1h_tokens=min(write_1h, cache_write),
             suspect=read.suspect,
+            parts=parts,
         ),
         service_tier=_first_text(attributes, _SERVICE_TIER),
     )

@@ -32,6 +32,7 @@ _DELTA_FIELDS = (
     "cache_read_input_tokens",
     "server_tool_use",
     "output_tokens_details",
+    "iterations",
 )
 
 

@@ -166,8 +166,11 @@ class ModelPricing:
 
         The period in force at `at` is used (the earliest one for calls before it); a long-context
         tier applies to the whole call once `usage.input_tokens` exceeds its threshold; an unknown
-        `service_tier` is priced at standard rates.
+        `service_tier` is priced at standard rates. A call with `parts` (requests billed apart) is
+        priced request by request.
         """
+        if usage.parts:
+            return self._cost_by_request(usage, at, service_tier)
         starts = self._starts
         index = bisect_right(starts, at) if starts else 0
         levels = self._standard[index]
@@ -203,6 +206,29 @@ class ModelPricing:
             output_usd,
             input_usd + read_usd + write_usd + output_usd,
             _ESTIMATED if usage.estimated else _PRICING,
+            self.version,
+            self.model,
+        )
+
+    def _cost_by_request(self, usage: Usage, at: float, service_tier: str | None) -> Cost:
+        """The sum of each request's cost: the call's own (its counts less the parts') and each part's."""
+        parts = usage.parts
+        own = Usage(
+            input_tokens=usage.input_tokens - sum(part.input_tokens for part in parts),
+            output_tokens=usage.output_tokens - sum(part.output_tokens for part in parts),
+            cache_read_tokens=usage.cache_read_tokens - sum(part.cache_read_tokens for part in parts),
+            cache_write_tokens=usage.cache_write_tokens - sum(part.cache_write_tokens for part in parts),
+            cache_write_1h_tokens=usage.cache_write_1h_tokens - sum(part.cache_write_1h_tokens for part in parts),
+            estimated=usage.estimated,
+        )
+        costs = [self.cost(request, at, service_tier) for request in (own, *parts)]
+        return _make_cost(
+            sum(cost.input_usd for cost in costs),
+            sum(cost.cache_read_usd for cost in costs),
+            sum(cost.cache_write_usd for cost in costs),
+            sum(cost.output_usd for cost in costs),
+            sum(cost.total_usd for cost in costs),
+            costs[0].source,
             self.version,
             self.model,
         )

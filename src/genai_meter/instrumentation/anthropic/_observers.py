@@ -29,6 +29,7 @@ _USAGE_FIELDS = (
     "cache_read_input_tokens",
     "cache_creation",
     "output_tokens_details",
+    "iterations",  # (compactions: billed, and left out of the counts above)
 )
 
 
