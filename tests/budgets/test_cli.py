@@ -58,6 +58,15 @@ def test_check_hides_the_store_password(tmp_path: Path, capsys: pytest.CaptureFi
     assert out == f"{path}: ok (1 budget(s), 0 block list entries, store redis://***@127.0.0.1:6379/9)\n"
 
 
+def test_ids_that_yaml_1_1_reads_as_numbers_stay_as_written(tmp_path: Path) -> None:
+    """`00042` is octal 34 to YAML 1.1: the CLI read the policy as tenant "34" (and `12:30` as 750)."""
+    body = ("budgets:\n  policies: [{name: t, scope: tenant, match: {tenant: 00042}, limit_usd: 5}]\n"
+            "  blocked: [{user: 12:30}]\n")
+    config = _budgets.load_config(str(write_config(tmp_path, body)))
+    assert [policy.match for policy in config.policies] == [(("tenant", "00042"),)]
+    assert [(entry.kind, entry.value) for entry in config.blocked] == [("user", "12:30")]
+
+
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from genai_meter import _yaml
 from genai_meter._attribution import Pseudonymizer
 from genai_meter._config import CONFIG_FILE_ENV as _CONFIG_ENV
 from genai_meter._config import load_config_leniently
@@ -90,7 +91,7 @@ def load_config(path: str) -> BudgetConfig:
     """The budgets section of a YAML configuration file; other top-level keys are ignored."""
     try:
         with open(path, encoding="utf-8") as handle:
-            document = yaml.safe_load(handle)
+            document = _yaml.safe_load(handle)  # 00042, 0755, 12:30 stay text, not YAML 1.1 numbers
     except OSError as error:
         raise UserError(f"{path}: cannot read: {error.strerror or error}") from None
     except yaml.YAMLError as error:
