@@ -10,6 +10,7 @@ under the launcher, sets only the wrong key back to its default and returns the 
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -117,10 +118,16 @@ def _parse_optional_str(value: Any) -> str | None:
 
 
 def _parse_secret(value: Any) -> str | None:
-    """Like `_parse_optional_str`, but an error never repeats the value (it is a key)."""
-    if value is None or isinstance(value, str):
-        return value
-    raise ValueError(f"expected text, got a value of type {type(value).__name__}")
+    """Like `_parse_optional_str`, but an error never repeats the value (it is a key). An empty key is
+    a mistake (a secret reference that resolved to nothing), not a request to switch the key off:
+    taken as none, every raw user id would leave the process without a word."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"expected text, got a value of type {type(value).__name__}")
+    if not value.strip():
+        raise ValueError("is empty; leave it unset to keep user ids as they are")
+    return value
 
 
 def _parse_ledger_url(value: Any) -> str | None:
@@ -202,7 +209,15 @@ assert set(_FIELDS) == {f.name for f in fields(Config)} - {"source"}
 # Under the launcher a wrong value falls back to its key's default, except where the default would do
 # what the user did not ask for: a ledger URL that cannot be used turns the ledger off rather than
 # writing the ledger to the default file.
-_INSTEAD_OF_INVALID: dict[str, tuple[Any, str]] = {"ledger_url": ("off", "the ledger is off")}
+_INSTEAD_OF_INVALID: dict[str, tuple[Any, str]] = {
+    "ledger_url": ("off", "the ledger is off"),
+    # Fails closed: user ids were meant to leave the process pseudonymised, so they still do, under a
+    # key of this process's own (comparable within it, not across processes or restarts).
+    "pseudonymize_users_key": (
+        secrets.token_hex(32),
+        "user ids are pseudonymised with a random key of this process until a valid key is set",
+    ),
+}
 
 
 def _fail(errors: list[ConfigError] | None, error: ConfigError) -> None:

@@ -139,6 +139,60 @@ def test_part_that_cannot_be_built_is_the_only_part_given_up(
     assert logged.startswith(f"genai-meter: {prices}") and logged.endswith("; the bundled prices are used" + FALLBACK)
 
 
+@pytest.mark.parametrize("mark", ["#", "?", "/", " ", "%zz"])
+@pytest.mark.parametrize("scheme", ["postgresql", "redis"])
+def test_a_password_a_url_cannot_hold_is_never_quoted(scheme: str, mark: str) -> None:
+    """`urlsplit` (and redis-py) end the host part at a `#`, `?` or `/` in the password, and their port
+    error then quoted its start; libpq quoted a password with a stray `%` or a space whole."""
+    url = f"{scheme}://meter:SENT{mark}tinel@127.0.0.1:5432/0"
+    settings: dict[str, Any] = (
+        {"ledger_url": url}
+        if scheme == "postgresql"
+        else {"budgets": {"store": url, "policies": [{"name": "a", "limit_usd": 1}]}}
+    )
+    with pytest.raises(ConfigError) as caught:
+        configure(**{"ledger_url": "off", **settings})
+    message = str(caught.value)
+    assert "SENT" not in message and "tinel" not in message
+    assert "its user name or password holds a character a URL must percent-encode" in message
+
+
+def test_password_query_parameters_are_redacted() -> None:
+    from genai_meter._redact import redact_url
+
+    assert redact_url("postgresql://db/x?sslmode=require&password=SENT&user=a") == (
+        "postgresql://db/x?sslmode=require&password=***&user=a"
+    )
+    assert redact_url("redis://127.0.0.1:6379/0?Password=SENT") == "redis://127.0.0.1:6379/0?Password=***"
+    with pytest.raises(ConfigError) as caught:
+        configure(ledger_url="postgresql://127.0.0.1:99999/test?password=SENT")
+    assert "SENT" not in str(caught.value) and "password=***" in str(caught.value)
+
+
+def test_an_empty_pseudonymisation_key_is_an_error(
+    telemetry: Telemetry, fake_provider: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    """An empty key (a secret reference that resolved to nothing) once switched pseudonymisation off
+    without a word. `configure()` refuses it; under the launcher user ids leave pseudonymised all the
+    same, under a key of the process's own."""
+    with pytest.raises(ConfigError) as caught:
+        configure(ledger_url="off", pseudonymize_users_key=" ")
+    assert str(caught.value) == (
+        "configure(): pseudonymize_users_key: is empty; leave it unset to keep user ids as they are"
+    )
+    launch(tmp_path, monkeypatch, "ledger_url: 'off'\n", GENAI_METER_PSEUDONYMIZE_USERS_KEY="")
+    with genai_meter.attribute(user="alice@example.com"):
+        client(fake_provider).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,
+                                                      extra_headers=usage_headers())
+    user = (telemetry.only_span().attributes or {})[names.USER_ID]
+    assert user != "alice@example.com" and "alice" not in str(user)
+    assert errors_logged(caplog) == [
+        "genai-meter: environment: GENAI_METER_PSEUDONYMIZE_USERS_KEY: is empty; leave it unset to keep user "
+        "ids as they are; user ids are pseudonymised with a random key of this process until a valid key is set"
+        + FALLBACK
+    ]
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [

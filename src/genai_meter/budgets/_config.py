@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from genai_meter._redact import redact_url
+from genai_meter._redact import credentials_problem, redact_url, safe_parser_message
 from genai_meter.budgets._errors import BudgetPolicyError
 from genai_meter.budgets._periods import PERIODS
 
@@ -296,10 +296,14 @@ def _store_url(value: Any, source: str) -> str:
         except ImportError:
             message = f"{redact_url(url)!r} needs the redis package (pip install 'genai-meter[redis]')"
             raise _fail(source, message, None, "store") from None
+        problem = credentials_problem(url)
+        if problem is not None:
+            raise _fail(source, f"{redact_url(url)!r} is not a valid Redis URL: {problem}", None, "store")
         try:
             parse_url(url)
         except ValueError as error:
-            raise _fail(source, f"{redact_url(url)!r} is not a valid Redis URL: {error}", None, "store") from None
+            message = safe_parser_message(url, str(error))
+            raise _fail(source, f"{redact_url(url)!r} is not a valid Redis URL: {message}", None, "store") from None
         return url
     raise _fail(source, f"{expected}, got {redact_url(url)!r}", None, "store")
 

@@ -11,6 +11,7 @@ from collections.abc import Generator, Sequence
 from itertools import count
 from typing import Any
 
+from .._redact import safe_parser_message
 from ._backend import CALLS_TABLE, LINES_TABLE, RUNS_TABLE, VERSION_TABLE, Database
 from ._errors import LedgerUnavailable
 from ._rows import COLUMNS, Row
@@ -128,7 +129,8 @@ class PostgresDatabase(Database):
                 self._conn.commit()
             self._migrate()
         except psycopg.Error as exc:
-            raise LedgerUnavailable(f"cannot open PostgreSQL ledger {self.description}: {exc}") from exc
+            message = safe_parser_message(url.target, str(exc))  # (libpq may quote the URL's parts)
+            raise LedgerUnavailable(f"cannot open PostgreSQL ledger {self.description}: {message}") from exc
 
     def _migrate(self) -> None:
         conn = self._conn

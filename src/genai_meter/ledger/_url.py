@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from .._redact import redact_url
+from .._redact import credentials_problem, redact_url, safe_parser_message
 from ._errors import LedgerURLError
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -62,11 +62,14 @@ def parse_ledger_url(url: str | os.PathLike[str]) -> LedgerURL:
 
 
 def _parse_postgres(text: str) -> LedgerURL:
+    problem = credentials_problem(text)  # (libpq would quote such a password whole in its error)
+    if problem is not None:
+        raise LedgerURLError(f"ledger URL {redact_url(text)!r}: {problem}")
     parts = urlsplit(text)
     try:
         _ = parts.port  # a port that is not a number from 0 to 65535 raises
     except ValueError as error:
-        raise LedgerURLError(f"ledger URL {redact_url(text)!r}: {error}") from None
+        raise LedgerURLError(f"ledger URL {redact_url(text)!r}: {safe_parser_message(text, str(error))}") from None
     query = parse_qsl(parts.query, keep_blank_values=True)
     schema = None
     kept = []
