@@ -14,8 +14,18 @@ Choices made here (also in the file's header note):
 - only token prices are kept (input, cached input, cache writes 5m/1h, output); per-request,
   audio, image and search prices are not modelled by genai-meter;
 - Anthropic models served through Vertex AI and Bedrock are not copied: those providers fall back
-  to the Anthropic price list (see providers.json); Azure entries that OpenAI also lists are
-  skipped for the same reason;
+  to the Anthropic price list (see providers.json), which has the long-context tiers and service
+  tiers that genai-prices' Bedrock entries lack; Azure entries that OpenAI also lists are skipped
+  for the same reason;
+- Bedrock bills a model called through a geographic or in-region endpoint (`us.`, `eu.`, `jp.`,
+  ... or no prefix) differently from the `global.` cross-region profile (about 10 % more), and
+  genai-prices lists the two as `regional.<id>` and `global.<id>`. When a model has both, the
+  regional prices are written under the bare id (which every non-global id resolves to) and the
+  global ones under `global.<id>`; a model with one entry only is written under the bare id and
+  serves every prefix. For Claude, whose prices come from the Anthropic list, the ratio of each
+  `regional.` entry to the Anthropic price is written to `regional_multipliers` (the importer
+  fails if a ratio is not the same for every price of a model, or if a `global.` Claude price is
+  not the Anthropic one);
 - OpenRouter: only models of popular vendors, without `:batch` and `~` aliases.
 """
 
@@ -24,7 +34,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 import sys
+from collections.abc import Collection
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -200,11 +212,37 @@ def periods_of(model: gp.ModelInfo) -> list[dict[str, Any]]:
     return periods
 
 
-def canonical_id(provider: str, model: gp.ModelInfo, taken: set[str]) -> str:
+BEDROCK_SCOPES = ("global.", "regional.")
+BEDROCK_VERSION = re.compile(r"-v\d+(?::\d+)?$")
+
+
+def bedrock_bare_id(model_id: str) -> str:
+    """`global.amazon.nova-2-lite-v1:0` and `regional.amazon.nova-2-lite-v1:0` -> `amazon.nova-2-lite-v1:0`."""
+    for prefix in BEDROCK_SCOPES:
+        model_id = model_id.removeprefix(prefix)
+    return model_id
+
+
+def bedrock_pairs(models: list[gp.ModelInfo]) -> set[str]:
+    """Bare ids of the Bedrock models that genai-prices prices both globally and regionally."""
+    scopes: dict[str, set[str]] = {}
+    for model in models:
+        model_id = model.id.lower()
+        for prefix in BEDROCK_SCOPES:
+            if model_id.startswith(prefix):
+                scopes.setdefault(model_id.removeprefix(prefix), set()).add(prefix)
+    return {bare for bare, found in scopes.items() if len(found) == len(BEDROCK_SCOPES)}
+
+
+def canonical_id(
+    provider: str, model: gp.ModelInfo, taken: set[str], paired: Collection[str] = frozenset()
+) -> str:
     model_id = model.id.lower()
     if provider == "aws.bedrock":
-        for prefix in ("global.", "regional."):
-            model_id = model_id.removeprefix(prefix)
+        bare = bedrock_bare_id(model_id)
+        if model_id.startswith("global.") and bare in paired:
+            return model_id  # the regional entry has the bare id: global prices keep the prefix
+        model_id = bare
     if model_id.startswith("ft:"):
         model_id = model_id.rstrip("-")
     if model_id.endswith("-latest") and model_id[: -len("-latest")] not in taken:
@@ -228,6 +266,66 @@ def wanted(provider_id: str, model: gp.ModelInfo, openai_models: list[gp.ModelIn
     return True
 
 
+def _flat_prices(prices: gp.ModelPrice) -> dict[tuple[int, str], Decimal]:
+    """Token prices by (tier start, key); 0 is the base level."""
+    out: dict[tuple[int, str], Decimal] = {}
+    for key in PRICE_KEYS:
+        value = getattr(prices, key, None)
+        if isinstance(value, gp.TieredPrices):
+            out[(0, key)] = value.base
+            for tier in value.tiers:
+                out[(tier.start, key)] = tier.price
+        elif value is not None:
+            out[(0, key)] = value
+    return out
+
+
+def _ratio(bedrock: gp.ModelInfo, first_party: gp.ModelInfo) -> Decimal:
+    """The one factor between a (flat-priced) Bedrock Claude entry and the current Anthropic price."""
+    if not isinstance(bedrock.prices, gp.ModelPrice):
+        raise SystemExit(f"{bedrock.id}: dated Bedrock prices are not supported for Claude; update the importer")
+    ours = _flat_prices(bedrock.prices)
+    theirs = _flat_prices(standard_at(first_party, dt.date.max))
+    ratios = {key: value / theirs[key] for key, value in ours.items() if theirs.get(key)}
+    if not ratios or len(set(ratios.values())) != 1:
+        raise SystemExit(
+            f"{bedrock.id}: its prices are not one multiple of {first_party.id}'s ({ratios}); "
+            "Claude on Bedrock cannot be priced as a multiple of the Anthropic list: update the importer"
+        )
+    return next(iter(ratios.values()))
+
+
+def claude_regional_multipliers(
+    bedrock_models: list[gp.ModelInfo], anthropic: gp.Provider, anthropic_out: dict[str, Any]
+) -> dict[str, int | float]:
+    """Anthropic canonical id -> factor of its prices for Claude called through a non-global Bedrock id.
+
+    Claude on Bedrock is priced from the Anthropic list (its tiers and service tiers included).
+    genai-prices' `regional.anthropic.*` entries are that list times a factor (1.1 for recent
+    models, 1 for older ones); `global.anthropic.*` entries must be the list itself."""
+    out: dict[str, Decimal] = {}
+    anthropic_ids = {m.id.lower() for m in anthropic.models}
+    for model in sorted(bedrock_models, key=lambda m: m.id.lower()):
+        model_id = model.id.lower()
+        if ".anthropic." not in f".{model_id}":
+            continue
+        bare = BEDROCK_VERSION.sub("", bedrock_bare_id(model_id).removeprefix("anthropic."))
+        first_party = anthropic.find_model(bare)
+        if first_party is None:
+            raise SystemExit(f"{model.id}: no Anthropic model matches {bare!r}; update the importer")
+        canonical = canonical_id("anthropic", first_party, anthropic_ids)
+        if canonical not in anthropic_out["models"]:
+            raise SystemExit(f"{model.id}: Anthropic model {canonical!r} is not imported")
+        ratio = _ratio(model, first_party)
+        if model_id.startswith("global."):
+            if ratio != 1:
+                raise SystemExit(f"{model.id}: global price is {ratio} x the Anthropic list; update the importer")
+            continue
+        if out.setdefault(canonical, ratio) != ratio:
+            raise SystemExit(f"{model.id}: factor {ratio} differs from {out[canonical]} for {canonical}")
+    return {model: number(ratio) for model, ratio in sorted(out.items()) if ratio != 1}
+
+
 def convert(version: str) -> dict[str, Any]:
     by_id = {p.id: p for p in gp_data.providers}
     openai_models = by_id["openai"].models
@@ -236,21 +334,25 @@ def convert(version: str) -> dict[str, Any]:
         provider = by_id[gp_id]
         models: dict[str, Any] = {}
         all_ids = {m.id.lower() for m in provider.models}
+        paired = bedrock_pairs(provider.models) if ours == "aws.bedrock" else set()
         for model in sorted(provider.models, key=lambda m: m.id.lower()):
             if not wanted(gp_id, model, openai_models):
                 continue
             periods = periods_of(model)
             if not periods:
                 continue
-            model_id = canonical_id(ours, model, all_ids)
+            model_id = canonical_id(ours, model, all_ids, paired)
             if model_id in models:
-                continue  # global./regional. Bedrock duplicates
+                continue
             entry: dict[str, Any] = {}
             if model.name:
                 entry["name"] = model.name
             aliases = [
                 a for a in dict.fromkeys([model.id.lower(), *aliases_of(model.match)]) if a != model_id
             ]
+            if model_id.startswith("global."):
+                # only global ids may reach the global prices (the regional entry has the bare id)
+                aliases = [a for a in aliases if a.startswith("global.")]
             if aliases:
                 entry["aliases"] = aliases
             if len(periods) == 1:
@@ -259,6 +361,10 @@ def convert(version: str) -> dict[str, Any]:
                 entry["periods"] = periods
             models[model_id] = entry
         providers[ours] = {"models": models}
+        if ours == "aws.bedrock":
+            multipliers = claude_regional_multipliers(provider.models, by_id["anthropic"], providers["anthropic"])
+            if multipliers:
+                providers[ours]["regional_multipliers"] = {"anthropic": multipliers}
     return {
         "header": {
             "name": "genai-meter bundled prices (imported from genai-prices)",
@@ -271,7 +377,10 @@ def convert(version: str) -> dict[str, Any]:
             "note": (
                 "Token prices only. Time-of-day discounts (DeepSeek off-peak) are not modelled: the "
                 "standard price is used. Anthropic models on Bedrock and Vertex AI, and OpenAI models on "
-                "Azure, use the first-party price lists (see providers.json)."
+                "Azure, use the first-party price lists (see providers.json). Bedrock: a model priced both "
+                "globally and in-region has its in-region prices under the bare id and its global ones "
+                "under global.<id>; regional_multipliers scale the Anthropic prices for Claude called "
+                "through a non-global Bedrock id."
             ),
         },
         "providers": providers,

@@ -160,8 +160,9 @@ def test_every_matching_suffix_pattern_is_tried() -> None:
     [
         ("anthropic.claude-v2:1", "claude-2", (1000 * 8 + 1000 * 24) / 1e6),
         ("us.anthropic.claude-v2:1", "claude-2", (1000 * 8 + 1000 * 24) / 1e6),
-        ("in.anthropic.claude-haiku-4-5-20251001-v1:0", "claude-haiku-4-5", (1000 * 1 + 1000 * 5) / 1e6),
-        ("in.moonshotai.kimi-k3", "moonshotai.kimi-k3", (1000 * 3 + 1000 * 15) / 1e6),
+        # in-region prices (1.1 x global), see test_bedrock_regional.py
+        ("in.anthropic.claude-haiku-4-5-20251001-v1:0", "claude-haiku-4-5", (1000 * 1.1 + 1000 * 5.5) / 1e6),
+        ("in.moonshotai.kimi-k3", "moonshotai.kimi-k3", (1000 * 3.3 + 1000 * 16.5) / 1e6),
     ],
 )
 def test_bedrock_versions_and_the_india_region(book: PriceBook, model: str, canonical: str, cost: float) -> None:

@@ -27,7 +27,9 @@ Model ids are normalised: case, provider prefixes (`openai/gpt-4o`, `models/gemi
 snapshots without an entry of their own (`gpt-4o-2024-08-06` -> `gpt-4o`,
 `claude-3-5-sonnet-20241022` -> `claude-3-5-sonnet`, `-latest`), Bedrock
 (`us.anthropic.claude-3-5-sonnet-20241022-v2:0`) and Vertex (`claude-3-5-sonnet-v2@20241022`) forms.
-Azure OpenAI uses OpenAI prices, Bedrock and Vertex use Anthropic's for Claude; OpenRouter ids
+Azure OpenAI uses OpenAI prices, Bedrock and Vertex use Anthropic's for Claude (Bedrock in-region
+and geographic ids, `us.`/`eu.`/... or no prefix, at the regional factor above the `global.` price;
+Bedrock's own models at their regional or `global.` entry); OpenRouter ids
 (`openai/gpt-4o`) use OpenRouter's own entry, else the upstream provider's. Fine-tunes
 (`ft:gpt-4o-mini-2024-07-18:org::id`) use the fine-tune prices of their base model, never the
 base model's own prices; without such an entry they need an override.

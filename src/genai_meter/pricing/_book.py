@@ -63,10 +63,11 @@ class PriceBook:
         self._providers = data.providers
         self._provider_aliases = data.provider_aliases
         self._vendor_prefixes = data.vendor_prefixes
+        self._regional_multipliers = data.regional_multipliers
         self._deployments = extra.deployments
         self._discounts = extra.discounts
         self._cache: dict[tuple[str, str], ModelPricing | None] = {}
-        self._compiled: dict[tuple[str, int], ModelPricing] = {}
+        self._compiled: dict[tuple[str, int, float], ModelPricing] = {}
         self._index: dict[str, dict[str, ModelSpec]] = {}
         self._specs: dict[tuple[str, str], ModelSpec] = {}
         for spec in data.models:
@@ -135,7 +136,11 @@ class PriceBook:
                 spec = self._find(self._vendor_prefixes[prefixed[0]], prefixed[1])
         if spec is None:
             return None
-        return self._compile(provider, spec)
+        markup = 1.0
+        multipliers = self._regional_multipliers.get(provider)
+        if multipliers and spec.provider != provider and not _ids.is_global(model):
+            markup = multipliers.get((spec.provider, spec.model), 1.0)
+        return self._compile(provider, spec, markup)
 
     def _find(self, provider: str, model: str) -> ModelSpec | None:
         candidates = _ids.candidates(model)
@@ -149,11 +154,13 @@ class PriceBook:
                     return spec
         return None
 
-    def _compile(self, provider: str, spec: ModelSpec) -> ModelPricing:
-        key = (provider, id(spec))
+    def _compile(self, provider: str, spec: ModelSpec, markup: float = 1.0) -> ModelPricing:
+        """`markup`: the regional multiplier of a borrowed price list (1 for global and own prices)."""
+        key = (provider, id(spec), markup)
         pricing = self._compiled.get(key)
         if pricing is None:
-            pricing = ModelPricing(spec, provider, self.version, self._discount(provider, spec.model))
+            discount = self._discount(provider, spec.model)
+            pricing = ModelPricing(spec, provider, self.version, discount, markup)
             self._compiled[key] = pricing
         return pricing
 

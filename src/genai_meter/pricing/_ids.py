@@ -54,6 +54,14 @@ def clean(model: str) -> str:
     return model.strip().lower()
 
 
+def is_global(model: str) -> bool:
+    """A Bedrock global cross-region id (`global.anthropic...`, also the tail of an ARN).
+
+    Bedrock bills a call made through a geographic profile (`us.`, `eu.`, `jp.`, ...) or in-region
+    (no prefix) above the `global.` price for many models; the book prices the two apart."""
+    return clean(model).rpartition("/")[2].startswith("global.")
+
+
 def vendor_prefix(model: str) -> tuple[str, str] | None:
     """(`vendor`, rest) for `vendor/model` and Bedrock `vendor.model` ids, used to find the upstream."""
     model = clean(model)

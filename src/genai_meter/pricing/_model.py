@@ -111,6 +111,8 @@ class ModelPricing:
 
     `provider` is the provider the call went to (after aliasing, e.g. `azure.ai.openai`);
     `price_provider` is whose price list was used (e.g. `openai`); `model` is the canonical id.
+    `discount` (the overrides') and `markup` (the calling provider's factor on a borrowed list:
+    Claude on Bedrock in-region is 1.1 x Anthropic's prices) are folded into the rates.
     """
 
     __slots__ = (
@@ -118,6 +120,7 @@ class ModelPricing:
         "_standard",
         "_starts",
         "discount",
+        "markup",
         "model",
         "name",
         "price_provider",
@@ -126,7 +129,9 @@ class ModelPricing:
         "version",
     )
 
-    def __init__(self, spec: ModelSpec, provider: str, version: str, discount: float = 1.0) -> None:
+    def __init__(
+        self, spec: ModelSpec, provider: str, version: str, discount: float = 1.0, markup: float = 1.0
+    ) -> None:
         self.spec = spec
         self.provider = provider
         self.price_provider = spec.provider
@@ -134,12 +139,14 @@ class ModelPricing:
         self.name = spec.name
         self.version = version
         self.discount = discount
+        self.markup = markup  # the provider's factor on the borrowed list (Bedrock in-region Claude)
+        factor = discount * markup
         standard: list[_Levels] = []
         service: list[dict[str, _Levels]] = []
         for period in spec.periods:
             levels, tiers = _compile_period(period)
-            standard.append(levels.scaled(discount))
-            service.append({name: lv.scaled(discount) for name, lv in tiers.items()})
+            standard.append(levels.scaled(factor))
+            service.append({name: lv.scaled(factor) for name, lv in tiers.items()})
         self._standard = tuple(standard)
         self._service = tuple(service)
         # Start of every period but the first: the first also covers calls before its own start.

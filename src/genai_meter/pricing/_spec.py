@@ -78,6 +78,10 @@ class BundledData:
     providers: dict[str, ProviderSpec] = field(default_factory=dict)
     provider_aliases: dict[str, str] = field(default_factory=dict)
     vendor_prefixes: dict[str, str] = field(default_factory=dict)
+    # provider -> (price provider, model) -> factor of the borrowed prices for calls that are not
+    # global (Bedrock bills Claude called in-region or through a geographic profile above the
+    # `global.` price, which is Anthropic's own)
+    regional_multipliers: dict[str, dict[tuple[str, str], float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -265,7 +269,9 @@ def bundled(doc: Located, into: BundledData) -> None:
         path: PathKey = ("providers", provider_key)
         provider = _name(doc, provider_key, path, "a provider name")
         obj = _mapping(doc, entry, path)
-        _no_unknown(doc, obj, frozenset({"fallback", "upstream_by_vendor_prefix", "models"}), path)
+        _no_unknown(
+            doc, obj, frozenset({"fallback", "upstream_by_vendor_prefix", "models", "regional_multipliers"}), path
+        )
         if "fallback" in obj or "upstream_by_vendor_prefix" in obj:
             fallback = obj.get("fallback", [])
             if not isinstance(fallback, list):
@@ -284,10 +290,26 @@ def bundled(doc: Located, into: BundledData) -> None:
             model_path = (*path, "models", model_key)
             model = _name(doc, model_key, model_path, "a model id")
             into.models.append(model_entry(doc, model_value, model_path, provider, model))
+        if "regional_multipliers" in obj:
+            _regional_multipliers(doc, obj["regional_multipliers"], (*path, "regional_multipliers"), provider, into)
     for key in ("provider_aliases", "vendor_prefixes"):
         target = into.provider_aliases if key == "provider_aliases" else into.vendor_prefixes
         for alias, provider_value in _mapping(doc, top.get(key, {}), (key,)).items():
             target[_name(doc, alias, (key, alias))] = _name(doc, provider_value, (key, alias))
+
+
+def _regional_multipliers(doc: Located, value: Any, path: PathKey, provider: str, into: BundledData) -> None:
+    """`{<price provider>: {<model>: <factor>}}`: factors of a borrowed list's prices (see BundledData)."""
+    target = into.regional_multipliers.setdefault(provider, {})
+    for source_key, models in _mapping(doc, value, path).items():
+        source_path = (*path, source_key)
+        source = _name(doc, source_key, source_path, "a provider name")
+        for model_key, factor in _mapping(doc, models, source_path).items():
+            model_path = (*source_path, model_key)
+            number = _number(doc, factor, model_path)
+            if number == 0:
+                raise doc.error(model_path, "expected a number > 0, got 0")
+            target[(source, _name(doc, model_key, model_path, "a model id"))] = number
 
 
 def overrides(doc: Located, provider_aliases: Mapping[str, str] | None = None) -> Overrides:
