@@ -37,6 +37,9 @@ Per-request controls (request headers):
                       non-JSON body (also for stream requests).
   x-fake-cost         float, returned as `usage.cost` (OpenRouter style) by the OpenAI endpoints.
   x-fake-latency-ms   sleep before answering.
+  x-fake-body-delay-ms
+                      whole (non-streamed) answers: send the headers at once and the body this
+                      much later (a client reading the body waits there).
   x-fake-write-bytes  streams: write each frame in HTTP chunks of N bytes, 1 ms apart, so the client
                       reads events split at any byte (partial events, split blank lines).
   x-fake-sse-newline  streams: `crlf` ends SSE lines with CR LF (as the spec allows); default `lf`.

@@ -31,6 +31,7 @@ class Controls:
     malformed: Literal["sse", "json"] | None = None
     cost: float | None = None
     latency_ms: float = 0.0
+    body_delay_ms: float = 0.0  # whole answers: the headers at once, the body this much later
     content: str | None = None
     timestamp: float | None = None
     write_bytes: int | None = None  # stream bodies written in pieces of this many bytes
@@ -116,6 +117,7 @@ def parse_controls(headers: Mapping[str, str]) -> Controls:
         malformed="sse" if malformed == "sse" else "json" if malformed == "json" else None,
         cost=_float(headers, "x-fake-cost"),
         latency_ms=max(0.0, latency or 0.0),
+        body_delay_ms=max(0.0, _float(headers, "x-fake-body-delay-ms") or 0.0),
         content=headers.get("x-fake-content"),
         timestamp=_timestamp(headers.get("x-fake-time")),
         write_bytes=_int(headers, "x-fake-write-bytes", low=1, high=1_000_000),

@@ -118,6 +118,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
     _controls: Controls | None = None  # the stream being written's
+    _body_delay_ms = 0.0  # the answer being written's (x-fake-body-delay-ms)
 
     def setup(self) -> None:
         super().setup()
@@ -147,6 +148,10 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
+        delay_ms = self._body_delay_ms
+        if delay_ms:  # (x-fake-body-delay-ms: the headers now, the body later)
+            self.wfile.flush()
+            time.sleep(delay_ms / 1000)
         self.wfile.write(payload)
 
     def _send_error_for(self, path: str, status: int, message: str, retry_after: str = "0") -> None:
@@ -168,6 +173,7 @@ class _Handler(BaseHTTPRequestHandler):
     # --- entry points ----------------------------------------------------------------------------
 
     def do_GET(self) -> None:
+        self._body_delay_ms = 0.0  # (one handler serves every request of a kept-alive connection)
         url = urlsplit(self.path)
         path, query = url.path, parse_qs(url.query, keep_blank_values=True)
         self._record(path, query, None, counts=False)
@@ -177,6 +183,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._admin(path, query)
 
     def do_POST(self) -> None:
+        self._body_delay_ms = 0.0
         url = urlsplit(self.path)
         path, query = _azure_path(url.path), parse_qs(url.query, keep_blank_values=True)
         raw = self._read_body()
@@ -221,6 +228,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if controls.latency_ms:
             time.sleep(controls.latency_ms / 1000)
+        self._body_delay_ms = controls.body_delay_ms
         if controls.error is not None:
             self._send_error_for(
                 path, controls.error, f"fake provider error {controls.error}", controls.retry_after

@@ -103,6 +103,9 @@ def metered_call(
         record_fault(f"{where}.response", fault)
         call.finish(usage=None)
         return result
+    except BaseException as error:  # cancelled, or Ctrl-C, while the SDK read a raw response's body
+        _end_with_error(where, call, on_error, error)
+        raise
 
 
 async def metered_call_async(
@@ -141,6 +144,9 @@ async def metered_call_async(
         record_fault(f"{where}.response", fault)
         call.finish(usage=None)
         return result
+    except BaseException as error:  # cancelled, or Ctrl-C, while the SDK read a raw response's body
+        _end_with_error(where, call, on_error, error)
+        raise
 
 
 def budget_estimate(

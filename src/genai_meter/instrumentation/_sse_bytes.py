@@ -186,8 +186,10 @@ class _End(StreamEnd):
         # when the generator itself handles none (the SDK's iterator ending normally, read inside the
         # app's `except` block): only an exception that went through the SDK's iterator (raised in
         # it, from the bytes below it, or thrown into it) is the stream's.
+        # A cancellation or an interrupt that went through is the call's error too, as on every other
+        # path; a GeneratorExit is only the iterator being closed.
         error = sys.exc_info()[1]
-        if not isinstance(error, Exception):
+        if error is None or isinstance(error, GeneratorExit):
             return None
         frame = getattr(iterator, "gi_frame", None) or getattr(iterator, "ag_frame", None)
         return error if frame is not None and _went_through(error, frame) else None
