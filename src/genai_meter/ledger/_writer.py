@@ -5,7 +5,9 @@ One daemon thread drains the deque in batches of `batch_size` at least every `fl
 each batch is one transaction, idempotent on (provider, response id or request id). When the
 database fails or is slower than `db_timeout_s`, batches go to the spool file and the writer stops
 trying the database for a back-off interval; once it answers again the spool is replayed first.
-At exit (atexit) and on `close()` everything held is written or spooled.
+At exit (atexit) and on `close()` everything held is written or spooled. A record submitted after
+`close()` (a call that was in flight when `configure()` replaced the runtime, a stream finalised at
+interpreter exit after the writer's own exit hook) is written by the thread that submits it.
 
 One bad row must never hold back the others: rows are made storable when they are built
 (`_rows.storable`), a batch the database refuses for its contents (not an outage: `is_outage`) is
@@ -97,7 +99,10 @@ class LedgerWriter:
         self._backoff = _BACKOFF_FIRST_S
         self._outage = False
         self._logged: set[str] = set()
-        self._closed = False
+        self._closing = False
+        self._closed = False  # set once the thread has stopped: from then on `submit` writes itself
+        self._close_lock = threading.Lock()
+        self._late_lock = threading.Lock()
         self._start()
         _live_writers.add(self)
         atexit.register(self._close_at_exit)
@@ -123,10 +128,12 @@ class LedgerWriter:
         try:
             queue = self._queue
             queue.append(record)
-            if len(queue) >= self._batch_size:
-                self._pressure(len(queue))
+            # Appended before `_closed` is read, and `close` sets `_closed` before it empties the
+            # queue itself: a record is written by one of them, whichever comes last.
             if self._closed:
-                self._fault("submit-after-close", "record submitted after the ledger writer was closed")
+                self._write_late()
+            elif len(queue) >= self._batch_size:
+                self._pressure(len(queue))
         except Exception as exc:  # pragma: no cover - deque.append does not fail short of MemoryError
             self._fault("submit", f"ledger submit failed: {exc!r}")
 
@@ -156,19 +163,23 @@ class LedgerWriter:
         return marker.done.wait(timeout)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Flush, stop the thread, close the database. Rows still held after `timeout` are spooled."""
-        if self._closed:
-            return
+        """Flush, stop the thread, close the database. Rows still held after `timeout` are spooled.
+
+        A record submitted afterwards is written by the submitting thread (`_write_late`)."""
+        with self._close_lock:
+            if self._closing:
+                return
+            self._closing = True
         deadline = time.monotonic() + timeout
         self._retry_at = 0.0  # one last try at the database, even during a back-off
         self.flush(timeout)
-        self._closed = True
         self._stopping = True
         self._wake.set()
         self._thread.join(max(0.0, deadline - time.monotonic()))
-        if self._thread.is_alive() or self._queue:
-            # The thread is stuck in a slow database call: spool what is left from this thread.
-            self._spool_leftovers()
+        self._closed = True
+        # What was submitted after the thread's last look at the queue; spooled if the thread is
+        # still stuck in a slow database call.
+        self._write_late()
         try:
             atexit.unregister(self._close_at_exit)
         except Exception:
@@ -186,20 +197,41 @@ class LedgerWriter:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _spool_leftovers(self) -> None:
-        rows: list[Row] = []
-        while True:
+    def _write_late(self) -> None:
+        """Write what the queue holds from this thread, once the writer is closed: to the database,
+        or to the spool while the database is failing (back-off), the spool holds rows (the next
+        writer replays them in order) or the writer thread is still stuck in a database call. One
+        connection per call, closed again: this is the rare path (calls in flight at `configure()`,
+        streams finalised at exit). Never raises."""
+        with self._late_lock:
+            rows: list[Row] = []
+            while True:
+                try:
+                    item = self._queue.popleft()
+                except IndexError:
+                    break
+                if isinstance(item, _Marker):
+                    item.done.set()
+                else:
+                    row = self._row(item)
+                    if row is not None:
+                        rows.append(row)
+            if not rows:
+                return
             try:
-                item = self._queue.popleft()
-            except IndexError:
-                break
-            if isinstance(item, _Marker):
-                item.done.set()
-            else:
-                row = self._row(item)
-                if row is not None:
-                    rows.append(row)
-        self._to_spool(rows)
+                if self._thread.is_alive() or time.monotonic() < self._retry_at or self._spool.pending():
+                    self._to_spool(rows)
+                    return
+                try:
+                    self._store(rows)
+                    self._recovered()
+                except PartialWrite as stopped:
+                    self._failed(stopped.error)
+                    self._to_spool(rows[stopped.done :])  # the rows before were stored or set aside
+                finally:
+                    self._close_db()
+            except Exception as exc:  # pragma: no cover - defensive: _store raises PartialWrite only
+                self._fault("late", f"ledger write after close failed: {exc!r}")
 
     # --- writer thread -----------------------------------------------------------------------------
     def _run(self) -> None:
@@ -360,7 +392,13 @@ class LedgerWriter:
         if self._db is not None:
             _inherited.append(self._db)
             self._db = None
-        if not self._closed:
+        # A lock another thread held at the fork stays held in the child: new ones.
+        self._close_lock = threading.Lock()
+        self._late_lock = threading.Lock()
+        if self._closing:  # forked while the parent was closing it: no thread, the parent's rows are its own
+            self._queue = deque()
+            self._closed = True
+        else:
             self._start()
 
 
