@@ -170,12 +170,14 @@ def test_raw_response_cached_while_instrumented_passes_through_after(fake_provid
         )
         assert raw.parse().usage.output_tokens == 400
         assert len(own_spans(telemetry)) == 1
-        # A layer taken off stays off: instrumenting again never makes a stale copy meter (twice).
+        # Instrumenting again puts the same layer back: the cached copy meters again, once (it once
+        # stayed a pass-through, so that client's raw calls went unmetered for good).
         reinstrument(ours, telemetry)
         client.messages.with_raw_response.create(model=MODEL, max_tokens=5, messages=MESSAGES, extra_headers=HEADERS)
+        assert len(own_spans(telemetry)) == 2
         fresh = anthropic.Anthropic(base_url=fake_provider.anthropic_base_url, api_key="sk", max_retries=0)
         fresh.messages.with_raw_response.create(model=MODEL, max_tokens=5, messages=MESSAGES, extra_headers=HEADERS)
-        assert len(own_spans(telemetry)) == 2
+        assert len(own_spans(telemetry)) == 3
 
 
 def test_layer_under_a_plain_wrapper_is_left_switched_off(fake_provider: FakeProvider) -> None:

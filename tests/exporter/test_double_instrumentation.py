@@ -82,3 +82,11 @@ def test_openai_raw_response_cached_while_instrumented_passes_through_after(fake
         ) as response:
             response.parse()
         assert len(telemetry.spans()) == 2
+        # instrumented again: the same layer goes back on, so the cached copies meter again, once each
+        instrumentor.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
+        client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES, extra_headers=headers)
+        with client.chat.completions.with_streaming_response.create(
+            model="gpt-4o-mini", messages=MESSAGES, extra_headers=headers
+        ) as response:
+            response.parse()
+        assert len(telemetry.spans()) == 4

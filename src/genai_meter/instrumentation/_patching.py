@@ -9,9 +9,10 @@ Layers stack: an instrumentation that wraps after genai-meter sits outside it. `
 finds genai-meter's own layer wherever it is in the chain (it never strips whatever is outermost),
 and takes it out. Every layer is built with a switch (wrapt's `enabled`) that `unpatch` turns off
 first: the SDKs keep bound methods (`with_raw_response`, `with_streaming_response` cache them per
-client resource), and those copies then pass straight through to the SDK too. A layer taken off
-stays off: a later `patch` puts on a new one, so a copy left anywhere can never meter a call twice
-(and a copy cached under an earlier instrumentation stays a pass-through). The switch is a list,
+client resource), and those copies then pass straight through to the SDK too. A later `patch` of a
+method the SDK still has as genai-meter left it puts the very same layer back and switches it on, so
+those copies meter again, and a call is still metered by one layer only; where another wrapper came
+in between, a new layer goes on, and copies of the old one stay pass-throughs. The switch is a list,
 whose truth wrapt reads in C on each call: nothing is added to a metered call's path.
 
 Layers are recognised by identity (a registry of genai-meter's proxies), never by an attribute on
@@ -58,6 +59,9 @@ class _Layer:
 
 
 _layers: dict[tuple[type[Any], str], _Layer] = {}
+# Layers taken off by `unpatch`, kept to be put back as they were: the SDKs' cached copies of them
+# (`with_raw_response` on a client made while instrumented) then meter again, still as one layer.
+_retired: dict[tuple[type[Any], str], _Layer] = {}
 _warned: set[tuple[str, str]] = set()  # (SDK package, other instrumentation)
 _left_disabled: set[str] = set()
 
@@ -107,6 +111,13 @@ def patch(module_name: str, class_name: str, method: str, wrapper: Wrapper) -> b
                 layer.live.append(True)
             return True
         del _layers[key]  # replaced by someone else since: wrap what is there now
+    retired = _retired.pop(key, None)
+    if retired is not None and retired.proxy.__wrapped__ is target:
+        # The SDK's method as genai-meter left it: the same layer goes back on, switched on again.
+        setattr(cls, method, retired.proxy)
+        retired.live.append(True)
+        _layers[key] = retired
+        return True
     name = f"{module_name}.{class_name}.{method}"
     other = _foreign_wrapper(target)
     if other is not None:
@@ -155,6 +166,7 @@ def unpatch(module_name: str, class_name: str, method: str) -> None:
     layer.live.clear()
     if _remove(cls, method, layer):
         del _layers[key]
+        _retired[key] = layer
         return
     name = f"{module_name}.{class_name}.{method}"
     if name not in _left_disabled:
