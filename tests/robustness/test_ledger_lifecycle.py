@@ -25,7 +25,7 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 
 
 def _users(url: str) -> dict[str, int]:
-    assert genai_meter.flush()
+    """Rows per user (flush the live runtime's writer first when the calls were made here)."""
     counts: dict[str, int] = {}
     with open_ledger(url) as ledger:
         for row in ledger.export():
@@ -77,6 +77,7 @@ def test_calls_in_flight_across_configure_keep_their_rows(
         call("in-flight")
         assert not reconfigure["armed"]  # configure() did run inside the call
         call("after")
+        assert genai_meter.flush()
         assert _users(url) == {"after": 1, "before": 1, "in-flight": 1, "stream": 1}
     assert not [r.getMessage() for r in caplog.records if r.name.startswith("genai_meter")]
 
@@ -121,3 +122,63 @@ def test_stream_open_at_exit_keeps_its_row(fake_provider: FakeProvider, tmp_path
     assert done.stderr == ""
     with open_ledger(url) as ledger:
         assert ledger.count() == 4  # 3 calls and the stream
+
+
+_FORK_CHILD = """
+import sys
+if sys.argv[3] == "first":
+    import multiprocessing
+import openai, genai_meter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.trace import TracerProvider
+from genai_meter.instrumentation.openai import OpenAIInstrumentor
+
+def work(user, n):
+    client = openai.OpenAI(base_url=sys.argv[1], api_key="sk", max_retries=0)
+    with genai_meter.attribute(user=user):
+        for _ in range(n):
+            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+
+if __name__ == "__main__":
+    OpenAIInstrumentor().instrument(tracer_provider=TracerProvider(), meter_provider=MeterProvider())
+    genai_meter.configure(ledger_url=sys.argv[2], provider_hosts={"127.0.0.1": "openai"})
+    work("parent-before", 5)  # still queued at the fork (the writer writes every second)
+    import multiprocessing
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=work, args=(f"worker{i}", 3)) for i in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert [worker.exitcode for worker in workers] == [0, 0]
+    work("parent-after", 2)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+@pytest.mark.parametrize("multiprocessing_imported", ["first", "later"])
+def test_multiprocessing_fork_workers_keep_their_rows(
+    fake_provider: FakeProvider, tmp_path: Path, multiprocessing_imported: str
+) -> None:
+    """A multiprocessing worker ends with os._exit(), which runs no atexit handler: its writer is
+    closed by multiprocessing's own exit finalizers. The rows the parent had queued at the fork are
+    written once, by the parent. multiprocessing imported before the ledger writer is made, or only
+    after it (the writer registers at the fork then)."""
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+    }
+    script = tmp_path / "fork_child.py"
+    script.write_text(_FORK_CHILD)
+    done = subprocess.run(
+        [sys.executable, str(script), fake_provider.openai_base_url, url, multiprocessing_imported],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert _users(url) == {"parent-after": 2, "parent-before": 5, "worker0": 3, "worker1": 3}

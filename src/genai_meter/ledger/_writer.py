@@ -21,6 +21,7 @@ import atexit
 import hashlib
 import logging
 import os
+import sys
 import threading
 import time
 import weakref
@@ -39,6 +40,9 @@ logger = logging.getLogger("genai_meter.ledger")
 
 _BACKOFF_FIRST_S = 0.25
 _BACKOFF_MAX_S = 30.0
+# multiprocessing runs its exit finalizers highest priority first: this one after the app's own
+# (priority 0 and up) and after its queues have joined their feeder threads (-5).
+_MP_EXIT_PRIORITY = -10
 
 _live_writers: weakref.WeakSet[LedgerWriter] = weakref.WeakSet()
 # Connections inherited by a forked child: never touched, never collected (closing them there would
@@ -103,9 +107,12 @@ class LedgerWriter:
         self._closed = False  # set once the thread has stopped: from then on `submit` writes itself
         self._close_lock = threading.Lock()
         self._late_lock = threading.Lock()
+        self._mp_watched = False
+        self._mp_finalizer: object = None
         self._start()
         _live_writers.add(self)
         atexit.register(self._close_at_exit)
+        self._close_with_multiprocessing()
 
     @property
     def spool_path(self) -> Path:
@@ -182,6 +189,9 @@ class LedgerWriter:
         self._write_late()
         try:
             atexit.unregister(self._close_at_exit)
+            finalizer, self._mp_finalizer = self._mp_finalizer, None
+            if finalizer is not None:
+                finalizer.cancel()  # type: ignore[attr-defined]
         except Exception:
             pass
 
@@ -190,6 +200,26 @@ class LedgerWriter:
             self.close()
         except Exception:  # pragma: no cover - never break interpreter shutdown
             pass
+
+    def _close_with_multiprocessing(self) -> None:
+        """Have multiprocessing close this writer when its process ends, if multiprocessing is
+        loaded. A worker process it starts (fork) ends with `os._exit()`, which runs no `atexit`
+        handler, only multiprocessing's own finalizers: without this, the rows a worker had not yet
+        written (the thread writes every `flush_interval_s`) were lost. Each worker's bootstrap
+        drops the finalizers it inherited, then runs the after-fork hooks: this registers itself as
+        one, once, so it runs again in every worker. Never raises."""
+        util = sys.modules.get("multiprocessing.util")
+        if util is None or self._closing:
+            return
+        try:
+            if not self._mp_watched:
+                self._mp_watched = True
+                util.register_after_fork(self, LedgerWriter._close_with_multiprocessing)
+            self._mp_finalizer = util.Finalize(
+                self, _close_writer, args=(weakref.ref(self),), exitpriority=_MP_EXIT_PRIORITY
+            )
+        except Exception as exc:  # pragma: no cover - defensive
+            self._fault("multiprocessing", f"ledger writer could not register with multiprocessing: {exc!r}")
 
     def __enter__(self) -> LedgerWriter:
         return self
@@ -399,7 +429,17 @@ class LedgerWriter:
             self._queue = deque()
             self._closed = True
         else:
-            self._start()
+            self._start()  # a new, empty queue: the rows queued at the fork are the parent's to write
+            # multiprocessing may have been loaded since the writer was made; a worker it starts
+            # drops this finalizer, but runs the after-fork hook registered with it.
+            self._close_with_multiprocessing()
+
+
+def _close_writer(ref: weakref.ref[LedgerWriter]) -> None:
+    """multiprocessing's exit finalizer (holds the writer by weak reference only)."""
+    writer = ref()
+    if writer is not None:
+        writer._close_at_exit()
 
 
 def _after_fork_in_child() -> None:
