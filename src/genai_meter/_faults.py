@@ -13,6 +13,7 @@ content capture. Other messages are cut to a few hundred characters.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import traceback
 from collections.abc import Callable
@@ -25,6 +26,16 @@ _R = TypeVar("_R")
 
 _lock = threading.Lock()
 _counts: dict[str, int] = {}
+
+
+def _new_lock() -> None:
+    # A child forked while another thread counted a fault would inherit `_lock` held (see `_fork`).
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock)
 
 
 def record_fault(where: str, error: BaseException | None = None) -> None:

@@ -19,6 +19,7 @@ from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 
 from . import names
 from ._faults import fault_counts, record_fault
+from ._fork import reset_in_child
 from ._histogram_records import HistogramRecorder
 from ._identity_cache import IdentityCache
 from ._usage import Usage
@@ -33,12 +34,16 @@ DEFAULT_MAX_SERIES = 1900
 class _BoundedValues:
     """Admits at most `cap` distinct values; later ones become the overflow value."""
 
-    __slots__ = ("_cap", "_lock", "_seen")
+    __slots__ = ("__weakref__", "_cap", "_lock", "_seen")
 
     def __init__(self, cap: int) -> None:
         self._cap = cap
         self._seen: set[str] = set()
         self._lock = threading.Lock()
+        reset_in_child(self, _BoundedValues._after_fork)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()  # (the set is only added to: the child's copy is whole)
 
     def __call__(self, value: str | None) -> str:
         if value is None:
@@ -75,6 +80,10 @@ class _Sums:
         self._max_series = max_series
         self._fold = fold
         self.lock = threading.Lock()
+        reset_in_child(self, _Sums._after_fork)
+
+    def _after_fork(self) -> None:
+        self.lock = threading.Lock()  # (sums only grow, one dict operation at a time: the copy is whole)
 
     def _admit(self, key: tuple[str, ...]) -> tuple[str, ...]:
         if len(self._values) < self._max_series or not self._fold:
@@ -400,6 +409,15 @@ class CallMetrics:
 
 _by_meter: IdentityCache[CallMetrics] = IdentityCache(None)
 _by_meter_lock = threading.Lock()
+
+
+def _new_by_meter_lock() -> None:
+    global _by_meter_lock
+    _by_meter_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_by_meter_lock)
 
 
 def call_metrics_for(

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from opentelemetry.metrics import Meter
 
 from genai_meter import names
+from genai_meter._fork import reset_in_child
 from genai_meter._redact import redact_url
 from genai_meter.budgets._config import GLOBAL_SCOPE_VALUE, WILDCARD, BudgetConfig, BudgetPolicy, as_calls_carry
 from genai_meter.budgets._errors import (
@@ -169,6 +170,14 @@ class BudgetGuard:
         self._unsettled_lock = threading.Lock()
         self._dropping_logged = False
         self._metrics = BudgetMetrics(meter, lambda: list(self._targets.values()), self._now)
+        reset_in_child(self, BudgetGuard._after_fork)
+
+    def _after_fork(self) -> None:
+        # A forked child: the locks may have been held by a thread that is not here; the settles
+        # kept for the store are the parent's, which applies them (applied here too, twice).
+        self._lock = threading.Lock()
+        self._unsettled_lock = threading.Lock()
+        self._unsettled.clear()
 
     # --- the hot path --------------------------------------------------------------------------
     def check_and_reserve(self, call: PendingCall) -> Reservation | None:

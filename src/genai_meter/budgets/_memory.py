@@ -6,6 +6,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 
+from genai_meter._fork import reset_in_child
 from genai_meter.budgets._store import RECENT_COSTS, refusal
 from genai_meter.budgets._types import Blocked, Counters, Target
 
@@ -38,6 +39,14 @@ class MemoryStore:
         self._recent: dict[str, deque[int]] = {}
         self._blocked: dict[tuple[str, str], str] = {}
         self._writes = 0
+        reset_in_child(self, MemoryStore._after_fork)
+
+    def _after_fork(self) -> None:
+        # A forked child: the lock may have been held by a thread that is not here, and the calls in
+        # flight in the parent never settle here, so their reservations are not this process's.
+        self._lock = threading.Lock()
+        for entry in self._data.values():
+            entry.reserved = 0
 
     def _entry(self, key: str, target: Target) -> _Entry:
         entry = self._data.get(key)

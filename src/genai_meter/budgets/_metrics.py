@@ -6,6 +6,7 @@ spend costs the hot path nothing; the counters only move on a block, a threshold
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable
 
@@ -53,6 +54,16 @@ class _MeterInstruments:
 
 _instruments: dict[int, tuple[Meter, _MeterInstruments]] = {}
 _instruments_lock = threading.Lock()
+
+
+def _new_lock() -> None:
+    # A child forked while another thread built a guard would inherit the lock held (see `_fork`).
+    global _instruments_lock
+    _instruments_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock)
 
 
 def _instruments_for(meter: Meter) -> _MeterInstruments:

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from genai_meter._fork import reset_in_child
 from genai_meter._sqlite_wal import connect_wal
 from genai_meter.budgets._store import RECENT_COSTS, StoreUnavailable, refusal
 from genai_meter.budgets._types import Blocked, Counters, Target
@@ -32,6 +33,8 @@ CREATE TABLE IF NOT EXISTS budget_blocked (
 );
 """
 _PURGE_EVERY = 4096
+# Connections a forked child inherited: held, never used nor closed (see `SQLiteStore._after_fork`).
+_inherited: list[sqlite3.Connection] = []
 
 
 class SQLiteStore:
@@ -42,6 +45,16 @@ class SQLiteStore:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._writes = 0
+        reset_in_child(self, SQLiteStore._after_fork)
+
+    def _after_fork(self) -> None:
+        # A forked child: the lock may have been held by a thread that is not here, and a SQLite
+        # connection must not be used across fork(). The child opens its own; the parent's is kept
+        # (never closed here: closing it could checkpoint or remove the WAL the parent still uses).
+        self._lock = threading.Lock()
+        if self._conn is not None:
+            _inherited.append(self._conn)
+            self._conn = None
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:

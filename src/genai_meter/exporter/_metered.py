@@ -9,6 +9,7 @@ begins. Bounded, oldest forgotten first; a few hundred kilobytes at most.
 
 from __future__ import annotations
 
+import os
 import threading
 
 from opentelemetry.trace import Span
@@ -16,6 +17,16 @@ from opentelemetry.trace import Span
 _LIMIT = 16_384
 _lock = threading.Lock()
 _ids: dict[int, None] = {}
+
+
+def _new_lock() -> None:
+    # A child forked while another thread noted a span would inherit `_lock` held (see `_fork`).
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock)
 
 
 def remember_call_span(span: Span) -> None:
