@@ -50,6 +50,7 @@ class Runtime:
 
     `strict` (configure()): a part that cannot be built raises ConfigError. Otherwise (the launcher)
     it is reported and replaced by its fallback, so the other parts are built all the same.
+    `previous`: the runtime this one replaces, whose memory budget store it takes over (not kept).
     """
 
     def __init__(
@@ -59,6 +60,7 @@ class Runtime:
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
         strict: bool = True,
+        previous: Runtime | None = None,
     ) -> None:
         self.config = config
         self._strict = strict
@@ -83,7 +85,9 @@ class Runtime:
         # The guard is built after the ledger because building it makes it the budget gauges' source.
         self.ledger: LedgerWriter | None = self._part("ledger_url", self._make_ledger, _none, "the ledger is off")
         try:
-            self.guard: BudgetGuard | None = self._part("budgets", self._make_guard, _none, "budgets are off")
+            self.guard: BudgetGuard | None = self._part(
+                "budgets", lambda: self._make_guard(previous), _none, "budgets are off"
+            )
         except ConfigError:
             if self.ledger is not None:
                 self.ledger.close()
@@ -108,18 +112,25 @@ class Runtime:
             report_config_error(wrapped, instead, cause)
         return fallback()
 
-    def _make_guard(self) -> BudgetGuard | None:
+    def _make_guard(self, previous: Runtime | None) -> BudgetGuard | None:
         config = self.config
         if not config.budgets:
             return None
         from .budgets import BudgetGuard, parse_budget_config
 
+        budgets = parse_budget_config(config.budgets, config.source)
+        # A memory store lives in this process only: a new one would count from zero, and a hard
+        # budget could be spent again in the same period. It goes on from the previous guard's.
+        store = None
+        if budgets.store == "memory" and previous is not None and previous.guard is not None:
+            store = previous.guard.hand_over_store()
         return BudgetGuard(
-            parse_budget_config(config.budgets, config.source),
+            budgets,
             meter=self.meter,
             label_cap=config.label_cap,
             on_threshold=_threshold_callbacks.fire,
             pseudonymize=self.pseudonymize,
+            store=store,
         )
 
     def _make_ledger(self) -> LedgerWriter | None:
@@ -222,7 +233,7 @@ def _build(overrides: dict[str, Any] | None) -> Runtime:
                 report_config_error(error, error.fallback)
             runtime = Runtime(config, strict=False, **_providers)
         else:
-            runtime = Runtime(load_config(**overrides), **_providers)
+            runtime = Runtime(load_config(**overrides), previous=_runtime, **_providers)
         old, _runtime = _runtime, runtime
     if old is not None:
         old.close()

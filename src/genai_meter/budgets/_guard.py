@@ -33,7 +33,7 @@ from genai_meter.budgets._errors import (
 from genai_meter.budgets._metrics import BudgetMetrics
 from genai_meter.budgets._periods import period_bounds
 from genai_meter.budgets._status import level_for, uses_remaining
-from genai_meter.budgets._store import StoreUnavailable, open_store
+from genai_meter.budgets._store import SpendStore, StoreUnavailable, open_store
 from genai_meter.budgets._types import (
     NANO,
     Blocked,
@@ -139,12 +139,15 @@ class BudgetGuard:
         meter: Meter | None = None,
         label_cap: int = 1000,
         pseudonymize: Callable[[str], str] | None = None,
+        store: SpendStore | None = None,
     ) -> None:
         self.config = config
         self._now: Callable[[], float] = time.time if clock is None else (lambda: _timestamp(clock()))
         self._on_threshold = on_threshold
         self._label_cap = label_cap
-        self._store = open_store(config, self._now)
+        # `store`: one handed over by the guard this one replaces (`hand_over_store`), else opened.
+        self._store = open_store(config, self._now) if store is None else store
+        self._owns_store = True
         self._policies = [_Policy(policy, index, pseudonymize) for index, policy in enumerate(config.policies)]
         self._routes: dict[tuple[str | None, str | None, str | None], tuple[Target, ...]] = {}
         self._targets: dict[tuple[int, str], Target] = {}
@@ -158,7 +161,7 @@ class BudgetGuard:
         }
         self._blocked_users: dict[str, str] = {}
         self._blocked_tenants: dict[str, str] = {}
-        self._apply_blocks({})
+        self._apply_blocks({} if store is None else store.blocked())  # a handed-over store's blocks
         self._shared_store = config.store != "memory"
         self._blocks_due = 0.0
         self._store_down_until = 0.0
@@ -591,8 +594,23 @@ class BudgetGuard:
             max_tokens=policy.max_tokens,
         )
 
+    def hand_over_store(self) -> SpendStore | None:
+        """The memory store, for the guard that replaces this one (`configure()` at run time), so
+        that the spend, requests and tokens counted so far still count: a new memory store would
+        start from zero and a hard budget could be spent again. None for a shared store (SQLite,
+        Redis), which keeps its counters anyway. This guard keeps using it for the calls still in
+        flight (the store is thread-safe) and no longer closes it."""
+        from genai_meter.budgets._memory import MemoryStore
+
+        if not isinstance(self._store, MemoryStore):
+            return None
+        self._owns_store = False
+        self._store.carry_over()
+        return self._store
+
     def close(self) -> None:
-        """Apply the settles still kept for the store (they are lost if it is still down), then close it."""
+        """Apply the settles still kept for the store (they are lost if it is still down), then close
+        it (unless it was handed over to another guard)."""
         try:
             while self._unsettled:
                 self._replay()
@@ -604,6 +622,8 @@ class BudgetGuard:
                 redact_url(self.config.store),
                 len(self._unsettled),
             )
+        if not self._owns_store:
+            return
         try:
             self._store.close()
         except Exception as error:

@@ -140,5 +140,13 @@ class MemoryStore:
         for key in [key for key, e in self._data.items() if e.expires < now]:
             del self._data[key]
 
+    def carry_over(self) -> None:
+        """Handed to a new guard, whose budgets' thresholds may differ: each counter looks for its
+        next threshold again at its next settle (thresholds already fired stay fired)."""
+        with self._lock:
+            for entry in self._data.values():
+                entry.next = 0
+                entry.next_at = 0
+
     def close(self) -> None:
         pass
