@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
+import weakref
 from typing import Any
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
+from genai_meter import _metrics as metrics_module
 from genai_meter import names
 from genai_meter._histogram_records import HistogramRecorder
-from genai_meter._metrics import CallMetrics, _DeferredHistograms
+from genai_meter._metrics import CallMetrics, _DeferredHistograms, call_metrics_for
 from genai_meter._usage import Usage
 
 
@@ -120,3 +123,44 @@ def test_the_drain_thread_outlives_a_fault(monkeypatch: pytest.MonkeyPatch) -> N
     assert fault_counts() == {"metrics.histogram": 1}
     assert _token_sums(reader) == {"input": 101, "output": 9}
     reset_faults()
+
+
+def _drain_threads() -> set[threading.Thread]:
+    return {thread for thread in threading.enumerate() if thread.name == "genai-meter-histograms"}
+
+
+def test_one_drain_thread_for_every_meter_and_none_kept_for_a_meter_gone() -> None:
+    """Each meter provider given to `instrument()` used to start a drain thread that never ended,
+    and its meter's metrics stayed registered for ever (a test suite instruments per test)."""
+    kept, _reader = _metrics()  # registered throughout: the shared thread cannot end meanwhile
+    attrs = kept.histogram_attributes("chat", "openai", "m", "m", "h")
+    kept.histograms.add(Usage(input_tokens=1, output_tokens=1), attrs, 0.1, None)
+    before = _drain_threads()
+    assert kept.histograms._thread in before
+    gone = []
+    for _ in range(20):
+        provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+        meter = provider.get_meter("genai_meter")
+        metrics = call_metrics_for(meter, label_cap=10, user_labels=True, tenant_labels=True)
+        assert call_metrics_for(meter, label_cap=10, user_labels=True, tenant_labels=True) is metrics
+        metrics.histograms.add(Usage(input_tokens=1, output_tokens=1), attrs, 0.1, None)
+        provider.shutdown()
+        gone.append((id(meter), weakref.ref(meter), weakref.ref(metrics)))
+        del provider, meter, metrics
+    gc.collect()
+    assert _drain_threads() - before == set()
+    assert [(meter(), metrics()) for _key, meter, metrics in gone] == [(None, None)] * 20
+    assert not {key for key, _meter, _metrics in gone} & set(metrics_module._by_meter)
+
+
+def test_the_shared_thread_drains_every_meter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_DeferredHistograms, "_INTERVAL_S", 0.02)
+    (first, first_reader), (second, second_reader) = _metrics(), _metrics()
+    for metrics in (first, second):
+        attrs = metrics.histogram_attributes("chat", "openai", "gpt-4o-mini", "gpt-4o-mini", "api.openai.com")
+        metrics.histograms.add(Usage(input_tokens=100, output_tokens=7), attrs, 0.25, None)
+    deadline = time.monotonic() + 5
+    while (first.histograms._pending or second.histograms._pending) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not first.histograms._pending and not second.histograms._pending
+    assert _token_sums(first_reader) == _token_sums(second_reader) == {"input": 100, "output": 7}

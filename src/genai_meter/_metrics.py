@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -138,8 +138,9 @@ class _DeferredHistograms:
 
     A synchronous histogram record costs ~13 µs in the OTel SDK (attribute cleaning, hashing,
     locking), three per call. The call only queues them (a deque append); they are recorded into
-    the very same OTel histograms by a daemon thread every half second and at every metric
-    collection (an observable callback runs first), so exported data is the same, through
+    the very same OTel histograms every half second by one daemon thread shared by all meters
+    (`_drain_queues`) and at every metric collection (an observable callback runs first), so
+    exported data is the same, through
     `HistogramRecorder` (which skips the SDK's second cleaning where it can). No span context is
     kept with a record: the SDK's exemplar reservoirs would hold each call's span (and all it
     references) until the next collection, memory that grows with the call rate (seen in the soak).
@@ -155,18 +156,15 @@ class _DeferredHistograms:
         # a duration mapping -> {error type: it with the error type}: reused, so a failing model's
         # records share one mapping and its hashed key
         self._error_attrs: IdentityCache[dict[str, dict[str, str]]] = IdentityCache(self._MAX_ERROR_ATTRS)
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None  # the shared drain thread, once this queue is in it
         # One drain at a time: a drain takes the whole queue before recording it, and a collection
         # (or `flush`) must not find the queue empty while the thread still holds those values.
         self._draining = threading.Lock()
-        # A forked worker (gunicorn, multiprocessing) has no copy of the thread: start its own.
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=self._forget_thread)
+        reset_in_child(self, _DeferredHistograms._after_fork)
 
-    def _forget_thread(self) -> None:
+    def _after_fork(self) -> None:
+        # A forked worker (gunicorn, multiprocessing) has no copy of the thread: its next call starts one.
         self._thread = None
-        self._lock = threading.Lock()
         self._draining = threading.Lock()
 
     def add(
@@ -181,18 +179,7 @@ class _DeferredHistograms:
             self._start()
 
     def _start(self) -> None:
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="genai-meter-histograms", daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            time.sleep(self._INTERVAL_S)
-            try:
-                self.drain()
-            except Exception as fault:  # (the thread must outlive a fault: later records need it)
-                record_fault("metrics.histogram", fault)
+        self._thread = _drained_in_background(self)
 
     def drain(self) -> None:
         with self._draining:
@@ -224,6 +211,63 @@ class _DeferredHistograms:
         if with_error is None:  # (error types are the SDKs' exception classes: a few per mapping)
             with_error = by_error[error_type] = {**attrs, names.ERROR_TYPE: error_type}
         return with_error
+
+
+# The drain thread: one for every queue (one per meter). It holds the queues weakly, so a meter's
+# metrics that are no longer used are freed, and ends once none is left; the next queue starts one.
+_queues: weakref.WeakSet[_DeferredHistograms] = weakref.WeakSet()
+_drain_thread: threading.Thread | None = None
+_drain_lock = threading.Lock()  # `_queues` and `_drain_thread`
+_wake = threading.Event()
+
+
+def _drained_in_background(queue: _DeferredHistograms) -> threading.Thread:
+    """Add `queue` to those the drain thread drains (starting it if none runs); the thread."""
+    global _drain_thread
+    with _drain_lock:
+        _queues.add(queue)
+        if _drain_thread is None:
+            _drain_thread = threading.Thread(target=_drain_queues, name="genai-meter-histograms", daemon=True)
+            _drain_thread.start()
+        else:
+            _wake.set()  # (the interval is read again: tests change it)
+        return _drain_thread
+
+
+def _drain_queues() -> None:
+    global _drain_thread
+    while True:
+        _wake.wait(_DeferredHistograms._INTERVAL_S)
+        _wake.clear()
+        with _drain_lock:
+            if not _queues:
+                if _drain_thread is threading.current_thread():  # (not one a fork has replaced)
+                    _drain_thread = None
+                return
+            queues = list(_queues)
+        _drain_each(queues)
+        del queues
+
+
+def _drain_each(queues: list[_DeferredHistograms]) -> None:
+    for queue in queues:
+        try:
+            queue.drain()
+        except Exception as fault:  # (the thread must outlive a fault: later records need it)
+            record_fault("metrics.histogram", fault)
+
+
+def _new_drain_thread_in_child() -> None:
+    # A forked child has no drain thread; the next call of each queue starts one (`_after_fork`).
+    global _queues, _drain_thread, _drain_lock, _wake
+    _queues = weakref.WeakSet(list(_queues))
+    _drain_thread = None
+    _drain_lock = threading.Lock()
+    _wake = threading.Event()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_drain_thread_in_child)
 
 
 class CallMetrics:
@@ -407,8 +451,26 @@ class CallMetrics:
         }
 
 
-_by_meter: IdentityCache[CallMetrics] = IdentityCache(None)
+# id(meter) -> (the meter, held weakly where it can be, its metrics). An entry goes with its meter
+# (a meter provider shut down and dropped, e.g. one per test), and the metrics with it.
+_by_meter: dict[int, tuple[Callable[[], object], CallMetrics]] = {}
 _by_meter_lock = threading.Lock()
+
+
+def _forget_meter(key: int, ref: weakref.ref[Meter]) -> None:
+    # (no lock: a weak reference's callback may run in any thread, one holding `_by_meter_lock` too;
+    # the id cannot be taken by another meter before this runs)
+    entry = _by_meter.get(key)
+    if entry is not None and entry[0] is ref:
+        _by_meter.pop(key, None)
+
+
+def _held(meter: Meter) -> Callable[[], object]:
+    key = id(meter)
+    try:
+        return weakref.ref(meter, lambda ref: _forget_meter(key, ref))
+    except TypeError:  # (a meter that takes no weak reference is held, as before)
+        return lambda: meter
 
 
 def _new_by_meter_lock() -> None:
@@ -431,8 +493,10 @@ def call_metrics_for(
         "max_series": max_series,
     }
     with _by_meter_lock:
-        found = _by_meter.get(meter)
-        if found is not None:
-            found.reconfigure(**settings)
-            return found
-        return _by_meter.put(meter, CallMetrics(meter, **settings))
+        entry = _by_meter.get(id(meter))
+        if entry is not None and entry[0]() is meter:
+            entry[1].reconfigure(**settings)
+            return entry[1]
+        created = CallMetrics(meter, **settings)
+        _by_meter[id(meter)] = (_held(meter), created)
+        return created
