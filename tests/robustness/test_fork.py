@@ -221,6 +221,16 @@ def test_call_span_ids_locked_at_fork() -> None:
     span.end()
 
 
+def test_background_responses_locked_at_fork() -> None:
+    from genai_meter.instrumentation.openai._background import BACKGROUND
+
+    def child() -> None:
+        assert len(BACKGROUND) == 0 and BACKGROUND.take("resp_x") is None  # (the parent's calls stay its own)
+
+    with held_by_another_thread(BACKGROUND._lock):
+        assert in_child(child) == "exited 0"
+
+
 def test_a_metered_call_in_a_child_forked_while_every_lock_was_held(
     fake_provider: FakeProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 
 from ..._call import Call
 from ..._faults import record_fault
+from ..._fork import reset_in_child
 from .._values import RawResponses, text
 
 MAX_HELD = 10_000
@@ -85,6 +86,16 @@ def _end_unfinished(entries: list[tuple[str, tuple[Call, float, str]]]) -> None:
 
 
 BACKGROUND = BackgroundCalls()
+
+
+def _after_fork(calls: BackgroundCalls) -> None:
+    """A forked child: a fresh lock (another thread may have held it), and none of the parent's calls
+    (the parent finishes them; the child would count them twice)."""
+    calls._lock = threading.Lock()
+    calls._held = {}
+
+
+reset_in_child(BACKGROUND, _after_fork)
 
 
 def held_in_background(call: Call, response: Any) -> bool:
