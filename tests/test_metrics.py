@@ -70,7 +70,9 @@ def test_a_collection_waits_for_the_values_a_drain_in_progress_holds(monkeypatch
     """A drain takes the whole queue, then records it: a collection that starts meanwhile must not
     find the queue empty and export without those values (nor the exit's last collection lose
     them with the daemon thread)."""
-    monkeypatch.setattr(_DeferredHistograms, "_INTERVAL_S", 3600.0)  # no timed drain in this test
+    # No background drain in this test: the shared drain thread (started by an earlier test) would
+    # take the queue before the worker does.
+    monkeypatch.setattr(_DeferredHistograms, "_start", lambda self: None)
     metrics, reader = _metrics()
     attrs = metrics.histogram_attributes("chat", "openai", "gpt-4o-mini", "gpt-4o-mini", "api.openai.com")
     inside, release = threading.Event(), threading.Event()
