@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -196,6 +197,16 @@ _threshold_callbacks = _ThresholdCallbacks()
 _lock = threading.Lock()
 _runtime: Runtime | None = None
 _providers: dict[str, Any] = {"tracer_provider": None, "meter_provider": None}
+
+
+def _new_lock_in_child() -> None:
+    # A child forked while another thread built or swapped the runtime would hang on its first call.
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 def set_providers(tracer_provider: TracerProvider | None, meter_provider: MeterProvider | None) -> None:

@@ -221,6 +221,18 @@ def test_call_span_ids_locked_at_fork() -> None:
     span.end()
 
 
+def test_runtime_lock_held_at_fork() -> None:
+    """A child forked while another thread was building (or swapping) the runtime."""
+    from genai_meter import _runtime
+
+    def child() -> None:
+        _runtime.reset_runtime()
+        assert _runtime.get_runtime() is not None
+
+    with held_by_another_thread(_runtime._lock):
+        assert in_child(child) == "exited 0"
+
+
 def test_background_responses_locked_at_fork() -> None:
     from genai_meter.instrumentation.openai._background import BACKGROUND
 
