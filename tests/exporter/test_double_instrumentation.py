@@ -65,15 +65,8 @@ def test_openai_raw_response_cached_while_instrumented_passes_through_after(fake
 
     client = openai.OpenAI(base_url=fake_provider.openai_base_url, api_key="sk", max_retries=0)
     headers = {"x-fake-usage": json.dumps(USAGE)}
-    instrumentor = OpenAIInstrumentor()
-    with instrumented(instrumentor, **fake_provider_settings(fake_provider)) as telemetry:
-        client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES, extra_headers=headers)
-        with client.chat.completions.with_streaming_response.create(
-            model="gpt-4o-mini", messages=MESSAGES, extra_headers=headers
-        ) as response:
-            response.parse()
-        assert len(telemetry.spans()) == 2
-        instrumentor.uninstrument()
+
+    def raw_and_streaming() -> None:
         raw = client.chat.completions.with_raw_response.create(
             model="gpt-4o-mini", messages=MESSAGES, extra_headers=headers)
         assert raw.parse().usage is not None
@@ -81,12 +74,15 @@ def test_openai_raw_response_cached_while_instrumented_passes_through_after(fake
             model="gpt-4o-mini", messages=MESSAGES, extra_headers=headers
         ) as response:
             response.parse()
+
+    instrumentor = OpenAIInstrumentor()
+    with instrumented(instrumentor, **fake_provider_settings(fake_provider)) as telemetry:
+        raw_and_streaming()
+        assert len(telemetry.spans()) == 2
+        instrumentor.uninstrument()
+        raw_and_streaming()
         assert len(telemetry.spans()) == 2
         # instrumented again: the same layer goes back on, so the cached copies meter again, once each
         instrumentor.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
-        client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES, extra_headers=headers)
-        with client.chat.completions.with_streaming_response.create(
-            model="gpt-4o-mini", messages=MESSAGES, extra_headers=headers
-        ) as response:
-            response.parse()
+        raw_and_streaming()
         assert len(telemetry.spans()) == 4
