@@ -303,10 +303,17 @@ def _without_yaml11_numbers(data: Mapping[str, Any], path: str, errors: list[Con
     return {key: value for key, value in data.items() if key not in bad} if bad else data
 
 
+# The values opentelemetry-util-genai gives the shared variable besides true/false: genai-meter puts
+# content on spans only, so the modes that put it on spans turn capture on.
+_CAPTURE_MODES = {"span_only": "true", "span_and_event": "true", "no_content": "false", "event_only": "false"}
+
+
 def _from_env(config: Config, environ: Mapping[str, str], errors: list[ConfigError] | None) -> Config:
+    if CAPTURE_CONTENT_ENV in environ:  # (shared with the OTel GenAI instrumentations: named as it is)
+        raw = environ[CAPTURE_CONTENT_ENV]
+        shared = {"capture_content": _CAPTURE_MODES.get(raw.strip().lower(), raw)}
+        config = _apply(config, shared, "environment", lambda _key: CAPTURE_CONTENT_ENV, errors)
     values: dict[str, Any] = {}
-    if CAPTURE_CONTENT_ENV in environ:
-        values["capture_content"] = environ[CAPTURE_CONTENT_ENV]
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or name == CONFIG_FILE_ENV:
             continue

@@ -221,6 +221,21 @@ def test_configuration_errors_name_the_key(tmp_path: Any) -> None:
     assert config.label_cap == 7 and config.capture_content is True
 
 
+@pytest.mark.parametrize(
+    ("value", "capture"),
+    [("SPAN_ONLY", True), ("span_and_event", True), ("NO_CONTENT", False), ("EVENT_ONLY", False), ("1", True)],
+)
+def test_capture_variable_takes_the_otel_genai_modes(value: str, capture: bool) -> None:
+    """The variable is shared with the OTel GenAI instrumentations, whose util-genai names modes
+    (they were an error, blamed on GENAI_METER_CAPTURE_CONTENT, which nobody set)."""
+    assert load_config({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": value}).capture_content is capture
+    with pytest.raises(ConfigError) as caught:
+        load_config({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "sometimes"})
+    assert str(caught.value) == (
+        "environment: OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: expected true or false, got 'sometimes'"
+    )
+
+
 def test_corrupt_pricing_file_is_a_clear_error_at_configuration_time(tmp_path: Any) -> None:
     corrupt = tmp_path / "prices.yaml"
     corrupt.write_text("models:\n  my-model: [unclosed\n")
