@@ -263,3 +263,23 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_error_is_a_value_error(write: Write) -> None:
     with pytest.raises(ValueError):
         PriceBook.load(write("models: 3\n"))
+
+
+@pytest.mark.parametrize(
+    ("text", "got"),
+    [
+        ("OPENAI_API_KEY=sk-live-abc\nDB_PASSWORD=hunter2\n", "got text"),
+        ("OPENAI_API_KEY=sk-live-abc\n", "got text"),
+        ("- OPENAI_API_KEY=sk-live-abc\n", "got a list"),
+        ("models:\n  m: {provider: acme, input: 'OPENAI_API_KEY=sk-live-abcdefghijklmnopqrstu', output: 1}\n",
+         "got text of 44 characters"),
+    ],
+)
+def test_a_wrong_file_is_not_quoted(write: Write, text: str, got: str) -> None:
+    """A `.env` given as the pricing file by mistake: its content (secrets) was quoted in the error,
+    which the launcher logs."""
+    with pytest.raises(PricingError) as caught:
+        PriceBook.load(write(text))
+    message = str(caught.value)
+    assert got in message
+    assert "sk-live" not in message and "hunter2" not in message

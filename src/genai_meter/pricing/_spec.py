@@ -98,13 +98,27 @@ class Overrides:
 
 
 # --- small checks -------------------------------------------------------------------------------
+_QUOTED = 40  # characters of a wrong value quoted in a message
+_KINDS = {str: "text", list: "a list", int: "a number", float: "a number", bool: "true or false", type(None): "nothing"}
+
+
 def _describe(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
+    """A wrong value as a message names it: short ones as written, longer ones by kind and size. A
+    file given as the pricing file by mistake (a `.env`) is read as one string or a mapping of its
+    lines, and its content, secrets and all, must not end up in the error and the log."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= _QUOTED and "\n" not in value else f"text of {len(value)} characters"
+    if isinstance(value, dict | list):
+        return f"a {'mapping' if isinstance(value, dict) else 'list'} of {len(value)} items"
+    text = str(value)
+    return text if len(text) <= _QUOTED else f"a {type(value).__name__}"
 
 
 def _mapping(doc: Located, value: Any, path: PathKey) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise doc.error(path, f"expected a mapping, got {_describe(value)}")
+        # the whole document by its kind alone: a wrong file's content is no part of the message
+        got = _describe(value) if path else _KINDS.get(type(value), "something else")
+        raise doc.error(path, f"expected a mapping, got {got}")
     return value
 
 
