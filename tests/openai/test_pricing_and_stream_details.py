@@ -198,3 +198,22 @@ def test_legacy_completion_stream_without_usage_estimates_one_token_per_text_chu
     )
     attrs = _attrs(telemetry)
     assert (attrs[names.USAGE_INPUT_TOKENS], attrs[names.USAGE_OUTPUT_TOKENS]) == (3, 5)
+
+
+@pytest.mark.parametrize(
+    "key", ["llm.internal", "llm.internal:443", "https://llm.internal/v1", "https://llm.internal/v1/"]
+)
+def test_every_documented_key_form_names_a_server(telemetry: Telemetry, key: str) -> None:
+    """`host`, `host:port` and a base URL name a server in `provider_hosts` and `inject_stream_usage`;
+    `host:443` (the URL leaves the default port out) and a base URL with its trailing slash (as
+    OPENAI_BASE_URL usually has it) once never matched."""
+    import openai
+
+    from genai_meter.instrumentation.openai._request import client_info
+
+    runtime = configure(ledger_url="off", inject_stream_usage={key: True}, inject_stream_usage_default=False,
+                        provider_hosts={key: "vllm"} if "/" not in key else {})
+    sdk = openai.OpenAI(base_url="https://llm.internal/v1/", api_key="sk", max_retries=0)
+    info = client_info(sdk.chat.completions, runtime)
+    assert info.inject_stream_usage is True
+    assert info.provider == ("vllm" if "/" not in key else "openai")

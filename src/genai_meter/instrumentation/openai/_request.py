@@ -39,6 +39,9 @@ class ClientInfo:
 _cache: weakref.WeakKeyDictionary[Any, tuple[Runtime, ClientInfo]] = weakref.WeakKeyDictionary()
 
 
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
 def _provider_for(host: str, port: int | None, is_azure: bool, runtime: Runtime) -> str:
     configured = runtime.config.provider_hosts
     if configured:
@@ -57,7 +60,7 @@ def _provider_for(host: str, port: int | None, is_azure: bool, runtime: Runtime)
 
 def _inject_for(host: str, port: int | None, base_url: str, runtime: Runtime) -> bool:
     switches = runtime.config.inject_stream_usage
-    for key in (base_url, f"{host}:{port}", host):
+    for key in (base_url, base_url + "/", f"{host}:{port}", host):  # (a base URL written with its slash)
         if key in switches:
             return switches[key]
     return runtime.config.inject_stream_usage_default
@@ -73,7 +76,8 @@ def client_info(resource: Any, runtime: Runtime) -> ClientInfo:
         return cached[1]
     url = getattr(client, "base_url", None)
     host = str(getattr(url, "host", "") or "")
-    port = getattr(url, "port", None)
+    # `host:443` names the default port too (the URL leaves it out)
+    port = getattr(url, "port", None) or _DEFAULT_PORTS.get(str(getattr(url, "scheme", "")))
     is_azure = type(client).__name__ in ("AzureOpenAI", "AsyncAzureOpenAI")
     info = ClientInfo(
         provider=_provider_for(host, port, is_azure, runtime),
