@@ -69,3 +69,25 @@ def test_serve_metrics_takes_its_address_from_the_configuration() -> None:
 def test_a_configured_port_0_is_a_free_port_the_system_picks() -> None:
     host, port = _configured_metrics_address("0")
     assert host == "127.0.0.1" and port not in (0, 9464)  # (0 was taken for "unset": the default 9464)
+
+
+def test_serve_metrics_says_when_the_apps_provider_cannot_feed_it() -> None:
+    """An SDK MeterProvider without a Prometheus reader (the app's own, or the launcher's with OTLP):
+    the endpoint would serve no genai-meter metrics; it once did so without a word."""
+    code = (
+        "import logging, genai_meter\n"
+        "from opentelemetry import metrics\n"
+        "from opentelemetry.sdk.metrics import MeterProvider\n"
+        "logging.basicConfig(level=logging.ERROR, format='%(levelname)s %(message)s')\n"
+        "metrics.set_meter_provider(MeterProvider())\n"
+        "server, _provider = genai_meter.serve_metrics(port=0)\n"
+        "server.shutdown()\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])),
+        "GENAI_METER_LEDGER_URL": "off",
+    }
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "ERROR genai-meter: serve_metrics(): the app's MeterProvider has no Prometheus reader" in done.stderr
