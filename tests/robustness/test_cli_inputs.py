@@ -197,3 +197,23 @@ def test_check_recursive_file(
     code, _out, err = _run([command, "check", str(path)], capsys)
     assert code != 0
     assert name in err
+
+
+@pytest.mark.parametrize("port", ["-5", "70000", "x"])
+def test_demo_refuses_a_port_that_is_not_one(port: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _out, err = _run(["demo", "--metrics-port", port, "--workdir", str(tmp_path)], capsys)
+    assert code == 2 and "--metrics-port" in err
+
+
+def test_demo_refuses_a_port_in_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The launcher's exporter could not bind it, so the app ran unmetered while the demo waited for
+    its metrics for about 12 minutes and then exited 0."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _out, err = _run(["demo", "--metrics-port", str(port), "--workdir", str(tmp_path)], capsys)
+    assert code == 2
+    assert err == f"genai-meter demo: --metrics-port: 127.0.0.1:{port} is in use\n"

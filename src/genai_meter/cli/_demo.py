@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import names
+from ._fake_provider import port_type
 
 _CONFIG = """\
 # Written by `genai-meter demo`.
@@ -54,7 +55,9 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--rounds", type=int, default=3, help="times the app repeats its calls (default 3)")
     parser.add_argument("--workdir", default=".demo", help="folder for the config and ledger (default .demo)")
-    parser.add_argument("--metrics-port", type=int, default=0, help="port of /metrics (default: a free one)")
+    parser.add_argument(
+        "--metrics-port", type=port_type("--metrics-port"), default=0, help="port of /metrics (default: a free one)"
+    )
     parser.add_argument(
         "--serve-seconds",
         type=float,
@@ -73,14 +76,24 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _scrape(port: int, timeout_s: float) -> str:
+def _port_taken(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def _scrape(port: int, timeout_s: float, app: subprocess.Popen[bytes]) -> str:
+    """/metrics, or "" once `timeout_s` passed or the app (which serves it) has ended."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
                 return str(response.read().decode())
         except OSError:
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or app.poll() is not None:
                 return ""
             time.sleep(0.2)
 
@@ -109,6 +122,9 @@ def _run(args: argparse.Namespace) -> int:
     config_path = workdir / "config.yaml"
     config_path.write_text(_CONFIG.format(ledger=ledger))
     metrics_port = args.metrics_port or _free_port()
+    if _port_taken(metrics_port):  # (the app would run unmetered: the launcher's exporter cannot bind)
+        print(f"genai-meter demo: --metrics-port: 127.0.0.1:{metrics_port} is in use", file=sys.stderr)
+        return 2
     serve_seconds = max(args.serve_seconds, 3.0)
 
     with FakeProvider() as provider:
@@ -136,12 +152,15 @@ def _run(args: argparse.Namespace) -> int:
             [launcher, sys.executable, "-m", "genai_meter.demo.app"], env=env, stdout=None, stderr=None
         )
         prometheus = None
+        metrics_text = ""
         try:
-            metrics_text = _scrape(metrics_port, 60)
+            metrics_text = _scrape(metrics_port, 60, app)
             # Wait for the app's calls to finish, visible as a stable request count.
             last = -1.0
             for _ in range(100):
-                metrics_text = _scrape(metrics_port, 5) or metrics_text
+                if app.poll() is not None:
+                    break
+                metrics_text = _scrape(metrics_port, 5, app) or metrics_text
                 count = _sum(metrics_text, names.REQUESTS.prometheus_name)
                 if count == last and count > 0:
                     break
@@ -169,6 +188,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"\ncost per {group} (from the ledger, {ledger}):")
         cli_main(["report", "--ledger", ledger_url, "--group-by", group])
     print(f"\nmore: genai-meter report --ledger {ledger_url} --group-by tenant,model")
+    if _sum(metrics_text, names.REQUESTS.prometheus_name) == 0:
+        print("genai-meter demo: /metrics never showed a metered call: the app ran unmetered", file=sys.stderr)
+        return 1
     return 0 if app.returncode == 0 else 1
 
 

@@ -10,6 +10,7 @@ import argparse
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 from genai_meter.fake_provider import FakeProvider
@@ -22,17 +23,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Serve a fake LLM provider on HOST:PORT until interrupted (port 0 picks a free port).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    parser.add_argument("--port", type=_port, default=0, help="port to bind; 0 picks a free one (default: 0)")
+    parser.add_argument(
+        "--port", type=port_type("--port"), default=0, help="port to bind; 0 picks a free one (default: 0)"
+    )
     parser.set_defaults(func=_run)
 
 
-def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--port: expected an integer, got {value!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"--port: {port} is outside 0..65535")
+def port_type(option: str) -> Callable[[str], int]:
+    """An argparse `type` for a TCP port option (0: a free one), whose errors name `option`."""
+
+    def port(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{option}: expected an integer, got {value!r}") from None
+        if not 0 <= number <= 65535:
+            raise argparse.ArgumentTypeError(f"{option}: {number} is outside 0..65535")
+        return number
+
     return port
 
 
