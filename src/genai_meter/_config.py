@@ -154,6 +154,9 @@ def _parse_str(value: Any) -> str:
 def _parse_pairs(value: Any) -> dict[str, str]:
     """A mapping, or `key=value,key=value` text from an environment variable."""
     if isinstance(value, Mapping):
+        for key, val in value.items():
+            if not isinstance(val, str | int | float):  # (None, a list: str() would make "None" a value)
+                raise ValueError(f"{key}: expected a value, got {val!r}")
         return {str(k): str(v) for k, v in value.items()}
     if isinstance(value, str):
         pairs: dict[str, str] = {}

@@ -221,6 +221,13 @@ def test_configuration_errors_name_the_key(tmp_path: Any) -> None:
     assert config.label_cap == 7 and config.capture_content is True
 
 
+def test_a_mapping_value_that_is_no_value_is_an_error() -> None:
+    """`provider_hosts: {host: null}` once named the provider "None"."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(provider_hosts={"llm.internal": None})
+    assert str(caught.value) == "configure(): provider_hosts: llm.internal: expected a value, got None"
+
+
 @pytest.mark.parametrize(
     ("value", "capture"),
     [("SPAN_ONLY", True), ("span_and_event", True), ("NO_CONTENT", False), ("EVENT_ONLY", False), ("1", True)],
