@@ -22,6 +22,7 @@ from opentelemetry.metrics import Meter
 
 from genai_meter import names
 from genai_meter._fork import reset_in_child
+from genai_meter._metrics import DEFAULT_MAX_SERIES
 from genai_meter._redact import redact_url
 from genai_meter.budgets._config import GLOBAL_SCOPE_VALUE, WILDCARD, BudgetConfig, BudgetPolicy, as_calls_carry
 from genai_meter.budgets._errors import (
@@ -138,22 +139,20 @@ class BudgetGuard:
         on_threshold: Callable[[ThresholdEvent], None] | None = None,
         meter: Meter | None = None,
         label_cap: int = 1000,
+        max_series: int = DEFAULT_MAX_SERIES,
         pseudonymize: Callable[[str], str] | None = None,
         store: SpendStore | None = None,
     ) -> None:
         self.config = config
         self._now: Callable[[], float] = time.time if clock is None else (lambda: _timestamp(clock()))
         self._on_threshold = on_threshold
-        self._label_cap = label_cap
         # `store`: one handed over by the guard this one replaces (`hand_over_store`), else opened.
         self._store = open_store(config, self._now) if store is None else store
         self._owns_store = True
         self._policies = [_Policy(policy, index, pseudonymize) for index, policy in enumerate(config.policies)]
         self._routes: dict[tuple[str | None, str | None, str | None], tuple[Target, ...]] = {}
         self._targets: dict[tuple[int, str], Target] = {}
-        self._labels: dict[str, set[str]] = {}
         self._like: dict[tuple[str, str, str], deque[int]] = {}
-        self._lock = threading.Lock()
         # Block list: config entries always apply; store entries are re-read every block_refresh_s.
         self._config_blocks = {
             (entry.kind, as_calls_carry(entry.kind, entry.value, pseudonymize)): entry.reason
@@ -172,13 +171,24 @@ class BudgetGuard:
         self._unsettled: deque[tuple[Reservation, int, int]] = deque()
         self._unsettled_lock = threading.Lock()
         self._dropping_logged = False
-        self._metrics = BudgetMetrics(meter, lambda: list(self._targets.values()), self._now)
+        # Scope value labels: at most `label_cap` per budget and `max_series` series per instrument.
+        self._metrics = BudgetMetrics(
+            meter, lambda: list(self._targets.values()), self._now, label_cap=label_cap, max_series=max_series
+        )
+        for policy in config.policies:
+            priced = policy.limit_usd is not None
+            self._metrics.register_budget(
+                policy.name,
+                gauges=priced,
+                blocked=policy.mode == "hard",
+                thresholds=policy.thresholds if priced else (),
+            )
+        self._metrics.register_budget(BLOCK_LIST_BUDGET, gauges=False, blocked=True)
         reset_in_child(self, BudgetGuard._after_fork)
 
     def _after_fork(self) -> None:
-        # A forked child: the locks may have been held by a thread that is not here; the settles
+        # A forked child: the lock may have been held by a thread that is not here; the settles
         # kept for the store are the parent's, which applies them (applied here too, twice).
-        self._lock = threading.Lock()
         self._unsettled_lock = threading.Lock()
         self._unsettled.clear()
 
@@ -373,15 +383,14 @@ class BudgetGuard:
         target.key = f"{target.recent_key}|{int(start)}"
         target.period_start, target.period_end = start, end
 
+    @property
+    def _lock(self) -> threading.Lock:
+        """The lock under which scope values get their labels: the meter's, made again in a forked child."""
+        return self._metrics.labels_lock
+
     def _label(self, budget: str, scope_value: str) -> str:
-        with self._lock:
-            seen = self._labels.setdefault(budget, set())
-            if scope_value in seen:
-                return scope_value
-            if len(seen) >= self._label_cap:
-                return names.OVERFLOW_LABEL_VALUE
-            seen.add(scope_value)
-            return scope_value
+        """The scope value's label on the budget instruments: itself, or `__overflow__` past the caps."""
+        return self._metrics.label(budget, scope_value)
 
     def _prune_targets(self) -> None:
         """Forget counters whose period has ended (their gauges already read 0)."""
