@@ -1,8 +1,11 @@
 """A tiny app with known spend: a real OTel MeterProvider + PrometheusMetricReader on 127.0.0.1.
 
-It publishes the same metric names and labels as genai-meter (all from `genai_meter.names`). Phase 0
-publishes zero for every counter so Prometheus has a starting sample; `spend()` then moves to the
-known totals, so increase() over the test's life equals the known spend exactly.
+It publishes the same metric names and labels as genai-meter (all from `genai_meter.names`), the way
+the real app does: no counter series before its first event, and a series appears already holding
+what it counted (a user's first call: its cost, not 0). `first_calls()` makes every series appear
+with part of its known total, `spend()` moves it to the total; a label set with nothing to count
+(bob was never blocked) never appears. So every counter series is born inside the test's range, and
+a range panel must report its whole value: increase() alone misses whatever the first scrape saw.
 """
 
 from __future__ import annotations
@@ -136,12 +139,13 @@ def known_spend_by_user() -> dict[tuple[str, str], float]:
 
 
 class KnownSpendApp:
-    """Serves /metrics on 127.0.0.1:<port>; `spend()` moves every counter from 0 to its known total."""
+    """Serves /metrics on 127.0.0.1:<port>: no counter series at first, then `first_calls()`, `spend()`."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.reader = PrometheusMetricReader(registry=self.registry)
         self.provider = MeterProvider(metric_readers=[self.reader])
+        self._started = threading.Event()
         self._spent = threading.Event()
         meter = self.provider.get_meter("genai_meter", "0.0.0-test")
 
@@ -177,8 +181,14 @@ class KnownSpendApp:
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def first_calls(self) -> None:
+        """Every counter series appears, holding part of its known total (at least one event)."""
+        self._started.set()
+
     def spend(self) -> None:
+        """Every counter series reaches its known total."""
         self._record_histograms()
+        self._started.set()
         self._spent.set()
 
     def close(self) -> None:
@@ -187,8 +197,14 @@ class KnownSpendApp:
         self.provider.shutdown()
 
     # --- observations ---------------------------------------------------------------------------
-    def _value(self, total: float) -> float:
-        return total if self._spent.is_set() else 0.0
+    def _observe(self, total: float, labels: dict[str, str]) -> list[Observation]:
+        """No series before the first calls nor for a label set with nothing counted, as the real app."""
+        if not total or not self._started.is_set():
+            return []
+        if self._spent.is_set():
+            return [Observation(total, labels)]
+        first = total / 2 if isinstance(total, float) else max(1, int(total) // 2)
+        return [Observation(first, labels)]
 
     def _record_histograms(self) -> None:
         for call in CALLS:
@@ -197,38 +213,41 @@ class KnownSpendApp:
                 self.token_usage.record(call.tokens[token_type], call.semconv(token_type))
 
     def _cost(self, _: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(self._value(c.cost), c.labels()) for c in CALLS]
+        return [o for c in CALLS for o in self._observe(c.cost, c.labels())]
 
     def _tokens(self, _: CallbackOptions) -> Iterable[Observation]:
         return [
-            Observation(self._value(n), {**c.labels(), names.LABEL_TOKEN_TYPE: t})
+            o
             for c in CALLS
             for t, n in c.tokens.items()
+            for o in self._observe(n, {**c.labels(), names.LABEL_TOKEN_TYPE: t})
         ]
 
     def _requests(self, _: CallbackOptions) -> Iterable[Observation]:
         return [
-            Observation(self._value(n), {**c.labels(), names.LABEL_OUTCOME: o})
+            obs
             for c in CALLS
             for o, n in c.outcomes.items()
+            for obs in self._observe(n, {**c.labels(), names.LABEL_OUTCOME: o})
         ]
 
     def _unpriced(self, _: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(self._value(n), dict(labels)) for labels, n in UNPRICED.items()]
+        return [o for labels, n in UNPRICED.items() for o in self._observe(n, dict(labels))]
 
     def _crossings(self, _: CallbackOptions) -> Iterable[Observation]:
         return [
-            Observation(
-                self._value(n),
-                {names.LABEL_BUDGET: b, names.LABEL_SCOPE_VALUE: s, names.LABEL_THRESHOLD: t},
-            )
+            o
             for (b, s, t), n in CROSSINGS.items()
+            for o in self._observe(
+                n, {names.LABEL_BUDGET: b, names.LABEL_SCOPE_VALUE: s, names.LABEL_THRESHOLD: t}
+            )
         ]
 
     def _blocked(self, _: CallbackOptions) -> Iterable[Observation]:
         return [
-            Observation(self._value(n), {names.LABEL_BUDGET: b, names.LABEL_SCOPE_VALUE: s})
+            o
             for (b, s), n in BLOCKED.items()
+            for o in self._observe(n, {names.LABEL_BUDGET: b, names.LABEL_SCOPE_VALUE: s})
         ]
 
     def _limit(self, _: CallbackOptions) -> Iterable[Observation]:

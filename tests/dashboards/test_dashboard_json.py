@@ -85,13 +85,19 @@ def test_queries_use_only_series_and_labels_from_names() -> None:
         assert grouped | matched <= KNOWN_LABELS, target
 
 
-def test_counters_are_read_with_increase_or_rate() -> None:
+def test_counters_are_read_as_amounts_or_rates() -> None:
+    """rate() (a pace) or `sum_amount` (increase() plus the whole value of a series born inside the
+    window); never raw, nor with increase() alone, which misses what a series' first sample holds."""
     counters = [m.prometheus_name for m in names.ALL_METRICS if m.prometheus_name.endswith("_total")]
     for target in TARGETS:
+        expr = target.expr
+        for series, window in re.findall(r"increase\(([a-z_]+(?:\{[^}]*\})?)\[([^\]]+)\]\)", target.expr):
+            arms = q.sum_amount(series, window).removeprefix("sum ")
+            assert arms in expr, f"increase() without the arm for series born in the window: {target}"
+            expr = expr.replace(arms, "")
         for counter in counters:
-            for match in re.finditer(rf"\b{counter}\b", target.expr):
-                before = target.expr[: match.start()]
-                assert re.search(r"(increase|rate)\($", before), f"raw counter {counter} in {target}"
+            for match in re.finditer(rf"\b{counter}\b", expr):
+                assert re.search(r"rate\($", expr[: match.start()]), f"raw counter {counter} in {target}"
 
 
 def test_cost_panels_show_usd() -> None:

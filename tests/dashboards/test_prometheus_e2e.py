@@ -1,7 +1,8 @@
 """End to end: a real Prometheus scrapes an app with known spend and evaluates the shipped rules.
 
-Every PromQL expression of every dashboard panel must return data, the per-user spend Prometheus
-reports must equal the known spend, and the budget-exhausted alert must reach `firing`.
+Every PromQL expression of every dashboard panel must return data, the amounts the range panels
+report must equal the known amounts (every counter series is born inside the range already holding
+its first calls, as with the real app), and the budget-exhausted alert must reach `firing`.
 """
 
 from __future__ import annotations
@@ -27,24 +28,32 @@ ALL = ".*"  # the dashboards' "All" value
 
 @pytest.fixture(scope="module")
 def stack(binary: Callable[[str], str]) -> Iterator[tuple[PrometheusProcess, float]]:
-    """Prometheus scraping the known-spend app after its counters moved from 0 to their totals.
+    """Prometheus scraping the known-spend app: no counter series, then the first calls, then the totals.
 
-    Yields the Prometheus and the timestamp of the scrape that saw the totals."""
+    Yields the Prometheus and the timestamp of a scrape that saw the totals."""
     binary("prometheus")
     app = _feed.KnownSpendApp()
     prom = PrometheusProcess([app.target], rule_files=[RULES], scrape_interval="1s")
     try:
         prom.start()
         cost = names.COST.prometheus_name
-        prom.wait_for(lambda: len(prom.query(cost)) == len(_feed.CALLS), what="the zero samples")
+        prom.wait_for(lambda: prom.query("up == 1"), what="a scrape before any call")
+        assert prom.query(cost) == []
+        app.first_calls()
+        prom.wait_for(
+            lambda: prom.query(f"count(count_over_time({cost}[1m]) >= 2) == {len(_feed.CALLS)}"),
+            what="two scrapes of the first calls",
+        )
         app.spend()
         total = sum(c.cost for c in _feed.CALLS)
         prom.wait_for(
             lambda: [s for s in prom.query(f"sum({cost})") if math.isclose(float(s["value"][1]), total)],
             what="the known totals",
         )
+        seen = max(float(s["value"][1]) for s in prom.query(f"timestamp({cost})"))
         prom.wait_for(
-            lambda: prom.query(f"count_over_time({cost}[1m]) >= 4"), what="a few scrapes of the totals"
+            lambda: max(float(s["value"][1]) for s in prom.query(f"timestamp({cost})")) >= seen + 3,
+            what="a few scrapes of the totals",
         )
         last_scrape = max(float(s["value"][1]) for s in prom.query(f"timestamp({cost})"))
         yield prom, last_scrape
@@ -99,6 +108,73 @@ def test_per_user_spend_equals_known_spend(stack: tuple[PrometheusProcess, float
     # One user picked with the dashboard's variables.
     alice = prom.query(_grafana.substitute(target.expr, {"tenant": "acme", "user": "alice"}), at=last_scrape)
     assert _values(alice) == [pytest.approx(known[("acme", "alice")], abs=1e-9)]
+
+
+def _panel(dashboards: dict[str, dict[str, Any]], dashboard: str, title: str) -> str:
+    (target,) = [t for t in _grafana.targets({dashboard: dashboards[dashboard]}) if t.panel == title]
+    return target.expr
+
+
+def _by(result: list[dict[str, Any]], *labels: str) -> dict[tuple[str, ...], float]:
+    return {tuple(s["metric"][label] for label in labels): float(s["value"][1]) for s in result}
+
+
+def test_range_panels_count_what_a_series_held_when_it_appeared(
+    stack: tuple[PrometheusProcess, float],
+) -> None:
+    """Every series was born inside the range with its first calls already counted; increase() alone
+    misses what the first scrape saw (a one-call user showed $0, the first threshold crossing never)."""
+    prom, last_scrape = stack
+    dashboards = _grafana.load(DASHBOARDS_DIR / "json")
+    # Time-series panels counting per interval: an interval covering the test's whole history.
+    whole = {"__rate_interval": _grafana.BUILTINS["__range"]}
+
+    def query(dashboard: str, title: str, **values: str) -> list[dict[str, Any]]:
+        expr = _panel(dashboards, dashboard, title)
+        values = {**_all_values(dashboards[dashboard]), **values}
+        return prom.query(_grafana.substitute(expr, values), at=last_scrape)
+
+    total = sum(c.cost for c in _feed.CALLS)
+    calls = sum(sum(c.outcomes.values()) for c in _feed.CALLS)
+    for dashboard, title in (("overview", "Spend in range"), ("per-user", "Spend in range")):
+        assert _values(query(dashboard, title)) == [pytest.approx(total, abs=1e-9)], (dashboard, title)
+    # The last hour's spend: the test's whole history.
+    assert _values(query("overview", "Burn rate (USD/h)")) == [pytest.approx(total, abs=1e-9)]
+    assert _values(query("per-user", "Calls in range")) == [pytest.approx(calls, abs=1e-9)]
+
+    by_model: dict[tuple[str, ...], float] = {}
+    for call in _feed.CALLS:
+        by_model[(call.model,)] = by_model.get((call.model,), 0.0) + call.cost
+    reported = _by(query("overview", "Spend in range by model"), names.LABEL_MODEL)
+    assert reported == {k: pytest.approx(v, abs=1e-9) for k, v in by_model.items()}
+
+    crossings = _by(
+        query("budgets", "Threshold crossings in range"),
+        names.LABEL_BUDGET,
+        names.LABEL_SCOPE_VALUE,
+        names.LABEL_THRESHOLD,
+    )
+    assert crossings == {k: pytest.approx(n) for k, n in _feed.CROSSINGS.items()}
+    blocked = _by(query("budgets", "Blocked calls", **whole), names.LABEL_BUDGET, names.LABEL_SCOPE_VALUE)
+    assert blocked == {k: pytest.approx(n) for k, n in _feed.BLOCKED.items()}
+
+    outcomes: dict[tuple[str, ...], float] = {}
+    for call in _feed.CALLS:
+        for outcome, n in call.outcomes.items():
+            if n and outcome != names.OUTCOME_OK:
+                outcomes[(outcome,)] = outcomes.get((outcome,), 0) + n
+    reported = _by(query("overview", "Errors, blocked and unpriced calls", **whole), names.LABEL_OUTCOME)
+    assert reported == {k: pytest.approx(n) for k, n in outcomes.items()}
+
+
+def test_the_feed_exports_like_the_real_app(stack: tuple[PrometheusProcess, float]) -> None:
+    """No zero warm-up: increase() alone reads less than the known spend, so the panels must not rely
+    on it (a feed that published 0 before spending made increase() exact and hid the bug)."""
+    prom, last_scrape = stack
+    cost = names.COST.prometheus_name
+    assert prom.query(f"{cost} == 0", at=last_scrape) == []
+    (plain,) = _values(prom.query(f"sum(increase({cost}[5m]))", at=last_scrape))
+    assert plain < sum(c.cost for c in _feed.CALLS) - 0.1
 
 
 def test_recording_rule_reports_budget_use(stack: tuple[PrometheusProcess, float]) -> None:

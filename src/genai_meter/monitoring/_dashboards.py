@@ -1,9 +1,11 @@
 """The four Grafana dashboards (Overview, Per user, Budgets, Models), built with grafanalib.
 
 Every query comes from `_promql`, hence from `genai_meter.names`. Counters are only ever read
-through increase() (amounts over the time range) or rate() (per-hour burn), so process restarts
-never show up as negative or doubled spend. The data source is a dashboard variable, so the same
-JSON works against any Prometheus-compatible data source Grafana knows.
+through `_promql.sum_amount` (amounts over the time range or a fixed window: increase() plus the
+whole value of a series born inside the window, which increase() misses) or rate() (the paces of
+time-series panels), so process restarts never show up as negative or doubled spend. The data
+source is a dashboard variable, so the same JSON works against any Prometheus-compatible data
+source Grafana knows.
 """
 
 from __future__ import annotations
@@ -175,33 +177,33 @@ def overview() -> g.Dashboard:
         return q.selector(q.REQUESTS, **calls, **extra)
 
     cache_share = (
-        f"{q.sum_increase(tokens(names.TOKEN_CACHE_READ), RANGE)}"
-        f" / {q.sum_increase(tokens(names.TOKEN_INPUT), RANGE)}"
+        f"{q.sum_amount(tokens(names.TOKEN_CACHE_READ), RANGE)}"
+        f" / {q.sum_amount(tokens(names.TOKEN_INPUT), RANGE)}"
     )
     error_share = (
-        f"{q.sum_increase(requests(**{q.OUTCOME: names.OUTCOME_ERROR}), RANGE)}"
-        f" / {q.sum_increase(requests(**{q.OUTCOME: '!=' + names.OUTCOME_BLOCKED}), RANGE)}"
+        f"{q.sum_amount(requests(**{q.OUTCOME: names.OUTCOME_ERROR}), RANGE)}"
+        f" / {q.sum_amount(requests(**{q.OUTCOME: '!=' + names.OUTCOME_BLOCKED}), RANGE)}"
     )
 
     grid = _Grid()
-    grid.add(_stat("Spend today", q.sum_increase(cost, RANGE), USD, 2, "UTC day so far.", "now/d"), 4, 4)
+    grid.add(_stat("Spend today", q.sum_amount(cost, RANGE), USD, 2, "UTC day so far.", "now/d"), 4, 4)
     grid.add(
-        _stat("Spend this month", q.sum_increase(cost, RANGE), USD, 2, "UTC month so far.", "now/M"), 4, 4
+        _stat("Spend this month", q.sum_amount(cost, RANGE), USD, 2, "UTC month so far.", "now/M"), 4, 4
     )
     grid.add(
         _stat(
             "Burn rate (USD/h)",
-            f"3600 * {q.sum_rate(cost, '1h')}",
+            q.sum_amount(cost, "1h"),
             USD,
             2,
-            "Spend per hour at the last hour's pace.",
+            "Spend in the last hour, i.e. per hour at the last hour's pace.",
         ),
         4,
         4,
     )
     grid.add(
         _stat(
-            "Spend in range", q.sum_increase(cost, RANGE), USD, 2, "Spend over the dashboard's time range."
+            "Spend in range", q.sum_amount(cost, RANGE), USD, 2, "Spend over the dashboard's time range."
         ),
         4,
         4,
@@ -237,7 +239,7 @@ def overview() -> g.Dashboard:
         grid.add(
             _table(
                 f"Spend in range by {title}",
-                [_target(q.sum_increase(cost, RANGE, (label,)), instant=True)],
+                [_target(q.sum_amount(cost, RANGE, (label,)), instant=True)],
                 USD,
                 2,
                 f"Spend over the dashboard's time range by {title}.",
@@ -311,7 +313,7 @@ def overview() -> g.Dashboard:
             "Errors, blocked and unpriced calls",
             [
                 _target(
-                    q.sum_increase(
+                    q.sum_amount(
                         requests(
                             **{
                                 q.OUTCOME: "=~"
@@ -351,19 +353,19 @@ def per_user() -> g.Dashboard:
     cost = q.selector(q.COST, **who)
     grid = _Grid()
     grid.add(
-        _stat("Spend in range", q.sum_increase(cost, RANGE), USD, 2, "Selected users, dashboard time range."),
+        _stat("Spend in range", q.sum_amount(cost, RANGE), USD, 2, "Selected users, dashboard time range."),
         6,
         4,
     )
     grid.add(
-        _stat("Spend today", q.sum_increase(cost, RANGE), USD, 2, "Selected users, UTC day so far.", "now/d"),
+        _stat("Spend today", q.sum_amount(cost, RANGE), USD, 2, "Selected users, UTC day so far.", "now/d"),
         6,
         4,
     )
     grid.add(
         _stat(
             "Spend this month",
-            q.sum_increase(cost, RANGE),
+            q.sum_amount(cost, RANGE),
             USD,
             2,
             "Selected users, UTC month so far.",
@@ -375,7 +377,7 @@ def per_user() -> g.Dashboard:
     grid.add(
         _stat(
             "Calls in range",
-            q.sum_increase(q.selector(q.REQUESTS, **who), RANGE),
+            q.sum_amount(q.selector(q.REQUESTS, **who), RANGE),
             "short",
             0,
             "All outcomes, blocked calls included.",
@@ -403,7 +405,7 @@ def per_user() -> g.Dashboard:
     grid.add(
         _table(
             "Spend in range by user",
-            [_target(q.sum_increase(cost, RANGE, (q.TENANT, q.USER)), instant=True)],
+            [_target(q.sum_amount(cost, RANGE, (q.TENANT, q.USER)), instant=True)],
             USD,
             4,
             "Spend of each selected user over the dashboard's time range.",
@@ -433,7 +435,7 @@ def per_user() -> g.Dashboard:
         grid.add(
             _table(
                 f"Top {title}",
-                [_target(f"topk(10, {q.sum_increase(cost, RANGE, (label,))})", instant=True)],
+                [_target(f"topk(10, {q.sum_amount(cost, RANGE, (label,))})", instant=True)],
                 USD,
                 4,
                 f"The ten {title} the selected users spent most on in the time range.",
@@ -444,7 +446,7 @@ def per_user() -> g.Dashboard:
     grid.add(
         _table(
             "Tokens by type",
-            [_target(q.sum_increase(q.selector(q.TOKENS, **who), RANGE, (q.TOKEN_TYPE,)), instant=True)],
+            [_target(q.sum_amount(q.selector(q.TOKENS, **who), RANGE, (q.TOKEN_TYPE,)), instant=True)],
             "short",
             0,
             "Tokens of the selected users in the time range.",
@@ -522,7 +524,7 @@ def budgets() -> g.Dashboard:
             "Threshold crossings in range",
             [
                 _target(
-                    q.sum_increase(
+                    q.sum_amount(
                         q.selector(q.BUDGET_CROSSINGS, **sel), RANGE, (*q.BUDGET_KEY, q.THRESHOLD)
                     ),
                     instant=True,
@@ -538,7 +540,7 @@ def budgets() -> g.Dashboard:
     grid.add(
         _timeseries(
             "Blocked calls",
-            [_target(q.sum_increase(q.selector(q.BUDGET_BLOCKED, **sel), RATE, q.BUDGET_KEY), legend)],
+            [_target(q.sum_amount(q.selector(q.BUDGET_BLOCKED, **sel), RATE, q.BUDGET_KEY), legend)],
             "short",
             0,
             "Calls stopped before they were sent (BudgetExceeded raised into the app).",
@@ -568,13 +570,13 @@ def models() -> g.Dashboard:
     sel = {q.PROVIDER: "=~$provider", q.MODEL: "=~$model"}
     hist = {q.HIST_PROVIDER: "=~$provider", q.HIST_MODEL: "=~$model"}
     key = (q.PROVIDER, q.MODEL)
-    sent = q.sum_increase(
+    sent = q.sum_amount(
         q.selector(q.REQUESTS, **sel, **{q.OUTCOME: f"!={names.OUTCOME_BLOCKED}"}), RANGE, key
     )
     sent_rate = q.sum_rate(
         q.selector(q.REQUESTS, **sel, **{q.OUTCOME: f"!={names.OUTCOME_BLOCKED}"}), RATE, key
     )
-    cost_per_request = f"{q.sum_increase(q.selector(q.COST, **sel), RANGE, key)} / {sent}"
+    cost_per_request = f"{q.sum_amount(q.selector(q.COST, **sel), RANGE, key)} / {sent}"
     legend = f"{{{{{q.PROVIDER}}}}} / {{{{{q.MODEL}}}}}"
     grid = _Grid()
     grid.add(
@@ -604,7 +606,7 @@ def models() -> g.Dashboard:
             "Tokens per request",
             [
                 _target(
-                    f"{q.sum_increase(q.selector(q.TOKENS, **sel), RANGE, (*key, q.TOKEN_TYPE))}"
+                    f"{q.sum_amount(q.selector(q.TOKENS, **sel), RANGE, (*key, q.TOKEN_TYPE))}"
                     f" / on ({', '.join(key)}) group_left {sent}",
                     instant=True,
                 )

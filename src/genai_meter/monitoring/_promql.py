@@ -65,8 +65,36 @@ def by(labels: Iterable[str]) -> str:
 
 
 def sum_increase(series: str, window: str, labels: Iterable[str] = ()) -> str:
-    """Counters are read with increase(), never summed raw: raw totals reset with every restart."""
+    """Counters are read with increase(), never summed raw: raw totals reset with every restart.
+
+    increase() needs two samples of a series, so it misses what a series' first sample already
+    holds; dashboards read amounts with `sum_amount`, which adds that back.
+    """
     return f"sum{by(labels)} (increase({series}[{window}]))"
+
+
+def sum_amount(series: str, window: str, labels: Iterable[str] = ()) -> str:
+    """What a counter counted within `window`, a label set's first events included.
+
+    A counter series appears with its first event already counted (a user's first call: cost 0.35),
+    and increase() needs two samples, so whatever the first scrape saw is lost: a one-call user shows
+    $0. Per series, before summing:
+
+    - a series born inside the window (no sample in the lookback before the window's start:
+      `unless X offset window`) started from 0 there, so its whole last value in the window is the
+      amount, exact; last_over_time() also keeps a series that went away before the window's end
+      (a short-lived process);
+    - a series born inside the window that was reset there too (its process restarted under the same
+      labels) falls back to increase(), which handles resets and loses only the first sample: its last
+      value would lose everything before the restart;
+    - any other series is read with increase() as usual (extrapolated to the window's edges).
+
+    `or` and `unless` match label sets ignoring the metric name, which last_over_time() keeps and
+    increase() drops; the outer sum drops it anyway, so both arms group on the same labels.
+    """
+    rng = f"{series}[{window}]"
+    born = f"last_over_time({rng}) unless {series} offset {window} unless resets({rng}) > 0"
+    return f"sum{by(labels)} (({born}) or increase({rng}))"
 
 
 def sum_rate(series: str, window: str, labels: Iterable[str] = ()) -> str:
