@@ -129,6 +129,7 @@ class Runtime:
             budgets,
             meter=self.meter,
             label_cap=config.label_cap,
+            max_series=config.max_series_per_metric,
             on_threshold=_threshold_callbacks.fire,
             pseudonymize=self.pseudonymize,
             store=store,

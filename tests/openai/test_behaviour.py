@@ -261,3 +261,20 @@ def test_uninstrument_restores_the_sdk(fake_provider: Any) -> None:
     assert completions.Completions.create is not original
     instrumentor.uninstrument()
     assert completions.Completions.create is original
+
+
+def test_the_budget_guard_takes_max_series_per_metric(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The budget gauges' series cap is the configured one (the guard once always took 1,900)."""
+    from genai_meter.budgets import BudgetGuard
+
+    given: dict[str, Any] = {}
+    real_init = BudgetGuard.__init__
+
+    def init(self: BudgetGuard, *args: Any, **kwargs: Any) -> None:
+        given.update(kwargs)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(BudgetGuard, "__init__", init)
+    configure(ledger_url="off", max_series_per_metric=500,
+              budgets={"store": "memory", "policies": [{"name": "a", "limit_usd": 1}]})
+    assert given["max_series"] == 500
