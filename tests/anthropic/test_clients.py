@@ -57,3 +57,32 @@ def test_provider_hosts_overrides_the_class(telemetry: Telemetry, claude: anthro
     attrs = telemetry.only_span().attributes or {}
     assert attrs[names.PROVIDER_NAME] == "aws.bedrock"
     assert attrs[names.COST_USD] > 0  # Bedrock borrows Anthropic's prices
+
+
+@pytest.mark.parametrize(
+    ("model", "rates"),
+    [
+        ("global.anthropic.claude-sonnet-4-5-20250929-v1:0", (3.0, 15.0)),  # the global profile: Anthropic's prices
+        ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", (3.3, 16.5)),  # in-region: 1.1 x
+    ],
+)
+def test_bedrock_is_priced_by_the_id_sent(telemetry: Telemetry, model: str, rates: tuple[float, float]) -> None:
+    """Bedrock's answer names the bare model; only the id sent says global or in-region (the global
+    profile was once priced at the in-region rate, 10 % high). The fake provider has no Bedrock
+    endpoint, so Bedrock's answer comes from an in-process transport (the one thing mocked here)."""
+    import json
+
+    import httpx2
+
+    answer = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5-20250929",
+              "content": [{"type": "text", "text": "hi"}], "stop_reason": "end_turn", "stop_sequence": None,
+              "usage": {"input_tokens": 100_000, "output_tokens": 100_000}}
+
+    def bedrock(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=json.dumps(answer).encode(), headers={"content-type": "application/json"})
+
+    client = anthropic.AnthropicBedrock(api_key="bedrock-api-key", aws_region="us-east-1", max_retries=0,
+                                        http_client=httpx2.Client(transport=httpx2.MockTransport(bedrock)))
+    client.messages.create(model=model, max_tokens=10, messages=MESSAGES)
+    attrs = telemetry.only_span().attributes or {}
+    assert attrs[names.COST_USD] == pytest.approx((100_000 * rates[0] + 100_000 * rates[1]) / 1e6, abs=1e-9)
