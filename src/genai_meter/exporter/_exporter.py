@@ -169,6 +169,9 @@ class _PricedSpan(ReadableSpan):
             start_time=span.start_time,
             end_time=span.end_time,
             instrumentation_scope=span.instrumentation_scope,
+            # deprecated, but exporters still read it (an encoder's `instrumentation_info.name` on None
+            # raised and lost the whole batch): the original's, read without its deprecation warning
+            instrumentation_info=getattr(span, "_instrumentation_info", None),
         )
         self._original = span
 
