@@ -323,3 +323,20 @@ def test_under_the_launcher(tmp_path: Any) -> None:
     assert done.returncode == 0, done.stderr
     exported = json.loads(done.stdout)
     assert exported["attributes"][names.COST_USD] == pytest.approx((1000 * 0.15 + 500 * 0.6) / 1e6, abs=1e-12)
+
+
+def test_the_apps_configure_prices_peer_spans(exported: Exported, tmp_path: Any) -> None:
+    """`genai_meter.configure(pricing_file=..., emit_semconv_cost=True)` in the app: peer spans are
+    priced as genai-meter's own are (the exporter once read only the file and the environment, so
+    the same call's peer spans were unpriced)."""
+    from genai_meter._runtime import configure
+
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("models:\n  house-model: {provider: openai, input: 2, output: 4}\n", encoding="utf-8")
+    configure(ledger_url="off", pricing_file=str(prices), emit_semconv_cost=True)
+    with exported.tracer_provider.get_tracer("peer").start_as_current_span("chat house-model") as span:
+        span.set_attributes({names.PROVIDER_NAME: "openai", names.REQUEST_MODEL: "house-model",
+                             names.USAGE_INPUT_TOKENS: 1000, names.USAGE_OUTPUT_TOKENS: 500})
+    got = attrs(exported.only_span())
+    assert got[names.COST_USD] == pytest.approx((1000 * 2 + 500 * 4) / 1e6, abs=1e-12)
+    assert got[names.SEMCONV_COST_AMOUNT] == pytest.approx(0.004, abs=1e-12)

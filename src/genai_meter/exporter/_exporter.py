@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.util._importlib_metadata import entry_points
 
-from .. import names
+from .. import _runtime, names
 from .._config import Config, load_config_leniently
 from .._faults import record_fault
 from ..pricing import PriceBook
@@ -228,6 +228,11 @@ class CostSpanExporter(SpanExporter):
         prices, emit = self._prices, self._emit_semconv
         if prices is not None and emit is not None:
             return prices, emit
+        live = _runtime._runtime
+        if live is not None:
+            # The app's own configuration, `configure()` included: the prices and overrides its own
+            # spans are priced with, so every span of one call carries one price.
+            return (prices or live.prices), (emit if emit is not None else live.config.emit_semconv_cost)
         with self._lock:
             if self._prices is None or self._emit_semconv is None:
                 pricing_file, semconv = None, False
