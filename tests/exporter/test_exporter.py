@@ -340,3 +340,19 @@ def test_the_apps_configure_prices_peer_spans(exported: Exported, tmp_path: Any)
     got = attrs(exported.only_span())
     assert got[names.COST_USD] == pytest.approx((1000 * 2 + 500 * 4) / 1e6, abs=1e-12)
     assert got[names.SEMCONV_COST_AMOUNT] == pytest.approx(0.004, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "server",
+    [{"server.address": "api.groq.com", "server.port": 443}, {"gen_ai.openai.api_base": "https://api.groq.com/openai/v1"}],
+)
+def test_a_compatible_providers_peer_span_is_priced_as_that_provider(
+    exported: Exported, server: dict[str, Any]
+) -> None:
+    """Peers name every OpenAI-SDK client's server `openai`; the span's host says Groq (once priced
+    at OpenAI's price, or flagged unpriced). llama-3.3-70b-versatile on Groq: $0.59 / $0.79."""
+    with exported.tracer_provider.get_tracer("peer").start_as_current_span("chat") as span:
+        span.set_attributes({names.LEGACY_SYSTEM: "openai", names.REQUEST_MODEL: "llama-3.3-70b-versatile",
+                             names.USAGE_INPUT_TOKENS: 100_000, names.USAGE_OUTPUT_TOKENS: 50_000, **server})
+    got = attrs(exported.only_span())
+    assert got[names.COST_USD] == pytest.approx((100_000 * 0.59 + 50_000 * 0.79) / 1e6, abs=1e-12)

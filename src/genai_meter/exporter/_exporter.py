@@ -14,6 +14,7 @@ of raising from the constructor the OTel launcher calls (which would stop every 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -27,9 +28,10 @@ from opentelemetry.util._importlib_metadata import entry_points
 from .. import _runtime, names
 from .._config import Config, load_config_leniently
 from .._faults import record_fault
+from ..instrumentation.openai._request import provider_for_host
 from ..pricing import PriceBook
 from ._metered import is_call_span
-from ._read import span_usage
+from ._read import SpanUsage, server_of, span_usage
 
 logger = logging.getLogger("genai_meter")
 
@@ -286,10 +288,24 @@ class CostSpanExporter(SpanExporter):
             and is_call_span(parent.span_id)
         ):
             return span
+        if found.provider == "openai":  # (peers name every OpenAI-SDK client's server openai)
+            found = self._compatible_provider(found, attributes)
         added = self._cost_attributes(found, span, prices, emit_semconv)
         if found.usage.suspect:  # a count was there but unreadable: priced as 0, and said so
             added[names.USAGE_SUSPECT] = True
         return _PricedSpan(span, {**attributes, **added})
+
+    def _compatible_provider(self, found: SpanUsage, attributes: Mapping[str, Any]) -> SpanUsage:
+        """The OpenAI-compatible provider the span's server is (Groq, OpenRouter, a local vLLM named in
+        `provider_hosts`, ...), as genai-meter's own instrumentation names it by host."""
+        host, port = server_of(attributes)
+        if host is None:
+            return found
+        live = _runtime._runtime
+        config = live.config if live is not None else self._configuration()
+        hosts = config.provider_hosts if config is not None else {}
+        provider = provider_for_host(host, port, False, hosts)
+        return found if provider == found.provider else dataclasses.replace(found, provider=provider)
 
     def _cost_attributes(self, found: Any, span: ReadableSpan, prices: PriceBook, emit_semconv: bool) -> dict[str, Any]:
         pricing = prices.resolve(found.provider, found.model)

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from .. import names
 from .._usage import MAX_TOKEN_COUNT, Usage
@@ -141,3 +142,20 @@ def span_usage(attributes: Mapping[str, Any]) -> SpanUsage | None:
         ),
         service_tier=_first_text(attributes, _SERVICE_TIER),
     )
+
+
+def server_of(attributes: Mapping[str, Any]) -> tuple[str | None, int | None]:
+    """The host and port of the server a span's call went to: `server.address` / `server.port`, or
+    OpenLLMetry's `gen_ai.openai.api_base` (a base URL)."""
+    host = attributes.get("server.address")
+    port = attributes.get("server.port")
+    if isinstance(host, str) and host:
+        return host, port if type(port) is int else None
+    base = attributes.get("gen_ai.openai.api_base")
+    if isinstance(base, str) and base:
+        try:
+            parts = urlsplit(base)
+            return parts.hostname, parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+        except ValueError:
+            return None, None
+    return None, None

@@ -8,6 +8,7 @@ lookup.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,8 +43,9 @@ _cache: weakref.WeakKeyDictionary[Any, tuple[Runtime, ClientInfo]] = weakref.Wea
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
-def _provider_for(host: str, port: int | None, is_azure: bool, runtime: Runtime) -> str:
-    configured = runtime.config.provider_hosts
+def provider_for_host(host: str, port: int | None, is_azure: bool, configured: Mapping[str, str]) -> str:
+    """The provider an OpenAI-compatible server is, by its host: `provider_hosts` first (`host:port`,
+    then `host`), then Azure, the known hosts and the known ports; `openai` otherwise."""
     if configured:
         for key in (f"{host}:{port}", host):
             if key in configured:
@@ -80,7 +82,7 @@ def client_info(resource: Any, runtime: Runtime) -> ClientInfo:
     port = getattr(url, "port", None) or _DEFAULT_PORTS.get(str(getattr(url, "scheme", "")))
     is_azure = type(client).__name__ in ("AzureOpenAI", "AsyncAzureOpenAI")
     info = ClientInfo(
-        provider=_provider_for(host, port, is_azure, runtime),
+        provider=provider_for_host(host, port, is_azure, runtime.config.provider_hosts),
         server=host,
         inject_stream_usage=_inject_for(host, port, str(url or "").rstrip("/"), runtime),
     )
