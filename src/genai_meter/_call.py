@@ -24,12 +24,11 @@ from ._record import CallRecord, new_request_id
 from ._runtime import Runtime
 from ._span_attributes import add_span_attributes, start_client_span
 from ._usage import Usage, estimated_usage
-from .pricing import Cost
+from .pricing import Cost, price_ids
 
 if TYPE_CHECKING:
     from .budgets import Reservation, ThresholdEvent
 
-_BEDROCK = "aws.bedrock"
 _SUSPECT_USAGE = ValueError(
     "a provider response carried usage fields (or a reported cost) that were missing, null, negative, "
     "absurdly large or not numbers; such counts were taken as 0 and such a cost was not used, the call "
@@ -202,12 +201,7 @@ class Call:
         if type(response_id) is not str:
             response_id = None
         error_type = type(error).__qualname__ if error is not None else None
-        # The id the app sent prices a Bedrock call: its region prefix (`global.` or in-region, billed
-        # apart) and an inference-profile ARN (`deployments:`) are only in it; the response names the
-        # bare model.
-        model_for_price = (
-            self.request_model if self.provider == _BEDROCK else (response_model or self.request_model)
-        )
+        model_for_price, other_model = price_ids(self.provider, self.request_model, response_model)
 
         cost: Cost | None = None
         priced = True
@@ -218,9 +212,8 @@ class Call:
                 cost = provider_cost(provider_cost_usd, runtime.prices.version, model_for_price)
             else:
                 pricing = runtime.prices.resolve(self.provider, model_for_price)
-                if pricing is None and response_model and response_model != self.request_model:
-                    other = self.request_model if model_for_price == response_model else response_model
-                    pricing = runtime.prices.resolve(self.provider, other)
+                if pricing is None and other_model is not None:
+                    pricing = runtime.prices.resolve(self.provider, other_model)
                 if pricing is None:
                     priced = False
                     runtime.warn_unpriced(self.provider, model_for_price)

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from .. import names
 from .._usage import MAX_TOKEN_COUNT, Usage
+from ..instrumentation.openai._request import DEFAULT_PORTS
 
 # Foreign attribute names (read, never written). TODO(lead): move into genai_meter.names.
 LEGACY_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read_input_tokens"
@@ -155,7 +156,7 @@ def server_of(attributes: Mapping[str, Any]) -> tuple[str | None, int | None]:
     if isinstance(base, str) and base:
         try:
             parts = urlsplit(base)
-            return parts.hostname, parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+            return parts.hostname, parts.port or DEFAULT_PORTS.get(parts.scheme)
         except ValueError:
             return None, None
     return None, None

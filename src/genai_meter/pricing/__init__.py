@@ -76,7 +76,8 @@ from __future__ import annotations
 
 from ._book import PriceBook
 from ._cost import Cost, provider_cost
+from ._ids import price_ids
 from ._model import ModelPricing
 from ._source import PricingError
 
-__all__ = ["Cost", "ModelPricing", "PriceBook", "PricingError", "provider_cost"]
+__all__ = ["Cost", "ModelPricing", "PriceBook", "PricingError", "price_ids", "provider_cost"]

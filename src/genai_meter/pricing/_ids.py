@@ -54,6 +54,18 @@ def clean(model: str) -> str:
     return model.strip().lower()
 
 
+def price_ids(provider: str, request_model: str, response_model: str | None) -> tuple[str, str | None]:
+    """The ids that price a call, in the order to try (the second None when there is one id): the
+    response's model first (a dated snapshot may have prices of its own), then the request's. On
+    Bedrock the request's first: its region prefix (`global.` or in-region, billed apart) and an
+    inference-profile ARN (`deployments:`) are only in it; the response names the bare model."""
+    if not response_model or response_model == request_model:
+        return request_model, None
+    if provider == "aws.bedrock":
+        return request_model, response_model
+    return response_model, request_model
+
+
 def is_global(model: str) -> bool:
     """A Bedrock global cross-region id (`global.anthropic...`, also the tail of an ARN).
 

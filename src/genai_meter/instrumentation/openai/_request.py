@@ -40,7 +40,7 @@ class ClientInfo:
 _cache: weakref.WeakKeyDictionary[Any, tuple[Runtime, ClientInfo]] = weakref.WeakKeyDictionary()
 
 
-_DEFAULT_PORTS = {"https": 443, "http": 80}
+DEFAULT_PORTS = {"https": 443, "http": 80}  # (a URL leaves its scheme's port out)
 
 
 def provider_for_host(host: str, port: int | None, is_azure: bool, configured: Mapping[str, str]) -> str:
@@ -79,7 +79,7 @@ def client_info(resource: Any, runtime: Runtime) -> ClientInfo:
     url = getattr(client, "base_url", None)
     host = str(getattr(url, "host", "") or "")
     # `host:443` names the default port too (the URL leaves it out)
-    port = getattr(url, "port", None) or _DEFAULT_PORTS.get(str(getattr(url, "scheme", "")))
+    port = getattr(url, "port", None) or DEFAULT_PORTS.get(str(getattr(url, "scheme", "")))
     is_azure = type(client).__name__ in ("AzureOpenAI", "AsyncAzureOpenAI")
     info = ClientInfo(
         provider=provider_for_host(host, port, is_azure, runtime.config.provider_hosts),
