@@ -24,41 +24,40 @@ def test_fake_provider_binds_loopback() -> None:
         assert server.server_address[0] == "127.0.0.1"
 
 
-def test_serve_metrics_binds_loopback() -> None:
-    # In a subprocess: serve_metrics may install the global meter provider, which would leak into
-    # every later test of this process.
+def _python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`code` run by a Python of its own (serve_metrics may install the global meter provider, which
+    would leak into every later test of this process), with these environment variables."""
+    environ = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])),
+        **env,
+    }
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=environ)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def _served_address(call: str, **env: str) -> tuple[str, int]:
+    """Where `genai_meter.<call>` serves /metrics."""
     code = (
         "import json, genai_meter\n"
-        "server, _provider = genai_meter.serve_metrics(port=0)\n"
+        f"server, _provider = genai_meter.{call}\n"
         "print(json.dumps(list(server.server_address[:2])))\n"
         "server.shutdown()\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
-    assert done.returncode == 0, done.stderr
-    host, port = json.loads(done.stdout.strip().splitlines()[-1])
+    host, port = json.loads(_python(code, **env).stdout.strip().splitlines()[-1])
+    return host, port
+
+
+def test_serve_metrics_binds_loopback() -> None:
+    host, port = _served_address("serve_metrics(port=0)")
     assert host == "127.0.0.1"
     assert port > 0
 
 
 def _configured_metrics_address(port: str) -> tuple[str, int]:
-    """Where `serve_metrics()` serves with `GENAI_METER_PROMETHEUS_PORT=port` (in a subprocess)."""
-    code = (
-        "import json, genai_meter\n"
-        "server, _provider = genai_meter.serve_metrics()\n"
-        "print(json.dumps(list(server.server_address[:2])))\n"
-        "server.shutdown()\n"
-    )
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])),
-        "GENAI_METER_PROMETHEUS_PORT": port,
-        "GENAI_METER_LEDGER_URL": "off",
-    }
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
-    assert done.returncode == 0, done.stderr
-    host, served = json.loads(done.stdout.strip().splitlines()[-1])
-    return host, served
+    """Where `serve_metrics()` serves with `GENAI_METER_PROMETHEUS_PORT=port`."""
+    return _served_address("serve_metrics()", GENAI_METER_PROMETHEUS_PORT=port, GENAI_METER_LEDGER_URL="off")
 
 
 def test_serve_metrics_takes_its_address_from_the_configuration() -> None:
@@ -83,11 +82,5 @@ def test_serve_metrics_says_when_the_apps_provider_cannot_feed_it() -> None:
         "server, _provider = genai_meter.serve_metrics(port=0)\n"
         "server.shutdown()\n"
     )
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])),
-        "GENAI_METER_LEDGER_URL": "off",
-    }
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
-    assert done.returncode == 0, done.stderr
+    done = _python(code, GENAI_METER_LEDGER_URL="off")
     assert "ERROR genai-meter: serve_metrics(): the app's MeterProvider has no Prometheus reader" in done.stderr
