@@ -13,11 +13,12 @@ content capture. Other messages are cut to a few hundred characters.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import traceback
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
+
+from ._fork import new_lock_in_child
 
 logger = logging.getLogger("genai_meter")
 
@@ -28,14 +29,7 @@ _lock = threading.Lock()
 _counts: dict[str, int] = {}
 
 
-def _new_lock() -> None:
-    # A child forked while another thread counted a fault would inherit `_lock` held (see `_fork`).
-    global _lock
-    _lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_new_lock)
+new_lock_in_child(__name__)  # (a child forked while another thread counted a fault: see `_fork`)
 
 
 def record_fault(where: str, error: BaseException | None = None) -> None:

@@ -8,13 +8,15 @@ whatever else is the parent's: connections, threads, work in flight).
 
 Objects are held by weak reference, so one that is no longer used is not kept alive, and there is
 one `os.register_at_fork` hook for them all (Python keeps every hook for the life of the process).
-A module-level lock is reset by a module-level hook of its own module.
+A module-level lock is named once with `new_lock_in_child`.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import sys
+import threading
 import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -23,6 +25,7 @@ _T = TypeVar("_T")
 
 _entries: dict[int, tuple[weakref.ref[Any], Callable[[Any], None]]] = {}
 _tokens = itertools.count()
+_module_locks: list[tuple[str, str]] = []  # (module, attribute) of module-level locks
 
 
 def reset_in_child(obj: _T, reset: Callable[[_T], None]) -> None:
@@ -32,7 +35,15 @@ def reset_in_child(obj: _T, reset: Callable[[_T], None]) -> None:
     _entries[token] = (weakref.ref(obj, lambda _ref: _entries.pop(token, None)), reset)
 
 
+def new_lock_in_child(module: str, name: str = "_lock") -> None:
+    """Make the module-level lock `module.name` again in every forked child (call it from `module`,
+    after the lock is made)."""
+    _module_locks.append((module, name))
+
+
 def _in_child() -> None:
+    for module, name in _module_locks:  # first: a reset below may record a fault, which takes a lock
+        setattr(sys.modules[module], name, threading.Lock())
     while True:
         try:
             entries = list(_entries.values())

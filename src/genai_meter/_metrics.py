@@ -19,7 +19,7 @@ from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 
 from . import names
 from ._faults import fault_counts, record_fault
-from ._fork import reset_in_child
+from ._fork import new_lock_in_child, reset_in_child
 from ._histogram_records import HistogramRecorder
 from ._identity_cache import IdentityCache
 from ._usage import Usage
@@ -473,13 +473,7 @@ def _held(meter: Meter) -> Callable[[], object]:
         return lambda: meter
 
 
-def _new_by_meter_lock() -> None:
-    global _by_meter_lock
-    _by_meter_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_new_by_meter_lock)
+new_lock_in_child(__name__, "_by_meter_lock")
 
 
 def call_metrics_for(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,6 +25,7 @@ from opentelemetry.trace import TracerProvider
 from ._attribution import Pseudonymizer
 from ._config import Config, ConfigError, load_config, load_config_leniently
 from ._faults import record_fault
+from ._fork import new_lock_in_child
 from ._metrics import call_metrics_for
 from ._version import __version__
 from .pricing import PriceBook, PricingError
@@ -200,14 +200,7 @@ _runtime: Runtime | None = None
 _providers: dict[str, Any] = {"tracer_provider": None, "meter_provider": None}
 
 
-def _new_lock_in_child() -> None:
-    # A child forked while another thread built or swapped the runtime would hang on its first call.
-    global _lock
-    _lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_new_lock_in_child)
+new_lock_in_child(__name__)  # (a child forked while another thread built or swapped the runtime)
 
 
 def set_providers(tracer_provider: TracerProvider | None, meter_provider: MeterProvider | None) -> None:

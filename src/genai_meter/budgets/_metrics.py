@@ -8,14 +8,13 @@ series per instrument (`_ScopeLabels`); scope values past either share `names.OV
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterable
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from genai_meter import names
-from genai_meter._fork import reset_in_child
+from genai_meter._fork import new_lock_in_child, reset_in_child
 from genai_meter._metrics import DEFAULT_MAX_SERIES
 from genai_meter.budgets._types import NANO, Target
 
@@ -136,14 +135,7 @@ _instruments: dict[int, tuple[Meter, _MeterInstruments]] = {}
 _instruments_lock = threading.Lock()
 
 
-def _new_lock() -> None:
-    # A child forked while another thread built a guard would inherit the lock held (see `_fork`).
-    global _instruments_lock
-    _instruments_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_new_lock)
+new_lock_in_child(__name__, "_instruments_lock")  # (a child forked while another thread built a guard)
 
 
 def _instruments_for(meter: Meter) -> _MeterInstruments:

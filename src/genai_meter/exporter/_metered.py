@@ -9,24 +9,18 @@ begins. Bounded, oldest forgotten first; a few hundred kilobytes at most.
 
 from __future__ import annotations
 
-import os
 import threading
 
 from opentelemetry.trace import Span
+
+from .._fork import new_lock_in_child
 
 _LIMIT = 16_384
 _lock = threading.Lock()
 _ids: dict[int, None] = {}
 
 
-def _new_lock() -> None:
-    # A child forked while another thread noted a span would inherit `_lock` held (see `_fork`).
-    global _lock
-    _lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_new_lock)
+new_lock_in_child(__name__)  # (a child forked while another thread noted a span: see `_fork`)
 
 
 def remember_call_span(span: Span) -> None:
