@@ -148,8 +148,8 @@ def span_usage(attributes: Mapping[str, Any]) -> SpanUsage | None:
 def server_of(attributes: Mapping[str, Any]) -> tuple[str | None, int | None]:
     """The host and port of the server a span's call went to: `server.address` / `server.port`, or
     OpenLLMetry's `gen_ai.openai.api_base` (a base URL)."""
-    host = attributes.get("server.address")
-    port = attributes.get("server.port")
+    host = attributes.get(names.SERVER_ADDRESS)
+    port = attributes.get(names.SERVER_PORT)
     if isinstance(host, str) and host:
         return host, port if type(port) is int else None
     base = attributes.get("gen_ai.openai.api_base")

@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
+from .._fork import reset_in_child
 from .._record import CallRecord
 from ._backend import Database, connect, is_outage
 from ._dead_letters import DeadLetters, dead_letter_path
@@ -44,7 +45,6 @@ _BACKOFF_MAX_S = 30.0
 # (priority 0 and up) and after its queues have joined their feeder threads (-5).
 _MP_EXIT_PRIORITY = -10
 
-_live_writers: weakref.WeakSet[LedgerWriter] = weakref.WeakSet()
 # Connections inherited by a forked child: never touched, never collected (closing them there would
 # close the parent's session).
 _inherited: list[object] = []
@@ -110,7 +110,7 @@ class LedgerWriter:
         self._mp_watched = False
         self._mp_finalizer: object = None
         self._start()
-        _live_writers.add(self)
+        reset_in_child(self, LedgerWriter._after_fork)
         atexit.register(self._close_at_exit)
         self._close_with_multiprocessing()
 
@@ -441,11 +441,3 @@ def _close_writer(ref: weakref.ref[LedgerWriter]) -> None:
     if writer is not None:
         writer._close_at_exit()
 
-
-def _after_fork_in_child() -> None:
-    for writer in list(_live_writers):
-        writer._after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
