@@ -168,6 +168,21 @@ def _iterations(usage: Any) -> Any:
     return extra.get("iterations") if type(extra) is dict else None
 
 
+def _anthropic_input(read: _Reader, source: Any) -> tuple[int, int, int, int]:
+    """(uncached input, cache reads, cache writes, one-hour writes) of one Anthropic request's usage:
+    its input excludes the cache reads and writes; `cache_creation` breaks the writes down by
+    lifetime (and stands for their total where the total is missing)."""
+    uncached = read.count(source, "input_tokens", required=True)
+    cache_read = read.count(source, "cache_read_input_tokens")
+    breakdown = field(source, "cache_creation")
+    write_5m = read.count(breakdown, "ephemeral_5m_input_tokens")
+    write_1h = read.count(breakdown, "ephemeral_1h_input_tokens")
+    cache_write = read.count(source, "cache_creation_input_tokens")
+    if field(source, "cache_creation_input_tokens") is None:
+        cache_write = write_5m + write_1h
+    return uncached, cache_read, cache_write, min(write_1h, cache_write)
+
+
 def _compactions(read: _Reader, iterations: Any) -> list[Usage]:
     """The usage of each `compaction` entry of Anthropic's `usage.iterations`. An entry counts like
     the top-level usage (input excludes the cache reads and writes; `cache_creation` breaks the
@@ -179,22 +194,14 @@ def _compactions(read: _Reader, iterations: Any) -> list[Usage]:
     for entry in iterations:
         if field(entry, "type") != "compaction":
             continue
-        uncached = read.count(entry, "input_tokens", required=True)
-        cache_read = read.count(entry, "cache_read_input_tokens")
-        breakdown = field(entry, "cache_creation")
-        write_5m = read.count(breakdown, "ephemeral_5m_input_tokens")
-        write_1h = read.count(breakdown, "ephemeral_1h_input_tokens")
-        if field(entry, "cache_creation_input_tokens") is None:
-            cache_write = write_5m + write_1h
-        else:
-            cache_write = read.count(entry, "cache_creation_input_tokens")
+        uncached, cache_read, cache_write, write_1h = _anthropic_input(read, entry)
         found.append(
             Usage(
                 input_tokens=uncached + cache_read + cache_write,
                 output_tokens=read.count(entry, "output_tokens"),
                 cache_read_tokens=cache_read,
                 cache_write_tokens=cache_write,
-                cache_write_1h_tokens=min(write_1h, cache_write),
+                cache_write_1h_tokens=write_1h,
             )
         )
     return found
@@ -211,19 +218,11 @@ def anthropic_usage(usage: Any) -> Usage | None:
     if usage is None:
         return None
     read = _Reader()
-    uncached = read.count(usage, "input_tokens", required=True)
+    uncached, cache_read, cache_write, write_1h = _anthropic_input(read, usage)
     output = read.count(usage, "output_tokens")
-    cache_read = read.count(usage, "cache_read_input_tokens")
-    breakdown = field(usage, "cache_creation")
-    write_5m = read.count(breakdown, "ephemeral_5m_input_tokens")
-    write_1h = read.count(breakdown, "ephemeral_1h_input_tokens")
-    cache_write = read.count(usage, "cache_creation_input_tokens")
-    if field(usage, "cache_creation_input_tokens") is None:
-        cache_write = write_5m + write_1h
     reasoning = read.count(field(usage, "output_tokens_details"), "thinking_tokens")
     iterations = _iterations(usage)
     parts = _compactions(read, iterations) if iterations else ()  # rare: beta responses that compacted
-    write_1h = min(write_1h, cache_write)
     for part in parts:
         uncached += part.input_tokens - part.cache_read_tokens - part.cache_write_tokens
         output += part.output_tokens

@@ -22,14 +22,7 @@ import yaml
 _INT_TAG = "tag:yaml.org,2002:int"
 _DECIMAL_INT = re.compile(r"^-?(?:0|[1-9][0-9]*)$")
 # What YAML 1.1 (PyYAML's SafeLoader) reads as an integer: binary, octal, decimal with `_`, hex, base 60.
-_YAML11_INT = re.compile(
-    r"""^(?:[-+]?0b[0-1_]+
-    |[-+]?0[0-7_]+
-    |[-+]?(?:0|[1-9][0-9_]*)
-    |[-+]?0x[0-9a-fA-F_]+
-    |[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$""",
-    re.X,
-)
+_YAML11_INT = next(regexp for tag, regexp in yaml.SafeLoader.yaml_implicit_resolvers["0"] if tag == _INT_TAG)
 
 
 class Loader(yaml.SafeLoader):
@@ -45,11 +38,7 @@ Loader.yaml_implicit_resolvers = {
 
 def safe_load(stream: str | bytes | IO[str] | IO[bytes]) -> Any:
     """`yaml.safe_load` with `Loader`: `00042`, `0755`, `12:30`, `0x1f`, `1_000` and `+5` stay text."""
-    loader = Loader(stream)
-    try:
-        return loader.get_single_data()
-    finally:
-        loader.dispose()
+    return yaml.load(stream, Loader=Loader)
 
 
 def is_yaml11_int_text(value: Any) -> bool:

@@ -326,14 +326,18 @@ def _regional_multipliers(doc: Located, value: Any, path: PathKey, provider: str
             target[(source, _name(doc, model_key, model_path, "a model id"))] = number
 
 
-def overrides(doc: Located, provider_aliases: Mapping[str, str] | None = None) -> Overrides:
+def overrides(doc: Located, provider_aliases: Mapping[str, str]) -> Overrides:
     """Validate a user overrides file (format in the package docstring).
 
     Provider names (of model entries and discounts) are mapped through `provider_aliases` (the
     bundled older spellings: `xai` -> `x_ai`, ...), so an entry written with an accepted spelling is
     indexed under the canonical name the book resolves with.
     """
-    aliases = provider_aliases or {}
+
+    def provider_at(value: Any, path: PathKey) -> str:
+        name = _name(doc, value, path, "a provider name")
+        return provider_aliases.get(name, name)
+
     out = Overrides()
     if doc.data is None:
         return out
@@ -349,8 +353,7 @@ def overrides(doc: Located, provider_aliases: Mapping[str, str] | None = None) -
             obj = _mapping(doc, entry, path)
             if "provider" not in obj:
                 raise doc.error(path, "missing required key 'provider' (e.g. openai, anthropic, ollama)")
-            provider = _name(doc, obj["provider"], (*path, "provider"), "a provider name")
-            provider = aliases.get(provider, provider)
+            provider = provider_at(obj["provider"], (*path, "provider"))
             out.models.append(model_entry(doc, obj, path, provider, model, frozenset({"provider"})))
     elif isinstance(models, list):
         for i, entry in enumerate(models):
@@ -359,8 +362,7 @@ def overrides(doc: Located, provider_aliases: Mapping[str, str] | None = None) -
             for required in ("provider", "model"):
                 if required not in obj:
                     raise doc.error(path, f"missing required key '{required}'")
-            provider = _name(doc, obj["provider"], (*path, "provider"), "a provider name")
-            provider = aliases.get(provider, provider)
+            provider = provider_at(obj["provider"], (*path, "provider"))
             model = _name(doc, obj["model"], (*path, "model"), "a model id")
             out.models.append(model_entry(doc, obj, path, provider, model, frozenset({"provider", "model"})))
     else:
@@ -375,8 +377,7 @@ def overrides(doc: Located, provider_aliases: Mapping[str, str] | None = None) -
         seen.add((spec.provider, spec.model))
     for provider_key, value in _mapping(doc, top.get("discounts", {}), ("discounts",)).items():
         path = ("discounts", provider_key)
-        provider = _name(doc, provider_key, path, "a provider name")
-        provider = aliases.get(provider, provider)
+        provider = provider_at(provider_key, path)
         if provider in out.discounts:
             raise doc.error(path, f"discount of provider {provider!r} is given twice (under another spelling)")
         if isinstance(value, dict):
