@@ -14,7 +14,7 @@ import re
 from urllib.parse import unquote, urlsplit
 
 # query parameters that carry a secret (libpq's `password`, `sslpassword`; redis-py's `password`)
-_SECRET_QUERY = re.compile(r"(?i)([?&](?:password|passwd|pass|pwd|sslpassword|secret|token)=)[^&#]*")
+_SECRET_QUERY = re.compile(r"(?i)([?&](?:password|passwd|pass|pwd|sslpassword|secret|token)=)([^&#]*)")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
@@ -65,7 +65,7 @@ def safe_parser_message(url: str, message: str) -> str:
     if info is not None and "@" not in netloc:
         return "its host part cannot be read"  # the parser stopped inside what precedes the `@`
     secrets = [info, unquote(info)] if info else []
-    secrets += [unquote(value) for value in re.findall(r"(?i)[?&](?:password|passwd|pass|pwd)=([^&#]*)", url)]
+    secrets += [unquote(found[2]) for found in _SECRET_QUERY.finditer(url)]
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
         message = message.replace(secret, "***")
         password = secret.partition(":")[2]

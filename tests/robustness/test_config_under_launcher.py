@@ -169,6 +169,15 @@ def test_password_query_parameters_are_redacted() -> None:
     assert "SENT" not in str(caught.value) and "password=***" in str(caught.value)
 
 
+def test_every_secret_query_parameter_is_kept_out_of_parser_messages() -> None:
+    """`redact_url` hid `sslpassword=` and `token=` values, but a parser message quoting them kept
+    them (its own list of names was shorter)."""
+    from genai_meter._redact import safe_parser_message
+
+    url = "postgresql://db:5432/x?sslpassword=SENTKEY&token=SENTTOK&password=SENTPW"
+    assert safe_parser_message(url, "rejected SENTKEY, SENTTOK, SENTPW") == "rejected ***, ***, ***"
+
+
 def test_an_empty_pseudonymisation_key_is_an_error(
     telemetry: Telemetry, fake_provider: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
 ) -> None:
