@@ -27,10 +27,10 @@ def drain_at_collection() -> None:
     thousand instructions) is shared by all the counted calls, where a real drain every 0.5 s
     shares it among the calls of that half second."""
     try:
-        from genai_meter._metrics import _DeferredHistograms
+        from genai_meter._metrics import _DeferredRecords
     except ImportError:  # a peer's environment without genai-meter
         return
-    _DeferredHistograms._INTERVAL_S = 24 * 3600.0
+    _DeferredRecords._INTERVAL_S = 24 * 3600.0
 
 
 @contextmanager

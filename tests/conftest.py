@@ -28,7 +28,7 @@ for _name in [
 from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
 from genai_meter._faults import reset_faults  # noqa: E402
@@ -63,6 +63,8 @@ class Telemetry:
     meter_provider: MeterProvider
 
     def spans(self) -> list[ReadableSpan]:
+        # Behind a batch processor, spans are exported (and calls' endings recorded) at a flush.
+        self.tracer_provider.force_flush()
         return list(self.spans_exporter.get_finished_spans())
 
     def only_span(self) -> ReadableSpan:
@@ -95,11 +97,17 @@ class Telemetry:
 
 
 @contextmanager
-def instrumented(instrumentor: Any, **settings: Any) -> Iterator[Telemetry]:
-    """`instrumentor` on in-memory span and metric pipelines, configured with `settings`."""
+def instrumented(instrumentor: Any, span_processor: str = "simple", **settings: Any) -> Iterator[Telemetry]:
+    """`instrumentor` on in-memory span and metric pipelines, configured with `settings`.
+
+    `span_processor` "batch" is the OTel SDK's batch processor, as `opentelemetry-instrument` sets
+    it up: calls end off the app's thread there (`_span_export`), and spans are read after a flush."""
     exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    if span_processor == "batch":
+        tracer_provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=3_600_000))
+    else:
+        tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])
     reset_faults()
@@ -111,14 +119,18 @@ def instrumented(instrumentor: Any, **settings: Any) -> Iterator[Telemetry]:
         instrumentor.uninstrument()
         reset_runtime()
         reset_faults()
+        if span_processor == "batch":
+            tracer_provider.shutdown()  # (its export thread)
 
 
-@pytest.fixture
-def telemetry(fake_provider: FakeProvider) -> Iterator[Telemetry]:
-    """OpenAI instrumented into in-memory span and metric pipelines, pointed at the fake provider."""
+@pytest.fixture(params=["simple", "batch"])
+def telemetry(fake_provider: FakeProvider, request: pytest.FixtureRequest) -> Iterator[Telemetry]:
+    """OpenAI instrumented into in-memory span and metric pipelines, pointed at the fake provider;
+    each test runs behind the SDK's simple span processor (calls end on the app's thread) and its
+    batch one (calls end at a later drain)."""
     from genai_meter.instrumentation.openai import OpenAIInstrumentor
 
-    with instrumented(OpenAIInstrumentor(), **fake_provider_settings(fake_provider)) as telemetry:
+    with instrumented(OpenAIInstrumentor(), request.param, **fake_provider_settings(fake_provider)) as telemetry:
         yield telemetry
 
 

@@ -16,7 +16,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from genai_meter import _metrics as metrics_module
 from genai_meter import names
 from genai_meter._histogram_records import HistogramRecorder
-from genai_meter._metrics import CallMetrics, _DeferredHistograms, call_metrics_for
+from genai_meter._metrics import CallMetrics, _DeferredRecords, call_metrics_for
 from genai_meter._usage import Usage
 
 
@@ -43,7 +43,7 @@ def test_queued_records_reach_the_histograms_at_collection() -> None:
     metrics, reader = _metrics()
     attrs = metrics.histogram_attributes("chat", "openai", "gpt-4o-mini", "gpt-4o-mini", "api.openai.com")
     for _ in range(3):
-        metrics.histograms.add(Usage(input_tokens=100, output_tokens=7), attrs, 0.25, None)
+        metrics.deferred.add(Usage(input_tokens=100, output_tokens=7), attrs, 0.25, None)
     assert _token_sums(reader) == {"input": 300, "output": 21}
 
 
@@ -51,15 +51,15 @@ def test_queued_records_reach_the_histograms_at_collection() -> None:
 def test_a_forked_worker_drains_its_own_queue() -> None:
     metrics, _reader = _metrics()
     attrs = metrics.histogram_attributes("chat", "openai", "m", "m", "h")
-    metrics.histograms.add(Usage(input_tokens=1, output_tokens=1), attrs, 0.1, None)  # starts the thread
+    metrics.deferred.add(Usage(input_tokens=1, output_tokens=1), attrs, 0.1, None)  # starts the thread
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: the parent's drain thread does not exist here
-        metrics.histograms.add(Usage(input_tokens=5, output_tokens=6), attrs, 0.1, None)
+        metrics.deferred.add(Usage(input_tokens=5, output_tokens=6), attrs, 0.1, None)
         deadline = time.monotonic() + 5
-        while metrics.histograms._pending and time.monotonic() < deadline:
+        while metrics.deferred._pending and time.monotonic() < deadline:
             time.sleep(0.05)
-        os.write(write_end, str(len(metrics.histograms._pending)).encode())
+        os.write(write_end, str(len(metrics.deferred._pending)).encode())
         os._exit(0)
     os.close(write_end)
     os.waitpid(pid, 0)
@@ -72,7 +72,7 @@ def test_a_collection_waits_for_the_values_a_drain_in_progress_holds(monkeypatch
     them with the daemon thread)."""
     # No background drain in this test: the shared drain thread (started by an earlier test) would
     # take the queue before the worker does.
-    monkeypatch.setattr(_DeferredHistograms, "_start", lambda self: None)
+    monkeypatch.setattr(_DeferredRecords, "_start", lambda self: None)
     metrics, reader = _metrics()
     attrs = metrics.histogram_attributes("chat", "openai", "gpt-4o-mini", "gpt-4o-mini", "api.openai.com")
     inside, release = threading.Event(), threading.Event()
@@ -85,9 +85,9 @@ def test_a_collection_waits_for_the_values_a_drain_in_progress_holds(monkeypatch
         record(self, values)
 
     monkeypatch.setattr(HistogramRecorder, "record", slow_record)
-    worker = threading.Thread(target=metrics.histograms.drain)
+    worker = threading.Thread(target=metrics.deferred.drain)
     for _ in range(3):
-        metrics.histograms.add(Usage(input_tokens=100, output_tokens=7), attrs, 0.25, None)
+        metrics.deferred.add(Usage(input_tokens=100, output_tokens=7), attrs, 0.25, None)
     worker.start()
     assert inside.wait(5)  # the worker holds all three calls' values
     threading.Timer(0.3, release.set).start()
@@ -100,35 +100,35 @@ def test_the_drain_thread_outlives_a_fault(monkeypatch: pytest.MonkeyPatch) -> N
     from genai_meter._faults import fault_counts, reset_faults
 
     reset_faults()
-    monkeypatch.setattr(_DeferredHistograms, "_INTERVAL_S", 0.02)
+    monkeypatch.setattr(_DeferredRecords, "_INTERVAL_S", 0.02)
     metrics, reader = _metrics()
     attrs = metrics.histogram_attributes("chat", "openai", "gpt-4o-mini", "gpt-4o-mini", "api.openai.com")
-    drain = _DeferredHistograms._drain
+    drain = _DeferredRecords._drain
     failed = threading.Event()
 
-    def failing_once(self: _DeferredHistograms) -> None:
+    def failing_once(self: _DeferredRecords) -> None:
         if not failed.is_set():
             failed.set()
             raise RuntimeError("surprise")
         drain(self)
 
-    monkeypatch.setattr(_DeferredHistograms, "_drain", failing_once)
-    metrics.histograms.add(Usage(input_tokens=100, output_tokens=7), attrs, 0.25, None)  # starts the thread
+    monkeypatch.setattr(_DeferredRecords, "_drain", failing_once)
+    metrics.deferred.add(Usage(input_tokens=100, output_tokens=7), attrs, 0.25, None)  # starts the thread
     assert failed.wait(5)
-    thread = metrics.histograms._thread
-    metrics.histograms.add(Usage(input_tokens=1, output_tokens=2), attrs, 0.25, None)
+    thread = metrics.deferred._thread
+    metrics.deferred.add(Usage(input_tokens=1, output_tokens=2), attrs, 0.25, None)
     deadline = time.monotonic() + 5
-    while metrics.histograms._pending and time.monotonic() < deadline:
+    while metrics.deferred._pending and time.monotonic() < deadline:
         time.sleep(0.02)
     assert thread is not None and thread.is_alive()
-    assert not metrics.histograms._pending, "a later timed drain took the queue"
+    assert not metrics.deferred._pending, "a later timed drain took the queue"
     assert fault_counts() == {"metrics.histogram": 1}
     assert _token_sums(reader) == {"input": 101, "output": 9}
     reset_faults()
 
 
 def _drain_threads() -> set[threading.Thread]:
-    return {thread for thread in threading.enumerate() if thread.name == "genai-meter-histograms"}
+    return {thread for thread in threading.enumerate() if thread.name == "genai-meter-deferred"}
 
 
 def test_one_drain_thread_for_every_meter_and_none_kept_for_a_meter_gone() -> None:
@@ -136,16 +136,16 @@ def test_one_drain_thread_for_every_meter_and_none_kept_for_a_meter_gone() -> No
     and its meter's metrics stayed registered for ever (a test suite instruments per test)."""
     kept, _reader = _metrics()  # registered throughout: the shared thread cannot end meanwhile
     attrs = kept.histogram_attributes("chat", "openai", "m", "m", "h")
-    kept.histograms.add(Usage(input_tokens=1, output_tokens=1), attrs, 0.1, None)
+    kept.deferred.add(Usage(input_tokens=1, output_tokens=1), attrs, 0.1, None)
     before = _drain_threads()
-    assert kept.histograms._thread in before
+    assert kept.deferred._thread in before
     gone = []
     for _ in range(20):
         provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
         meter = provider.get_meter("genai_meter")
         metrics = call_metrics_for(meter, label_cap=10, user_labels=True, tenant_labels=True)
         assert call_metrics_for(meter, label_cap=10, user_labels=True, tenant_labels=True) is metrics
-        metrics.histograms.add(Usage(input_tokens=1, output_tokens=1), attrs, 0.1, None)
+        metrics.deferred.add(Usage(input_tokens=1, output_tokens=1), attrs, 0.1, None)
         provider.shutdown()
         gone.append((id(meter), weakref.ref(meter), weakref.ref(metrics)))
         del provider, meter, metrics
@@ -156,13 +156,13 @@ def test_one_drain_thread_for_every_meter_and_none_kept_for_a_meter_gone() -> No
 
 
 def test_the_shared_thread_drains_every_meter(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_DeferredHistograms, "_INTERVAL_S", 0.02)
+    monkeypatch.setattr(_DeferredRecords, "_INTERVAL_S", 0.02)
     (first, first_reader), (second, second_reader) = _metrics(), _metrics()
     for metrics in (first, second):
         attrs = metrics.histogram_attributes("chat", "openai", "gpt-4o-mini", "gpt-4o-mini", "api.openai.com")
-        metrics.histograms.add(Usage(input_tokens=100, output_tokens=7), attrs, 0.25, None)
+        metrics.deferred.add(Usage(input_tokens=100, output_tokens=7), attrs, 0.25, None)
     deadline = time.monotonic() + 5
-    while (first.histograms._pending or second.histograms._pending) and time.monotonic() < deadline:
+    while (first.deferred._pending or second.deferred._pending) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not first.histograms._pending and not second.histograms._pending
+    assert not first.deferred._pending and not second.deferred._pending
     assert _token_sums(first_reader) == _token_sums(second_reader) == {"input": 100, "output": 7}

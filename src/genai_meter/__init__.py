@@ -40,13 +40,16 @@ def configure(**settings: Any) -> Config:
 
 
 def flush(timeout: float = 5.0) -> bool:
-    """Write out what is held in memory now: pending histogram records and ledger rows (a batch
-    job before it exits, a test before it reads the ledger). True when everything was written or
-    spooled within the timeout. Exit does this by itself."""
+    """Write out what is held in memory now: calls whose recording waits for the background drain,
+    pending histogram records and ledger rows (a batch job before it exits, a test before it reads
+    the ledger). True when everything was written or spooled within the timeout. Exit does this by
+    itself."""
+    from ._metrics import drain_all
     from ._runtime import get_runtime
 
     runtime = get_runtime()
-    runtime.metrics.histograms.drain()
+    runtime.metrics.deferred.drain()
+    drain_all()
     return runtime.ledger.flush(timeout) if runtime.ledger is not None else True
 
 

@@ -8,6 +8,7 @@ several ways at once (exhausted, closed, garbage-collected) and must be counted 
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from ._metrics import LabelKey
 from ._record import CallRecord, new_request_id
 from ._runtime import Runtime
 from ._span_attributes import add_span_attributes, start_client_span
+from ._span_export import endings_deferrable
 from ._usage import Usage, estimated_usage
 from .pricing import Cost, price_ids
 
@@ -75,6 +77,7 @@ class Call:
 
     __slots__ = (
         "attribution",
+        "deferrable",
         "done",
         "operation",
         "prompt_chars",
@@ -125,6 +128,8 @@ class Call:
         self.start_time = start_ns / 1e9
         self.start_ns = time.perf_counter_ns()
         self.span: Span = start_client_span(runtime.tracer, f"{operation} {request_model}", attrs, start_ns)
+        # whether `finish` may leave the recording to a drain off the app's thread (`_span_export`)
+        self.deferrable = endings_deferrable(runtime.tracer)
 
     def activate(self) -> object:
         """Make the span current for the SDK's own HTTP call (child spans nest); detach with `deactivate`."""
@@ -157,42 +162,144 @@ class Call:
         if self.done:
             return
         self.done = True
-        span = self.span
+        end_ns = time.time_ns()
+        duration_s = (time.perf_counter_ns() - self.start_ns) / 1e9
         try:
-            missing = False
-            if usage is None and error is None and output_chars is not None:
-                usage = self._estimate_missing_usage(output_chars)
-                missing = True
+            ending = self._ending(
+                end_ns,
+                duration_s,
+                usage=usage,
+                response_model=response_model,
+                response_id=response_id,
+                error=error,
+                provider_cost_usd=provider_cost_usd,
+                finish_reasons=finish_reasons,
+                output_messages=output_messages,
+                output_chars=output_chars,
+                service_tier=service_tier,
+            )
+            if self._ends_later():
+                self.runtime.metrics.deferred.defer(ending)
+                return
+        except Exception as fault:
+            record_fault("call.finish", fault)
+            self.span.end(end_ns)
+            return
+        ending()
+
+    def finish_reading(self, read: Callable[[], dict[str, Any]]) -> None:
+        """`finish(**read())`, with `read` called where the call's ending is made: off the app's
+        thread where it may be. For what only genai-meter holds and nothing changes once the call
+        ended (a stream meter's state), so that reading it later reads the same."""
+        if self.done:
+            return
+        self.done = True
+        end_ns = time.time_ns()
+        duration_s = (time.perf_counter_ns() - self.start_ns) / 1e9
+
+        def ending() -> None:
+            try:
+                made = self._ending(end_ns, duration_s, **read())
+            except Exception as fault:
+                record_fault("call.finish", fault)
+                made = self._ending(end_ns, duration_s, usage=None)
+            made()
+
+        try:
+            if self._ends_later():
+                self.runtime.metrics.deferred.defer(ending)
+                return
+        except Exception as fault:
+            record_fault("call.finish", fault)
+        ending()
+
+    def _ends_later(self) -> bool:
+        # A budget's settle is seen by the next call's check: never deferred.
+        return self.deferrable and self.reservation is None
+
+    def _ending(
+        self,
+        end_ns: int,
+        duration_s: float,
+        *,
+        usage: Usage | None,
+        response_model: str | None = None,
+        response_id: str | None = None,
+        error: BaseException | None = None,
+        provider_cost_usd: float | None = None,
+        finish_reasons: tuple[str, ...] | None = None,
+        output_messages: str | None = None,
+        output_chars: int | None = None,
+        service_tier: str | None = None,
+    ) -> Callable[[], None]:
+        """The call's ending, ready to run (`finish`'s arguments read, the error by its type only)."""
+        missing = False
+        if usage is None and error is None and output_chars is not None:
+            usage = self._estimate_missing_usage(output_chars)
+            missing = True
+        self.prompt_chars = None  # (it holds the request's prompt)
+        return functools.partial(
+            self._end,
+            usage,
+            response_model,
+            response_id,
+            type(error).__qualname__ if error is not None else None,
+            provider_cost_usd,
+            finish_reasons,
+            output_messages,
+            service_tier,
+            missing,
+            duration_s,
+            end_ns,
+        )
+
+    def _end(
+        self,
+        usage: Usage | None,
+        response_model: str | None,
+        response_id: str | None,
+        error_type: str | None,
+        provider_cost_usd: float | None,
+        finish_reasons: tuple[str, ...] | None,
+        output_messages: str | None,
+        service_tier: str | None,
+        usage_missing: bool,
+        duration_s: float,
+        end_ns: int,
+    ) -> None:
+        """Record the ended call and end its span, on the app's thread or a later drain; never raises."""
+        try:
             self._record(
                 usage,
                 response_model,
                 response_id,
-                error,
+                error_type,
                 provider_cost_usd,
                 finish_reasons,
                 output_messages,
                 service_tier,
-                missing,
+                usage_missing,
+                duration_s,
             )
         except Exception as fault:
             record_fault("call.finish", fault)
         finally:
-            span.end()
+            self.span.end(end_ns)
 
     def _record(
         self,
         usage: Usage | None,
         response_model: str | None,
         response_id: str | None,
-        error: BaseException | None,
+        error_type: str | None,
         provider_cost_usd: float | None,
         finish_reasons: tuple[str, ...] | None,
         output_messages: str | None,
         service_tier: str | None,
         usage_missing: bool,
+        duration_s: float,
     ) -> None:
         runtime = self.runtime
-        duration_s = (time.perf_counter_ns() - self.start_ns) / 1e9
         span = self.span
         # Read from the provider's answer: only text is a model or an id (a number would become a
         # span attribute of another type and a metric label no dashboard matches).
@@ -200,7 +307,6 @@ class Call:
             response_model = None
         if type(response_id) is not str:
             response_id = None
-        error_type = type(error).__qualname__ if error is not None else None
         model_for_price, other_model = price_ids(self.provider, self.request_model, response_model)
 
         cost: Cost | None = None
@@ -220,7 +326,7 @@ class Call:
                 else:
                     cost = pricing.cost(usage, self.start_time, service_tier)
 
-        if error is not None:
+        if error_type is not None:
             outcome = names.OUTCOME_ERROR
         elif not priced:
             outcome = names.OUTCOME_UNPRICED

@@ -24,7 +24,7 @@ far (1.45.1 keeps every aggregation; 1.45.2 drops them at delta collections, und
 The public `record` is used instead, for all values, when anything differs: another SDK or an older
 one without these internals, a view that keeps only some attribute keys, an exemplar filter that
 may sample (always-on, or a custom one; the trace-based filter never samples here, because a
-record carries no span context, see `_metrics._DeferredHistograms`), a disabled meter, a value
+record carries no span context, see `_metrics._DeferredRecords`), a disabled meter, a value
 that is negative or not finite (the SDK's warnings), or any surprise in these internals (counted as
 a fault once, and the public path kept from then on). Tests compare what both paths export.
 """

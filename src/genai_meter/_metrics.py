@@ -133,17 +133,22 @@ class _Sums:
             return len(self._values)
 
 
-class _DeferredHistograms:
-    """The semconv histogram records of each call, made off the call path.
+class _DeferredRecords:
+    """What a call records after its answer reached the app, done off the app's thread.
 
-    A synchronous histogram record costs ~13 µs in the OTel SDK (attribute cleaning, hashing,
-    locking), three per call. The call only queues them (a deque append); they are recorded into
-    the very same OTel histograms every half second by one daemon thread shared by all meters
-    (`_drain_queues`) and at every metric collection (an observable callback runs first), so
-    exported data is the same, through
-    `HistogramRecorder` (which skips the SDK's second cleaning where it can). No span context is
-    kept with a record: the SDK's exemplar reservoirs would hold each call's span (and all it
-    references) until the next collection, memory that grows with the call rate (seen in the soak).
+    Two queues, drained in this order every half second by one daemon thread shared by all meters
+    (`_drain_queues`), at every metric collection (an observable callback runs first), at
+    `genai_meter.flush()`, and when the tracer provider is flushed or shut down (`_span_export`):
+
+    - whole call endings (`defer`): pricing, span attributes and end, metric sums, ledger row, ~40 %
+      of what metering costs a call, made once the SDK has handed the app its answer. Only where
+      nothing observable waits for them (`Call.finish` says when), so exported data is the same;
+    - the semconv histogram records (`add`). A synchronous histogram record costs ~13 µs in the
+      OTel SDK (attribute cleaning, hashing, locking), three per call; they are recorded into the
+      very same OTel histograms through `HistogramRecorder` (which skips the SDK's second cleaning
+      where it can). No span context is kept with a record: the SDK's exemplar reservoirs would
+      hold each call's span (and all it references) until the next collection, memory that grows
+      with the call rate (seen in the soak).
     """
 
     _INTERVAL_S = 0.5
@@ -153,6 +158,7 @@ class _DeferredHistograms:
         self.token_usage = HistogramRecorder(token_usage)
         self.duration = HistogramRecorder(duration)
         self._pending: deque[tuple[Any, ...]] = deque()
+        self._endings: deque[Callable[[], None]] = deque()
         # a duration mapping -> {error type: it with the error type}: reused, so a failing model's
         # records share one mapping and its hashed key
         self._error_attrs: IdentityCache[dict[str, dict[str, str]]] = IdentityCache(self._MAX_ERROR_ATTRS)
@@ -160,12 +166,21 @@ class _DeferredHistograms:
         # One drain at a time: a drain takes the whole queue before recording it, and a collection
         # (or `flush`) must not find the queue empty while the thread still holds those values.
         self._draining = threading.Lock()
-        reset_in_child(self, _DeferredHistograms._after_fork)
+        reset_in_child(self, _DeferredRecords._after_fork)
 
     def _after_fork(self) -> None:
-        # A forked worker (gunicorn, multiprocessing) has no copy of the thread: its next call starts one.
+        # A forked worker (gunicorn, multiprocessing) has no copy of the thread: its next call starts
+        # one. What was queued is the parent's calls, which the parent records: not again here.
         self._thread = None
         self._draining = threading.Lock()
+        self._pending = deque()
+        self._endings = deque()
+
+    def defer(self, ending: Callable[[], None]) -> None:
+        """Run `ending` (which must not raise) at the next drain."""
+        self._endings.append(ending)
+        if self._thread is None:
+            self._start()
 
     def add(
         self,
@@ -186,6 +201,13 @@ class _DeferredHistograms:
             self._drain()
 
     def _drain(self) -> None:
+        endings = self._endings
+        while True:  # first: their histogram values join this drain's
+            try:
+                ending = endings.popleft()
+            except IndexError:
+                break
+            ending()
         pending = self._pending
         tokens: list[tuple[float, dict[str, str]]] = []
         durations: list[tuple[float, dict[str, str]]] = []
@@ -215,19 +237,19 @@ class _DeferredHistograms:
 
 # The drain thread: one for every queue (one per meter). It holds the queues weakly, so a meter's
 # metrics that are no longer used are freed, and ends once none is left; the next queue starts one.
-_queues: weakref.WeakSet[_DeferredHistograms] = weakref.WeakSet()
+_queues: weakref.WeakSet[_DeferredRecords] = weakref.WeakSet()
 _drain_thread: threading.Thread | None = None
 _drain_lock = threading.Lock()  # `_queues` and `_drain_thread`
 _wake = threading.Event()
 
 
-def _drained_in_background(queue: _DeferredHistograms) -> threading.Thread:
+def _drained_in_background(queue: _DeferredRecords) -> threading.Thread:
     """Add `queue` to those the drain thread drains (starting it if none runs); the thread."""
     global _drain_thread
     with _drain_lock:
         _queues.add(queue)
         if _drain_thread is None:
-            _drain_thread = threading.Thread(target=_drain_queues, name="genai-meter-histograms", daemon=True)
+            _drain_thread = threading.Thread(target=_drain_queues, name="genai-meter-deferred", daemon=True)
             _drain_thread.start()
         else:
             _wake.set()  # (the interval is read again: tests change it)
@@ -237,7 +259,7 @@ def _drained_in_background(queue: _DeferredHistograms) -> threading.Thread:
 def _drain_queues() -> None:
     global _drain_thread
     while True:
-        _wake.wait(_DeferredHistograms._INTERVAL_S)
+        _wake.wait(_DeferredRecords._INTERVAL_S)
         _wake.clear()
         with _drain_lock:
             if not _queues:
@@ -249,7 +271,14 @@ def _drain_queues() -> None:
         del queues
 
 
-def _drain_each(queues: list[_DeferredHistograms]) -> None:
+def drain_all() -> None:
+    """Record now what every meter has deferred (the tracer provider is flushed or shut down)."""
+    with _drain_lock:
+        queues = list(_queues)
+    _drain_each(queues)
+
+
+def _drain_each(queues: list[_DeferredRecords]) -> None:
     for queue in queues:
         try:
             queue.drain()
@@ -311,9 +340,15 @@ class CallMetrics:
             description=names.OPERATION_DURATION.description,
             explicit_bucket_boundaries_advisory=list(names.OPERATION_DURATION_BUCKETS),
         )
-        self.histograms = _DeferredHistograms(self.token_usage, self.duration)
+        self.deferred = _DeferredRecords(self.token_usage, self.duration)
+        # The first observable callback of a collection: what is deferred is recorded before any is read.
+        meter.create_observable_counter(
+            names.COST.otel_name,
+            callbacks=[self._observe_cost],
+            unit=names.COST.unit,
+            description=names.COST.description,
+        )
         for metric, sums in (
-            (names.COST, self.cost),
             (names.TOKENS, self.tokens),
             (names.REQUESTS, self.requests),
             (names.UNPRICED_CALLS, self.unpriced),
@@ -359,10 +394,13 @@ class CallMetrics:
         except Exception:
             return []
 
+    def _observe_cost(self, options: CallbackOptions) -> Iterable[Observation]:
+        # Collection starts with the observable callbacks, this one first: the call endings and
+        # histogram records still pending are recorded now, before the SDK reads any of them.
+        self.deferred.drain()
+        return self.cost.observe(options)
+
     def _observe_faults(self, _options: CallbackOptions) -> Iterable[Observation]:
-        # Collection starts with the observable callbacks: the histogram records still pending go
-        # into the histograms now, before the SDK reads them.
-        self.histograms.drain()
         return [Observation(count, {names.LABEL_FAULT: where}) for where, count in fault_counts().items()]
 
     def label_key(
@@ -435,7 +473,7 @@ class CallMetrics:
             self.cost.add(key, cost_usd)
         elif outcome == names.OUTCOME_UNPRICED:
             self.unpriced.add((key[0], key[1]), 1)
-        self.histograms.add(usage, histogram_attrs, duration_s, error_type)
+        self.deferred.add(usage, histogram_attrs, duration_s, error_type)
 
     def record_blocked(self, key: LabelKey) -> None:
         self.requests.add((*key, names.OUTCOME_BLOCKED), 1)

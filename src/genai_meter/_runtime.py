@@ -26,7 +26,7 @@ from ._attribution import Pseudonymizer
 from ._config import Config, ConfigError, load_config, load_config_leniently
 from ._faults import record_fault
 from ._fork import new_lock_in_child
-from ._metrics import call_metrics_for
+from ._metrics import call_metrics_for, drain_all
 from ._version import __version__
 from .pricing import PriceBook, PricingError
 
@@ -141,9 +141,11 @@ class Runtime:
             return None
         from .ledger import LedgerWriter, default_ledger_url
 
-        return LedgerWriter(
+        writer = LedgerWriter(
             config.ledger_url or default_ledger_url(), metadata_keys=config.ledger_metadata_keys or None
         )
+        writer.before_flush = drain_all
+        return writer
 
     def warn_unpriced(self, provider: str, model: str) -> None:
         key = (provider, model)
@@ -157,6 +159,10 @@ class Runtime:
             )
 
     def close(self) -> None:
+        try:  # calls that ended before: their ledger rows go to this ledger, before it closes
+            self.metrics.deferred.drain()
+        except Exception as error:
+            record_fault("runtime.close", error)
         for part in (self.ledger, self.guard):
             if part is not None:
                 try:

@@ -8,6 +8,7 @@ time, and every single cut point).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -25,6 +26,9 @@ class _Call:
 
     def finish(self, **outcome: Any) -> None:
         self.finished.append(outcome)
+
+    def finish_reading(self, read: Callable[[], dict[str, Any]]) -> None:
+        self.finish(**read())
 
 
 def _body(newline: str, spaced: bool, comment: bool) -> tuple[bytes, bytes]:

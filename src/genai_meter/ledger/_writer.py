@@ -26,7 +26,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 from .._fork import reset_in_child
@@ -109,6 +109,9 @@ class LedgerWriter:
         self._late_lock = threading.Lock()
         self._mp_watched = False
         self._mp_finalizer: object = None
+        # What makes rows submitted that are only due: the calls genai-meter ended off the app's
+        # thread and has not recorded yet (set by the runtime); run first by `flush`.
+        self.before_flush: Callable[[], None] | None = None
         self._start()
         reset_in_child(self, LedgerWriter._after_fork)
         atexit.register(self._close_at_exit)
@@ -161,7 +164,10 @@ class LedgerWriter:
 
     # --- flush / close -----------------------------------------------------------------------------
     def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until everything submitted so far is in the database or the spool; False on timeout."""
+        """Wait until everything submitted so far (and due, see `before_flush`) is in the database or
+        the spool; False on timeout."""
+        if self.before_flush is not None:
+            self.before_flush()
         if not self._thread.is_alive():
             return not self._queue
         marker = _Marker()

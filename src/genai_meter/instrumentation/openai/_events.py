@@ -195,6 +195,11 @@ class ChatEventMeter(ByteMeter):
         return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + self.separator
 
     def finish(self, error: BaseException | None) -> None:
+        # Read where the call's ending is made (off the app's thread where it may be): what is
+        # read is this meter's own, unchanged once the stream ended.
+        self.call.finish_reading(functools.partial(self._outcome, error))
+
+    def _outcome(self, error: BaseException | None) -> dict[str, Any]:
         usage_payload = self.usage_payload
         raw_usage = usage_payload.get("usage") if usage_payload is not None else None
         usage, cost = with_reported_cost(openai_chat_usage(raw_usage), raw_usage)
@@ -204,15 +209,15 @@ class ChatEventMeter(ByteMeter):
             usage = stream_estimate(self.prompt_chars(), self.text_events)
         ids = usage_payload if usage_payload is not None else event_json(self.first_event or b"")
         ids = ids if isinstance(ids, dict) else {}
-        self.call.finish(
-            usage=usage,
-            response_model=ids.get("model"),
-            response_id=ids.get("id"),
-            error=error,
-            provider_cost_usd=cost,
-            finish_reasons=self._finish_reasons(),
-            service_tier=text(ids.get("service_tier")),
-        )
+        return {
+            "usage": usage,
+            "response_model": ids.get("model"),
+            "response_id": ids.get("id"),
+            "error": error,
+            "provider_cost_usd": cost,
+            "finish_reasons": self._finish_reasons(),
+            "service_tier": text(ids.get("service_tier")),
+        }
 
     def _finish_reasons(self) -> tuple[str, ...] | None:
         """One finish reason per choice, in the choices' order. One finish event (one choice, the
