@@ -14,11 +14,12 @@ from genai_meter.fake_provider import FakeProvider
 from ..conftest import Telemetry, instrumented
 
 
-@pytest.fixture
-def telemetry(fake_provider: FakeProvider) -> Iterator[Telemetry]:
+@pytest.fixture(params=["simple", "batch"])
+def telemetry(fake_provider: FakeProvider, request: pytest.FixtureRequest) -> Iterator[Telemetry]:
+    """Behind the SDK's simple span processor and its batch one (calls end at a later drain)."""
     from genai_meter.instrumentation.google_genai import GoogleGenAIInstrumentor
 
-    with instrumented(GoogleGenAIInstrumentor(), ledger_url="off") as telemetry:
+    with instrumented(GoogleGenAIInstrumentor(), request.param, ledger_url="off") as telemetry:
         yield telemetry
 
 

@@ -70,7 +70,13 @@ class TextStreamObserver(StreamObserver):
     def end_call(
         self, usage: Usage | None, error: BaseException | None, *, output_incomplete: bool = False, **details: Any
     ) -> None:
-        """End the call with the usage read, or an estimate (marked as one) when there was none.
+        """End the call with the usage read, or an estimate (marked as one) when there was none."""
+        self.call.finish(**self.outcome(usage, error, output_incomplete=output_incomplete, **details))
+
+    def outcome(
+        self, usage: Usage | None, error: BaseException | None, *, output_incomplete: bool = False, **details: Any
+    ) -> dict[str, Any]:
+        """`Call.finish`'s arguments: the usage read, or an estimate (marked as one) when there was none.
 
         `output_incomplete`: the stream ended before the provider's final counts, so the output read
         is partial (a placeholder, or none): it becomes the larger of that and an estimate from the
@@ -83,13 +89,13 @@ class TextStreamObserver(StreamObserver):
         elif output_incomplete:
             output = max(usage.output_tokens, estimate_tokens(self.chars))
             usage = dataclasses.replace(usage, output_tokens=output, estimated=True)
-        self.call.finish(
-            usage=usage,
-            response_model=self.model,
-            response_id=self.response_id,
-            error=error,
+        return {
+            "usage": usage,
+            "response_model": self.model,
+            "response_id": self.response_id,
+            "error": error,
             **details,
-        )
+        }
 
 
 class StreamEnd:

@@ -13,6 +13,7 @@ cut to its input.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from typing import Any
@@ -124,7 +125,12 @@ class MessageStreamObserver(TextStreamObserver):
         return False
 
     def finish(self, error: BaseException | None) -> None:
-        self.end_call(
+        # Read where the call's ending is made (off the app's thread where it may be): all of it is
+        # this observer's own (the usage merged into its dict, text), unchanged once the stream ended.
+        self.call.finish_reading(functools.partial(self._outcome, error))
+
+    def _outcome(self, error: BaseException | None) -> dict[str, Any]:
+        return self.outcome(
             anthropic_usage(self.usage) if "input_tokens" in self.usage else None,
             error,
             output_incomplete=not self.final_usage,
