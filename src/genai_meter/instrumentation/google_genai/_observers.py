@@ -28,6 +28,9 @@ def _reasons(response: Any) -> tuple[str, ...] | None:
     return tuple(reasons) or None
 
 
+_UNCOUNTED_LIMIT = 256  # chunks of a stream held for their text's length (see `GenerateStreamObserver`)
+
+
 def _text_chars(response: Any) -> int:
     total = 0
     for candidate in getattr(response, "candidates", None) or ():
@@ -88,12 +91,16 @@ def _response_outcome(metadata: Any, model: Any, response_id: Any, response: Any
 class GenerateStreamObserver(TextStreamObserver):
     """`GenerateContentResponse` chunks: the last `usage_metadata` seen is the request's usage."""
 
-    __slots__ = ("last", "metadata")
+    __slots__ = ("last", "metadata", "uncounted")
 
     def __init__(self, call: Call, prompt_chars: Callable[[], int]) -> None:
         super().__init__(call, prompt_chars)
         self.metadata: Any = None
         self.last: Any = None
+        # Chunks whose text is measured only if the stream's final counts never come (an estimate
+        # needs it); past `_UNCOUNTED_LIMIT` they are measured at once, so a long stream keeps no
+        # more than that many alive.
+        self.uncounted: list[Any] = []
 
     def observe(self, item: Any) -> bool:
         # Per chunk only what accumulates (usage, text length); ids from the first chunk and finish
@@ -106,8 +113,16 @@ class GenerateStreamObserver(TextStreamObserver):
         if metadata is not None:
             self.metadata = metadata
         # The text's length, for an estimate of the output should the last chunk's counts never come.
-        self.chars += _text_chars(item)
+        uncounted = self.uncounted
+        uncounted.append(item)
+        if len(uncounted) > _UNCOUNTED_LIMIT:
+            self._count_uncounted()
         return False
+
+    def _count_uncounted(self) -> None:
+        for chunk in self.uncounted:
+            self.chars += _text_chars(chunk)
+        self.uncounted = []
 
     def received(self) -> bool:
         return self.last is not None  # a chunk may carry neither id nor model nor text
@@ -115,12 +130,13 @@ class GenerateStreamObserver(TextStreamObserver):
     def finish(self, error: BaseException | None) -> None:
         last = self.last
         reasons = _reasons(last) if last is not None else None
-        self.end_call(
-            gemini_usage(self.metadata),
-            error,
-            # no finish reason and no output count: not the last chunk (a blocked prompt has no output)
-            output_incomplete=reasons is None
+        usage = gemini_usage(self.metadata)
+        # no finish reason and no output count: not the last chunk (a blocked prompt has no output)
+        output_incomplete = (
+            reasons is None
             and field(self.metadata, "candidates_token_count") is None
-            and getattr(last, "prompt_feedback", None) is None,
-            finish_reasons=reasons,
+            and getattr(last, "prompt_feedback", None) is None
         )
+        if usage is None or output_incomplete:  # (an estimate: the text's length is needed)
+            self._count_uncounted()
+        self.end_call(usage, error, output_incomplete=output_incomplete, finish_reasons=reasons)
