@@ -289,8 +289,13 @@ def _one_process(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     return rows
 
 
-def _counted_child(label: str, metered: bool, calls: int) -> None:
-    """Inside valgrind: warm up, then switch callgrind's instrumentation on for `calls` calls."""
+def _counted_child(label: str, mode: str, calls: int) -> None:
+    """Inside valgrind: warm up, then switch callgrind's instrumentation on for `calls` calls.
+
+    `mode` "call-path" is metered with the calls only in the count: what the app's thread runs (the
+    endings genai-meter defers and the histogram records are left out); "metered" counts the metric
+    collection after the calls too, which makes what was deferred: all the work metering adds."""
+    metered = mode != "bare"
     # Exports only when asked, so the export thread's timing does not change the count; the same
     # for genai-meter's histogram records (see `drain_at_collection`).
     tracer_provider, meter_provider, reader = _global_providers(schedule_delay_millis=3_600_000)
@@ -305,11 +310,11 @@ def _counted_child(label: str, metered: bool, calls: int) -> None:
     with counted():
         for _ in range(calls):
             scenario.call(scenario.client)
-        reader.get_metrics_data()  # records the histogram values the calls queued
+        if mode != "call-path":
+            reader.get_metrics_data()  # makes the endings and histogram values the calls deferred
 
 
-def _instructions_per_call(label: str, metered: bool, calls: int) -> float:
-    mode = "metered" if metered else "bare"
+def _instructions_per_call(label: str, mode: str, calls: int) -> float:
     child = [sys.executable, __file__, "--counted-child", label, mode, "--calls", str(calls)]
     return instructions_per_call(child, calls)
 
@@ -318,15 +323,17 @@ def count_instructions(args: argparse.Namespace) -> None:
     labels = [scenario.label for scenario in scenarios(record_bodies(), args.only)]
     print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}; "
           f"callgrind instruction counts over {args.calls} calls after 50 warm-up calls")
-    print(f"{'scenario':38s} {'bare':>12s} {'metered':>12s} {'overhead':>10s} {'of bare':>8s}  (instructions per call)")
-    # Counts do not depend on what else runs: both sides of a scenario run at once, one per core.
+    print(f"{'scenario':38s} {'bare':>12s} {'metered':>12s} {'overhead':>10s} {'of bare':>8s} {'call path':>10s}"
+          "  (instructions per call)")
+    # Counts do not depend on what else runs: two children at once, one per core.
+    modes = ("bare", "metered", "call-path")
     with ThreadPoolExecutor(max_workers=2) as pool:
-        counts = {(label, metered): pool.submit(_instructions_per_call, label, metered, args.calls)
-                  for label in labels for metered in (False, True)}
+        counts = {(label, mode): pool.submit(_instructions_per_call, label, mode, args.calls)
+                  for label in labels for mode in modes}
     for label in labels:
-        bare, metered = counts[label, False].result(), counts[label, True].result()
-        print(f"{label:38s} {bare:12,.0f} {metered:12,.0f} {metered - bare:10,.0f} {(metered - bare) / bare:8.1%}",
-              flush=True)
+        bare, metered, path = (counts[label, mode].result() for mode in modes)
+        print(f"{label:38s} {bare:12,.0f} {metered:12,.0f} {metered - bare:10,.0f} {(metered - bare) / bare:8.1%} "
+              f"{path - bare:10,.0f}", flush=True)
 
 
 def main() -> None:
@@ -341,7 +348,7 @@ def main() -> None:
     parser.add_argument("--counted-child", nargs=2, metavar=("LABEL", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.counted_child:
-        _counted_child(args.counted_child[0], args.counted_child[1] == "metered", args.calls)
+        _counted_child(args.counted_child[0], args.counted_child[1], args.calls)
         return
     if args.instructions:
         count_instructions(args)
