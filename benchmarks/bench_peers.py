@@ -435,8 +435,11 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, started: flo
     return "\n".join(lines), verdict
 
 
-def count_contestant(name: str, workload: str, calls: int, warmup: int) -> None:
-    """Inside valgrind: warm up, then count `calls` calls."""
+def count_contestant(name: str, workload: str, calls: int, warmup: int, call_path: bool = False) -> None:
+    """Inside valgrind: warm up, then count `calls` calls, with the span export and a metric
+    collection (all the work a tool adds), or without them (`call_path`: what the app's thread runs;
+    the batch processor exports from its own thread, and genai-meter makes its deferred call endings
+    at the collection)."""
     sys.path.insert(0, str(PEERS))
     from contestants import pipeline, switch_on
     from workloads import workloads
@@ -452,13 +455,14 @@ def count_contestant(name: str, workload: str, calls: int, warmup: int) -> None:
     with counted():
         for _ in range(calls):
             call(client)
-        pipe.tracer_provider.force_flush()
-        pipe.reader.get_metrics_data()
+        if not call_path:
+            pipe.tracer_provider.force_flush()
+            pipe.reader.get_metrics_data()
 
 
-def _instructions(name: str, workload: str, calls: int, warmup: int) -> float:
+def _instructions(name: str, workload: str, calls: int, warmup: int, call_path: bool) -> float:
     child = [sys.executable, str(Path(__file__).resolve()), "--inner", "--count", name, workload,
-             "--calls", str(calls), "--warmup", str(warmup)]
+             "--calls", str(calls), "--warmup", str(warmup), *(["--call-path"] if call_path else [])]
     return instructions_per_call(child, calls)
 
 
@@ -472,9 +476,12 @@ def drive_instructions(args: argparse.Namespace) -> int:
     calls = 20 if args.quick else 60
     jobs = [(name, workload) for name, (_packages, sdks) in CONTESTANTS.items() for workload in WORKLOAD_LABELS
             if workload.split(".")[0] in sdks]
-    print(f"machine: {_machine()}; callgrind, {calls} calls after 30 warm-up calls per workload", flush=True)
+    what = "the call path only (no span export or metric collection counted)" if args.call_path else (
+        "span export and a metric collection counted")
+    print(f"machine: {_machine()}; callgrind, {calls} calls after 30 warm-up calls per workload; {what}", flush=True)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        counts = dict(zip(jobs, pool.map(lambda job: _instructions(*job, calls, 30), jobs), strict=True))
+        counts = dict(zip(jobs, pool.map(lambda job: _instructions(*job, calls, 30, args.call_path), jobs),
+                          strict=True))
     lines = ["| contestant | " + " | ".join(WORKLOAD_LABELS.values()) + " |",
              "| --- |" + " ---: |" * len(WORKLOAD_LABELS)]
     for name in CONTESTANTS:
@@ -545,9 +552,11 @@ def main() -> int:
     parser.add_argument("--contestant", help=argparse.SUPPRESS)
     parser.add_argument("--instructions", action="store_true", help="count instructions under callgrind instead")
     parser.add_argument("--count", nargs=2, metavar=("CONTESTANT", "WORKLOAD"), help=argparse.SUPPRESS)
+    parser.add_argument("--call-path", action="store_true",
+                        help="with --instructions: count the calls only (what the app's thread runs)")
     args = parser.parse_args()
     if args.count:
-        count_contestant(args.count[0], args.count[1], args.calls, args.warmup)
+        count_contestant(args.count[0], args.count[1], args.calls, args.warmup, args.call_path)
         return 0
     if args.quick:
         args.rounds, args.calls, args.stream_calls, args.warmup = 2, 300, 150, 30
