@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -70,6 +70,21 @@ def _add_threshold_events(span: Span, events: Iterable[ThresholdEvent]) -> None:
                 names.BUDGET_THRESHOLD_ATTR: event.threshold_percent,
             },
         )
+
+
+class _Outcome(NamedTuple):
+    """What an ended call records (`Call._record`), read from its answer; the error by its type only."""
+
+    usage: Usage | None
+    response_model: str | None
+    response_id: str | None
+    error_type: str | None
+    provider_cost_usd: float | None
+    finish_reasons: tuple[str, ...] | None
+    output_messages: str | None
+    service_tier: str | None
+    usage_missing: bool
+    duration_s: float
 
 
 class Call:
@@ -239,8 +254,7 @@ class Call:
             usage = self._estimate_missing_usage(output_chars)
             missing = True
         self.prompt_chars = None  # (it holds the request's prompt)
-        return functools.partial(
-            self._end,
+        outcome = _Outcome(
             usage,
             response_model,
             response_id,
@@ -251,55 +265,31 @@ class Call:
             service_tier,
             missing,
             duration_s,
-            end_ns,
         )
+        return functools.partial(self._end, outcome, end_ns)
 
-    def _end(
-        self,
-        usage: Usage | None,
-        response_model: str | None,
-        response_id: str | None,
-        error_type: str | None,
-        provider_cost_usd: float | None,
-        finish_reasons: tuple[str, ...] | None,
-        output_messages: str | None,
-        service_tier: str | None,
-        usage_missing: bool,
-        duration_s: float,
-        end_ns: int,
-    ) -> None:
+    def _end(self, outcome: _Outcome, end_ns: int) -> None:
         """Record the ended call and end its span, on the app's thread or a later drain; never raises."""
         try:
-            self._record(
-                usage,
-                response_model,
-                response_id,
-                error_type,
-                provider_cost_usd,
-                finish_reasons,
-                output_messages,
-                service_tier,
-                usage_missing,
-                duration_s,
-            )
+            self._record(outcome)
         except Exception as fault:
             record_fault("call.finish", fault)
         finally:
             self.span.end(end_ns)
 
-    def _record(
-        self,
-        usage: Usage | None,
-        response_model: str | None,
-        response_id: str | None,
-        error_type: str | None,
-        provider_cost_usd: float | None,
-        finish_reasons: tuple[str, ...] | None,
-        output_messages: str | None,
-        service_tier: str | None,
-        usage_missing: bool,
-        duration_s: float,
-    ) -> None:
+    def _record(self, ended: _Outcome) -> None:
+        (
+            usage,
+            response_model,
+            response_id,
+            error_type,
+            provider_cost_usd,
+            finish_reasons,
+            output_messages,
+            service_tier,
+            usage_missing,
+            duration_s,
+        ) = ended
         runtime = self.runtime
         span = self.span
         # Read from the provider's answer: only text is a model or an id (a number would become a
