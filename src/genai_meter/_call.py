@@ -204,9 +204,8 @@ class Call:
 
     def finish_reading(self, read: Callable[[], dict[str, Any]]) -> None:
         """`finish(**read())`, with `read` called where the call's ending is made: off the app's
-        thread where it may be. For what nothing changes once the call ended, so that reading it
-        later reads the same: a stream meter's own state, a response's usage object and finish
-        reasons (never its text, which an app may edit once it has the answer: that is read at once)."""
+        thread where it may be. For what only genai-meter holds and nothing changes once the call
+        ended (a stream meter's state), so that reading it later reads the same."""
         if self.done:
             return
         self.done = True

@@ -61,43 +61,19 @@ def _content_chars(message: Any) -> int:
 def finish_message(call: Call, message: Any, error: BaseException | None = None) -> None:
     """A whole `Message` (also `ParsedMessage`, `BetaMessage`), and the SDK's `error` when it raised
     after receiving it. Without usage the call's tokens are estimated from the text (the response's
-    is measured only then, at once: an app may edit the text it got). The usage object is read where
-    the call's ending is made (off the app's thread where it may be: `Call.finish_reading`)."""
+    is measured only then)."""
     stop = getattr(message, "stop_reason", None)
     raw_usage = getattr(message, "usage", None)
-    outcome = functools.partial(
-        _message_outcome,
-        raw_usage,
-        getattr(message, "model", None),
-        getattr(message, "id", None),
-        (str(stop),) if stop else None,
-        message,
-        error,
-    )
-    if raw_usage is None:
-        call.finish(**outcome())
-    else:
-        call.finish_reading(outcome)
-
-
-def _message_outcome(
-    raw_usage: Any,
-    model: Any,
-    response_id: Any,
-    finish_reasons: tuple[str, ...] | None,
-    message: Any,
-    error: BaseException | None,
-) -> dict[str, Any]:
     usage = anthropic_usage(raw_usage)
-    return {
-        "usage": usage,
-        "response_model": model,
-        "response_id": response_id,
-        "error": error,
-        "finish_reasons": finish_reasons,
-        "output_chars": _content_chars(message) if usage is None else None,
-        "service_tier": service_tier(raw_usage),
-    }
+    call.finish(
+        usage=usage,
+        response_model=getattr(message, "model", None),
+        response_id=getattr(message, "id", None),
+        error=error,
+        finish_reasons=(str(stop),) if stop else None,
+        output_chars=_content_chars(message) if usage is None else None,
+        service_tier=service_tier(raw_usage),
+    )
 
 
 def _merge(into: dict[str, Any], usage: Any) -> None:

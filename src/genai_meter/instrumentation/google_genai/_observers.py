@@ -8,7 +8,6 @@ then estimated from the text streamed so far, and the usage marked estimated.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable
 from typing import Any
@@ -57,35 +56,19 @@ def _from_http_body(response: Any) -> Any:
 
 def finish_response(call: Call, response: Any) -> None:
     """A whole `GenerateContentResponse`. Without `usage_metadata` the call's tokens are estimated
-    from the text (the response's is measured only then, at once: an app may edit the text it got).
-    The usage metadata and finish reasons are read where the call's ending is made (off the app's
-    thread where it may be: `Call.finish_reading`)."""
+    from the text (the response's is measured only then)."""
     metadata = getattr(response, "usage_metadata", None)
     if metadata is None:
         response = _from_http_body(response) or response
         metadata = getattr(response, "usage_metadata", None)
-    outcome = functools.partial(
-        _response_outcome,
-        metadata,
-        getattr(response, "model_version", None),
-        getattr(response, "response_id", None),
-        response,
-    )
-    if metadata is None:
-        call.finish(**outcome())
-    else:
-        call.finish_reading(outcome)
-
-
-def _response_outcome(metadata: Any, model: Any, response_id: Any, response: Any) -> dict[str, Any]:
     usage = gemini_usage(metadata)
-    return {
-        "usage": usage,
-        "response_model": model,
-        "response_id": response_id,
-        "finish_reasons": _reasons(response),
-        "output_chars": _text_chars(response) if usage is None else None,
-    }
+    call.finish(
+        usage=usage,
+        response_model=getattr(response, "model_version", None),
+        response_id=getattr(response, "response_id", None),
+        finish_reasons=_reasons(response),
+        output_chars=_text_chars(response) if usage is None else None,
+    )
 
 
 class GenerateStreamObserver(TextStreamObserver):

@@ -12,7 +12,6 @@ cost that is not an amount is not used, and the service tier it was served at pr
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 from collections.abc import Callable
@@ -102,50 +101,21 @@ def _output_messages(call: Call, choices: Any) -> str | None:
 
 def finish_chat(call: Call, completion: Any, error: BaseException | None = None) -> None:
     """A whole ChatCompletion (also ParsedChatCompletion, legacy Completion); `error` when the SDK
-    raised after receiving it (structured output it could not parse).
-
-    The usage object and the finish reasons are read where the call's ending is made (off the app's
-    thread where it may be: `Call.finish_reading`); the text, which an app may edit once it has the
-    answer, is read now (content capture, and the estimate of a response without usage)."""
+    raised after receiving it (structured output it could not parse)."""
     raw_usage = getattr(completion, "usage", None)
-    choices = getattr(completion, "choices", None)
-    outcome = functools.partial(
-        _chat_outcome,
-        raw_usage,
-        choices,
-        getattr(completion, "model", None),
-        getattr(completion, "id", None),
-        text(field(completion, "service_tier")),
-        _output_messages(call, choices),
-        error,
-    )
-    if raw_usage is None:
-        call.finish(**outcome())
-    else:
-        call.finish_reading(outcome)
-
-
-def _chat_outcome(
-    raw_usage: Any,
-    choices: Any,
-    model: Any,
-    response_id: Any,
-    tier: str | None,
-    output_messages: str | None,
-    error: BaseException | None,
-) -> dict[str, Any]:
     usage, cost = with_reported_cost(openai_chat_usage(raw_usage), raw_usage)
-    return {
-        "usage": usage,
-        "response_model": model,
-        "response_id": response_id,
-        "error": error,
-        "provider_cost_usd": cost,
-        "finish_reasons": _finish_reasons(choices),
-        "output_messages": output_messages,
-        "output_chars": _choices_chars(choices) if usage is None and error is None else None,
-        "service_tier": tier,
-    }
+    choices = getattr(completion, "choices", None)
+    call.finish(
+        usage=usage,
+        response_model=getattr(completion, "model", None),
+        response_id=getattr(completion, "id", None),
+        error=error,
+        provider_cost_usd=cost,
+        finish_reasons=_finish_reasons(choices),
+        output_messages=_output_messages(call, choices),
+        output_chars=_choices_chars(choices) if usage is None and error is None else None,
+        service_tier=text(field(completion, "service_tier")),
+    )
 
 
 def finish_embedding(call: Call, response: Any, error: BaseException | None = None) -> None:
