@@ -193,14 +193,11 @@ class Call:
                 output_chars=output_chars,
                 service_tier=service_tier,
             )
-            if self._ends_later():
-                self.runtime.metrics.deferred.defer(ending)
-                return
         except Exception as fault:
             record_fault("call.finish", fault)
             self.span.end(end_ns)
             return
-        ending()
+        self._run_or_defer(ending)
 
     def finish_reading(self, read: Callable[[], dict[str, Any]]) -> None:
         """`finish(**read())`, with `read` called where the call's ending is made: off the app's
@@ -220,17 +217,19 @@ class Call:
                 made = self._ending(end_ns, duration_s, usage=None)
             made()
 
-        try:
-            if self._ends_later():
+        self._run_or_defer(ending)
+
+    def _run_or_defer(self, ending: Callable[[], None]) -> None:
+        """Queue the call's ending for the drain where it may wait, else (or when it cannot be
+        queued: nothing was) make it now. A budget's settle is seen by the next call's check: a
+        call holding a reservation always ends now."""
+        if self.deferrable and self.reservation is None:
+            try:
                 self.runtime.metrics.deferred.defer(ending)
                 return
-        except Exception as fault:
-            record_fault("call.finish", fault)
+            except Exception as fault:
+                record_fault("call.finish", fault)
         ending()
-
-    def _ends_later(self) -> bool:
-        # A budget's settle is seen by the next call's check: never deferred.
-        return self.deferrable and self.reservation is None
 
     def _ending(
         self,

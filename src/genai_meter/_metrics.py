@@ -138,11 +138,13 @@ class _DeferredRecords:
 
     Two queues, drained in this order every half second by one daemon thread shared by all meters
     (`_drain_queues`), at every metric collection (an observable callback runs first), at
-    `genai_meter.flush()`, and when the tracer provider is flushed or shut down (`_span_export`):
+    `genai_meter.flush()` and a ledger flush, before the label settings change, and when a batch
+    span processor is flushed or shut down (`_span_export`):
 
-    - whole call endings (`defer`): pricing, span attributes and end, metric sums, ledger row, ~40 %
-      of what metering costs a call, made once the SDK has handed the app its answer. Only where
-      nothing observable waits for them (`Call.finish` says when), so exported data is the same;
+    - whole call endings (`defer`): pricing, span attributes and end, metric sums, ledger row, about
+      half of what metering costs a call, made once the SDK has handed the app its answer. Only
+      where nothing observable waits for them (`Call._run_or_defer` says when), so exported data is
+      the same;
     - the semconv histogram records (`add`). A synchronous histogram record costs ~13 µs in the
       OTel SDK (attribute cleaning, hashing, locking), three per call; they are recorded into the
       very same OTel histograms through `HistogramRecorder` (which skips the SDK's second cleaning
@@ -177,10 +179,11 @@ class _DeferredRecords:
         self._endings = deque()
 
     def defer(self, ending: Callable[[], None]) -> None:
-        """Run `ending` (which must not raise) at the next drain."""
-        self._endings.append(ending)
+        """Run `ending` (which must not raise) at the next drain. Raises, with nothing queued, when
+        the drain thread cannot be started (the caller then runs it)."""
         if self._thread is None:
             self._start()
+        self._endings.append(ending)
 
     def add(
         self,
@@ -527,6 +530,9 @@ def call_metrics_for(
     with _by_meter_lock:
         entry = _by_meter.get(id(meter))
         if entry is not None and entry[0]() is meter:
+            # The calls that ended before are recorded with the settings they ended under (a user
+            # label switched on now must not reach a call made while it was off).
+            entry[1].deferred.drain()
             entry[1].reconfigure(**settings)
             return entry[1]
         created = CallMetrics(meter, **settings)

@@ -20,7 +20,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import genai_meter
 from genai_meter import names
 from genai_meter._runtime import get_runtime
-from genai_meter._span_export import DeferredEndings
 from genai_meter.instrumentation.openai import OpenAIInstrumentor
 
 from ..conftest import Telemetry, fake_provider_settings, instrumented
@@ -64,9 +63,6 @@ def test_call_ends_off_the_app_thread_with_its_end_time(telemetry: Telemetry, fa
     attrs = dict(span.attributes or {})
     assert attrs[names.COST_USD] == pytest.approx(EXPECTED_COST, abs=1e-12)
     assert (attrs[names.USAGE_INPUT_TOKENS], attrs[names.USAGE_OUTPUT_TOKENS]) == (1000, 500)
-    if batch:
-        processors = telemetry.tracer_provider._active_span_processor._span_processors
-        assert [type(p) for p in processors] == [DeferredEndings, BatchSpanProcessor]
 
 
 def test_the_drain_thread_records_without_any_flush(fake_provider: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -205,4 +201,88 @@ def test_a_forked_child_does_not_record_its_parents_calls_again(fake_provider: A
         os.waitpid(pid, 0)
         assert child == "(0, 1)"  # (the warm-up call, recorded before the fork)
         assert len(telemetry.spans()) == 1
+        assert telemetry.total(names.REQUESTS.otel_name) == 2
+
+
+@pytest.mark.parametrize("flush", ["force_flush", "shutdown"])
+def test_the_apps_own_batch_processor_flushed_directly_records_deferred_calls(fake_provider: Any, flush: str) -> None:
+    """Serverless functions and batch jobs flush the processor they made, not the provider."""
+    with instrumented(OpenAIInstrumentor(), "batch", **fake_provider_settings(fake_provider)) as telemetry:
+        [processor] = telemetry.tracer_provider._active_span_processor._span_processors
+        sdk = client(fake_provider)
+        for _ in range(2):
+            sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, extra_headers=usage_headers())
+        getattr(processor, flush)()
+        spans = telemetry.spans_exporter.get_finished_spans()
+        assert len(spans) == 2
+        assert all((span.attributes or {})[names.COST_USD] == pytest.approx(EXPECTED_COST, abs=1e-12) for span in spans)
+
+
+def test_an_estimate_measures_the_prompt_as_it_was_when_the_stream_ended(fake_provider: Any) -> None:
+    """A chat loop appends to its messages as soon as a stream ends; a stream cut short before its
+    usage is estimated from the prompt as sent (4,000 characters: 1,000 tokens)."""
+    with instrumented(OpenAIInstrumentor(), "batch", **fake_provider_settings(fake_provider)) as telemetry:
+        sdk = client(fake_provider)
+        _warm_up(sdk)
+        telemetry.spans()
+        telemetry.spans_exporter.clear()
+        messages: Any = [{"role": "user", "content": "x" * 4000}]
+        stream = sdk.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True,
+                                             extra_headers={**usage_headers(), "x-fake-chunks": "5"})
+        for _chunk in stream:
+            break
+        stream.close()
+        messages.append({"role": "assistant", "content": "y" * 40000})
+        [span] = telemetry.spans()
+        attrs = dict(span.attributes or {})
+        assert attrs[names.USAGE_ESTIMATED] is True
+        assert attrs[names.USAGE_INPUT_TOKENS] == 1000
+
+
+def test_a_response_usage_changed_by_the_app_after_the_call_is_not_what_is_metered(fake_provider: Any) -> None:
+    """An agent loop sums its turns' usage into the first response's usage object."""
+    with instrumented(OpenAIInstrumentor(), "batch", **fake_provider_settings(fake_provider)) as telemetry:
+        sdk = client(fake_provider)
+        _warm_up(sdk)
+        telemetry.spans()
+        telemetry.spans_exporter.clear()
+        completion = sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, extra_headers=usage_headers())
+        assert completion.usage is not None
+        completion.usage.prompt_tokens += 2000
+        [span] = telemetry.spans()
+        attrs = dict(span.attributes or {})
+        assert attrs[names.USAGE_INPUT_TOKENS] == 1000
+        assert attrs[names.COST_USD] == pytest.approx(EXPECTED_COST, abs=1e-12)
+
+
+def test_calls_ended_before_configure_keep_the_label_settings_they_ended_under(fake_provider: Any) -> None:
+    settings = fake_provider_settings(fake_provider, user_labels=False)
+    with instrumented(OpenAIInstrumentor(), "batch", **settings) as telemetry:
+        _warm_up(client(fake_provider))
+        with genai_meter.attribute(user="alice"):
+            client(fake_provider).chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, extra_headers=usage_headers()
+            )
+        genai_meter.configure(**fake_provider_settings(fake_provider, user_labels=True))
+        users = {attrs.get("user") for attrs, _ in telemetry.points(names.COST.otel_name)}
+        assert "alice" not in users
+
+
+def test_a_drain_thread_that_cannot_start_leaves_each_call_recorded_once(
+    fake_provider: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from genai_meter import _metrics
+
+    def refused(queue: Any) -> Any:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(_metrics, "_drained_in_background", refused)
+    with instrumented(OpenAIInstrumentor(), "batch", **fake_provider_settings(fake_provider)) as telemetry:
+        sdk = client(fake_provider)
+        sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, extra_headers=usage_headers())
+        list(sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True,
+                                         extra_headers=usage_headers()))
+        spans = telemetry.spans()
+        assert len(spans) == 2
+        assert all((span.attributes or {})[names.COST_USD] == pytest.approx(EXPECTED_COST, abs=1e-12) for span in spans)
         assert telemetry.total(names.REQUESTS.otel_name) == 2

@@ -125,9 +125,12 @@ class MessageStreamObserver(TextStreamObserver):
         return False
 
     def finish(self, error: BaseException | None) -> None:
-        # Read where the call's ending is made (off the app's thread where it may be): all of it is
-        # this observer's own (the usage merged into its dict, text), unchanged once the stream ended.
-        self.call.finish_reading(functools.partial(self._outcome, error))
+        if "input_tokens" not in self.usage or not self.final_usage:
+            self.call.finish(**self._outcome(error))  # an estimate: the prompt, the app's own, is measured now
+        else:
+            # Read where the call's ending is made (off the app's thread where it may be): the usage
+            # merged into this observer's own dict, unchanged once the stream ended.
+            self.call.finish_reading(functools.partial(self._outcome, error))
 
     def _outcome(self, error: BaseException | None) -> dict[str, Any]:
         return self.outcome(

@@ -195,9 +195,12 @@ class ChatEventMeter(ByteMeter):
         return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + self.separator
 
     def finish(self, error: BaseException | None) -> None:
-        # Read where the call's ending is made (off the app's thread where it may be): what is
-        # read is this meter's own, unchanged once the stream ended.
-        self.call.finish_reading(functools.partial(self._outcome, error))
+        if self.usage_payload is None:  # an estimate: the prompt, the app's own, is measured now
+            self.call.finish(**self._outcome(error))
+        else:
+            # Read where the call's ending is made (off the app's thread where it may be): all of
+            # it is this meter's own (the usage event's JSON it decoded), unchanged once the stream ended.
+            self.call.finish_reading(functools.partial(self._outcome, error))
 
     def _outcome(self, error: BaseException | None) -> dict[str, Any]:
         usage_payload = self.usage_payload
