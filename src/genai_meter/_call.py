@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -29,6 +29,8 @@ from ._usage import Usage, estimated_usage
 from .pricing import Cost, price_ids
 
 if TYPE_CHECKING:
+    from typing_extensions import Required, Unpack
+
     from .budgets import Reservation, ThresholdEvent
 
 _SUSPECT_USAGE = ValueError(
@@ -72,19 +74,18 @@ def _add_threshold_events(span: Span, events: Iterable[ThresholdEvent]) -> None:
         )
 
 
-class _Outcome(NamedTuple):
-    """What an ended call records (`Call._record`), read from its answer; the error by its type only."""
+class Outcome(TypedDict, total=False):
+    """What a call ends with (`Call.finish`'s keyword arguments; see its doc)."""
 
-    usage: Usage | None
+    usage: Required[Usage | None]
     response_model: str | None
     response_id: str | None
-    error_type: str | None
+    error: BaseException | None
     provider_cost_usd: float | None
     finish_reasons: tuple[str, ...] | None
     output_messages: str | None
+    output_chars: int | None
     service_tier: str | None
-    usage_missing: bool
-    duration_s: float
 
 
 class Call:
@@ -154,19 +155,7 @@ class Call:
     def deactivate(token: object) -> None:
         otel_context.detach(token)  # type: ignore[arg-type]
 
-    def finish(
-        self,
-        *,
-        usage: Usage | None,
-        response_model: str | None = None,
-        response_id: str | None = None,
-        error: BaseException | None = None,
-        provider_cost_usd: float | None = None,
-        finish_reasons: tuple[str, ...] | None = None,
-        output_messages: str | None = None,
-        output_chars: int | None = None,
-        service_tier: str | None = None,
-    ) -> None:
+    def finish(self, **outcome: Unpack[Outcome]) -> None:
         """Record the outcome of the call; never raises.
 
         `output_chars` (the response text's length) is what a reader of a whole response passes when
@@ -180,26 +169,14 @@ class Call:
         end_ns = time.time_ns()
         duration_s = (time.perf_counter_ns() - self.start_ns) / 1e9
         try:
-            ending = self._ending(
-                end_ns,
-                duration_s,
-                usage=usage,
-                response_model=response_model,
-                response_id=response_id,
-                error=error,
-                provider_cost_usd=provider_cost_usd,
-                finish_reasons=finish_reasons,
-                output_messages=output_messages,
-                output_chars=output_chars,
-                service_tier=service_tier,
-            )
+            missing = self._estimate_if_missing(outcome)
         except Exception as fault:
             record_fault("call.finish", fault)
             self.span.end(end_ns)
             return
-        self._run_or_defer(ending)
+        self._run_or_defer(functools.partial(self._end, outcome, missing, duration_s, end_ns))
 
-    def finish_reading(self, read: Callable[[], dict[str, Any]]) -> None:
+    def finish_reading(self, read: Callable[[], Outcome]) -> None:
         """`finish(**read())`, with `read` called where the call's ending is made: off the app's
         thread where it may be. For what only genai-meter holds and nothing changes once the call
         ended (a stream meter's state), so that reading it later reads the same."""
@@ -211,11 +188,12 @@ class Call:
 
         def ending() -> None:
             try:
-                made = self._ending(end_ns, duration_s, **read())
+                outcome = read()
+                missing = self._estimate_if_missing(outcome)
             except Exception as fault:
                 record_fault("call.finish", fault)
-                made = self._ending(end_ns, duration_s, usage=None)
-            made()
+                outcome, missing = {"usage": None}, False
+            self._end(outcome, missing, duration_s, end_ns)
 
         self._run_or_defer(ending)
 
@@ -231,63 +209,36 @@ class Call:
                 record_fault("call.finish", fault)
         ending()
 
-    def _ending(
-        self,
-        end_ns: int,
-        duration_s: float,
-        *,
-        usage: Usage | None,
-        response_model: str | None = None,
-        response_id: str | None = None,
-        error: BaseException | None = None,
-        provider_cost_usd: float | None = None,
-        finish_reasons: tuple[str, ...] | None = None,
-        output_messages: str | None = None,
-        output_chars: int | None = None,
-        service_tier: str | None = None,
-    ) -> Callable[[], None]:
-        """The call's ending, ready to run (`finish`'s arguments read, the error by its type only)."""
-        missing = False
-        if usage is None and error is None and output_chars is not None:
-            usage = self._estimate_missing_usage(output_chars)
-            missing = True
-        self.prompt_chars = None  # (it holds the request's prompt)
-        outcome = _Outcome(
-            usage,
-            response_model,
-            response_id,
-            type(error).__qualname__ if error is not None else None,
-            provider_cost_usd,
-            finish_reasons,
-            output_messages,
-            service_tier,
-            missing,
-            duration_s,
+    def _estimate_if_missing(self, outcome: Outcome) -> bool:
+        """Put an estimate in `outcome` where a whole response carried no usage (see `finish`);
+        whether it did. Made at once: it measures the app's prompt, which the app may change next."""
+        missing = (
+            outcome["usage"] is None and outcome.get("error") is None and outcome.get("output_chars") is not None
         )
-        return functools.partial(self._end, outcome, end_ns)
+        if missing:
+            outcome["usage"] = self._estimate_missing_usage(outcome.get("output_chars") or 0)
+        self.prompt_chars = None  # (it holds the request's prompt)
+        return missing
 
-    def _end(self, outcome: _Outcome, end_ns: int) -> None:
+    def _end(self, outcome: Outcome, usage_missing: bool, duration_s: float, end_ns: int) -> None:
         """Record the ended call and end its span, on the app's thread or a later drain; never raises."""
         try:
-            self._record(outcome)
+            self._record(outcome, usage_missing, duration_s)
         except Exception as fault:
             record_fault("call.finish", fault)
         finally:
             self.span.end(end_ns)
 
-    def _record(self, ended: _Outcome) -> None:
-        (
-            usage,
-            response_model,
-            response_id,
-            error_type,
-            provider_cost_usd,
-            finish_reasons,
-            output_messages,
-            service_tier,
-            usage_missing,
-            duration_s,
-        ) = ended
+    def _record(self, ended: Outcome, usage_missing: bool, duration_s: float) -> None:
+        usage = ended["usage"]
+        response_model = ended.get("response_model")
+        response_id = ended.get("response_id")
+        error = ended.get("error")
+        error_type = type(error).__qualname__ if error is not None else None
+        provider_cost_usd = ended.get("provider_cost_usd")
+        finish_reasons = ended.get("finish_reasons")
+        output_messages = ended.get("output_messages")
+        service_tier = ended.get("service_tier")
         runtime = self.runtime
         span = self.span
         # Read from the provider's answer: only text is a model or an id (a number would become a

@@ -15,9 +15,9 @@ from __future__ import annotations
 import dataclasses
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
-from .._call import Call
+from .._call import Call, Outcome
 from .._faults import record_fault
 from .._usage import Usage, estimate_tokens, estimated_usage
 
@@ -75,7 +75,7 @@ class TextStreamObserver(StreamObserver):
 
     def outcome(
         self, usage: Usage | None, error: BaseException | None, *, output_incomplete: bool = False, **details: Any
-    ) -> dict[str, Any]:
+    ) -> Outcome:
         """`Call.finish`'s arguments: the usage read, or an estimate (marked as one) when there was none.
 
         `output_incomplete`: the stream ended before the provider's final counts, so the output read
@@ -89,13 +89,8 @@ class TextStreamObserver(StreamObserver):
         elif output_incomplete:
             output = max(usage.output_tokens, estimate_tokens(self.chars))
             usage = dataclasses.replace(usage, output_tokens=output, estimated=True)
-        return {
-            "usage": usage,
-            "response_model": self.model,
-            "response_id": self.response_id,
-            "error": error,
-            **details,
-        }
+        found = {"usage": usage, "response_model": self.model, "response_id": self.response_id, "error": error}
+        return cast("Outcome", {**found, **details})
 
 
 class StreamEnd:

@@ -18,7 +18,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from ..._call import Call
+from ..._call import Call, Outcome
 from ..._usage import anthropic_usage, field
 from .._streams import TextStreamObserver
 from .._values import text
@@ -132,7 +132,7 @@ class MessageStreamObserver(TextStreamObserver):
             # merged into this observer's own dict, unchanged once the stream ended.
             self.call.finish_reading(functools.partial(self._outcome, error))
 
-    def _outcome(self, error: BaseException | None) -> dict[str, Any]:
+    def _outcome(self, error: BaseException | None) -> Outcome:
         return self.outcome(
             anthropic_usage(self.usage) if "input_tokens" in self.usage else None,
             error,

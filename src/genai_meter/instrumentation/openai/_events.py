@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ..._call import Call
+from ..._call import Call, Outcome
 from ..._usage import openai_chat_usage
 from .._sse_bytes import ByteMeter, event_json
 from .._values import text
@@ -202,7 +202,7 @@ class ChatEventMeter(ByteMeter):
             # it is this meter's own (the usage event's JSON it decoded), unchanged once the stream ended.
             self.call.finish_reading(functools.partial(self._outcome, error))
 
-    def _outcome(self, error: BaseException | None) -> dict[str, Any]:
+    def _outcome(self, error: BaseException | None) -> Outcome:
         usage_payload = self.usage_payload
         raw_usage = usage_payload.get("usage") if usage_payload is not None else None
         usage, cost = with_reported_cost(openai_chat_usage(raw_usage), raw_usage)
