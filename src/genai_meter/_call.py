@@ -93,6 +93,7 @@ class Call:
 
     __slots__ = (
         "attribution",
+        "context",
         "deferrable",
         "done",
         "operation",
@@ -143,13 +144,18 @@ class Call:
         start_ns = time.time_ns()  # one wall-clock read for the span and the price/ledger time
         self.start_time = start_ns / 1e9
         self.start_ns = time.perf_counter_ns()
-        self.span: Span = start_client_span(runtime.tracer, f"{operation} {request_model}", attrs, start_ns)
+        # The app's context now: the span's parent, and what `activate` makes it current in. Handed to
+        # the SDK, it saves the SDK's own lookups of it (the tracer's, its sampler's) and `activate`'s.
+        self.context = otel_context.get_current()
+        self.span: Span = start_client_span(
+            runtime.tracer, f"{operation} {request_model}", attrs, start_ns, self.context
+        )
         # whether `finish` may leave the recording to a drain off the app's thread (`_span_export`)
         self.deferrable = endings_deferrable(runtime.tracer)
 
     def activate(self) -> object:
         """Make the span current for the SDK's own HTTP call (child spans nest); detach with `deactivate`."""
-        return otel_context.attach(trace.set_span_in_context(self.span))
+        return otel_context.attach(trace.set_span_in_context(self.span, self.context))
 
     @staticmethod
     def deactivate(token: object) -> None:

@@ -12,8 +12,9 @@ surprise in these internals takes the public `set_attributes`, which does the SD
 A span is started without its attributes (they are added right after) only where nothing could read
 them while it starts: a built-in sampler (they decide on the trace id and the parent, never on
 attributes) and span processors whose `on_start` does nothing (the SDK's batch and simple
-processors). A custom sampler or processor is handed the attributes at the start, as ever. Tests
-compare what both paths export.
+processors). Nothing else holds such a span yet when they are added, so they go into its store
+without the locks. A custom sampler or processor is handed the attributes at the start, as ever.
+Tests compare what both paths export.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Tracer
 
 try:
@@ -43,10 +45,9 @@ _BUILT_IN_SAMPLER = re.compile(
     r"(?:ParentBased\{|root:|remoteParentSampled:|remoteParentNotSampled:|localParentSampled:"
     r"|localParentNotSampled:|AlwaysOnSampler|AlwaysOffSampler|TraceIdRatioBased\{[0-9.eE+-]*\}|,|\})+"
 )
-# (the processors tuple last checked, whether all their on_start do nothing): one tuple, so that
-# threads replacing it never pair one tuple with another's answer
-_checked_processors: tuple[object, bool] = ((), False)
-_checked_samplers: dict[int, tuple[object, bool]] = {}
+# (the processors tuple and the sampler last checked, whether nothing reads the attributes at the
+# start with them): one tuple, so that threads replacing it never pair a set-up with another's answer
+_checked: tuple[object, object, bool] = ((), None, False)
 
 
 def _plain(attributes: Mapping[str, Any]) -> bool:
@@ -87,8 +88,11 @@ def add_span_attributes(span: Span, attributes: Mapping[str, Any]) -> None:
 
 
 def _start_attributes_unread(tracer: Tracer) -> bool:
-    """Whether nothing reads a span's attributes while the SDK starts it (see the module's doc)."""
-    global _checked_processors
+    """Whether nothing reads a span's attributes while the SDK starts it (see the module's doc).
+
+    Asked at every call's start: the answer is kept with the processors tuple and the sampler it was
+    made for (both replaced, never changed, when the provider's set-up changes)."""
+    global _checked
     if type(tracer) is not _SdkTracer:
         return False
     try:
@@ -97,28 +101,51 @@ def _start_attributes_unread(tracer: Tracer) -> bool:
         sampler = tracer.sampler  # type: ignore[attr-defined]
     except AttributeError:
         return False
-    checked, quiet = _checked_processors
-    if checked is not processors:
-        quiet = type(multi) is SynchronousMultiSpanProcessor and all(
-            type(processor).on_start in _NO_OP_ON_START for processor in processors
-        )
-        _checked_processors = (processors, quiet)
-    if not quiet:
+    checked_processors, checked_sampler, unread = _checked
+    if checked_processors is processors and checked_sampler is sampler:
+        return unread
+    unread = (
+        type(multi) is SynchronousMultiSpanProcessor
+        and all(type(processor).on_start in _NO_OP_ON_START for processor in processors)
+        and _BUILT_IN_SAMPLER.fullmatch(str(sampler.get_description())) is not None
+    )
+    _checked = (processors, sampler, unread)
+    return unread
+
+
+def _start_plain(span: Span, attributes: Mapping[str, Any]) -> bool:
+    """`_add_plain` on a span that `start_span` has just returned under `_start_attributes_unread`:
+    no other thread can hold it yet (no processor kept it at its start), so the store is filled
+    without the two locks; the store's own limits are checked all the same."""
+    if type(span) is not _SdkSpan:
         return False
-    known = _checked_samplers.get(id(sampler))
-    if known is None or known[0] is not sampler:
-        known = (sampler, _BUILT_IN_SAMPLER.fullmatch(str(sampler.get_description())) is not None)
-        if len(_checked_samplers) < 100:
-            _checked_samplers[id(sampler)] = known
-    return known[1]
+    try:
+        store: Any = span._attributes  # type: ignore[attr-defined]
+        if (
+            type(store) is BoundedAttributes
+            and store.max_value_len is None
+            and not store._immutable
+            and (store.maxlen is None or len(store._dict) + len(attributes) <= store.maxlen)
+        ):
+            store._dict.update(attributes)
+            return True
+    except AttributeError:  # the SDK's internals changed: its public API still works
+        pass
+    return False
 
 
-def start_client_span(tracer: Tracer, name: str, attributes: dict[str, Any], start_time: int) -> Span:
-    """`tracer.start_span(name, kind=CLIENT, attributes=..., start_time=...)`, the attributes added
-    without the SDK's cleaning where nothing reads them during the start."""
-    if _plain(attributes) and _start_attributes_unread(tracer):
-        span = tracer.start_span(name, kind=_CLIENT, start_time=start_time)
-        if not _add_plain(span, attributes):
+def start_client_span(
+    tracer: Tracer, name: str, attributes: dict[str, Any], start_time: int, context: Context | None = None
+) -> Span:
+    """`tracer.start_span(name, context, kind=CLIENT, attributes=..., start_time=...)`, the attributes added
+    without the SDK's cleaning where nothing reads them during the start.
+
+    The caller hands plain values only (str, bool, int, float: a call's start attributes are made
+    so by `_call`, from text the request and the attribution hold), so they are not checked again
+    here; any other value would reach the SDK's store uncleaned."""
+    if _start_attributes_unread(tracer):
+        span = tracer.start_span(name, context, kind=_CLIENT, start_time=start_time)
+        if not _start_plain(span, attributes):
             span.set_attributes(attributes)
         return span
-    return tracer.start_span(name, kind=_CLIENT, attributes=attributes, start_time=start_time)
+    return tracer.start_span(name, context, kind=_CLIENT, attributes=attributes, start_time=start_time)

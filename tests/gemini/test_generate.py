@@ -145,6 +145,24 @@ def test_vertex_backend_is_provider_vertex(telemetry: Telemetry, fake_provider: 
     assert attrs[names.PROVIDER_NAME] == "gcp.vertex_ai"
 
 
+def test_provider_hosts_names_the_provider_and_a_later_configure_changes_it(
+    telemetry: Telemetry, gemini: genai.Client, fake_provider: FakeProvider
+) -> None:
+    """The provider is resolved once per client URL (not per call), and again when the settings change."""
+    from urllib.parse import urlsplit
+
+    from genai_meter._runtime import configure
+
+    host = urlsplit(fake_provider.gemini_base_url).hostname
+    configure(ledger_url="off", provider_hosts={host: "gcp.vertex_ai"})
+    gemini.models.generate_content(model=MODEL, contents="hi", config=config())
+    gemini.models.generate_content(model=MODEL, contents="hi", config=config())
+    configure(ledger_url="off")
+    gemini.models.generate_content(model=MODEL, contents="hi", config=config())
+    providers = [(span.attributes or {})[names.PROVIDER_NAME] for span in telemetry.spans()]
+    assert providers == ["gcp.vertex_ai", "gcp.vertex_ai", "gcp.gemini"]
+
+
 def test_stream_break(telemetry: Telemetry, gemini: genai.Client) -> None:
     stream = gemini.models.generate_content_stream(model=MODEL, contents="hi", config=config(**{"x-fake-chunks": "5"}))
     for _chunk in stream:
