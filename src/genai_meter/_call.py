@@ -23,7 +23,7 @@ from ._faults import record_fault
 from ._metrics import LabelKey
 from ._record import CallRecord, new_request_id
 from ._runtime import Runtime
-from ._span_attributes import add_span_attributes, start_client_span
+from ._span_attributes import add_plain_span_attributes, is_plain_value, start_client_span
 from ._span_export import endings_deferrable
 from ._usage import Usage, estimated_usage
 from .pricing import Cost, price_ids
@@ -60,6 +60,16 @@ def _span_attributes(provider: str, operation: str, model: str, server: str, str
         if len(_static_span_attrs) < 10_000:
             _static_span_attrs[key] = attrs
     return attrs
+
+
+def _end_attributes(span: Span, attrs: dict[str, Any], plain: bool) -> None:
+    """`_span_attributes.add_span_attributes(span, attrs)` for a call's end attributes, whose values
+    `Call._record` makes plain itself but for those an instrumentor hands over (`plain` says whether
+    those are): the values are not checked again one by one, which was ~300 opcodes a call."""
+    if plain:
+        add_plain_span_attributes(span, attrs)
+    else:
+        span.set_attributes(attrs)
 
 
 def _add_threshold_events(span: Span, events: Iterable[ThresholdEvent]) -> None:
@@ -324,22 +334,28 @@ class Call:
         if error_type is not None:
             attrs[names.ERROR_TYPE] = error_type
             span.set_status(Status(StatusCode.ERROR, error_type))
+        # Every value above is plain (str, bool, int, float) by construction, bar the finish reasons;
+        # those and the two below come from the instrumentor: only they are checked (`_end_attributes`).
+        plain = is_plain_value(finish_reasons) if finish_reasons else True
         if service_tier is not None and self.service_tier_key is not None:
             attrs[self.service_tier_key] = service_tier
+            plain = plain and is_plain_value(service_tier)
         if output_messages is not None and runtime.config.capture_content:
             attrs[names.OUTPUT_MESSAGES] = output_messages
-        add_span_attributes(span, attrs)
+            plain = plain and is_plain_value(output_messages)
+        _end_attributes(span, attrs, plain)
 
-        key = self._label_key()
-        histogram_attrs = runtime.metrics.histogram_attributes(
-            self.operation, self.provider, self.request_model, response_model or "", self.server
-        )
-        runtime.metrics.record_call(
-            key,
+        metrics = runtime.metrics
+        attribution = self.attribution
+        provider, request_model, operation = self.provider, self.request_model, self.operation
+        metrics.record_call(
+            metrics.label_key(  # (`_label_key`, in place)
+                provider, request_model, operation, attribution.feature, attribution.tenant, attribution.user
+            ),
             usage,
             cost.total_usd if cost is not None else None,
             outcome,
-            histogram_attrs,
+            metrics.histogram_attributes(operation, provider, request_model, response_model or "", self.server),
             duration_s,
             error_type,
         )

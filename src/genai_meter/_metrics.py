@@ -27,6 +27,15 @@ from ._usage import Usage
 # (provider, model, operation, feature, tenant, user)
 LabelKey = tuple[str, str, str, str, str, str]
 
+# The token types of a call's token sums, in the order `CallMetrics.record_call` adds them.
+_TOKEN_TYPES = (
+    names.TOKEN_INPUT,
+    names.TOKEN_OUTPUT,
+    names.TOKEN_CACHE_READ,
+    names.TOKEN_CACHE_WRITE,
+    names.TOKEN_REASONING,
+)
+
 # Below the OTel SDK's default cardinality limit (2,000 series per instrument and reader).
 DEFAULT_MAX_SERIES = 1900
 
@@ -102,11 +111,13 @@ class _Sums:
                 key = self._admit(key)
                 values[key] = values.get(key, 0) + amount
 
-    def add_many(self, items: Iterable[tuple[tuple[str, ...], float]]) -> None:
-        """Add several amounts; zero amounts create no series (most calls have no cache writes)."""
+    def add_many(self, keys: Iterable[tuple[str, ...]], amounts: Iterable[float]) -> None:
+        """Add each amount to its key's series (two parallel sequences: `keys` may be a tuple kept
+        per label set, with no pairs built per call); zero amounts create no series (most calls have
+        no cache writes)."""
         with self.lock:
             values = self._values
-            for key, amount in items:
+            for key, amount in zip(keys, amounts, strict=True):
                 if amount:
                     if key in values:
                         values[key] += amount
@@ -327,6 +338,8 @@ class CallMetrics:
         self.unpriced = _Sums(names.UNPRICED_CALLS.labels, max_series)
         self.estimated = _Sums(names.ESTIMATED_CALLS.labels, max_series)
         self._histogram_attrs: dict[tuple[str, str, str, str, str], tuple[dict[str, str], ...]] = {}
+        # label key -> its five token series keys (`_TOKEN_TYPES`' order), made once per label set
+        self._token_keys: dict[LabelKey, tuple[tuple[str, ...], ...]] = {}
         self._extra_observers: list[
             tuple[names.Metric, Callable[[], Iterable[tuple[dict[str, str], float]]]]
         ] = []
@@ -461,14 +474,18 @@ class CallMetrics:
     ) -> None:
         self.requests.add((*key, outcome), 1)
         if usage is not None:
+            token_keys = self._token_keys.get(key)
+            if token_keys is None:
+                token_keys = self._new_token_keys(key)
             self.tokens.add_many(
+                token_keys,
                 (
-                    ((*key, names.TOKEN_INPUT), usage.input_tokens),
-                    ((*key, names.TOKEN_OUTPUT), usage.output_tokens),
-                    ((*key, names.TOKEN_CACHE_READ), usage.cache_read_tokens),
-                    ((*key, names.TOKEN_CACHE_WRITE), usage.cache_write_tokens),
-                    ((*key, names.TOKEN_REASONING), usage.reasoning_tokens),
-                )
+                    usage.input_tokens,
+                    usage.output_tokens,
+                    usage.cache_read_tokens,
+                    usage.cache_write_tokens,
+                    usage.reasoning_tokens,
+                ),
             )
             if usage.estimated:
                 self.estimated.add((key[0], key[1]), 1)
@@ -477,6 +494,14 @@ class CallMetrics:
         elif outcome == names.OUTCOME_UNPRICED:
             self.unpriced.add((key[0], key[1]), 1)
         self.deferred.add(usage, histogram_attrs, duration_s, error_type)
+
+    def _new_token_keys(self, key: LabelKey) -> tuple[tuple[str, ...], ...]:
+        """The token series keys of a label set, in `record_call`'s order; kept for the next call
+        (bounded, as the label sets are: past it, made per call)."""
+        token_keys = tuple((*key, token_type) for token_type in _TOKEN_TYPES)
+        if len(self._token_keys) < 10_000:
+            self._token_keys[key] = token_keys
+        return token_keys
 
     def record_blocked(self, key: LabelKey) -> None:
         self.requests.add((*key, names.OUTCOME_BLOCKED), 1)

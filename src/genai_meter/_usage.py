@@ -90,6 +90,15 @@ class _Reader:
             if required:
                 self.suspect = True
             return 0
+        return self._number(value)
+
+    def valid(self, value: Any) -> int | None:
+        """A field's value read already, as `count` reads it (not required), but None stays None."""
+        if value is None or (type(value) is int and 0 <= value <= MAX_TOKEN_COUNT):
+            return value
+        return self._number(value)
+
+    def _number(self, value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.suspect = True
             return 0
@@ -106,11 +115,15 @@ def openai_chat_usage(usage: Any) -> Usage | None:
     read = _Reader()
     prompt = read.count(usage, "prompt_tokens", required=True)
     completion = read.count(usage, "completion_tokens")
+    # (a details object that is absent holds no counts: not read, as `count` would read None as 0)
     prompt_details = field(usage, "prompt_tokens_details")
+    cached = cache_write = reasoning = 0
+    if prompt_details is not None:
+        cached = read.count(prompt_details, "cached_tokens")
+        cache_write = read.count(prompt_details, "cache_write_tokens")
     completion_details = field(usage, "completion_tokens_details")
-    cached = read.count(prompt_details, "cached_tokens")
-    cache_write = read.count(prompt_details, "cache_write_tokens")
-    reasoning = read.count(completion_details, "reasoning_tokens")
+    if completion_details is not None:
+        reasoning = read.count(completion_details, "reasoning_tokens")
     return Usage(
         input_tokens=prompt,
         output_tokens=completion,
@@ -131,9 +144,13 @@ def openai_responses_usage(usage: Any) -> Usage | None:
     input_tokens = read.count(usage, "input_tokens", required=True)
     output_tokens = read.count(usage, "output_tokens")
     input_details = field(usage, "input_tokens_details")
-    cached = read.count(input_details, "cached_tokens")
-    cache_write = read.count(input_details, "cache_write_tokens")
-    reasoning = read.count(field(usage, "output_tokens_details"), "reasoning_tokens")
+    cached = cache_write = reasoning = 0
+    if input_details is not None:  # (as in `openai_chat_usage`)
+        cached = read.count(input_details, "cached_tokens")
+        cache_write = read.count(input_details, "cache_write_tokens")
+    output_details = field(usage, "output_tokens_details")
+    if output_details is not None:
+        reasoning = read.count(output_details, "reasoning_tokens")
     return Usage(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
@@ -175,10 +192,12 @@ def _anthropic_input(read: _Reader, source: Any) -> tuple[int, int, int, int]:
     uncached = read.count(source, "input_tokens", required=True)
     cache_read = read.count(source, "cache_read_input_tokens")
     breakdown = field(source, "cache_creation")
-    write_5m = read.count(breakdown, "ephemeral_5m_input_tokens")
-    write_1h = read.count(breakdown, "ephemeral_1h_input_tokens")
-    cache_write = read.count(source, "cache_creation_input_tokens")
-    if field(source, "cache_creation_input_tokens") is None:
+    write_5m = write_1h = 0
+    if breakdown is not None:  # (absent: no counts, as `count` would read None as 0)
+        write_5m = read.count(breakdown, "ephemeral_5m_input_tokens")
+        write_1h = read.count(breakdown, "ephemeral_1h_input_tokens")
+    cache_write = read.valid(field(source, "cache_creation_input_tokens"))
+    if cache_write is None:
         cache_write = write_5m + write_1h
     return uncached, cache_read, cache_write, min(write_1h, cache_write)
 
@@ -220,7 +239,8 @@ def anthropic_usage(usage: Any) -> Usage | None:
     read = _Reader()
     uncached, cache_read, cache_write, write_1h = _anthropic_input(read, usage)
     output = read.count(usage, "output_tokens")
-    reasoning = read.count(field(usage, "output_tokens_details"), "thinking_tokens")
+    output_details = field(usage, "output_tokens_details")
+    reasoning = read.count(output_details, "thinking_tokens") if output_details is not None else 0
     iterations = _iterations(usage)
     parts = _compactions(read, iterations) if iterations else ()  # rare: beta responses that compacted
     for part in parts:
