@@ -103,12 +103,13 @@ class ChatEventMeter(ByteMeter):
         start = region.find(b"data:")
         if start < 0:
             return False
-        first = self.first_event = self.event_at(region, start)
-        spaced = b'"object": ' in first or b'"id": ' in first
-        self.text_markers = _text_markers(self.text_keys, b": " if spaced else b":")
-        self.finish_marker = b'"finish_reason": "' if spaced else b'"finish_reason":"'
-        self.usage_null_marker = b', "usage": null' if spaced else b',"usage":null'
-        self.usage_marker = b'"usage": {' if spaced else b'"usage":{'
+        start, end = self.event_bounds(region, start)
+        first = self.first_event = region[start:end]
+        if b'"object": ' in first or b'"id": ' in first:  # spaced (`__init__` set the compact patterns)
+            self.text_markers = _text_markers(self.text_keys, b": ")
+            self.finish_marker = b'"finish_reason": "'
+            self.usage_null_marker = b', "usage": null'
+            self.usage_marker = b'"usage": {'
         return True
 
     def read(self, region: bytes) -> bytes:
@@ -117,19 +118,21 @@ class ChatEventMeter(ByteMeter):
         self.read_ahead = False  # a complete event arrived: whatever was awaited after a finish is here
         at = region.find(self.usage_marker)
         if at >= 0:
-            region = self._rewrite_events(region, self.usage_marker, self._usage_event, at)
+            region = self._cut_usage_events(region, at)
         if self.injected:
             # With `include_usage` every chunk says `"usage": null`; without it (what the caller asked
             # for) the key is absent. Removed, so the caller's chunks are the same as uninstrumented
             # (split and joined: one search of the region, where `replace` makes two).
             region = b"".join(region.split(self.usage_null_marker))
-        finished = region.find(self.finish_marker)
+        finish_marker = self.finish_marker
+        finished = region.find(finish_marker)
         if finished >= 0:
+            finish_events = self.finish_events
             while finished >= 0:  # each finish event once (n > 1: one per choice)
                 start, end = self.event_bounds(region, finished)
-                if len(self.finish_events) < _MAX_CHOICES:  # a server repeating it is not kept for ever
-                    self.finish_events.append(region[start:end])
-                finished = region.find(self.finish_marker, end)
+                if len(finish_events) < _MAX_CHOICES:  # a server repeating it is not kept for ever
+                    finish_events.append(region[start:end])
+                finished = region.find(finish_marker, end)
             # The usage event genai-meter asked for comes next: read it before handing this over,
             # however many HTTP chunks it takes (until the next complete event, whatever it is).
             # Not when another event already follows the last finish here (another choice, `[DONE]`).
@@ -138,8 +141,8 @@ class ChatEventMeter(ByteMeter):
             # The text is counted only for an estimate, which a stream whose usage comes never needs:
             # the regions (the very bytes passed on, kept alive a little longer) wait for `finish`.
             self.uncounted.append(region)
-            self.uncounted_bytes += len(region)
-            if self.uncounted_bytes > _UNCOUNTED_LIMIT:
+            uncounted_bytes = self.uncounted_bytes = self.uncounted_bytes + len(region)
+            if uncounted_bytes > _UNCOUNTED_LIMIT:
                 self._count_uncounted()
         else:
             self._count_text(region)
@@ -158,14 +161,15 @@ class ChatEventMeter(ByteMeter):
         self.uncounted = []
         self.uncounted_bytes = 0
 
-    def _rewrite_events(self, region: bytes, marker: bytes, rewrite: Callable[[Any], bytes | None], at: int) -> bytes:
-        """Hand the JSON of each event that contains `marker` (the first at `at`) to `rewrite`; an
-        event it returns bytes for is replaced by them (`b""` cuts it out)."""
+    def _cut_usage_events(self, region: bytes, at: int) -> bytes:
+        """Hand the JSON of each event that shows a usage object (the first at `at`) to `_usage_event`;
+        an event it returns bytes for is replaced by them (`b""` cuts it out)."""
+        marker = self.usage_marker
         while at >= 0:
             start, end = self.event_bounds(region, at)
-            replacement = rewrite(event_json(region[start:end]))
+            replacement = self._usage_event(event_json(region[start:end]))
             if replacement is not None:
-                region = region[:start] + replacement + region[end:]
+                region = b"".join((region[:start], replacement, region[end:]))  # (one copy, where `+` makes two)
                 end = start + len(replacement)
             at = region.find(marker, end)
         return region
@@ -227,7 +231,10 @@ class ChatEventMeter(ByteMeter):
         usual case) is read with a search; several are parsed to learn their choices' indexes."""
         events = self.finish_events
         if len(events) == 1:
-            return tuple(r.decode(errors="replace") for r in _FINISH_REASON.findall(events[0])) or None
+            found = _FINISH_REASON.findall(events[0])
+            if len(found) == 1:  # (the usual case, without a generator's frame)
+                return (found[0].decode(errors="replace"),)
+            return tuple(r.decode(errors="replace") for r in found) or None
         reasons: dict[int, str] = {}
         for event in events:
             payload = event_json(event)

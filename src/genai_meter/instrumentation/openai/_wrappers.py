@@ -69,24 +69,26 @@ def _include_usage(kwargs: dict[str, Any]) -> bool:
     if isinstance(options, dict) and options.get("include_usage") is True:
         return True
     extra = kwargs.get("extra_body")
+    if extra is None:  # (the usual call)
+        return False
     options = extra.get("stream_options") if isinstance(extra, dict) else None
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
 def _read_request(operation: Operation, kwargs: dict[str, Any]) -> Request:
-    include_usage = _include_usage(kwargs) if kwargs.get("stream") is True else False
+    stream = kwargs.get("stream") is True
     max_output = None
     for key in operation.max_tokens_keys:
-        max_output = number(kwargs.get(key))
-        if max_output is not None:
+        value = kwargs.get(key)
+        if value is not None and (max_output := number(value)) is not None:
             break
     return Request(
         model=text(kwargs.get("model")) or "unknown",
-        stream=kwargs.get("stream") is True,
+        stream=stream,
         user=text(kwargs.get("user")) or text(kwargs.get("safety_identifier")),
         max_output_tokens=max_output,
         prompt=kwargs.get(operation.prompt_key),
-        include_usage=include_usage,
+        include_usage=_include_usage(kwargs) if stream else False,
     )
 
 
@@ -97,6 +99,8 @@ def _with_include_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
     if isinstance(options, dict):
         return {**kwargs, "stream_options": {**options, "include_usage": True}}
     extra = kwargs.get("extra_body")
+    if extra is None:  # (the usual call: neither given)
+        return {**kwargs, "extra_body": {"stream_options": {"include_usage": True}}}
     extra = dict(extra) if isinstance(extra, dict) else {}
     extra_options = extra.get("stream_options")
     extra["stream_options"] = (
@@ -105,8 +109,7 @@ def _with_include_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {**kwargs, "extra_body": extra}
 
 
-
-def _begin(operation: Operation, instance: Any, kwargs: dict[str, Any], is_async: bool) -> Metered:
+def _begin(operation: Operation, is_async: bool, instance: Any, kwargs: dict[str, Any]) -> Metered:
     runtime = get_runtime()
     info = client_info(instance, runtime)
     request = _read_request(operation, kwargs)
@@ -124,53 +127,62 @@ def _begin(operation: Operation, instance: Any, kwargs: dict[str, Any], is_async
         prompt_chars=prompt_chars,
     )
     call.service_tier_key = names.OPENAI_RESPONSE_SERVICE_TIER
-    capture_input(runtime, call, "openai", lambda: request.prompt)
-
-    def on_result(result: Any) -> Any:
-        parsed = RAW_RESPONSES.parsed(result)
-        if is_async and inspect.isawaitable(parsed):
-            return _finish_async(result, parsed)
-        _finish(parsed, parsed is not result)
-        return result
-
-    async def _finish_async(result: Any, parsed: Any) -> Any:
-        _finish(await parsed, True)
-        return result
-
-    def _finish(parsed: Any, raw: bool) -> None:
-        if request.stream and operation.observer is not None:
-            if operation.raw_events:
-                expected = inject or request.include_usage
-                meter = ChatEventMeter(call, inject, prompt_chars, operation.text_keys, usage_expected=expected)
-                if meter_response_bytes(parsed, meter, is_async):
-                    return
-            observer = operation.observer(call, inject, prompt_chars)
-            # a raw response's app may read its lines, never the SDK's stream: metered from the bytes
-            if raw and meter_response_bytes(parsed, EventItemMeter(observer), is_async):
-                return
-            (meter_async_stream if is_async else meter_stream)(parsed, observer)
-        else:
-            operation.finish(call, parsed, None)
-
+    if runtime.config.capture_content:  # (`capture_input` checks it too; tested here, no closure is made)
+        capture_input(runtime, call, "openai", lambda: request.prompt)
+    # `functools.partial` (made in C) binds the call to `_on_result`: the closures it replaces cost
+    # ~30 opcodes a call to make.
+    on_result = functools.partial(_on_result, operation, is_async, call, request, inject)
     return Metered(call, _with_include_usage(kwargs) if inject else kwargs, on_result, operation.on_error)
+
+
+def _on_result(operation: Operation, is_async: bool, call: Call, request: Request, inject: bool, result: Any) -> Any:
+    """`Metered.on_result`: meter the stream in place, or end the call with the whole response."""
+    parsed = RAW_RESPONSES.parsed(result)
+    if is_async and inspect.isawaitable(parsed):
+        return _finish_async(operation, call, request, inject, result, parsed)
+    _finish(operation, is_async, call, request, inject, parsed, parsed is not result)
+    return result
+
+
+async def _finish_async(
+    operation: Operation, call: Call, request: Request, inject: bool, result: Any, parsed: Any
+) -> Any:
+    _finish(operation, True, call, request, inject, await parsed, True)
+    return result
+
+
+def _finish(
+    operation: Operation, is_async: bool, call: Call, request: Request, inject: bool, parsed: Any, raw: bool
+) -> None:
+    if request.stream and operation.observer is not None:
+        prompt_chars = request.prompt_chars
+        if operation.raw_events:
+            expected = inject or request.include_usage
+            meter = ChatEventMeter(call, inject, prompt_chars, operation.text_keys, usage_expected=expected)
+            if meter_response_bytes(parsed, meter, is_async):
+                return
+        observer = operation.observer(call, inject, prompt_chars)
+        # a raw response's app may read its lines, never the SDK's stream: metered from the bytes
+        if raw and meter_response_bytes(parsed, EventItemMeter(observer), is_async):
+            return
+        (meter_async_stream if is_async else meter_stream)(parsed, observer)
+    else:
+        operation.finish(call, parsed, None)
 
 
 def sync_wrapper(operation: Operation) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return metered_call(
-            "openai", lambda kw: wrapped(*args, **kw), kwargs, lambda kw: _begin(operation, instance, kw, False)
-        )
+        # (`begin` a partial, made in C: a lambda costs its own frame when called)
+        begin = functools.partial(_begin, operation, False, instance)
+        return metered_call("openai", lambda kw: wrapped(*args, **kw), kwargs, begin)
 
     return wrapper
 
 
 def async_wrapper(operation: Operation) -> Callable[..., Any]:
-    async def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        return await metered_call_async(
-            "openai", lambda kw: wrapped(*args, **kw), kwargs, lambda kw: _begin(operation, instance, kw, True)
-        )
+    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        begin = functools.partial(_begin, operation, True, instance)
+        return await metered_call_async("openai", lambda kw: wrapped(*args, **kw), kwargs, begin)
 
     return wrapper
 
