@@ -349,3 +349,63 @@ def test_a_reader_added_later_gets_what_is_recorded_after_it() -> None:
     assert sorted(point[3] for point in _points(late_public)) == [("sum", 7), ("sum", 9)]
     assert recorded.points() == public.points()
     assert recorder.fast_records == len(VALUES) + 2
+
+
+# Values spread over every bucket, on and beside the boundaries, ints and floats (equal ones of both
+# types, where min and max keep the first), and floats whose sum depends on the order they are added in.
+SPREAD = [0, 1, 1.0, 0.5, 4, 3.999, 16, 16.0, 17, 64, 255.5, 256, 1024, 1025, 4096, 16384, 16385, 10**6]
+ORDERED_FLOATS = [0.1, 0.2, 0.3, 1e16, 1.0, 3.0, 0.7, 1e-9, 2.5e15, 0.30000000000000004]
+
+
+def test_groups_over_every_bucket_export_the_same_points_as_record() -> None:
+    values = [(value, CHAT) for value in SPREAD]
+    values += [(value, CHAT_OUT) for value in ORDERED_FLOATS]
+    values += [(value, MESSAGES) for value in reversed(SPREAD)]
+    values += [(value, CHAT) for value in ORDERED_FLOATS]  # (after the ints: the sum turns float)
+    public, recorded, recorder = _record_both(values)
+    assert recorded.points() == public.points()
+    assert recorder.fast_records == len(values)
+    more = [(value, CHAT_OUT) for value in SPREAD] + [(value, CHAT) for value in reversed(ORDERED_FLOATS)]
+    for value, attributes in more:  # (the delta reader's aggregations were dropped; the others grow)
+        public.histogram.record(value, attributes)
+    recorder.record(more)
+    assert recorded.points() == public.points()
+
+
+@pytest.mark.parametrize("refused", [-1, -0.5, math.inf, -math.inf, math.nan, True])
+@pytest.mark.parametrize("position", [0, 1, 3])
+def test_a_value_the_sdk_refuses_anywhere_in_a_group_is_refused_the_same_way(refused: float, position: int) -> None:
+    """A group's values are checked at once: one refused value (a bool is recorded, but publicly)
+    sends the group's values one by one through the check, wherever it is in the group."""
+    group = [2.0, 3, 5.5]
+    group.insert(position, refused)
+    values = [(value, CHAT) for value in group] + [(7, MESSAGES)]
+    public, recorded, recorder = _record_both(values)
+    assert recorded.points() == public.points()
+    assert recorder.fast_records == 4
+
+
+def test_values_whose_sum_overflows_are_each_checked_and_recorded() -> None:
+    values = [(1e308, CHAT), (1e308, CHAT), (1, CHAT), (2.5, MESSAGES)]
+    public, recorded, recorder = _record_both(values)
+    assert recorded.points() == public.points()
+    assert recorder.fast_records == 4
+    assert {tuple(point[1]): point[3] for point in public.points()[0]}[tuple(sorted(CHAT.items()))] == ("sum", math.inf)
+
+
+def test_record_groups_is_record_of_the_same_pairs() -> None:
+    """Groups as the deferred records hand them over: one mapping may be in more than one group."""
+    groups: list[tuple[dict[str, str], list[float]]] = [
+        (CHAT, [1200, 0.25, 7]),
+        (MESSAGES, [5, -1, 20000]),
+        (CHAT, [0.125, 4096]),
+        (FAILED, [math.nan]),
+    ]
+    public, recorded = _Side(), _Side()
+    for attributes, values in groups:
+        for value in values:
+            public.histogram.record(value, attributes)
+    recorder = HistogramRecorder(recorded.histogram)
+    recorder.record_groups(groups)
+    assert recorded.points() == public.points()
+    assert recorder.fast_records == 7

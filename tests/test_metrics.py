@@ -76,15 +76,15 @@ def test_a_collection_waits_for_the_values_a_drain_in_progress_holds(monkeypatch
     metrics, reader = _metrics()
     attrs = metrics.histogram_attributes("chat", "openai", "gpt-4o-mini", "gpt-4o-mini", "api.openai.com")
     inside, release = threading.Event(), threading.Event()
-    record = HistogramRecorder.record
+    record_groups = HistogramRecorder.record_groups
 
-    def slow_record(self: HistogramRecorder, values: Any) -> None:
+    def slow_record(self: HistogramRecorder, groups: Any) -> None:
         if threading.current_thread() is worker:
             inside.set()
             release.wait(5)
-        record(self, values)
+        record_groups(self, groups)
 
-    monkeypatch.setattr(HistogramRecorder, "record", slow_record)
+    monkeypatch.setattr(HistogramRecorder, "record_groups", slow_record)
     worker = threading.Thread(target=metrics.deferred.drain)
     for _ in range(3):
         metrics.deferred.add(Usage(input_tokens=100, output_tokens=7), attrs, 0.25, None)
@@ -166,3 +166,68 @@ def test_the_shared_thread_drains_every_meter(monkeypatch: pytest.MonkeyPatch) -
         time.sleep(0.02)
     assert not first.deferred._pending and not second.deferred._pending
     assert _token_sums(first_reader) == _token_sums(second_reader) == {"input": 100, "output": 7}
+
+
+def _histogram_points(reader: InMemoryMetricReader) -> list[tuple[Any, ...]]:
+    data = reader.get_metrics_data()
+    assert data is not None
+    found = []
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name in (names.TOKEN_USAGE.otel_name, names.OPERATION_DURATION.otel_name):
+                    for point in metric.data.data_points:
+                        found.append(
+                            (
+                                metric.name,
+                                sorted((point.attributes or {}).items()),
+                                point.count,  # type: ignore[union-attr]
+                                point.sum,  # type: ignore[union-attr]
+                                point.min,  # type: ignore[union-attr]
+                                point.max,  # type: ignore[union-attr]
+                                tuple(point.bucket_counts),  # type: ignore[union-attr]
+                            )
+                        )
+    return sorted(found, key=repr)
+
+
+def test_a_drain_records_what_the_public_record_of_each_call_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The drain groups the calls' values by attribute tuple (and error type), in runs or not; the
+    points are those of recording each call's values publicly, in the calls' order (float sums
+    included, which depend on it)."""
+    monkeypatch.setattr(_DeferredRecords, "_start", lambda self: None)  # (one drain, at collection)
+    metrics, reader = _metrics()
+    public_reader = InMemoryMetricReader()
+    public = CallMetrics(
+        MeterProvider(metric_readers=[public_reader]).get_meter("public"),
+        label_cap=10,
+        user_labels=True,
+        tenant_labels=True,
+    )
+    chat = ("chat", "openai", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", "api.openai.com")
+    messages = ("chat", "anthropic", "claude-sonnet-4-5", "", "")
+    calls: list[tuple[tuple[str, ...], Usage | None, float, str | None]] = [
+        (chat, Usage(input_tokens=1200, output_tokens=300), 0.1, None),
+        (chat, Usage(input_tokens=0, output_tokens=16384), 0.2, None),
+        (messages, Usage(input_tokens=5, output_tokens=4), 1e16, None),
+        (chat, None, 0.3, "RateLimitError"),
+        (chat, Usage(input_tokens=64, output_tokens=1), 1.0, None),
+        (messages, None, 0.7, None),
+        (chat, None, 2.5, "RateLimitError"),
+        (chat, Usage(input_tokens=7, output_tokens=9), 0.30000000000000004, "APITimeoutError"),
+        (messages, Usage(input_tokens=20000, output_tokens=256), 1e-9, None),
+        (chat, Usage(input_tokens=3, output_tokens=3), 3.0, None),
+    ]
+    for model, usage, duration_s, error_type in calls:
+        metrics.deferred.add(usage, metrics.histogram_attributes(*model), duration_s, error_type)
+        attrs = public.histogram_attributes(*model)
+        if usage is not None:
+            public.token_usage.record(usage.input_tokens, attrs[0])
+            public.token_usage.record(usage.output_tokens, attrs[1])
+        failed = {} if error_type is None else {names.ERROR_TYPE: error_type}
+        public.duration.record(duration_s, {**attrs[2], **failed})
+    points = _histogram_points(public_reader)
+    assert len(points) == 8  # 4 token series, 2 durations and 2 with an error type
+    assert _histogram_points(reader) == points
+    assert metrics.deferred.token_usage.fast_records == 14
+    assert metrics.deferred.duration.fast_records == 10

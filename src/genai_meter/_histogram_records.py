@@ -38,6 +38,9 @@ import re
 import time
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
+from functools import reduce
+from itertools import repeat
+from operator import add
 from typing import Any
 
 from opentelemetry.context import Context
@@ -59,6 +62,7 @@ except ImportError:  # no OTel SDK, or one without these internals: the public r
 
 _EMPTY_CONTEXT = Context()
 _NUMBERS = (int, float)
+_NUMBER_TYPES = frozenset(_NUMBERS)
 _MAX_KEYS = 20_000  # attribute mappings whose hashed key is kept (per model, endpoint and error type)
 # The sha256 of `_ExplicitBucketHistogramAggregation.aggregate`'s source without comments and
 # spacing (`_source_digest`), in the OTel SDK versions whose code `HistogramRecorder._aggregate` mirrors.
@@ -67,6 +71,17 @@ _MIRRORED_AGGREGATE_DIGESTS = frozenset({"3bff7765aa1574ce506feb8543bdb2c0fdf8ba
 _mirrored_verdicts: IdentityCache[bool] = IdentityCache(100)
 _COMMENT_OR_SPACE = re.compile(r"#[^\n]*|\s+")
 _VIEW_MATCH_PARTS = ("_lock", "_attributes_aggregation", "consume_measurement", "_view")
+
+
+def _recordable(values: list[float]) -> bool:
+    """Whether the SDK records every one of `values` (ints or floats, none negative, infinite or NaN),
+    checked for the group in C loops rather than per value: the sum of values none negative is
+    infinite or NaN where one is (or, rarely, where the sum overflows: the values are then checked
+    one by one, as they are where anything here raises)."""
+    try:
+        return _NUMBER_TYPES.issuperset(map(type, values)) and min(values) >= 0 and sum(values) < math.inf
+    except Exception:  # (an int too large for a float beside a float; no values)
+        return False
 
 
 def _source_digest(function: Any) -> str:
@@ -91,10 +106,6 @@ class HistogramRecorder:
 
     def record(self, values: Iterable[tuple[float, Mapping[str, str]]]) -> None:
         """Record each value with its attributes. The mappings must not change once handed over."""
-        matches = self._view_matches()
-        if matches is None:
-            self._record_public(values)
-            return
         # The values of one attribute mapping (one model and endpoint), in their order: each group
         # goes into each view's aggregation in one step. (Grouped by the mapping's identity, not its
         # hashed key, which costs a hash of its items per value: two equal mappings, which
@@ -102,18 +113,28 @@ class HistogramRecorder:
         # sum may then differ from the values' arrival order in its last bits.)
         groups: dict[int, tuple[Mapping[str, str], list[float]]] = {}
         for value, attributes in values:
-            if type(value) not in _NUMBERS or not 0 <= value < math.inf:
-                # negative, infinite, NaN or not a number: the SDK's own warning, and no record
-                self._record_public(((value, attributes),))
-                continue
             group = groups.get(id(attributes))  # (the group holds its mapping: ids stay unique meanwhile)
             if group is None:
                 groups[id(attributes)] = (attributes, [value])
             else:
                 group[1].append(value)
+        self.record_groups(groups.values())
+
+    def record_groups(self, groups: Iterable[tuple[Mapping[str, str], list[float]]]) -> None:
+        """Record each group's values (in their order) with its attributes, as `record` does with
+        the same pairs: callers that have their values grouped by mapping already (the deferred
+        records) skip its grouping per value. The mappings must not change once handed over."""
+        matches = self._view_matches()
+        if matches is None:
+            self._record_public((value, attributes) for attributes, values in groups for value in values)
+            return
         now = time.time_ns()
-        pending = iter(groups.values())
+        pending = iter(groups)
         for attributes, group_values in pending:
+            if not _recordable(group_values):
+                group_values = self._without_refused(attributes, group_values)
+                if not group_values:
+                    continue
             first = True  # whether the view being given the group is the first
             self._taken = 0
             try:
@@ -130,6 +151,17 @@ class HistogramRecorder:
                 self._record_public((value, mapping) for mapping, later in pending for value in later)
                 return
             self.fast_records += len(group_values)
+
+    def _without_refused(self, attributes: Mapping[str, str], values: list[float]) -> list[float]:
+        """`values` less those the SDK refuses (negative, infinite, NaN or not a number), which go
+        through the public record for its own warnings (and no record)."""
+        kept = []
+        for value in values:
+            if type(value) in _NUMBERS and 0 <= value < math.inf:
+                kept.append(value)
+            else:
+                self._record_public(((value, attributes),))
+        return kept
 
     def _fail(self, fault: Exception) -> None:
         record_fault("metrics.histogram", fault)
@@ -173,21 +205,21 @@ class HistogramRecorder:
                 aggregation.aggregate(self._measurement(value, attributes, now), False)
                 done = self._taken = done + 1
             return
+        # (Loops over the values run in C: `map`, `reduce` and `list.count`, with the Python loop
+        # over the buckets they fall in, a few per group. `reduce(add)` adds them one by one in
+        # their order, as the SDK's `_sum += value` does: `sum` may compensate (Python 3.12+).)
         with aggregation._lock:
             counts = aggregation._value
             if counts is None:
                 counts = aggregation._get_empty_bucket_counts()
-            boundaries = aggregation._boundaries
-            buckets = [bisect_left(boundaries, value) for value in values]
-            total = aggregation._sum
-            for value in values:
-                total += value
+            buckets = list(map(bisect_left, repeat(aggregation._boundaries), values))
+            total = reduce(add, values, aggregation._sum)
             min_max = aggregation._record_min_max
             if min_max:
                 low = min(aggregation._min, *values)
                 high = max(aggregation._max, *values)
-            for bucket in buckets:
-                counts[bucket] += 1
+            for bucket in set(buckets):
+                counts[bucket] += buckets.count(bucket)
             aggregation._value = counts
             aggregation._sum = total
             if min_max:

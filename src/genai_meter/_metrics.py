@@ -13,6 +13,7 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
+from itertools import repeat
 from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
@@ -35,6 +36,8 @@ _TOKEN_TYPES = (
     names.TOKEN_CACHE_WRITE,
     names.TOKEN_REASONING,
 )
+
+_popleft = deque.popleft
 
 # Below the OTel SDK's default cardinality limit (2,000 series per instrument and reader).
 DEFAULT_MAX_SERIES = 1900
@@ -216,28 +219,52 @@ class _DeferredRecords:
 
     def _drain(self) -> None:
         endings = self._endings
-        while True:  # first: their histogram values join this drain's
-            try:
-                ending = endings.popleft()
-            except IndexError:
-                break
-            ending()
+        while endings:  # first: their histogram values join this drain's (only a drain takes from it)
+            endings.popleft()()
+        # The calls' values grouped by their attribute tuple (`CallMetrics.histogram_attributes`, one
+        # per model and endpoint), in the calls' order, and handed over as groups (`record_groups`):
+        # a lookup per run of calls of one tuple rather than a (value, mapping) pair made, checked
+        # and grouped per value.
+        # id(attribute tuple) -> (it, input tokens, output tokens, durations of calls that did not fail)
+        groups: dict[int, tuple[tuple[dict[str, str], ...], list[float], list[float], list[float]]] = {}
+        failed: dict[int, tuple[dict[str, str], list[float]]] = {}  # id(mapping with error type) -> it, durations
         pending = self._pending
-        tokens: list[tuple[float, dict[str, str]]] = []
-        durations: list[tuple[float, dict[str, str]]] = []
-        while True:
-            try:
-                usage, attrs, duration_s, error_type = pending.popleft()
-            except IndexError:
-                break
+        # The calls queued now, each taken off the queue by `map` in C (only a drain takes from it:
+        # they are all there; calls queued meanwhile wait for the next drain).
+        last = None  # the tuple of the call before: calls of one model and endpoint come in runs
+        for usage, attrs, duration_s, error_type in map(_popleft, repeat(pending, len(pending))):
+            if attrs is not last:
+                group = groups.get(id(attrs))
+                if group is None:
+                    group = groups[id(attrs)] = (attrs, [], [], [])
+                last = attrs
+                add_input, add_output, add_duration = group[1].append, group[2].append, group[3].append
             if usage is not None:
-                tokens.append((usage.input_tokens, attrs[0]))
-                tokens.append((usage.output_tokens, attrs[1]))
-            durations.append((duration_s, attrs[2] if error_type is None else self._with_error(attrs[2], error_type)))
+                add_input(usage.input_tokens)
+                add_output(usage.output_tokens)
+            if error_type is None:
+                add_duration(duration_s)
+            else:
+                with_error = self._with_error(attrs[2], error_type)
+                failed_group = failed.get(id(with_error))
+                if failed_group is None:
+                    failed[id(with_error)] = (with_error, [duration_s])
+                else:
+                    failed_group[1].append(duration_s)
+        if not groups:
+            return
+        tokens: list[tuple[dict[str, str], list[float]]] = []
+        durations: list[tuple[dict[str, str], list[float]]] = []
+        for attrs, inputs, outputs, call_durations in groups.values():
+            if inputs:
+                tokens.append((attrs[0], inputs))
+                tokens.append((attrs[1], outputs))
+            if call_durations:
+                durations.append((attrs[2], call_durations))
+        durations.extend(failed.values())
         if tokens:
-            self.token_usage.record(tokens)
-        if durations:
-            self.duration.record(durations)
+            self.token_usage.record_groups(tokens)
+        self.duration.record_groups(durations)
 
     def _with_error(self, attrs: dict[str, str], error_type: str) -> dict[str, str]:
         by_error = self._error_attrs.get(attrs)
