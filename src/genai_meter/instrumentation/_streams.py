@@ -292,6 +292,37 @@ def meter_stream(stream: Any, observer: StreamObserver, *, iterator_attr: str = 
     return stream
 
 
+def metered_items(source: Iterator[Any], observer: StreamObserver) -> Iterator[Any]:
+    """Meter an SDK stream that is a bare iterator (no stream object to meter in place): the metered
+    generator itself is handed out instead, with no object around it whose `__next__` would add a
+    Python call per item. Its own close (a `break`, its garbage collection once started) ends the
+    call, and its finalizer does if it is dropped before its first read (a generator not started
+    runs no code when closed)."""
+    end = StreamEnd(observer)
+    try:
+        generator = _metered_iterator(source, observer, end)
+        end.generator = weakref.ref(generator)
+        weakref.finalize(generator, end)
+    except Exception as fault:
+        record_fault("stream.wrap", fault)
+        end()
+        return source
+    return generator
+
+
+def metered_async_items(source: AsyncIterator[Any], observer: StreamObserver) -> AsyncIterator[Any]:
+    """`metered_items` for an async iterator."""
+    end = StreamEnd(observer)
+    try:
+        generator = _metered_async_iterator(source, observer, end)
+        weakref.finalize(generator, end)
+    except Exception as fault:
+        record_fault("stream.wrap", fault)
+        end()
+        return source
+    return generator
+
+
 def meter_async_stream(stream: Any, observer: StreamObserver, *, iterator_attr: str = "_iterator") -> Any:
     """Meter an asynchronous SDK stream in place and return it."""
     end = StreamEnd(observer)

@@ -3,9 +3,9 @@
 `Models.generate_content` may send several requests for one call (automatic function calling, and
 automatic continuation), each billed on its own; the SDK sends each through `_generate_content` /
 `_generate_content_stream`, so those are wrapped and every request is metered as one call. Streams
-are generators: the SDK's generator is handed out behind a small iterator object that genai-meter
-meters in place, so every exit path (exhausted, break, close, exception, garbage collection) ends
-the call once. A fault in genai-meter's part is recorded and the SDK called as if uninstrumented.
+are generators: the SDK's generator is read through genai-meter's metering generator, handed to the
+SDK's public method in its place, so every exit path (exhausted, break, close, exception, garbage
+collection) ends the call once. A fault in genai-meter's part is recorded and the SDK called as if uninstrumented.
 
 The synchronous stream generator sends its request on its first read. That read is made in the
 wrapper, with the call's span current (so the HTTP request nests under it, and a refused request is
@@ -15,14 +15,14 @@ an error of the call, not of a stream that began), and the chunk it returns is h
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from ..._call import begin_call
 from ..._runtime import get_runtime
 from ...exporter._metered import remember_call_span
 from .._metering import Metered, budget_estimate, capture_input, metered_call, metered_call_async
-from .._streams import meter_async_stream, meter_stream
+from .._streams import metered_async_items, metered_items
 from .._values import content_chars
 from ._observers import GenerateStreamObserver, finish_response
 from ._request import client_info, max_output_tokens, model_name
@@ -70,48 +70,10 @@ def _begin(instance: Any, kwargs: dict[str, Any], stream: bool, is_async: bool) 
             return result
         observer = GenerateStreamObserver(call, request.prompt_chars)
         if is_async:
-            return meter_async_stream(_AsyncChunks(result), observer)
-        return meter_stream(_Chunks(result), observer)
+            return metered_async_items(result, observer)
+        return metered_items(result, observer)
 
     return Metered(call, kwargs, on_result)
-
-
-class _Chunks:
-    """The SDK's chunk generator behind an object genai-meter can meter in place (and finalize)."""
-
-    __slots__ = ("__weakref__", "_iterator")
-
-    def __init__(self, source: Iterator[Any]) -> None:
-        self._iterator = source
-
-    def __iter__(self) -> _Chunks:
-        return self
-
-    def __next__(self) -> Any:
-        return next(self._iterator)
-
-    def close(self) -> None:
-        close = getattr(self._iterator, "close", None)
-        if close is not None:
-            close()
-
-
-class _AsyncChunks:
-    __slots__ = ("__weakref__", "_iterator")
-
-    def __init__(self, source: AsyncIterator[Any]) -> None:
-        self._iterator = source
-
-    def __aiter__(self) -> _AsyncChunks:
-        return self
-
-    async def __anext__(self) -> Any:
-        return await self._iterator.__anext__()
-
-    async def aclose(self) -> None:
-        aclose = getattr(self._iterator, "aclose", None)
-        if aclose is not None:
-            await aclose()
 
 
 def sync_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
