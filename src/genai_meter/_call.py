@@ -156,7 +156,7 @@ class Call:
         self.start_ns = time.perf_counter_ns()
         # The app's context now: the span's parent, and what `activate` makes it current in. Handed to
         # the SDK, it saves the SDK's own lookups of it (the tracer's, its sampler's) and `activate`'s.
-        self.context = otel_context.get_current()
+        self.context: otel_context.Context | None = otel_context.get_current()
         self.span: Span = start_client_span(
             runtime.tracer, f"{operation} {request_model}", attrs, start_ns, self.context
         )
@@ -165,7 +165,10 @@ class Call:
 
     def activate(self) -> object:
         """Make the span current for the SDK's own HTTP call (child spans nest); detach with `deactivate`."""
-        return otel_context.attach(trace.set_span_in_context(self.span, self.context))
+        # (the context is let go of here: a call held open, a stream or a background response, would
+        # otherwise keep the app's parent span and baggage alive with it)
+        context, self.context = self.context, None
+        return otel_context.attach(trace.set_span_in_context(self.span, context))
 
     @staticmethod
     def deactivate(token: object) -> None:

@@ -166,4 +166,5 @@ def start_client_span(
         if not _start_plain(span, attributes):
             span.set_attributes(attributes)
         return span
-    return tracer.start_span(name, context, kind=_CLIENT, attributes=attributes, start_time=start_time)
+    # (a custom sampler or processor is handed what it always was: None, the current context)
+    return tracer.start_span(name, kind=_CLIENT, attributes=attributes, start_time=start_time)
