@@ -298,23 +298,22 @@ def metered_items(source: Iterator[Any], observer: StreamObserver) -> Iterator[A
     Python call per item. Its own close (a `break`, its garbage collection once started) ends the
     call, and its finalizer does if it is dropped before its first read (a generator not started
     runs no code when closed)."""
-    end = StreamEnd(observer)
-    try:
-        generator = _metered_iterator(source, observer, end)
-        end.generator = weakref.ref(generator)
-        weakref.finalize(generator, end)
-    except Exception as fault:
-        record_fault("stream.wrap", fault)
-        end()
-        return source
+    generator: Iterator[Any] = _handed_out(source, observer, is_async=False)
     return generator
 
 
 def metered_async_items(source: AsyncIterator[Any], observer: StreamObserver) -> AsyncIterator[Any]:
     """`metered_items` for an async iterator."""
+    generator: AsyncIterator[Any] = _handed_out(source, observer, is_async=True)
+    return generator
+
+
+def _handed_out(source: Any, observer: StreamObserver, *, is_async: bool) -> Any:
     end = StreamEnd(observer)
     try:
-        generator = _metered_async_iterator(source, observer, end)
+        generator = (_metered_async_iterator if is_async else _metered_iterator)(source, observer, end)
+        if not is_async:  # (`StreamEnd.on_close` looks at a sync generator's `gi_running`)
+            end.generator = weakref.ref(generator)
         weakref.finalize(generator, end)
     except Exception as fault:
         record_fault("stream.wrap", fault)
