@@ -23,7 +23,7 @@ from ._faults import record_fault
 from ._metrics import LabelKey
 from ._record import CallRecord, new_request_id
 from ._runtime import Runtime
-from ._span_attributes import add_plain_span_attributes, is_plain_value, start_client_span
+from ._span_attributes import add_span_attributes, is_plain_value, start_client_span
 from ._span_export import endings_deferrable
 from ._usage import Usage, estimated_usage
 from .pricing import Cost, price_ids
@@ -63,13 +63,9 @@ def _span_attributes(provider: str, operation: str, model: str, server: str, str
 
 
 def _end_attributes(span: Span, attrs: dict[str, Any], plain: bool) -> None:
-    """`_span_attributes.add_span_attributes(span, attrs)` for a call's end attributes, whose values
-    `Call._record` makes plain itself but for those an instrumentor hands over (`plain` says whether
-    those are): the values are not checked again one by one, which was ~300 opcodes a call."""
-    if plain:
-        add_plain_span_attributes(span, attrs)
-    else:
-        span.set_attributes(attrs)
+    """A call's end attributes on its span: `Call._record` makes their values plain itself, but for
+    those an instrumentor hands over, whose check `plain` is."""
+    add_span_attributes(span, attrs, plain)
 
 
 def _add_threshold_events(span: Span, events: Iterable[ThresholdEvent]) -> None:
@@ -349,16 +345,14 @@ class Call:
         _end_attributes(span, attrs, plain)
 
         metrics = runtime.metrics
-        attribution = self.attribution
-        provider, request_model, operation = self.provider, self.request_model, self.operation
         metrics.record_call(
-            metrics.label_key(  # (`_label_key`, in place)
-                provider, request_model, operation, attribution.feature, attribution.tenant, attribution.user
-            ),
+            self._label_key(),
             usage,
             cost.total_usd if cost is not None else None,
             outcome,
-            metrics.histogram_attributes(operation, provider, request_model, response_model or "", self.server),
+            metrics.histogram_attributes(
+                self.operation, self.provider, self.request_model, response_model or "", self.server
+            ),
             duration_s,
             error_type,
         )

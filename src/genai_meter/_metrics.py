@@ -28,15 +28,6 @@ from ._usage import Usage
 # (provider, model, operation, feature, tenant, user)
 LabelKey = tuple[str, str, str, str, str, str]
 
-# The token types of a call's token sums, in the order `CallMetrics.record_call` adds them.
-_TOKEN_TYPES = (
-    names.TOKEN_INPUT,
-    names.TOKEN_OUTPUT,
-    names.TOKEN_CACHE_READ,
-    names.TOKEN_CACHE_WRITE,
-    names.TOKEN_REASONING,
-)
-
 _popleft = deque.popleft
 
 # Below the OTel SDK's default cardinality limit (2,000 series per instrument and reader).
@@ -365,7 +356,7 @@ class CallMetrics:
         self.unpriced = _Sums(names.UNPRICED_CALLS.labels, max_series)
         self.estimated = _Sums(names.ESTIMATED_CALLS.labels, max_series)
         self._histogram_attrs: dict[tuple[str, str, str, str, str], tuple[dict[str, str], ...]] = {}
-        # label key -> its five token series keys (`_TOKEN_TYPES`' order), made once per label set
+        # label key -> its five token series keys (`names.TOKEN_TYPES`' order), made once per label set
         self._token_keys: dict[LabelKey, tuple[tuple[str, ...], ...]] = {}
         self._extra_observers: list[
             tuple[names.Metric, Callable[[], Iterable[tuple[dict[str, str], float]]]]
@@ -525,7 +516,7 @@ class CallMetrics:
     def _new_token_keys(self, key: LabelKey) -> tuple[tuple[str, ...], ...]:
         """The token series keys of a label set, in `record_call`'s order; kept for the next call
         (bounded, as the label sets are: past it, made per call)."""
-        token_keys = tuple((*key, token_type) for token_type in _TOKEN_TYPES)
+        token_keys = tuple((*key, token_type) for token_type in names.TOKEN_TYPES)
         if len(self._token_keys) < 10_000:
             self._token_keys[key] = token_keys
         return token_keys

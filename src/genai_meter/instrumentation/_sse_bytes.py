@@ -93,23 +93,12 @@ class ByteMeter(StreamObserver):
         """Read a run of complete events; return what the SDK gets instead (usually `region`)."""
         return region
 
-    def event_end(self, data: bytes, before: int | None = None) -> int:
-        """Where the last complete event in `data[:before]` ends (0 when there is none)."""
-        separator = self.separator
-        at = data.rfind(separator, 0, len(data) if before is None else before)
-        return at + len(separator) if at >= 0 else 0
-
     def event_bounds(self, data: bytes, inside: int) -> tuple[int, int]:
         """The start and end (its blank line included) of the event around position `inside`."""
-        # (both searches here rather than through `event_end`: a call less for each event read)
         separator = self.separator
         start = data.rfind(separator, 0, inside)
         end = data.find(separator, inside)
         return 0 if start < 0 else start + len(separator), len(data) if end < 0 else end + len(separator)
-
-    def event_at(self, data: bytes, inside: int) -> bytes:
-        start, end = self.event_bounds(data, inside)
-        return data[start:end]
 
     def feed(self, chunk: bytes) -> bytes:
         """Read one chunk of the body; return the complete events in it (and in what was pending)."""
@@ -119,7 +108,7 @@ class ByteMeter(StreamObserver):
         separator = self.separator
         if not separator:
             separator = self.separator = _separator(data)
-        # (the search of `event_end`, made here: this runs for every chunk of every stream)
+        # (where the last complete event ends: one search per chunk, of every stream)
         cut = data.rfind(separator) if separator else -1
         if cut < 0:
             self.pending = data

@@ -9,12 +9,45 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
-from collections.abc import Awaitable, Callable
-from typing import Any
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Generic, TypeVar
 
 from ._metering import ResponseError
 
 _TEXT_KEYS = ("content", "text", "input", "arguments", "parts")
+
+
+_Info = TypeVar("_Info")
+
+
+class ClientCache(Generic[_Info]):
+    """What a provider's client object resolves to (provider, server, ...), kept per client and made
+    again under a new runtime (`configure()`): a call pays a dict lookup, not a URL's parsing."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self) -> None:
+        self._entries: weakref.WeakKeyDictionary[Any, tuple[object, _Info]] = weakref.WeakKeyDictionary()
+
+    def get(self, client: Any, runtime: object) -> _Info | None:
+        cached = self._entries.get(client)
+        return cached[1] if cached is not None and cached[0] is runtime else None
+
+    def put(self, client: Any, runtime: object, info: _Info) -> _Info:
+        try:
+            self._entries[client] = (runtime, info)
+        except TypeError:  # (a client that takes no weak reference: worked out per call)
+            pass
+        return info
+
+
+def configured_provider(host: str, port: object, configured: Mapping[str, str]) -> str | None:
+    """The provider `provider_hosts` names for a server (`host:port` first, then `host`), if any."""
+    for key in (f"{host}:{port}", host):
+        if key in configured:
+            return configured[key]
+    return None
 
 
 def text(value: Any) -> str | None:

@@ -8,12 +8,11 @@ at Anthropic's prices. `provider_hosts` in the configuration overrides it by hos
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
 from ..._runtime import Runtime
-from .._values import text
+from .._values import ClientCache, configured_provider, text
 
 # Base classes of the SDK's platform clients (matched by name: importing the modules would pull in
 # optional dependencies such as boto3 or google-auth).
@@ -30,7 +29,7 @@ class ClientInfo:
     server: str
 
 
-_cache: weakref.WeakKeyDictionary[Any, tuple[Runtime, ClientInfo]] = weakref.WeakKeyDictionary()
+_clients: ClientCache[ClientInfo] = ClientCache()
 
 
 def provider_for_client(client: Any) -> str:
@@ -47,23 +46,16 @@ def client_info(resource: Any, runtime: Runtime) -> ClientInfo:
     client = getattr(resource, "_client", None)
     if client is None:
         return ClientInfo("anthropic", "")
-    cached = _cache.get(client)
-    if cached is not None and cached[0] is runtime:
-        return cached[1]
+    cached = _clients.get(client, runtime)
+    if cached is not None:
+        return cached
     url = getattr(client, "base_url", None)
     host = str(getattr(url, "host", "") or "")
     port = getattr(url, "port", None)
-    provider = provider_for_client(client)
-    configured = runtime.config.provider_hosts
-    for key in (f"{host}:{port}", host):
-        if key in configured:
-            provider = configured[key]
-            break
-    info = ClientInfo(provider, host)
-    try:
-        _cache[client] = (runtime, info)
-    except TypeError:
-        pass
+    provider = configured_provider(host, port, runtime.config.provider_hosts)
+    if provider is None:
+        provider = provider_for_client(client)
+    info = _clients.put(client, runtime, ClientInfo(provider, host))
     return info
 
 

@@ -7,12 +7,12 @@ configuration overrides it by host.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..._runtime import Runtime
+from .._values import ClientCache, configured_provider
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,40 +21,26 @@ class ClientInfo:
     server: str
 
 
-# (default provider, base URL) -> (the `provider_hosts` it was resolved with, what it resolved to):
-# parsing the base URL again costs every call ~20,000 CPU instructions, and a process has few clients.
-_resolved: dict[tuple[str, str], tuple[Mapping[str, str], ClientInfo]] = {}
-_MAX_RESOLVED = 1_000
+_clients: ClientCache[ClientInfo] = ClientCache()
 
 
 def client_info(resource: Any, runtime: Runtime) -> ClientInfo:
     api_client = getattr(resource, "_api_client", None)
+    cached = _clients.get(api_client, runtime) if api_client is not None else None
+    if cached is not None:
+        return cached
     provider = "gcp.vertex_ai" if getattr(api_client, "vertexai", False) else "gcp.gemini"
     base_url = getattr(getattr(api_client, "_http_options", None), "base_url", None)
-    url = base_url if isinstance(base_url, str) else ""
-    configured = runtime.config.provider_hosts
-    known = _resolved.get((provider, url))
-    if known is not None and known[0] is configured:
-        return known[1]
-    info = _resolve(provider, url, configured)
-    if len(_resolved) < _MAX_RESOLVED:
-        _resolved[provider, url] = (configured, info)
-    return info
-
-
-def _resolve(provider: str, base_url: str, configured: Mapping[str, str]) -> ClientInfo:
     host, port = "", None
-    if base_url:
+    if isinstance(base_url, str) and base_url:
         try:
             parts = urlsplit(base_url)
             host, port = parts.hostname or "", parts.port
         except ValueError:
             pass
-    for key in (f"{host}:{port}", host):
-        if key in configured:
-            provider = configured[key]
-            break
-    return ClientInfo(provider, host)
+    named = configured_provider(host, port, runtime.config.provider_hosts)
+    info = ClientInfo(provider if named is None else named, host)
+    return _clients.put(api_client, runtime, info) if api_client is not None else info
 
 
 def _field(value: Any, name: str) -> Any:

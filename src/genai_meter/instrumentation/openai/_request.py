@@ -7,12 +7,12 @@ lookup.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..._runtime import Runtime
+from .._values import ClientCache, configured_provider
 
 # Hosts of OpenAI-compatible providers, named as the GenAI semantic conventions name them.
 _KNOWN_HOSTS = {
@@ -37,7 +37,7 @@ class ClientInfo:
     inject_stream_usage: bool
 
 
-_cache: weakref.WeakKeyDictionary[Any, tuple[Runtime, ClientInfo]] = weakref.WeakKeyDictionary()
+_clients: ClientCache[ClientInfo] = ClientCache()
 
 
 DEFAULT_PORTS = {"https": 443, "http": 80}  # (a URL leaves its scheme's port out)
@@ -46,10 +46,9 @@ DEFAULT_PORTS = {"https": 443, "http": 80}  # (a URL leaves its scheme's port ou
 def provider_for_host(host: str, port: int | None, is_azure: bool, configured: Mapping[str, str]) -> str:
     """The provider an OpenAI-compatible server is, by its host: `provider_hosts` first (`host:port`,
     then `host`), then Azure, the known hosts and the known ports; `openai` otherwise."""
-    if configured:
-        for key in (f"{host}:{port}", host):
-            if key in configured:
-                return configured[key]
+    named = configured_provider(host, port, configured) if configured else None
+    if named is not None:
+        return named
     if is_azure or host.endswith(".openai.azure.com") or host.endswith(".cognitiveservices.azure.com"):
         return "azure.ai.openai"
     known = _KNOWN_HOSTS.get(host)
@@ -73,9 +72,9 @@ def client_info(resource: Any, runtime: Runtime) -> ClientInfo:
     client = getattr(resource, "_client", None)
     if client is None:
         return ClientInfo("openai", "", False)
-    cached = _cache.get(client)
-    if cached is not None and cached[0] is runtime:
-        return cached[1]
+    cached = _clients.get(client, runtime)
+    if cached is not None:
+        return cached
     url = getattr(client, "base_url", None)
     host = str(getattr(url, "host", "") or "")
     # `host:443` names the default port too (the URL leaves it out)
@@ -86,8 +85,4 @@ def client_info(resource: Any, runtime: Runtime) -> ClientInfo:
         server=host,
         inject_stream_usage=_inject_for(host, port, str(url or "").rstrip("/"), runtime),
     )
-    try:
-        _cache[client] = (runtime, info)
-    except TypeError:
-        pass
-    return info
+    return _clients.put(client, runtime, info)
