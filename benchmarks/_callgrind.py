@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import gc
 import os
+import platform
 import re
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -52,9 +54,14 @@ def instructions_per_call(child: Sequence[str], calls: int) -> float:
 
     The same string hash seed for every child: with a random one, each process's dicts and sets
     probe differently and counts of the same code move by ~1 % (~50,000 instructions per OpenAI
-    call, the size of the differences being measured); with a fixed one, by ~0.2 %."""
+    call, the size of the differences being measured); with a fixed one, by ~0.2 %. And the same
+    addresses (`setarch --addr-no-randomize`, where there is `setarch`): objects hashed by address
+    (types in caches, sets of objects) probe differently at other addresses, which moved the bare
+    OpenAI stream by up to 50,000 instructions between runs of the same code (seen 2026-11-23)."""
     with tempfile.TemporaryDirectory() as folder:
         command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={folder}/out", *child]
+        if shutil.which("setarch"):
+            command = ["setarch", platform.machine(), "--addr-no-randomize", *command]
         env = {**os.environ, "PYTHONHASHSEED": "0"}
         done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     found = re.search(r"Collected : ([\d,]+)", done.stderr)

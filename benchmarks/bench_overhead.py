@@ -29,6 +29,15 @@ which counts the CPU instructions of the measured calls only (warm-up excluded, 
 and a metric collection included), the same from run to run whatever else the machine does.
 
     python benchmarks/bench_overhead.py --instructions [--calls 100] [--only openai]
+
+`--paired` times instead many short bare and metered blocks in pairs, in a random order within
+each pair, and reports the median of the pairs' differences with a 95 % confidence interval (from
+the order statistics of the differences, which assume nothing of their distribution). One block's
+time moves by hundreds of µs on this machine, but the disturbances hit a pair's two blocks alike
+or at random, so the median of many differences is tight where the best-of-rounds figures above
+are not.
+
+    python benchmarks/bench_overhead.py --paired [--pairs 600] [--calls 10] [--only openai]
 """
 
 from __future__ import annotations
@@ -36,7 +45,9 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -248,6 +259,78 @@ def measure(scenario: Scenario, calls: int, rounds: int, tracer_provider: Tracer
     }
 
 
+def measure_paired(scenario: Scenario, calls: int, pairs: int, seed: int, tracer_provider: TracerProvider,
+                   meter_provider: MeterProvider, reader: InMemoryMetricReader) -> dict[str, Any]:
+    """Paired differences (metered minus bare, µs per call) of `pairs` pairs of `calls`-call blocks.
+
+    Instrumented once: a bare block runs with genai-meter's wrappers passing every call straight to
+    the SDK (what they do when OTel instrumentation is suppressed: ~100 Python opcodes a call, counted
+    as the bare SDK's here, so the overhead is understated by that much), because instrumenting and
+    configuring anew before each metered block would leave its first calls with cold caches."""
+    from genai_meter.instrumentation import _metering
+
+    rng = random.Random(seed)
+    instrumentor = scenario.instrumentor()
+    instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    configure(ledger_url="off")
+    metered_check = _metering.is_instrumentation_enabled
+
+    def collect() -> None:
+        reader.get_metrics_data()
+        tracer_provider.force_flush()
+
+    def block(metered: bool) -> tuple[float, float]:
+        _metering.is_instrumentation_enabled = metered_check if metered else (lambda: False)
+        scenario.call(scenario.client)  # untimed
+        return _time_block(scenario.call, scenario.client, calls, collect)
+
+    path_diffs, total_diffs, bare_paths = [], [], []
+    try:
+        for _ in range(pairs):
+            first_metered = rng.random() < 0.5
+            first = block(first_metered)
+            second = block(not first_metered)
+            metered, bare = (first, second) if first_metered else (second, first)
+            path_diffs.append(metered[0] - bare[0])
+            total_diffs.append(metered[1] - bare[1])
+            bare_paths.append(bare[0])
+    finally:
+        _metering.is_instrumentation_enabled = metered_check
+        instrumentor.uninstrument()
+    return {
+        "bare_us": statistics.median(bare_paths),
+        "call_path": median_interval(path_diffs),
+        "total_cpu": median_interval(total_diffs),
+    }
+
+
+def median_interval(values: Sequence[float]) -> tuple[float, float, float]:
+    """(low, median, high): the median and a distribution-free 95 % confidence interval for it,
+    between the order statistics that the binomial distribution of values below the median puts
+    1.96 standard deviations either side of the middle."""
+    ordered = sorted(values)
+    n = len(ordered)
+    half_width = 1.96 * math.sqrt(n) / 2
+    low = max(math.floor(n / 2 - half_width), 0)
+    high = min(math.ceil(n / 2 + half_width), n - 1)
+    return ordered[low], statistics.median(ordered), ordered[high]
+
+
+def paired(args: argparse.Namespace) -> None:
+    tracer_provider, meter_provider, reader = _global_providers()
+    print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}; "
+          f"{args.pairs} pairs of {args.calls}-call blocks (bare, metered) in random order per scenario")
+    print(f"{'scenario':38s} {'bare':>8s} {'call path (95% CI)':>26s} {'total CPU (95% CI)':>26s}  (µs per call)")
+    for number, scenario in enumerate(scenarios(record_bodies(), args.only)):
+        row = measure_paired(scenario, args.calls, args.pairs, args.seed + number, tracer_provider,
+                             meter_provider, reader)
+        path_low, path, path_high = row["call_path"]
+        total_low, total, total_high = row["total_cpu"]
+        print(f"{scenario.label:38s} {row['bare_us']:8.1f} {path:8.1f} ({path_low:6.1f} .. {path_high:6.1f})  "
+              f"{total:8.1f} ({total_low:6.1f} .. {total_high:6.1f})", flush=True)
+    tracer_provider.shutdown()
+
+
 def measure_pricing(iterations: int = 200_000) -> float:
     from genai_meter import Usage
     from genai_meter.pricing import PriceBook
@@ -344,6 +427,10 @@ def main() -> None:
     parser.add_argument("--only", choices=("openai", "anthropic", "gemini"))
     parser.add_argument("--instructions", action="store_true",
                         help="count CPU instructions under valgrind's callgrind instead of timing")
+    parser.add_argument("--paired", action="store_true",
+                        help="median of paired block differences with a 95%% confidence interval instead")
+    parser.add_argument("--pairs", type=int, default=600, help="block pairs per scenario with --paired")
+    parser.add_argument("--seed", type=int, default=1, help="the order within pairs with --paired")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one process's rows
     parser.add_argument("--counted-child", nargs=2, metavar=("LABEL", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -352,6 +439,9 @@ def main() -> None:
         return
     if args.instructions:
         count_instructions(args)
+        return
+    if args.paired:
+        paired(args)
         return
     if args.json:
         print(json.dumps(_one_process(args)))

@@ -111,8 +111,15 @@ _REQUESTS: list[dict[str, Any]] = [
 
 
 @pytest.mark.parametrize("kwargs", _REQUESTS)
-def test_include_usage_is_asked_for_in_every_request_shape(kwargs: dict[str, Any]) -> None:
+def test_include_usage_is_asked_for_in_every_request_shape(
+    kwargs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the arguments, where the SDK clients' `post` is not wrapped (`test_usage_request`
+    covers the usual request, asked in the body, where it is)."""
+    from genai_meter.instrumentation.openai import _usage_request
     from genai_meter.instrumentation.openai._wrappers import _include_usage, _with_include_usage
+
+    monkeypatch.setattr(_usage_request.Patched, "on", False)
 
     before = json.dumps(kwargs)
     sent = _with_include_usage(kwargs)

@@ -219,3 +219,17 @@ async def test_a_finished_async_stream_leaves_no_hook_on_its_response(
             pass
         assert not {"aiter_bytes", "aclose"} & set(vars(stream.response))
     assert (telemetry.only_span().attributes or {})[names.COST_USD] == pytest.approx(EXPECTED_COST, abs=1e-9)
+
+
+def test_a_plain_stream_is_metered_through_its_decoder_not_its_response(
+    telemetry: Telemetry, fake_provider: Any
+) -> None:
+    """A stream the app reads through the SDK is metered where its own SSE decoder reads the bytes
+    (the decoder the stream alone holds): the response's `iter_bytes` is never replaced, so there is
+    nothing to undo at the end. (A raw response's app may read the response itself: that one is
+    hooked.)"""
+    stream = _stream(fake_provider)
+    assert type(stream._decoder).__name__ == "_MeteredDecoder"
+    for _chunk in stream:
+        assert "iter_bytes" not in vars(stream.response)
+    assert (telemetry.only_span().attributes or {})[names.COST_USD] == pytest.approx(EXPECTED_COST, abs=1e-9)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -397,6 +398,31 @@ def test_usage_normaliser_never_raises(name: str, data: st.DataObject) -> None:
     assert usage.cache_write_1h_tokens <= usage.cache_write_tokens, raw
     if bad:
         assert usage.suspect, raw
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_plain_chat_usage_reads_as_the_general_reader(data: st.DataObject) -> None:
+    """The shortcut for a stream's decoded usage gives what the general reader gives (fed the same
+    fields as an object, which it reads field by field), or leaves the usage to it."""
+    raw, bad = data.draw(usage_dicts("openai_chat_usage"))
+    plain = _usage._plain_chat_usage(raw)
+    if plain is None:
+        return
+    assert not bad and not plain.suspect
+    assert plain == _usage.openai_chat_usage(SimpleNamespace(**raw)) == _usage.openai_chat_usage(raw)
+
+
+def test_plain_chat_usage_takes_openais_usage() -> None:
+    raw = {
+        "prompt_tokens": 1200,
+        "completion_tokens": 300,
+        "total_tokens": 1500,
+        "prompt_tokens_details": {"cached_tokens": 256},
+        "completion_tokens_details": {"reasoning_tokens": 40},
+    }
+    assert _usage._plain_chat_usage(raw) == Usage(1200, 300, cache_read_tokens=256, reasoning_tokens=40)
+    assert _usage._plain_chat_usage({**raw, "prompt_tokens": True}) is None
 
 
 REQUIRED_FIELD = {

@@ -320,6 +320,55 @@ def meter_response_bytes(stream: Any, meter: ByteMeter, is_async: bool) -> bool:
     return True
 
 
+def meter_stream_bytes(stream: Any, meter: ByteMeter, is_async: bool) -> bool:
+    """Meter an SDK stream through the bytes its own SSE decoder reads (OpenAI's `Stream._decoder`,
+    which the stream alone holds): the decoder is wrapped, not the response's `iter_bytes`, so there
+    is nothing to undo when the call ends. False when the stream has no such decoder or its response
+    is not SSE (the caller then tries `meter_response_bytes`, or meters the SDK's items).
+
+    Only for a stream the app reads through the SDK: the app of a raw response may read the
+    response's lines itself, which only `meter_response_bytes` sees."""
+    decoder = getattr(stream, "_decoder", None)
+    response = getattr(stream, "response", None)
+    if decoder is None or response is None or not callable(getattr(decoder, _DECODER_READS[is_async], None)):
+        return False
+    if not _is_event_stream(getattr(response, "headers", None)):
+        return False
+    end = _End(meter, getattr(stream, "_iterator", None))
+    stream._decoder = _MeteredDecoder(decoder, meter, end)
+    if is_async:
+        hook_close(response, "aclose", end, True)
+    else:
+        hook_close(response, "close", end, False)
+    weakref.finalize(stream, end)
+    return True
+
+
+_DECODER_READS = {False: "iter_bytes", True: "aiter_bytes"}
+
+
+class _MeteredDecoder:
+    """Stands in for an SDK stream's SSE decoder: hands it the response's bytes through the meter."""
+
+    __slots__ = ("decoder", "end", "meter")
+
+    def __init__(self, decoder: Any, meter: ByteMeter, end: _End) -> None:
+        self.decoder = decoder
+        self.meter = meter
+        self.end = end
+
+    def iter_bytes(self, iterator: Iterator[bytes]) -> Any:
+        chunks = _chunks(iterator, self.meter, self.end)
+        self.end.generator = weakref.ref(chunks)
+        return self.decoder.iter_bytes(chunks)
+
+    def aiter_bytes(self, iterator: AsyncIterator[bytes]) -> Any:
+        return self.decoder.aiter_bytes(_async_chunks(iterator, self.meter, self.end))
+
+    def __getattr__(self, name: str) -> Any:  # anything else the SDK may ask of its decoder
+        return getattr(self.decoder, name)
+
+
 def _is_event_stream(headers: Any) -> bool:
     """Whether a response's `content-type` is `text/event-stream`.
 

@@ -26,6 +26,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 
 from ..._runtime import set_providers
 from .._patching import patch, unpatch
+from . import _usage_request
 from ._background import fetch_wrapper
 from ._observers import finish_response
 from ._wrappers import (
@@ -76,6 +77,7 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         for method in _FETCHES:
             patch(_RESPONSES_MODULE, "Responses", method, fetch_wrapper(RAW_RESPONSES, finish_response, False))
             patch(_RESPONSES_MODULE, "AsyncResponses", method, fetch_wrapper(RAW_RESPONSES, finish_response, True))
+        _usage_request.instrument()
 
     def _uninstrument(self, **kwargs: Any) -> None:
         for module, sync_class, async_class, method, _operation in _TARGETS:
@@ -84,6 +86,7 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         for method in _FETCHES:
             unpatch(_RESPONSES_MODULE, "Responses", method)
             unpatch(_RESPONSES_MODULE, "AsyncResponses", method)
+        _usage_request.uninstrument()
 
 
 __all__ = ["OpenAIInstrumentor"]
