@@ -58,9 +58,9 @@ def _body(newline: str, spaced: bool, comment: bool) -> tuple[bytes, bytes]:
     return sent.encode(), seen.encode()
 
 
-def _meter(pieces: list[bytes]) -> tuple[bytes, _Call]:
+def _meter(pieces: list[bytes], single_choice: bool = False) -> tuple[bytes, _Call]:
     call = _Call()
-    meter = ChatEventMeter(call, True, lambda: 0)  # type: ignore[arg-type]
+    meter = ChatEventMeter(call, True, lambda: 0, single_choice=single_choice)  # type: ignore[arg-type]
     passed = b""
     for piece in pieces:
         passed += meter.feed(piece)
@@ -197,3 +197,21 @@ def test_stream_failed_before_any_event_has_no_estimate() -> None:
     [outcome] = call.finished
     usage = outcome["usage"]
     assert (usage.input_tokens, usage.output_tokens, usage.estimated) == (1000, 0, True)
+
+
+@pytest.mark.parametrize(("newline", "spaced", "comment"), STYLES)
+def test_one_choice_searched_from_the_end_meters_the_same(newline: str, spaced: bool, comment: bool) -> None:
+    """A request for one choice finds the run's last finish event searching back from the end: the
+    bytes passed on and the outcome are those of the forward search, however the body is cut, and
+    with a finish reason sent twice (the last one wins either way)."""
+    sent, seen = _body(newline, spaced, comment)
+    first_finish = b'"finish_reason": "length"' if spaced else b'"finish_reason":"length"'
+    twice = sent.replace(b'"finish_reason": null' if spaced else b'"finish_reason":null', first_finish, 1)
+    for body in (sent, twice):
+        for pieces in ([body], [body[i : i + 1] for i in range(len(body))], [body[:97], body[97:]]):
+            forward, forward_call = _meter(pieces)
+            backward, backward_call = _meter(pieces, single_choice=True)
+            assert backward == forward
+            assert backward_call.finished == forward_call.finished
+            _assert_metered(backward_call)
+    assert _meter([sent], single_choice=True)[0] == seen

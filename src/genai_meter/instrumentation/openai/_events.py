@@ -61,6 +61,7 @@ class ChatEventMeter(ByteMeter):
         "first_event",
         "injected",
         "prompt_chars",
+        "single_choice",
         "text_events",
         "text_keys",
         "text_markers",
@@ -79,11 +80,15 @@ class ChatEventMeter(ByteMeter):
         prompt_chars: Callable[[], int],
         text_keys: tuple[bytes, ...] = CHAT_TEXT_KEYS,
         usage_expected: bool | None = None,
+        single_choice: bool = False,
     ) -> None:
         """`usage_expected`: the request asked for stream usage (genai-meter injected it, or the
-        caller did); by default, when genai-meter injected it."""
+        caller did); by default, when genai-meter injected it. `single_choice`: the request asked
+        for one choice (`n` 1 or unset), so only the last finish event of a run of events counts
+        (see `read`)."""
         super().__init__(call)
         self.injected = injected
+        self.single_choice = single_choice
         self.usage_expected = injected if usage_expected is None else usage_expected
         self.uncounted: list[bytes] = []
         self.uncounted_bytes = 0
@@ -125,14 +130,17 @@ class ChatEventMeter(ByteMeter):
             # (split and joined: one search of the region, where `replace` makes two).
             region = b"".join(region.split(self.usage_null_marker))
         finish_marker = self.finish_marker
-        finished = region.find(finish_marker)
+        # One choice: of the finish events in this run only the last counts (the last finish reason
+        # of a choice wins, see `_finish_reasons`), found searching back from the end, where it is
+        # (a forward search reads the whole run up to it). Several choices: each finish event once.
+        finished = region.rfind(finish_marker) if self.single_choice else region.find(finish_marker)
         if finished >= 0:
             finish_events = self.finish_events
-            while finished >= 0:  # each finish event once (n > 1: one per choice)
+            while finished >= 0:
                 start, end = self.event_bounds(region, finished)
                 if len(finish_events) < _MAX_CHOICES:  # a server repeating it is not kept for ever
                     finish_events.append(region[start:end])
-                finished = region.find(finish_marker, end)
+                finished = -1 if self.single_choice else region.find(finish_marker, end)
             # The usage event genai-meter asked for comes next: read it before handing this over,
             # however many HTTP chunks it takes (until the next complete event, whatever it is).
             # Not when another event already follows the last finish here (another choice, `[DONE]`).

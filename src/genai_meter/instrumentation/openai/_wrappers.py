@@ -40,6 +40,7 @@ class Request(NamedTuple):
     max_output_tokens: int | None
     prompt: Any
     include_usage: bool
+    single_choice: bool  # (`n` 1 or unset: one choice streamed)
 
     def prompt_chars(self) -> int:
         return content_chars(self.prompt)
@@ -90,7 +91,16 @@ def _read_request(operation: Operation, kwargs: dict[str, Any]) -> Request:
         max_output_tokens=max_output,
         prompt=kwargs.get(operation.prompt_key),
         include_usage=_include_usage(kwargs) if stream else False,
+        single_choice=stream and _single_choice(kwargs),
     )
+
+
+def _single_choice(kwargs: dict[str, Any]) -> bool:
+    """Whether the request asks for one choice: `n` unset or 1, as an argument and in `extra_body`."""
+    if kwargs.get("n") not in (None, 1):
+        return False
+    extra = kwargs.get("extra_body")
+    return extra is None or not isinstance(extra, dict) or extra.get("n") in (None, 1)
 
 
 def _with_include_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -163,7 +173,9 @@ def _finish(
         prompt_chars = request.prompt_chars
         if operation.raw_events:
             expected = inject or request.include_usage
-            meter = ChatEventMeter(call, inject, prompt_chars, operation.text_keys, usage_expected=expected)
+            meter = ChatEventMeter(
+                call, inject, prompt_chars, operation.text_keys, expected, single_choice=request.single_choice
+            )
             if (not raw and meter_stream_bytes(parsed, meter, is_async)) or meter_response_bytes(
                 parsed, meter, is_async
             ):
