@@ -52,5 +52,24 @@ def test_frozen_hashable_and_copyable() -> None:
 
 
 def test_unknown_argument_is_a_type_error() -> None:
-    with pytest.raises(TypeError):
-        Usage(tokens=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="tokens"):
+        Usage(tokens=1)
+    with pytest.raises(TypeError, match="10 positional"):
+        Usage(1, 2, 3, 4, 5, 6, False, False, (), 10)
+
+
+def test_a_subclass_is_made_the_dataclass_way() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Tagged(Usage):
+        tag: str = ""
+
+    class Plain(Usage):
+        __slots__ = ()
+
+    tagged = Tagged(3, 4, tag="x")
+    assert type(tagged) is Tagged
+    assert (tagged.input_tokens, tagged.output_tokens, tagged.tag) == (3, 4, "x")
+    assert dataclasses.replace(tagged, output_tokens=5) == Tagged(3, 5, tag="x")
+    plain = Plain(3, output_tokens=4)
+    assert type(plain) is Plain and (plain.input_tokens, plain.output_tokens, plain.suspect) == (3, 4, False)
+    assert Plain(3) == Plain(3) != Plain(4)

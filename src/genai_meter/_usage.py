@@ -55,11 +55,35 @@ class Usage:
         estimated: bool = False,
         suspect: bool = False,
         parts: tuple[Usage, ...] = (),
+        *subclass_args: Any,
+        **subclass_fields: Any,
     ) -> Usage:
         """Made on every call: a frozen dataclass's own `__init__` sets each field through
         `object.__setattr__` (~15,000 CPU instructions for these nine), so the fields are stored on an
         unfrozen object of the same slots (plain attribute stores), whose class then becomes this one
-        (~5,000 in all). Everything else is the dataclass's: equality, hash, repr, `replace`, pickling."""
+        (~6,000 in all). Everything else is the dataclass's: equality, hash, repr, `replace`, pickling.
+
+        A subclass (whose layout may differ, and which may add fields) is made the dataclass's way:
+        its fields set here one by one, then again by its own `__init__` if it is a dataclass."""
+        if cls is not Usage:
+            values = (
+                input_tokens,
+                output_tokens,
+                cache_read_tokens,
+                cache_write_tokens,
+                cache_write_1h_tokens,
+                reasoning_tokens,
+                estimated,
+                suspect,
+                parts,
+            )
+            instance = object.__new__(cls)
+            for name, value in zip(Usage.__slots__, values, strict=True):
+                object.__setattr__(instance, name, value)
+            return instance
+        if subclass_args or subclass_fields:
+            unexpected = ", ".join(subclass_fields) or f"{9 + len(subclass_args)} positional arguments"
+            raise TypeError(f"Usage() got unexpected arguments: {unexpected}")
         made = _UsageSlots()
         made.input_tokens = input_tokens
         made.output_tokens = output_tokens
@@ -70,7 +94,7 @@ class Usage:
         made.estimated = estimated
         made.suspect = suspect
         made.parts = parts
-        made.__class__ = cls  # type: ignore[assignment]
+        made.__class__ = Usage  # type: ignore[assignment]
         return made  # type: ignore[return-value]
 
     @property

@@ -23,7 +23,6 @@ _BASE_CLIENT_MODULE = "openai._base_client"
 _CLIENT_CLASSES = ("SyncAPIClient", "AsyncAPIClient")
 
 _ASKING: ContextVar[bool] = ContextVar("genai_meter_openai_stream_usage", default=False)
-_INCLUDE_USAGE = {"include_usage": True}
 
 
 class Patched:
@@ -51,7 +50,7 @@ def add_stream_usage(wrapped: Callable[..., Any], instance: Any, args: tuple[Any
     if _ASKING.get() and kwargs.get("stream") is True:
         body = kwargs.get("body")
         if type(body) is dict and "stream_options" not in body:
-            kwargs["body"] = {**body, "stream_options": _INCLUDE_USAGE}
+            kwargs["body"] = {**body, "stream_options": {"include_usage": True}}
     return wrapped(*args, **kwargs)
 
 
