@@ -37,7 +37,7 @@ time moves by hundreds of µs on this machine, but the disturbances hit a pair's
 or at random, so the median of many differences is tight where the best-of-rounds figures above
 are not.
 
-    python benchmarks/bench_overhead.py --paired [--pairs 600] [--calls 10] [--only openai]
+    python benchmarks/bench_overhead.py --paired [--pairs 600] [--calls 10] [--only openai] [--paired-processes 3]
 """
 
 from __future__ import annotations
@@ -317,18 +317,55 @@ def median_interval(values: Sequence[float]) -> tuple[float, float, float]:
 
 
 def paired(args: argparse.Namespace) -> None:
+    """One process's paired rows, printed (or, with `--json`, one JSON line for a parent); with
+    `--paired-processes N`, N such processes one after the other, each row per process and the median
+    of the processes' medians: the overhead moves by up to half from one process to the next (seen
+    2026-11-23: the OpenAI call 86 to 135 µs on one machine within the hour), so one process does
+    not settle a target that lies within that range."""
+    if args.paired_processes > 1 and not args.json:
+        _paired_processes(args)
+        return
     tracer_provider, meter_provider, reader = _global_providers()
-    print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}; "
-          f"{args.pairs} pairs of {args.calls}-call blocks (bare, metered) in random order per scenario")
-    print(f"{'scenario':38s} {'bare':>8s} {'call path (95% CI)':>26s} {'total CPU (95% CI)':>26s}  (µs per call)")
+    if not args.json:
+        print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}; "
+              f"{args.pairs} pairs of {args.calls}-call blocks (bare, metered) in random order per scenario")
+        print(f"{'scenario':38s} {'bare':>8s} {'call path (95% CI)':>26s} {'total CPU (95% CI)':>26s}  (µs per call)")
+    rows = {}
     for number, scenario in enumerate(scenarios(record_bodies(), args.only)):
-        row = measure_paired(scenario, args.calls, args.pairs, args.seed + number, tracer_provider,
-                             meter_provider, reader)
-        path_low, path, path_high = row["call_path"]
-        total_low, total, total_high = row["total_cpu"]
-        print(f"{scenario.label:38s} {row['bare_us']:8.1f} {path:8.1f} ({path_low:6.1f} .. {path_high:6.1f})  "
-              f"{total:8.1f} ({total_low:6.1f} .. {total_high:6.1f})", flush=True)
+        row = rows[scenario.label] = measure_paired(scenario, args.calls, args.pairs, args.seed + number,
+                                                    tracer_provider, meter_provider, reader)
+        if not args.json:
+            print(_paired_line(scenario.label, row), flush=True)
     tracer_provider.shutdown()
+    if args.json:
+        print(json.dumps(rows))
+
+
+def _paired_line(label: str, row: dict[str, Any]) -> str:
+    path_low, path, path_high = row["call_path"]
+    total_low, total, total_high = row["total_cpu"]
+    return (f"{label:38s} {row['bare_us']:8.1f} {path:8.1f} ({path_low:6.1f} .. {path_high:6.1f})  "
+            f"{total:8.1f} ({total_low:6.1f} .. {total_high:6.1f})")
+
+
+def _paired_processes(args: argparse.Namespace) -> None:
+    runs = []
+    for number in range(args.paired_processes):
+        command = [sys.executable, __file__, "--paired", "--json", "--pairs", str(args.pairs), "--calls",
+                   str(args.calls), "--seed", str(args.seed + 100 * number)]
+        if args.only:
+            command += ["--only", args.only]
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        runs.append(json.loads(output.strip().splitlines()[-1]))
+    print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}; "
+          f"{args.paired_processes} processes x {args.pairs} pairs of {args.calls}-call blocks")
+    print(f"{'scenario':38s} {'bare':>8s} {'call path (95% CI)':>26s} {'total CPU (95% CI)':>26s}  (µs per call)")
+    for label in runs[0]:
+        for number, run in enumerate(runs, 1):
+            print(_paired_line(f"{label} [{number}]", run[label]))
+        path = statistics.median(run[label]["call_path"][1] for run in runs)
+        total = statistics.median(run[label]["total_cpu"][1] for run in runs)
+        print(f"{label + ' [median of processes]':38s} {'':8s} {path:8.1f} {'':18s}  {total:8.1f}", flush=True)
 
 
 def measure_pricing(iterations: int = 200_000) -> float:
@@ -431,6 +468,8 @@ def main() -> None:
                         help="median of paired block differences with a 95%% confidence interval instead")
     parser.add_argument("--pairs", type=int, default=600, help="block pairs per scenario with --paired")
     parser.add_argument("--seed", type=int, default=1, help="the order within pairs with --paired")
+    parser.add_argument("--paired-processes", type=int, default=1,
+                        help="with --paired: separate processes one after the other, each reported")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one process's rows
     parser.add_argument("--counted-child", nargs=2, metavar=("LABEL", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
