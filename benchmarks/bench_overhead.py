@@ -229,14 +229,21 @@ def _time_block(
         gc.enable()
 
 
-def measure(scenario: Scenario, calls: int, rounds: int, tracer_provider: TracerProvider,
-            meter_provider: MeterProvider, reader: InMemoryMetricReader) -> dict[str, Any]:
-    instrumentor = scenario.instrumentor()
+def _collector(tracer_provider: TracerProvider, reader: InMemoryMetricReader) -> Callable[[], None]:
+    """What a timed block ends with: a metric collection (which records the queued histogram values
+    and makes the deferred call endings) and the span processor's export."""
 
     def collect() -> None:
         reader.get_metrics_data()
         tracer_provider.force_flush()
 
+    return collect
+
+
+def measure(scenario: Scenario, calls: int, rounds: int, tracer_provider: TracerProvider,
+            meter_provider: MeterProvider, reader: InMemoryMetricReader) -> dict[str, Any]:
+    instrumentor = scenario.instrumentor()
+    collect = _collector(tracer_provider, reader)
     bare_path, bare_total, metered_path, metered_total = [], [], [], []
     for _ in range(rounds):
         scenario.call(scenario.client)
@@ -274,10 +281,7 @@ def measure_paired(scenario: Scenario, calls: int, pairs: int, seed: int, tracer
     instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
     configure(ledger_url="off")
     metered_check = _metering.is_instrumentation_enabled
-
-    def collect() -> None:
-        reader.get_metrics_data()
-        tracer_provider.force_flush()
+    collect = _collector(tracer_provider, reader)
 
     def block(metered: bool) -> tuple[float, float]:
         _metering.is_instrumentation_enabled = metered_check if metered else (lambda: False)
@@ -348,15 +352,20 @@ def _paired_line(label: str, row: dict[str, Any]) -> str:
             f"{total:8.1f} ({total_low:6.1f} .. {total_high:6.1f})")
 
 
+def _child_rows(arguments: list[str], only: str | None) -> dict[str, dict[str, Any]]:
+    """The rows one child process of this script measures and prints as its last line (`--json`)."""
+    command = [sys.executable, __file__, "--json", *arguments, *(["--only", only] if only else [])]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    rows: dict[str, dict[str, Any]] = json.loads(output.strip().splitlines()[-1])
+    return rows
+
+
 def _paired_processes(args: argparse.Namespace) -> None:
-    runs = []
-    for number in range(args.paired_processes):
-        command = [sys.executable, __file__, "--paired", "--json", "--pairs", str(args.pairs), "--calls",
-                   str(args.calls), "--seed", str(args.seed + 100 * number)]
-        if args.only:
-            command += ["--only", args.only]
-        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        runs.append(json.loads(output.strip().splitlines()[-1]))
+    runs = [
+        _child_rows(["--paired", "--pairs", str(args.pairs), "--calls", str(args.calls),
+                     "--seed", str(args.seed + 100 * number)], args.only)
+        for number in range(args.paired_processes)
+    ]
     print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}; "
           f"{args.paired_processes} processes x {args.pairs} pairs of {args.calls}-call blocks")
     print(f"{'scenario':38s} {'bare':>8s} {'call path (95% CI)':>26s} {'total CPU (95% CI)':>26s}  (µs per call)")
@@ -487,13 +496,10 @@ def main() -> None:
         return
     # Timings differ by several percent from one interpreter process to the next (hash seeds,
     # memory layout), more than within one: each process measures, and the median is reported.
-    runs = []
-    for _ in range(args.processes):
-        command = [sys.executable, __file__, "--json", "--calls", str(args.calls), "--rounds", str(args.rounds)]
-        if args.only:
-            command += ["--only", args.only]
-        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        runs.append(json.loads(output.strip().splitlines()[-1]))
+    runs = [
+        _child_rows(["--calls", str(args.calls), "--rounds", str(args.rounds)], args.only)
+        for _ in range(args.processes)
+    ]
     print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}; "
           f"{args.processes} processes x {args.rounds} rounds x {args.calls} calls per block; medians of the processes")
     print(f"{'scenario':38s} {'bare':>8s} {'metered':>8s} {'call path':>10s} {'total CPU':>10s}  (µs per call)")

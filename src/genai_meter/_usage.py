@@ -204,13 +204,20 @@ def openai_chat_usage(usage: Any) -> Usage | None:
     completion_details = field(usage, "completion_tokens_details")
     if completion_details is not None:
         reasoning = read.count(completion_details, "reasoning_tokens")
+    return _chat_usage(prompt, completion, cached, cache_write, reasoning, read.suspect)
+
+
+def _chat_usage(prompt: int, completion: int, cached: int, cache_write: int, reasoning: int, suspect: bool) -> Usage:
+    """Chat Completions counts read as valid, held within each other: cache reads within the prompt,
+    cache writes within the rest of it, reasoning within the completion (when it has a count)."""
+    uncached = prompt - cached if cached < prompt else 0
     return Usage(
         input_tokens=prompt,
         output_tokens=completion,
         cache_read_tokens=cached if cached < prompt else prompt,
-        cache_write_tokens=cache_write if cache_write < prompt - cached else max(prompt - cached, 0),
+        cache_write_tokens=cache_write if cache_write < uncached else uncached,
         reasoning_tokens=reasoning if reasoning < completion or not completion else completion,
-        suspect=read.suspect,
+        suspect=suspect,
     )
 
 
@@ -244,15 +251,7 @@ def _plain_chat_usage(usage: dict[str, Any]) -> Usage | None:
         and 0 <= reasoning <= MAX_TOKEN_COUNT
     ):
         return None  # (null, negative, fractional or absurd: the general reader marks it suspect)
-    # (`min` written out: the builtin costs ~2,000 CPU instructions a call, this ~100)
-    uncached = prompt - cached if cached < prompt else 0
-    return Usage(
-        input_tokens=prompt,
-        output_tokens=completion,
-        cache_read_tokens=cached if cached < prompt else prompt,
-        cache_write_tokens=cache_write if cache_write < uncached else uncached,
-        reasoning_tokens=reasoning if reasoning < completion or not completion else completion,
-    )
+    return _chat_usage(prompt, completion, cached, cache_write, reasoning, False)
 
 
 def openai_responses_usage(usage: Any) -> Usage | None:

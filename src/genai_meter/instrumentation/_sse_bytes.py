@@ -293,7 +293,7 @@ def meter_response_bytes(stream: Any, meter: ByteMeter, is_async: bool) -> bool:
     """Meter an SDK stream through its HTTP response's bytes; False when it has no SSE response to
     hook (the caller then meters the SDK's items instead)."""
     response = getattr(stream, "response", None)
-    name = "aiter_bytes" if is_async else "iter_bytes"
+    name = _BYTES_READS[is_async]
     original: Callable[..., Any] | None = getattr(response, name, None)
     if original is None or not callable(original):
         return False
@@ -306,7 +306,6 @@ def meter_response_bytes(stream: Any, meter: ByteMeter, is_async: bool) -> bool:
             return _async_chunks(original(*args, **kwargs), meter, end)
 
         end.hook(response, name, async_chunks)
-        hook_close(response, "aclose", end, True)
     else:
 
         def chunks(*args: Any, **kwargs: Any) -> Iterator[bytes]:
@@ -315,9 +314,15 @@ def meter_response_bytes(stream: Any, meter: ByteMeter, is_async: bool) -> bool:
             return generator
 
         end.hook(response, name, chunks)
-        hook_close(response, "close", end, False)
-    weakref.finalize(stream, end)
+    _end_on_close_or_collection(stream, response, end, is_async)
     return True
+
+
+def _end_on_close_or_collection(stream: Any, response: Any, end: _End, is_async: bool) -> None:
+    """The byte-metered call also ends when the response is closed, and when the stream is garbage
+    collected unread (the other exits go through the filter itself)."""
+    hook_close(response, "aclose" if is_async else "close", end, is_async)
+    weakref.finalize(stream, end)
 
 
 def meter_stream_bytes(stream: Any, meter: ByteMeter, is_async: bool) -> bool:
@@ -330,21 +335,18 @@ def meter_stream_bytes(stream: Any, meter: ByteMeter, is_async: bool) -> bool:
     response's lines itself, which only `meter_response_bytes` sees."""
     decoder = getattr(stream, "_decoder", None)
     response = getattr(stream, "response", None)
-    if decoder is None or response is None or not callable(getattr(decoder, _DECODER_READS[is_async], None)):
+    if decoder is None or response is None or not callable(getattr(decoder, _BYTES_READS[is_async], None)):
         return False
     if not _is_event_stream(getattr(response, "headers", None)):
         return False
     end = _End(meter, getattr(stream, "_iterator", None))
     stream._decoder = _MeteredDecoder(decoder, meter, end)
-    if is_async:
-        hook_close(response, "aclose", end, True)
-    else:
-        hook_close(response, "close", end, False)
-    weakref.finalize(stream, end)
+    _end_on_close_or_collection(stream, response, end, is_async)
     return True
 
 
-_DECODER_READS = {False: "iter_bytes", True: "aiter_bytes"}
+# The method that reads a body's bytes, on an HTTP response and on an SDK's SSE decoder alike.
+_BYTES_READS = {False: "iter_bytes", True: "aiter_bytes"}
 
 
 class _MeteredDecoder:
