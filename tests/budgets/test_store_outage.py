@@ -56,7 +56,10 @@ def test_fail_open(throwaway_redis: ThrowawayRedis, clock: Clock, caplog: pytest
     throwaway_redis.stop()
     with caplog.at_level(logging.WARNING, logger="genai_meter.budgets"):
         for _ in range(5):
-            assert guard.check_and_reserve(call(tenant="acme", user="u1")) is None  # sent, unmetered
+            # sent, holding no reservation; settled at once (within the retry pause: kept, not tried)
+            unheld = guard.check_and_reserve(call(tenant="acme", user="u1"))
+            assert unheld is not None and not unheld.held
+            assert guard.settle(unheld, 0.002) == []
             clock.advance(seconds=2)  # past the retry pause: each call tries the store again
         assert guard.settle(held, 0.01) == []
         statuses = guard.status(tenant="acme")
@@ -70,9 +73,10 @@ def test_fail_open(throwaway_redis: ThrowawayRedis, clock: Clock, caplog: pytest
     assert reservation is not None
     guard.settle(reservation, 0.01)
     [status] = guard.status(tenant="acme")
-    # A fresh server: the last call, and the held call's settle, kept while the server was down and
-    # applied by the next call that reached it (its reservation went with the old server).
-    assert (status.spend_usd, status.reserved_usd) == (pytest.approx(0.02, abs=1e-9), 0.0)
+    # A fresh server: the last call, and the settles kept while the server was down (the held call's
+    # and the five calls' sent unreserved), applied by the next call that reached it. The held
+    # call's reservation went with the old server: its request is counted again with its cost.
+    assert (round(status.spend_usd, 9), status.reserved_usd, status.requests) == (0.03, 0.0, 7)
     guard.close()
 
 
@@ -91,8 +95,9 @@ def test_fail_closed(throwaway_redis: ThrowawayRedis, clock: Clock) -> None:
     assert "unreachable" in str(caught.value.reason)
     with pytest.raises(BudgetExceeded):  # within the retry pause: no connection attempt, same answer
         guard.check_and_reserve(call(tenant="acme"))
-    # A soft budget never blocks, even when its spend cannot be checked.
-    assert guard.check_and_reserve(call(user="u1")) is None
+    # A soft budget never blocks, even when its spend cannot be checked: sent, holding nothing.
+    unheld = guard.check_and_reserve(call(user="u1"))
+    assert unheld is not None and not unheld.held
     assert _store_errors(reader) == {"closed": 2, "open": 1}
     guard.close()
 
@@ -106,7 +111,7 @@ def test_redis_stopped_while_threads_call(throwaway_redis: ThrowawayRedis, on_er
         "store_timeout_s": 0.2,
     }
     guard = BudgetGuard(parse_budget_config(section, "test"))
-    outcomes: dict[str, int] = {"sent": 0, "unmetered": 0, "blocked": 0}
+    outcomes: dict[str, int] = {"sent": 0, "unreserved": 0, "blocked": 0}
     unexpected: list[BaseException] = []
     lock = threading.Lock()
     stop = threading.Event()
@@ -115,9 +120,9 @@ def test_redis_stopped_while_threads_call(throwaway_redis: ThrowawayRedis, on_er
         while not stop.is_set():
             try:
                 reservation = guard.check_and_reserve(call(tenant="acme", user="u1"))
-                kind = "unmetered" if reservation is None else "sent"
-                if reservation is not None:
-                    guard.settle(reservation, 0.001)
+                assert reservation is not None
+                kind = "sent" if reservation.held else "unreserved"
+                guard.settle(reservation, 0.001)
             except BudgetExceeded as exceeded:
                 assert exceeded.kind == "store_unavailable"
                 kind = "blocked"
@@ -142,6 +147,6 @@ def test_redis_stopped_while_threads_call(throwaway_redis: ThrowawayRedis, on_er
     assert unexpected == []
     assert outcomes["sent"] > 0
     if on_error == "open":
-        assert outcomes["unmetered"] > 0 and outcomes["blocked"] == 0
+        assert outcomes["unreserved"] > 0 and outcomes["blocked"] == 0
     else:
-        assert outcomes["blocked"] > 0 and outcomes["unmetered"] == 0
+        assert outcomes["blocked"] > 0 and outcomes["unreserved"] == 0

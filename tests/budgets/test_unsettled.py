@@ -29,14 +29,12 @@ class FailingSettles:
         self.fail = 0
         self.settles = 0  # settles that reached the real store
 
-    def settle(
-        self, targets: Sequence[Target], keys: Sequence[str], estimate: int, actual: int, tokens: int
-    ) -> tuple[list[int], list[tuple[int, int]]]:
+    def settle(self, reservation: Reservation, actual: int, tokens: int) -> tuple[list[int], list[tuple[int, int]]]:
         if self.fail > 0:
             self.fail -= 1
             raise StoreUnavailable("budget store: connection reset (test)")
         self.settles += 1
-        return self.store.settle(targets, keys, estimate, actual, tokens)
+        return self.store.settle(reservation, actual, tokens)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
@@ -97,7 +95,8 @@ def test_settle_failing_again_stays_kept(make_guard: Make) -> None:
     guard.settle(first, 0.25)
     guard.settle(second, 0.125)  # the replay fails: second is kept behind first, not sent
     assert figures(guard) == (0.0, 0.5, 2, 0)
-    assert guard.check_and_reserve(PendingCall("openai", "gpt-4o", "chat", estimate_usd=0.01)) is None  # open
+    unheld = guard.check_and_reserve(PendingCall("openai", "gpt-4o", "chat", estimate_usd=0.01))
+    assert unheld is not None and not unheld.held  # the guard fails open: sent, nothing reserved
     assert figures(guard) == (0.0, 0.5, 2, 0)
     guard.close()  # close applies what is still kept
     assert store.settles == 2
@@ -184,3 +183,90 @@ def test_hard_budget_is_not_refused_after_a_blip(make_guard: Make) -> None:
     assert figures(guard) == (0.05, 0.9, 6, 0)
     with pytest.raises(BudgetExceeded):
         reserve(guard, 0.1)
+
+
+class Outage:
+    """The guard's real store, whose next `fail` reserves raise StoreUnavailable; with `lose_reply`,
+    the next store operation runs in the real store and its reply is lost (a timeout while reading
+    it: what Redis did is done, the guard is told the store failed)."""
+
+    def __init__(self, store: SpendStore) -> None:
+        self.store = store
+        self.fail = 0
+        self.lose_reply = False
+
+    def reserve(self, targets: Sequence[Target], keys: Sequence[str], estimate: int, reservation_id: str) -> Any:
+        if self.fail > 0:
+            self.fail -= 1
+            raise StoreUnavailable("budget store: connection refused (test)")
+        answer = self.store.reserve(targets, keys, estimate, reservation_id)
+        return self._answer(answer)
+
+    def settle(self, *args: Any, **kwargs: Any) -> Any:
+        return self._answer(self.store.settle(*args, **kwargs))
+
+    def _answer(self, answer: Any) -> Any:
+        if self.lose_reply:
+            self.lose_reply = False
+            raise StoreUnavailable("budget store: timeout reading the reply (test)")
+        return answer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def test_calls_sent_in_an_outage_are_counted_once_it_ends(make_guard: Make, clock: Any) -> None:
+    guard = make_guard([{"name": "team", "limit_usd": 1.0, "mode": "hard", "max_requests": 4}])
+    store = Outage(guard._store)
+    guard._store = store  # type: ignore[assignment]
+    store.fail = 1
+    first = reserve(guard, 0.5)  # the store refuses: sent all the same (fail open), holding nothing
+    assert not first.held
+    second = reserve(guard, 0.5)  # within the retry pause: not tried, sent holding nothing
+    assert not second.held and store.fail == 0
+    assert guard.settle(first, 0.25, tokens=100) == []
+    assert guard.settle(second, 0.125, tokens=50) == []  # kept, the store is not tried meanwhile
+    assert figures(guard) == (0.0, 0.0, 0, 0)
+    clock.advance(seconds=2)  # past the pause: the next call reaches the store, which counts both first
+    third = reserve(guard, 0.5)
+    assert third.held
+    assert figures(guard) == (0.375, 0.5, 3, 150)
+    guard.settle(third, 0.5)
+    assert figures(guard) == (0.875, 0.0, 3, 150)
+    assert reserve(guard, 0.0).held  # the fourth request of four
+    with pytest.raises(BudgetExceeded):  # the outage's two calls count against the request limit
+        reserve(guard, 0.0)
+
+
+@pytest.mark.parametrize("store", ["redis"], indirect=True)
+def test_a_settle_whose_reply_was_lost_counts_once(make_guard: Make) -> None:
+    """Redis ran the settle, the reply was lost: the guard keeps it and replays it, which Redis
+    recognises by the reservation's id (before, the cost was counted twice and the estimate released
+    twice)."""
+    guard = make_guard([{"name": "team", "limit_usd": 10.0, "mode": "hard"}])
+    store = Outage(guard._store)
+    guard._store = store  # type: ignore[assignment]
+    first, second = reserve(guard, 0.3), reserve(guard, 0.2)
+    store.lose_reply = True
+    assert guard.settle(first, 0.25, tokens=100) == []  # applied in Redis, the guard does not know it
+    assert figures(guard) == (0.25, 0.2, 2, 100)
+    guard.settle(second, 0.125)  # replays first's settle: changes nothing; then second's
+    assert figures(guard) == (0.375, 0.0, 2, 100)
+    assert not guard._unsettled
+
+
+@pytest.mark.parametrize("store", ["redis"], indirect=True)
+def test_a_reservation_whose_reply_was_lost_is_released_by_its_settle(make_guard: Make, clock: Any) -> None:
+    """Redis made the reservation, the reply was lost: the guard sends the call unreserved (fail
+    open); its settle finds the reservation Redis made and releases it, counting the request once
+    (before, the estimate stayed reserved until the period ended)."""
+    guard = make_guard([{"name": "team", "limit_usd": 10.0, "mode": "hard"}])
+    store = Outage(guard._store)
+    guard._store = store  # type: ignore[assignment]
+    store.lose_reply = True
+    call = reserve(guard, 0.3)
+    assert not call.held
+    assert figures(guard) == (0.0, 0.3, 1, 0)
+    clock.advance(seconds=2)
+    guard.settle(call, 0.25, tokens=10)
+    assert figures(guard) == (0.25, 0.0, 1, 10)

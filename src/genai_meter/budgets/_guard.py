@@ -10,7 +10,9 @@ different budgets, or two different combinations of values, can never share a co
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -165,12 +167,14 @@ class BudgetGuard:
         self._blocks_due = 0.0
         self._store_down_until = 0.0
         self._store_down = False
-        # Settles the store refused (reservation, actual nano-USD or -1, tokens), oldest first: each is
-        # applied by the next store operation that works, so a blip never leaves an estimate
-        # reserved (and a hard budget refusing calls it has room for) until the period ends.
+        # Settles the store refused, or that were not sent to it in an outage (reservation, actual
+        # nano-USD or -1, tokens), oldest first: each is applied by the next store operation that
+        # works, so a blip never leaves an estimate reserved (and a hard budget refusing calls it has
+        # room for) until the period ends, and calls sent unreserved in an outage are counted.
         self._unsettled: deque[tuple[Reservation, int, int]] = deque()
         self._unsettled_lock = threading.Lock()
         self._dropping_logged = False
+        self._new_ids()
         # Scope value labels: at most `label_cap` per budget and `max_series` series per instrument.
         self._metrics = BudgetMetrics(
             meter, lambda: list(self._targets.values()), self._now, label_cap=label_cap, max_series=max_series
@@ -191,12 +195,24 @@ class BudgetGuard:
         # kept for the store are the parent's, which applies them (applied here too, twice).
         self._unsettled_lock = threading.Lock()
         self._unsettled.clear()
+        self._new_ids()  # the parent goes on with its own: a child's must differ
+
+    def _new_ids(self) -> None:
+        """Reservation ids unique across processes and hosts (a random prefix) at the cost of a
+        counter per call (`_reservation_id`)."""
+        self._id_prefix = os.urandom(8).hex() + ":"
+        self._id_numbers = itertools.count()
+
+    def _reservation_id(self) -> str:
+        return f"{self._id_prefix}{next(self._id_numbers):x}"
 
     # --- the hot path --------------------------------------------------------------------------
     def check_and_reserve(self, call: PendingCall) -> Reservation | None:
         """Reserve the call's estimated cost on every budget that applies, or raise BudgetExceeded.
 
-        Returns None when no budget applies (or the store is down and the guard fails open).
+        Returns None when no budget applies. When the store is down and the guard fails open, the
+        reservation returned holds nothing (`held` False): its settle counts the call all the same,
+        in the store once it is back.
         """
         try:
             now = self._now()
@@ -221,21 +237,22 @@ class BudgetGuard:
                 like = self._like.get(like_key)
                 estimate = max(like) if like else 0
             keys = (route[0].key,) if len(route) == 1 else tuple([t.key for t in route])
+            reservation_id = self._reservation_id()
             if now < self._store_down_until:
                 self._store_unavailable(route, now, None)
-                return None
+                return Reservation(route, keys, estimate, like_key, held=False, id=reservation_id)
             try:
                 if self._unsettled:  # first, so that their released estimates count for this call
                     self._replay()
-                blocked = self._store.reserve(route, keys, estimate)
+                blocked = self._store.reserve(route, keys, estimate, reservation_id)
             except Exception as error:
                 self._store_unavailable(route, now, error)
-                return None
+                return Reservation(route, keys, estimate, like_key, held=False, id=reservation_id)
             if self._store_down:
                 self._store_recovered()
             if blocked is not None:
                 self._raise_exceeded(route[blocked.index], blocked)
-            return Reservation(route, keys, estimate, like_key)
+            return Reservation(route, keys, estimate, like_key, id=reservation_id)
         except BudgetExceeded:
             raise
         except Exception as error:  # a fault of ours must never stop the app's call
@@ -247,8 +264,9 @@ class BudgetGuard:
     ) -> list[ThresholdEvent]:
         """Replace the reservation by the real cost (None releases it); returns thresholds fired now.
 
-        When the store fails, the settle is kept and applied by the next store operation that works
-        (or at `close`); thresholds it reaches then fire there (callbacks, log, metric), not on this
+        When the store fails, or failed less than a second ago (a call then does not wait for its
+        timeout again), the settle is kept and applied by the next store operation that works (or
+        at `close`); thresholds it reaches then fire there (callbacks, log, metric), not on this
         call's span.
         """
         try:
@@ -256,12 +274,13 @@ class BudgetGuard:
                 return []
             reservation.settled = True
             actual = -1 if actual_cost_usd is None else max(0, round(actual_cost_usd * NANO))
+            if self._store_down and self._now() < self._store_down_until:  # (counted at the call's check)
+                self._keep_unsettled(reservation, actual, tokens)
+                return []
             try:
                 if self._unsettled:
                     self._replay()
-                spends, fired = self._store.settle(
-                    reservation.targets, reservation.keys, reservation.estimate, actual, tokens
-                )
+                spends, fired = self._store.settle(reservation, actual, tokens)
             except Exception as error:
                 self._store_error(error, _OUTCOME_OPEN)
                 self._keep_unsettled(reservation, actual, tokens)
@@ -296,8 +315,9 @@ class BudgetGuard:
                 if not self._dropping_logged:
                     self._dropping_logged = True
                     logger.warning(
-                        "%d settles wait for the budget store; the oldest are dropped, their estimates "
-                        "stay reserved until their period ends",
+                        "%d settles wait for the budget store; the oldest are dropped: their costs go "
+                        "uncounted, and the estimates of those that held one stay reserved until their "
+                        "period ends",
                         _UNSETTLED_MAX,
                     )
             self._unsettled.append((reservation, actual, tokens))
@@ -318,9 +338,7 @@ class BudgetGuard:
                 return
             reservation, actual, tokens = item
             try:
-                spends, fired = self._store.settle(
-                    reservation.targets, reservation.keys, reservation.estimate, actual, tokens
-                )
+                spends, fired = self._store.settle(reservation, actual, tokens)
             except StoreUnavailable:
                 self._unsettled.appendleft(item)
                 raise
@@ -626,8 +644,8 @@ class BudgetGuard:
         except Exception as error:
             self._store_error(error, _OUTCOME_OPEN, count=False)
             logger.warning(
-                "budget store %s: %d settles could not be applied before closing; their estimates stay "
-                "reserved until their period ends",
+                "budget store %s: %d settles could not be applied before closing: their costs go "
+                "uncounted, and the estimates of those that held one stay reserved until their period ends",
                 redact_url(self.config.store),
                 len(self._unsettled),
             )

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from genai_meter._fork import reset_in_child
 from genai_meter.budgets._store import RECENT_COSTS, refusal
-from genai_meter.budgets._types import Blocked, Counters, Target
+from genai_meter.budgets._types import Blocked, Counters, Reservation, Target
 
 _PURGE_EVERY = 4096
 
@@ -58,7 +58,9 @@ class MemoryStore:
             entry = self._data[key] = _Entry(self._now() + target.ttl, first, recent)
         return entry
 
-    def reserve(self, targets: Sequence[Target], keys: Sequence[str], estimate: int) -> Blocked | None:
+    def reserve(
+        self, targets: Sequence[Target], keys: Sequence[str], estimate: int, reservation_id: str
+    ) -> Blocked | None:
         data = self._data
         with self._lock:
             entries = []
@@ -81,17 +83,19 @@ class MemoryStore:
                 self._purge()
         return None
 
-    def settle(
-        self, targets: Sequence[Target], keys: Sequence[str], estimate: int, actual: int, tokens: int
-    ) -> tuple[list[int], list[tuple[int, int]]]:
+    def settle(self, reservation: Reservation, actual: int, tokens: int) -> tuple[list[int], list[tuple[int, int]]]:
+        targets, keys, estimate, held = reservation.targets, reservation.keys, reservation.estimate, reservation.held
         spends: list[int] = []
         fired: list[tuple[int, int]] = []
         data = self._data
         with self._lock:
             for index, target in enumerate(targets):
                 e = data.get(keys[index]) or self._entry(keys[index], target)
-                left = e.reserved - estimate
-                e.reserved = left if left > 0 else 0
+                if held:
+                    left = e.reserved - estimate
+                    e.reserved = left if left > 0 else 0
+                else:
+                    e.requests += 1
                 e.tokens += tokens
                 if actual >= 0:
                     e.spend += actual

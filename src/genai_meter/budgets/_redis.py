@@ -5,6 +5,13 @@ already fired). The script checks all hard budgets of a call and reserves on all
 none, atomically; settling claims each threshold with HSETNX, so exactly one process fires it.
 Keys expire a period plus two days after their last write. A cluster would need hash tags; use a
 single Redis (with replicas / Sentinel) for budgets.
+
+A reply can be lost after Redis ran the script (a timeout while reading it). So each reservation
+has a marker key, `<prefix>:s:<reservation id>`: the reserve sets it to `r`; the settle releases
+the estimate only where it finds `r` (else it counts the request the reservation would have: the
+guard sent the call unreserved) and leaves `d`, and a settle that finds `d` changes nothing. A
+settle replayed after a lost reply, or a reservation whose reply was lost, is then counted once. The
+`d` marker is kept for `SETTLED_TTL_S`; a replay later than that would count twice.
 """
 
 from __future__ import annotations
@@ -18,13 +25,16 @@ from redis.retry import Retry
 
 from genai_meter._redact import redact_url
 from genai_meter.budgets._store import RECENT_COSTS, StoreUnavailable
-from genai_meter.budgets._types import Blocked, Counters, Target
+from genai_meter.budgets._types import Blocked, Counters, Reservation, Target
+
+SETTLED_TTL_S = 3600
+"""How long a settled reservation's marker is kept (memory: ~100 bytes a call for this long)."""
 
 _RESERVE = """
 local est = tonumber(ARGV[1])
-local n = #KEYS
+local n = #KEYS - 1
 for i = 1, n do
-  local o = 2 + (i - 1) * 6
+  local o = 3 + (i - 1) * 6
   if ARGV[o] == '1' then
     local v = redis.call('HMGET', KEYS[i], 'spend', 'reserved', 'requests', 'tokens')
     local spend = tonumber(v[1]) or 0
@@ -55,8 +65,9 @@ end
 for i = 1, n do
   redis.call('HINCRBY', KEYS[i], 'reserved', ARGV[1])
   redis.call('HINCRBY', KEYS[i], 'requests', 1)
-  redis.call('EXPIRE', KEYS[i], ARGV[2 + (i - 1) * 6 + 4])
+  redis.call('EXPIRE', KEYS[i], ARGV[3 + (i - 1) * 6 + 4])
 end
+redis.call('SET', KEYS[n + 1], 'r', 'EX', ARGV[2])
 return 0
 """
 
@@ -65,16 +76,29 @@ local release = ARGV[1]
 local actual = tonumber(ARGV[2])
 local tokens = tonumber(ARGV[3])
 local keep = tonumber(ARGV[4])
-local n = #KEYS / 2
-local o = 5
+local n = (#KEYS - 1) / 2
+local mark = KEYS[#KEYS]
 local out = {}
+local state = redis.call('GET', mark)
+if state == 'd' then
+  for i = 1, n do
+    out[i] = {tonumber(redis.call('HGET', KEYS[i], 'spend')) or 0, {}}
+  end
+  return out
+end
+redis.call('SET', mark, 'd', 'EX', ARGV[5])
+local o = 6
 for i = 1, n do
   local k = KEYS[i]
   local ttl = ARGV[o]
   local nt = tonumber(ARGV[o + 1])
   o = o + 2
-  if redis.call('HINCRBY', k, 'reserved', release) < 0 then
-    redis.call('HSET', k, 'reserved', 0)
+  if state == 'r' then
+    if redis.call('HINCRBY', k, 'reserved', release) < 0 then
+      redis.call('HSET', k, 'reserved', 0)
+    end
+  else
+    redis.call('HINCRBY', k, 'requests', 1)
   end
   if tokens > 0 then
     redis.call('HINCRBY', k, 'tokens', ARGV[3])
@@ -113,6 +137,7 @@ class RedisStore:
         )
         self._counter = f"{prefix}:c:"
         self._recent = f"{prefix}:r:"
+        self._marker = f"{prefix}:s:"
         self._blocked = f"{prefix}:blocked"
         self._reserve_script = self._client.register_script(_RESERVE)
         self._settle_script = self._client.register_script(_SETTLE)
@@ -123,11 +148,14 @@ class RedisStore:
         except _UNREACHABLE as error:
             raise StoreUnavailable(f"Redis budget store {redact_url(self._url)}: {error}") from error
 
-    def reserve(self, targets: Sequence[Target], keys: Sequence[str], estimate: int) -> Blocked | None:
-        args: list[object] = [estimate]
+    def reserve(
+        self, targets: Sequence[Target], keys: Sequence[str], estimate: int, reservation_id: str
+    ) -> Blocked | None:
+        args: list[object] = [estimate, max(t.ttl for t in targets)]
         for t in targets:
             args += ("1" if t.hard else "0", t.limit, t.max_requests, t.max_tokens, t.ttl, t.block_field)
-        answer = self._run(self._reserve_script, [self._counter + key for key in keys], args)
+        names = [self._counter + key for key in keys] + [self._marker + reservation_id]
+        answer = self._run(self._reserve_script, names, args)
         if not answer:
             return None
         index, why, spend, reserved, requests, tokens, fired = answer
@@ -141,16 +169,17 @@ class RedisStore:
             bool(fired),
         )
 
-    def settle(
-        self, targets: Sequence[Target], keys: Sequence[str], estimate: int, actual: int, tokens: int
-    ) -> tuple[list[int], list[tuple[int, int]]]:
+    def settle(self, reservation: Reservation, actual: int, tokens: int) -> tuple[list[int], list[tuple[int, int]]]:
+        """(`reservation.held` is not read: the reservation's marker says whether Redis made it.)"""
+        targets, keys = reservation.targets, reservation.keys
         # Integers go to HINCRBY as the strings we pass: a Lua number can turn into "-0" or "1e+18".
-        args: list[object] = [str(-estimate), actual, tokens, RECENT_COSTS]
+        args: list[object] = [str(-reservation.estimate), actual, tokens, RECENT_COSTS, SETTLED_TTL_S]
         for t in targets:
             args += (t.ttl, len(t.amounts))
             for amount, field in zip(t.amounts, t.fields, strict=True):
                 args += (amount, field)
         names = [self._counter + key for key in keys] + [self._recent + t.recent_key for t in targets]
+        names.append(self._marker + reservation.id)
         answer = self._run(self._settle_script, names, args)
         spends = [int(item[0]) for item in answer]
         fired = [(i, int(j) - 1) for i, item in enumerate(answer) for j in item[1]]

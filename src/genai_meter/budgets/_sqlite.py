@@ -15,7 +15,7 @@ from typing import Any
 from genai_meter._fork import reset_in_child
 from genai_meter._sqlite_wal import connect_wal
 from genai_meter.budgets._store import RECENT_COSTS, StoreUnavailable, refusal
-from genai_meter.budgets._types import Blocked, Counters, Target
+from genai_meter.budgets._types import Blocked, Counters, Reservation, Target
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS budget_counters (
@@ -94,7 +94,9 @@ class SQLiteStore:
             raise StoreUnavailable(f"SQLite budget store {self._path}: {error}") from error
         return conn
 
-    def reserve(self, targets: Sequence[Target], keys: Sequence[str], estimate: int) -> Blocked | None:
+    def reserve(
+        self, targets: Sequence[Target], keys: Sequence[str], estimate: int, reservation_id: str
+    ) -> Blocked | None:
         with self._lock:
             conn = self._transaction()
             try:
@@ -129,9 +131,8 @@ class SQLiteStore:
                 raise StoreUnavailable(f"SQLite budget store {self._path}: {error}") from error
         return None
 
-    def settle(
-        self, targets: Sequence[Target], keys: Sequence[str], estimate: int, actual: int, tokens: int
-    ) -> tuple[list[int], list[tuple[int, int]]]:
+    def settle(self, reservation: Reservation, actual: int, tokens: int) -> tuple[list[int], list[tuple[int, int]]]:
+        targets, keys, estimate, held = reservation.targets, reservation.keys, reservation.estimate, reservation.held
         spends: list[int] = []
         fired_now: list[tuple[int, int]] = []
         with self._lock:
@@ -139,7 +140,10 @@ class SQLiteStore:
             try:
                 for index, (key, target) in enumerate(zip(keys, targets, strict=True)):
                     spend, reserved, requests, used, fired = self._row(conn, key)
-                    reserved = max(0, reserved - estimate)
+                    if held:
+                        reserved = max(0, reserved - estimate)
+                    else:
+                        requests += 1
                     if actual >= 0:
                         spend += actual
                         claimed = fired.split(",")

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from genai_meter.budgets._config import BudgetConfig
 from genai_meter.budgets._errors import KIND_REQUESTS, KIND_TOKENS, KIND_USD
-from genai_meter.budgets._types import Blocked, Counters, Target
+from genai_meter.budgets._types import Blocked, Counters, Reservation, Target
 
 RECENT_COSTS = 32
 """Per-call costs kept per budget and scope value, for the uses-remaining estimate."""
@@ -23,16 +23,18 @@ class StoreUnavailable(Exception):
 
 
 class SpendStore(Protocol):
-    def reserve(self, targets: Sequence[Target], keys: Sequence[str], estimate: int) -> Blocked | None:
+    def reserve(
+        self, targets: Sequence[Target], keys: Sequence[str], estimate: int, reservation_id: str
+    ) -> Blocked | None:
         """Refuse (first hard target over its limit) or add `estimate` and one request to every key."""
 
-    def settle(
-        self, targets: Sequence[Target], keys: Sequence[str], estimate: int, actual: int, tokens: int
-    ) -> tuple[list[int], list[tuple[int, int]]]:
-        """Release `estimate`, add `actual` (-1: nothing) and tokens; claim thresholds reached.
+    def settle(self, reservation: Reservation, actual: int, tokens: int) -> tuple[list[int], list[tuple[int, int]]]:
+        """Release the reservation's estimate (where it `held` one; else add the request it would
+        have counted), add `actual` (-1: nothing) and tokens; claim thresholds reached.
 
         Returns the spend of each key after the update and (target index, threshold index) of each
-        threshold this call was the first to reach.
+        threshold this call was the first to reach. A store that can lose a reply (Redis) applies a
+        reservation id's settle once, and knows itself whether that id's reservation was made.
         """
 
     def read(self, key: str) -> Counters: ...

@@ -104,13 +104,21 @@ class Target:
 
 @dataclass(slots=True, eq=False)
 class Reservation:
-    """What `check_and_reserve` took; hand it back to `settle` exactly once."""
+    """What `check_and_reserve` took; hand it back to `settle` exactly once.
+
+    `held` is False for a call sent while the store could not be reached (the guard failing open):
+    nothing was reserved, and its settle counts its request as well as its cost, so that a store
+    outage does not give away the calls made during it. `id` names the reservation to a store that
+    can lose a reply (Redis): a settle sent twice, or a reservation whose reply was lost, then
+    counts once."""
 
     targets: tuple[Target, ...]
     keys: tuple[str, ...]
-    estimate: int  # nano-USD reserved on every target
+    estimate: int  # nano-USD reserved on every target (or that the store was asked to reserve)
     like_key: tuple[str, str, str]
     settled: bool = False
+    held: bool = True
+    id: str = ""
 
     @property
     def estimate_usd(self) -> float:
