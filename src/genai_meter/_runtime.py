@@ -203,6 +203,7 @@ class _ThresholdCallbacks:
 _threshold_callbacks = _ThresholdCallbacks()
 _lock = threading.Lock()
 _runtime: Runtime | None = None
+_overrides: dict[str, Any] | None = None  # the last configure()'s settings, kept for a rebuild
 _providers: dict[str, Any] = {"tracer_provider": None, "meter_provider": None}
 
 
@@ -210,8 +211,10 @@ new_lock_in_child(__name__)  # (a child forked while another thread built or swa
 
 
 def set_providers(tracer_provider: TracerProvider | None, meter_provider: MeterProvider | None) -> None:
-    """Use these providers (from `Instrumentor.instrument(...)`) for the runtime built next."""
-    global _runtime
+    """Use these providers (from `Instrumentor.instrument(...)`). A runtime already built is rebuilt
+    on them at once with the same settings, the last `configure()`'s included, and takes over its
+    memory budget counters: an app that configures first and instruments with its own providers
+    after would otherwise lose its settings and let a hard budget be spent again."""
     with _lock:
         if (
             tracer_provider is _providers["tracer_provider"]
@@ -220,9 +223,14 @@ def set_providers(tracer_provider: TracerProvider | None, meter_provider: MeterP
             return
         _providers["tracer_provider"] = tracer_provider
         _providers["meter_provider"] = meter_provider
-        old, _runtime = _runtime, None
-    if old is not None:
-        old.close()
+        if _runtime is None:
+            return
+    try:
+        _build(None, rebuild=True)
+    except Exception as fault:  # (the settings built a runtime before: a file changed since, say)
+        record_fault("runtime.rebuild", fault)
+        logger.error("genai-meter: rebuilding on new providers failed (%s); the environment's settings are used", fault)
+        reset_runtime()
 
 
 def get_runtime() -> Runtime:
@@ -233,18 +241,22 @@ def get_runtime() -> Runtime:
     return _build(None)
 
 
-def _build(overrides: dict[str, Any] | None) -> Runtime:
-    global _runtime
+def _build(overrides: dict[str, Any] | None, *, rebuild: bool = False) -> Runtime:
+    """The runtime from `overrides` (configure()), else from the environment; `rebuild`: replace the
+    live one with the same settings (`set_providers`)."""
+    global _runtime, _overrides
     with _lock:
-        if overrides is None and _runtime is not None:
+        if overrides is None and _runtime is not None and not rebuild:
             return _runtime
-        if overrides is None:
+        settings = overrides if overrides is not None else _overrides if rebuild else None
+        if settings is None:
             config, errors = load_config_leniently()
             for error in errors:
                 report_config_error(error, error.fallback)
-            runtime = Runtime(config, strict=False, **_providers)
+            runtime = Runtime(config, strict=False, previous=_runtime, **_providers)
         else:
-            runtime = Runtime(load_config(**overrides), previous=_runtime, **_providers)
+            runtime = Runtime(load_config(**settings), previous=_runtime, **_providers)
+        _overrides = settings
         old, _runtime = _runtime, runtime
     if old is not None:
         old.close()
@@ -257,10 +269,12 @@ def configure(**overrides: Any) -> Runtime:
 
 
 def reset_runtime() -> None:
-    """Drop the runtime (tests, uninstrument); the next call builds a fresh one."""
-    global _runtime
+    """Drop the runtime and the settings of `configure()` (tests); the next call builds a fresh one
+    from the environment."""
+    global _runtime, _overrides
     with _lock:
         old, _runtime = _runtime, None
+        _overrides = None
     if old is not None:
         old.close()
 

@@ -116,3 +116,49 @@ def test_a_shared_store_is_not_handed_over(clock: Clock, tmp_path: Path) -> None
     assert guard.hand_over_store() is None
     assert _spend(guard, 0.5) == []
     guard.close()
+
+
+def test_instrumenting_with_other_providers_after_configure_keeps_settings_and_counters(
+    fake_provider: FakeProvider,
+) -> None:
+    """An app that configures first and instruments with its own providers after: the runtime is
+    rebuilt on the new providers (before, it was dropped and rebuilt from the environment alone, so
+    configure()'s settings were lost and the memory store's counters started from zero)."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from genai_meter._runtime import get_runtime, reset_runtime
+    from genai_meter.instrumentation.openai import OpenAIInstrumentor
+
+    first = InMemorySpanExporter()
+    first_provider = TracerProvider()
+    first_provider.add_span_processor(SimpleSpanProcessor(first))
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=first_provider)
+    try:
+        configure(**fake_provider_settings(fake_provider, budgets=BUDGETS, label_cap=7))
+        client = openai.OpenAI(base_url=fake_provider.openai_base_url, api_key="sk", max_retries=0)
+
+        def call() -> None:
+            with genai_meter.attribute(user="u1"):
+                client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+        call()
+        call()
+        before = _figures("u1")
+        assert before["three"][0] == 2
+        second = InMemorySpanExporter()
+        second_provider = TracerProvider()
+        second_provider.add_span_processor(SimpleSpanProcessor(second))
+        instrumentor.uninstrument()
+        instrumentor.instrument(tracer_provider=second_provider)
+        assert get_runtime().config.label_cap == 7  # configure()'s setting
+        assert _figures("u1") == before  # the memory store's counters
+        call()  # the third of three
+        with pytest.raises(BudgetExceeded):
+            call()
+        assert (len(first.get_finished_spans()), len(second.get_finished_spans())) == (2, 2)
+    finally:
+        instrumentor.uninstrument()
+        reset_runtime()
