@@ -114,6 +114,7 @@ class Call:
         "start_ns",
         "start_time",
         "stream",
+        "timed",
     )
 
     def __init__(
@@ -137,6 +138,9 @@ class Call:
         self.attribution = attribution
         self.reservation: Reservation | None = None
         self.done = False
+        # False for a call made before genai-meter saw it (a batch's result, read later): no
+        # duration is recorded, it would be the time it took to read it
+        self.timed = True
         # The span attribute naming the service tier served, where the provider's API has one
         # (`openai.response.service_tier`); set by the instrumentor.
         self.service_tier_key: str | None = None
@@ -353,7 +357,7 @@ class Call:
             metrics.histogram_attributes(
                 self.operation, self.provider, self.request_model, response_model or "", self.server
             ),
-            duration_s,
+            duration_s if self.timed else None,
             error_type,
         )
 
@@ -386,7 +390,7 @@ class Call:
                     cost_usd=cost.total_usd if cost else None,
                     cost_source=attrs.get(names.COST_SOURCE),
                     pricing_version=cost.pricing_version if cost else None,
-                    latency_s=duration_s,
+                    latency_s=duration_s if self.timed else 0.0,
                     outcome=outcome,
                     error_type=error_type,
                 )
@@ -468,12 +472,14 @@ def begin_call(
     request_user: str | None,
     estimate_usd: Callable[[], float | None] | None = None,
     prompt_chars: Callable[[], int] | None = None,
+    made: bool = False,
 ) -> Call:
     """Start a call: attribution, span and (where budgets apply) check-and-reserve.
 
     `prompt_chars` (the prompt's length, computed only when needed) lets a response that carries no
     usage be estimated. Raises `BudgetExceeded` when a hard budget or the block list stops the call; any other fault is
-    the caller's to catch (instrumentors then call the SDK uninstrumented).
+    the caller's to catch (instrumentors then call the SDK uninstrumented). `made`: the call was
+    made already (a batch's result): budgets count it and never block it, and no duration is kept.
     """
     attribution = current_attribution(request_user)
     pseudonymize = runtime.pseudonymize
@@ -483,21 +489,22 @@ def begin_call(
         )
     call = Call(runtime, provider, operation, request_model, server, stream, attribution, prompt_chars)
     guard = runtime.guard
+    if made:
+        call.timed = False
     if guard is not None:
         from .budgets import BudgetExceeded, PendingCall
 
         try:
-            call.reservation = guard.check_and_reserve(
-                PendingCall(
-                    provider=provider,
-                    model=request_model,
-                    operation=operation,
-                    user=attribution.user,
-                    tenant=attribution.tenant,
-                    feature=attribution.feature,
-                    estimate_usd=estimate_usd() if estimate_usd is not None else None,
-                )
+            pending = PendingCall(
+                provider=provider,
+                model=request_model,
+                operation=operation,
+                user=attribution.user,
+                tenant=attribution.tenant,
+                feature=attribution.feature,
+                estimate_usd=estimate_usd() if estimate_usd is not None and not made else None,
             )
+            call.reservation = guard.count_made(pending) if made else guard.check_and_reserve(pending)
         except BudgetExceeded as exceeded:
             call.block(exceeded)
             raise

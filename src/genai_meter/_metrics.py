@@ -194,9 +194,10 @@ class _DeferredRecords:
         self,
         usage: Usage | None,
         attrs: tuple[dict[str, str], ...],
-        duration_s: float,
+        duration_s: float | None,
         error_type: str | None,
     ) -> None:
+        """(`duration_s` None: a call with no duration of its own, see `Call.timed`.)"""
         self._pending.append((usage, attrs, duration_s, error_type))
         if self._thread is None:
             self._start()
@@ -233,7 +234,9 @@ class _DeferredRecords:
             if usage is not None:
                 add_input(usage.input_tokens)
                 add_output(usage.output_tokens)
-            if error_type is None:
+            if duration_s is None:
+                pass
+            elif error_type is None:
                 add_duration(duration_s)
             else:
                 with_error = self._with_error(attrs[2], error_type)
@@ -487,7 +490,7 @@ class CallMetrics:
         cost_usd: float | None,
         outcome: str,
         histogram_attrs: tuple[dict[str, str], ...],
-        duration_s: float,
+        duration_s: float | None,
         error_type: str | None,
     ) -> None:
         self.requests.add((*key, outcome), 1)

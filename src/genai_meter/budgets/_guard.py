@@ -222,14 +222,9 @@ class BudgetGuard:
                 self._blocked_tenants and call.tenant in self._blocked_tenants
             ):
                 self._raise_blocked(call)
-            route = self._routes.get((call.user, call.tenant, call.feature))
-            if route is None:
-                route = self._route(call.user, call.tenant, call.feature)
+            route = self._current_route(call, now)
             if not route:
                 return None
-            for target in route:
-                if not target.period_start <= now < target.period_end:
-                    self._roll(target, now)
             like_key = (call.provider, call.model, call.operation)
             if call.estimate_usd is not None:
                 estimate = round(call.estimate_usd * NANO) if call.estimate_usd > 0 else 0
@@ -257,6 +252,31 @@ class BudgetGuard:
             raise
         except Exception as error:  # a fault of ours must never stop the app's call
             _record_fault("budgets.check_and_reserve", error)
+            return None
+
+    def _current_route(self, call: PendingCall, now: float) -> tuple[Target, ...]:
+        """The budget counters `call` counts against, in their current periods."""
+        route = self._routes.get((call.user, call.tenant, call.feature))
+        if route is None:
+            route = self._route(call.user, call.tenant, call.feature)
+        for target in route:
+            if not target.period_start <= now < target.period_end:
+                self._roll(target, now)
+        return route
+
+    def count_made(self, call: PendingCall) -> Reservation | None:
+        """For a call made already (a batch's result, read later): a reservation holding nothing,
+        whose settle counts the call on every budget that applies; never blocks, never raises. None
+        when no budget applies."""
+        try:
+            route = self._current_route(call, self._now())
+            if not route:
+                return None
+            keys = tuple([t.key for t in route])
+            like_key = (call.provider, call.model, call.operation)
+            return Reservation(route, keys, 0, like_key, held=False, id=self._reservation_id())
+        except Exception as error:
+            _record_fault("budgets.count_made", error)
             return None
 
     def settle(

@@ -8,6 +8,7 @@ the fake is built to expose that.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ._content import answer_pieces, prompt_tokens
@@ -111,3 +112,48 @@ def messages(body: dict[str, Any], controls: Controls, now: float) -> Served:
         event("message_stop"),
     ]
     return Served(record, stream=StreamPlan(frames, sse("{this is not json", event="content_block_delta")))
+
+
+def _iso(at: float) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(at, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def message_batch(
+    body: dict[str, Any], controls: Controls, now: float, batch_id: str, results_url: str
+) -> tuple[dict[str, Any], bytes, list[UsageRecord]]:
+    """A Message Batch, ended at once: (the batch object, its results as JSON lines, the usage it
+    bills). Each request is answered as `messages` answers it, its usage at the batch tier (unless
+    `x-fake-usage` sets the usage); a request whose `custom_id` starts with `error` fails (not billed)."""
+    lines: list[bytes] = []
+    records: list[UsageRecord] = []
+    counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
+    for entry in body.get("requests") or []:
+        custom_id = str(entry.get("custom_id", ""))
+        if custom_id.startswith("error"):
+            counts["errored"] += 1
+            error = {"type": "invalid_request_error", "message": "fake provider: a failing batch request"}
+            result: dict[str, Any] = {"type": "errored", "error": {"type": "error", "error": error}}
+        else:
+            counts["succeeded"] += 1
+            served = messages({**(entry.get("params") or {}), "stream": False}, controls, now)
+            message = dict(served.body or {})
+            if controls.usage is None:
+                message["usage"] = {**message["usage"], "service_tier": "batch"}
+            records.append(UsageRecord(served.record.api, served.record.model, message["usage"], now))
+            result = {"type": "succeeded", "message": message}
+        lines.append(json.dumps({"custom_id": custom_id, "result": result}).encode())
+    batch = {
+        "id": batch_id,
+        "type": "message_batch",
+        "processing_status": "ended",
+        "request_counts": counts,
+        "created_at": _iso(now),
+        "ended_at": _iso(now),
+        "expires_at": _iso(now + 86400),
+        "archived_at": None,
+        "cancel_initiated_at": None,
+        "results_url": results_url,
+    }
+    return batch, b"\n".join(lines) + b"\n", records

@@ -24,6 +24,7 @@ from ._wire import Served, StreamPlan, UsageRecord, dumps, new_id
 
 _ADMIN_OPENAI = "/v1/organization/"
 _RESPONSES_PREFIX = "/v1/responses/"
+_BATCHES_PREFIX = "/v1/messages/batches/"
 _ADMIN_ANTHROPIC = "/v1/organizations/"
 _GEMINI_VERSIONS = ("v1", "v1beta", "v1alpha")
 _RETRY_STATUSES = (429, 503, 529)
@@ -180,6 +181,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith(_RESPONSES_PREFIX):
             self._background_response(path[len(_RESPONSES_PREFIX) :])
             return
+        if path.startswith(_BATCHES_PREFIX):
+            self._message_batch(path[len(_BATCHES_PREFIX) :])
+            return
         self._admin(path, query)
 
     def do_POST(self) -> None:
@@ -204,6 +208,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return _gemini.generate(model, b, c, now, stream)
 
         self._record(path, query, body, counts=route is not None)
+        if path == "/v1/messages/batches" and isinstance(body, dict):
+            self._create_message_batch(body)
+            return
         if path == "/v1/messages/count_tokens" and isinstance(body, dict):
             self._send_json(200, _anthropic.count_tokens(body))
             return
@@ -316,6 +323,37 @@ class _Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization") or ""
         return auth[len("Bearer ") :].strip() if auth.startswith("Bearer ") else ""
 
+    def _create_message_batch(self, body: dict[str, Any]) -> None:
+        try:
+            controls = parse_controls({k.lower(): v for k, v in self.headers.items()})
+        except ControlError as err:
+            self._send_error_for("/v1/messages/batches", 400, f"fake provider: {err}")
+            return
+        batch_id = new_id("msgbatch_")
+        url = f"{self.server.provider.base_url}{_BATCHES_PREFIX}{batch_id}/results"
+        now = controls.timestamp or time.time()
+        batch, results, records = _anthropic.message_batch(body, controls, now, batch_id, url)
+        provider = self.server.provider
+        with provider._lock:
+            provider._batches[batch_id] = (batch, results)
+        for record in records:
+            provider._served(record)
+        self._send_json(200, batch)
+
+    def _message_batch(self, rest: str) -> None:
+        """`GET /v1/messages/batches/{id}` and `.../{id}/results` (JSON lines)."""
+        batch_id, _, tail = rest.partition("/")
+        with self.server.provider._lock:
+            found = self.server.provider._batches.get(batch_id)
+        if found is None or tail not in ("", "results"):
+            self._send_error_for("/v1/messages", 404, f"fake provider: no message batch {batch_id!r}")
+            return
+        batch, results = found
+        if tail == "results":
+            self._send_bytes(200, results)
+        else:
+            self._send_json(200, batch)
+
     def _background_response(self, response_id: str) -> None:
         """GET /v1/responses/{id}: a background response, still in progress for as many retrieves as
         its create asked (x-fake-background-polls), then complete with its usage."""
@@ -378,6 +416,8 @@ class FakeProvider:
         self._reports: dict[str, dict[str, Any]] = {}
         # background responses by id: [the complete response, retrieves left that answer in progress]
         self._background: dict[str, list[Any]] = {}
+        # message batches by id: (the batch object, its results as JSON lines)
+        self._batches: dict[str, tuple[dict[str, Any], bytes]] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 

@@ -16,7 +16,8 @@ context manager, `text_stream`, `get_final_message`) and the same on `beta.messa
 (`gcp.vertex_ai`) clients, including `with_raw_response`, also when another instrumentation
 (OpenLLMetry) wraps the same methods. `metadata.user_id` attributes the call when no user is set in
 context. A response without usage is estimated from the text, and marked so; the service tier
-Anthropic reports (`batch`) is priced. `uninstrument()` takes off genai-meter's wrappers only, and
+Anthropic reports (`batch`) is priced. A Message Batch's results are metered as the app reads them
+(`messages.batches.results`, see `_batches`). `uninstrument()` takes off genai-meter's wrappers only, and
 restores the SDK when they were alone.
 
 The SDK (2.x) may also trace itself (client option `open_telemetry`). Its span is then a child of
@@ -33,6 +34,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 
 from ..._runtime import set_providers
 from .._patching import Wrapper, patch, unpatch
+from ._batches import async_results_wrapper, results_wrapper
 from ._wrappers import RAW_RESPONSES, async_wrapper, manager_init_wrapper, stream_wrapper, sync_wrapper
 from .package import _instruments
 
@@ -61,6 +63,11 @@ _TARGETS: tuple[tuple[str, str, str, Wrapper], ...] = tuple(
         (_BETA_STREAMING, ("BetaMessageStreamManager", "BetaAsyncMessageStreamManager")),
     )
     for cls in classes
+) + tuple(
+    # a Message Batch's results, metered as the app reads them (see `_batches`)
+    (module, cls, "results", wrapper)
+    for module in ("anthropic.resources.messages.batches", "anthropic.resources.beta.messages.batches")
+    for cls, wrapper in (("Batches", results_wrapper), ("AsyncBatches", async_results_wrapper))
 )
 
 

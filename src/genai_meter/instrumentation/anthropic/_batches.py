@@ -1,0 +1,131 @@
+"""Metering a Message Batch's results as the app reads them (`messages.batches.results`).
+
+A batch's requests are billed when they succeed, at the batch price (half the standard one; each
+result's usage says `service_tier: "batch"`). genai-meter sees neither the requests being sent nor
+their answers arriving, only the results the app reads back, so each succeeded result becomes a call
+then: a span (`genai_meter.batch.id`, `genai_meter.batch.custom_id`), tokens, cost, attribution (the
+context the app reads them in, or the request's `metadata.user_id`, which the result does not echo),
+a ledger row under the message's id, and budgets count it (never block it: it is spent). No
+duration is recorded: it would be the time it took to read the line. Errored, canceled and expired
+results are not billed and not recorded.
+
+Reading the same results twice in one process meters them once (the message ids already metered are
+kept, a bounded number); the ledger keeps one row per message id anyway.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from ... import names
+from ..._call import begin_call
+from ..._faults import record_fault
+from ..._runtime import get_runtime
+from .._values import text
+from ._observers import finish_message
+from ._request import client_info
+
+_SEEN_MAX = 100_000
+_seen: OrderedDict[str, None] = OrderedDict()  # message ids metered, oldest first
+
+
+def _first_time(message_id: str) -> bool:
+    if message_id in _seen:
+        return False
+    _seen[message_id] = None
+    if len(_seen) > _SEEN_MAX:
+        _seen.popitem(last=False)
+    return True
+
+
+def _meter_result(item: Any, batch_id: str, provider: str, server: str) -> None:
+    result = getattr(item, "result", None)
+    if getattr(result, "type", None) != "succeeded":
+        return  # not billed
+    message = getattr(result, "message", None)
+    message_id = text(getattr(message, "id", None))
+    if message is None or (message_id is not None and not _first_time(message_id)):
+        return
+    runtime = get_runtime()
+    model = text(getattr(message, "model", None)) or "unknown"
+    call = begin_call(runtime, provider, "chat", model, server, False, None, made=True)
+    call.span.set_attribute(names.BATCH_ID, batch_id)
+    custom_id = text(getattr(item, "custom_id", None))
+    if custom_id is not None:
+        call.span.set_attribute(names.BATCH_CUSTOM_ID, custom_id)
+    finish_message(call, message)
+
+
+def _meter_safely(item: Any, batch_id: str, provider: str, server: str) -> None:
+    try:
+        _meter_result(item, batch_id, provider, server)
+    except Exception as fault:
+        record_fault("anthropic.batch_result", fault)
+
+
+def _metered(results: Any, batch_id: str, provider: str, server: str) -> Iterator[Any]:
+    for item in results:
+        _meter_safely(item, batch_id, provider, server)
+        yield item
+
+
+async def _metered_async(results: Any, batch_id: str, provider: str, server: str) -> AsyncIterator[Any]:
+    async for item in results:
+        _meter_safely(item, batch_id, provider, server)
+        yield item
+
+
+class _Results:
+    """Stands in for the SDK's results decoder: iterating it meters each result as it is read;
+    anything else (`close()`, the HTTP response) is the decoder's."""
+
+    def __init__(self, decoder: Any, items: Any) -> None:
+        self._decoder = decoder
+        self._items = items
+
+    def __iter__(self) -> Any:
+        return self._items
+
+    def __next__(self) -> Any:
+        return next(self._items)
+
+    def __aiter__(self) -> Any:
+        return self._items
+
+    async def __anext__(self) -> Any:
+        return await self._items.__anext__()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._decoder, name)
+
+
+def _batch_id(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    return text(kwargs.get("message_batch_id", args[0] if args else None)) or "unknown"
+
+
+def _where(instance: Any) -> tuple[str, str]:
+    info = client_info(instance, get_runtime())
+    return info.provider, info.server
+
+
+def _wrap(decoder: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], meter: Callable[..., Any]) -> Any:
+    try:
+        provider, server = _where(instance)
+        return _Results(decoder, meter(decoder, _batch_id(args, kwargs), provider, server))
+    except Exception as fault:
+        record_fault("anthropic.batch_results", fault)
+        return decoder
+
+
+def results_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """`Batches.results` (sync): the decoder it returns, metering each result read."""
+    return _wrap(wrapped(*args, **kwargs), instance, args, kwargs, _metered)
+
+
+async def async_results_wrapper(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """`AsyncBatches.results`."""
+    return _wrap(await wrapped(*args, **kwargs), instance, args, kwargs, _metered_async)
