@@ -58,6 +58,7 @@ USAGE_SUSPECT = "genai_meter.usage.suspect"
 USAGE_MISSING = "genai_meter.usage.missing"  # the response carried no usage; the tokens are estimated
 BATCH_ID = "genai_meter.batch.id"  # a batch's result, metered when the app reads it
 BATCH_CUSTOM_ID = "genai_meter.batch.custom_id"  # the app's own id of the request in its batch
+BATCH_OUTPUT_FILE_ID = "genai_meter.batch.output_file_id"  # an OpenAI batch's output file, metered as downloaded
 OUTCOME = "genai_meter.outcome"
 BUDGET_EVENT = "genai_meter.budget.threshold"
 BUDGET_BLOCKED_EVENT = "genai_meter.budget.blocked"

@@ -18,6 +18,10 @@ Endpoints (POST unless noted):
   /v1/messages (also client.beta.messages), /v1/messages/count_tokens      Anthropic
   /{v1,v1beta,v1alpha}/models/{model}:generateContent|:streamGenerateContent   Gemini
   GET /v1/responses/{id}                                                   OpenAI background responses
+  /v1/files (multipart), /v1/batches; GET /v1/batches/{id}, /v1/files/{id}[/content]   OpenAI Batch
+                      (completed at once; a line whose custom_id starts with `error` fails)
+  /v1/messages/batches; GET /v1/messages/batches/{id}[/results]           Anthropic Message Batches
+                      (ended at once, usage at the batch tier; `error...` custom_ids fail)
   GET /v1/organization/usage/completions, /usage/embeddings, /costs        OpenAI admin (Bearer key)
   GET /v1/organizations/usage_report/messages, /cost_report    Anthropic admin (x-api-key or Bearer)
 

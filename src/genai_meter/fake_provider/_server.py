@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import _anthropic, _gemini, _openai, _reports
+from . import _anthropic, _gemini, _openai, _openai_batches, _reports
 from ._controls import ControlError, Controls, parse_controls
 from ._wire import Served, StreamPlan, UsageRecord, dumps, new_id
 
@@ -184,6 +184,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith(_BATCHES_PREFIX):
             self._message_batch(path[len(_BATCHES_PREFIX) :])
             return
+        if path.startswith(("/v1/files/", "/v1/batches/")):
+            self._openai_batch_get(path)
+            return
         self._admin(path, query)
 
     def do_POST(self) -> None:
@@ -191,6 +194,10 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         path, query = _azure_path(url.path), parse_qs(url.query, keep_blank_values=True)
         raw = self._read_body()
+        if path == "/v1/files":
+            self._record(path, query, None, counts=False)
+            self._upload_file(raw)
+            return
         try:
             body = json.loads(raw) if raw else {}
         except ValueError:
@@ -211,6 +218,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/v1/messages/batches" and isinstance(body, dict):
             self._create_message_batch(body)
             return
+        if path == "/v1/batches" and isinstance(body, dict):
+            self._create_openai_batch(body)
+            return
         if path == "/v1/messages/count_tokens" and isinstance(body, dict):
             self._send_json(200, _anthropic.count_tokens(body))
             return
@@ -228,10 +238,8 @@ class _Handler(BaseHTTPRequestHandler):
     # --- LLM calls -------------------------------------------------------------------------------
 
     def _serve_llm(self, path: str, route: Handler, body: dict[str, Any]) -> None:
-        try:
-            controls = parse_controls({k.lower(): v for k, v in self.headers.items()})
-        except ControlError as err:
-            self._send_error_for(path, 400, f"fake provider: {err}")
+        controls = self._request_controls(path)
+        if controls is None:
             return
         if controls.latency_ms:
             time.sleep(controls.latency_ms / 1000)
@@ -323,11 +331,17 @@ class _Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization") or ""
         return auth[len("Bearer ") :].strip() if auth.startswith("Bearer ") else ""
 
-    def _create_message_batch(self, body: dict[str, Any]) -> None:
+    def _request_controls(self, path: str) -> Controls | None:
+        """The request's `x-fake-*` controls, or None once a 400 naming the bad one was sent."""
         try:
-            controls = parse_controls({k.lower(): v for k, v in self.headers.items()})
+            return parse_controls({k.lower(): v for k, v in self.headers.items()})
         except ControlError as err:
-            self._send_error_for("/v1/messages/batches", 400, f"fake provider: {err}")
+            self._send_error_for(path, 400, f"fake provider: {err}")
+            return None
+
+    def _create_message_batch(self, body: dict[str, Any]) -> None:
+        controls = self._request_controls("/v1/messages/batches")
+        if controls is None:
             return
         batch_id = new_id("msgbatch_")
         url = f"{self.server.provider.base_url}{_BATCHES_PREFIX}{batch_id}/results"
@@ -353,6 +367,53 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_bytes(200, results)
         else:
             self._send_json(200, batch)
+
+    def _upload_file(self, raw: bytes) -> None:
+        purpose, data, filename = _openai_batches.uploaded_file(self.headers.get("Content-Type", ""), raw)
+        file = _openai_batches.file_object(new_id("file-"), data, filename, purpose, time.time())
+        provider = self.server.provider
+        with provider._lock:
+            provider._files[file["id"]] = (file, data)
+        self._send_json(200, file)
+
+    def _create_openai_batch(self, body: dict[str, Any]) -> None:
+        controls = self._request_controls("/v1/batches")
+        if controls is None:
+            return
+        provider = self.server.provider
+        with provider._lock:
+            found = provider._files.get(str(body.get("input_file_id")))
+        if found is None:
+            self._send_error_for("/v1/batches", 404, "fake provider: no such input file")
+            return
+        now = controls.timestamp or time.time()
+        batch, output, records = _openai_batches.run_batch(body, found[1], _OPENAI_ROUTES, controls, now)
+        output_file = _openai_batches.file_object(new_id("file-"), output, "batch_output.jsonl", "batch_output", now)
+        batch["output_file_id"] = output_file["id"]
+        with provider._lock:
+            provider._files[output_file["id"]] = (output_file, output)
+            provider._openai_batches[batch["id"]] = batch
+        for record in records:
+            provider._served(record)
+        self._send_json(200, batch)
+
+    def _openai_batch_get(self, path: str) -> None:
+        """`GET /v1/batches/{id}`, `/v1/files/{id}` and `/v1/files/{id}/content`."""
+        provider = self.server.provider
+        parts = path.strip("/").split("/")  # v1, files|batches, id[, content]
+        with provider._lock:
+            if parts[1] == "batches" and len(parts) == 3:
+                found: Any = provider._openai_batches.get(parts[2])
+            else:
+                found = provider._files.get(parts[2])
+        if found is None or len(parts) > 4 or (len(parts) == 4 and (parts[1] != "files" or parts[3] != "content")):
+            self._send_error_for(path, 404, f"fake provider: nothing at {path}")
+        elif parts[1] == "batches":
+            self._send_json(200, found)
+        elif len(parts) == 4:
+            self._send_bytes(200, found[1])
+        else:
+            self._send_json(200, found[0])
 
     def _background_response(self, response_id: str) -> None:
         """GET /v1/responses/{id}: a background response, still in progress for as many retrieves as
@@ -418,6 +479,9 @@ class FakeProvider:
         self._background: dict[str, list[Any]] = {}
         # message batches by id: (the batch object, its results as JSON lines)
         self._batches: dict[str, tuple[dict[str, Any], bytes]] = {}
+        # OpenAI files by id (the file object, its bytes) and batches by id
+        self._files: dict[str, tuple[dict[str, Any], bytes]] = {}
+        self._openai_batches: dict[str, dict[str, Any]] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 

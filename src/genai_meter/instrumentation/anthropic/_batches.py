@@ -15,7 +15,6 @@ kept, a bounded number); the ledger keeps one row per message id anyway.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -23,21 +22,10 @@ from ... import names
 from ..._call import begin_call
 from ..._faults import record_fault
 from ..._runtime import get_runtime
+from .._batch_seen import first_time
 from .._values import text
 from ._observers import finish_message
 from ._request import client_info
-
-_SEEN_MAX = 100_000
-_seen: OrderedDict[str, None] = OrderedDict()  # message ids metered, oldest first
-
-
-def _first_time(message_id: str) -> bool:
-    if message_id in _seen:
-        return False
-    _seen[message_id] = None
-    if len(_seen) > _SEEN_MAX:
-        _seen.popitem(last=False)
-    return True
 
 
 def _meter_result(item: Any, batch_id: str, provider: str, server: str) -> None:
@@ -46,7 +34,7 @@ def _meter_result(item: Any, batch_id: str, provider: str, server: str) -> None:
         return  # not billed
     message = getattr(result, "message", None)
     message_id = text(getattr(message, "id", None))
-    if message is None or (message_id is not None and not _first_time(message_id)):
+    if message is None or (message_id is not None and not first_time(message_id)):
         return
     runtime = get_runtime()
     model = text(getattr(message, "model", None)) or "unknown"

@@ -14,7 +14,8 @@ Covers `chat.completions.create` / `.parse` / `.stream`, `responses.create` / `.
 `embeddings.create` and legacy `completions.create` (a background response is finished by the
 `responses.retrieve` that shows it done), on `OpenAI`, `AsyncOpenAI`, `AzureOpenAI`
 (provider `azure.ai.openai`) and OpenAI-compatible base URLs, including `with_raw_response` and
-streams used as iterators or context managers. `uninstrument()` restores the SDK.
+streams used as iterators or context managers. A Batch's output file is metered as the app
+downloads it (`files.content`, see `_batch_output`). `uninstrument()` restores the SDK.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ..._runtime import set_providers
 from .._patching import patch, unpatch
 from . import _usage_request
 from ._background import fetch_wrapper
+from ._batch_output import async_content_wrapper, content_wrapper
 from ._observers import finish_response
 from ._wrappers import (
     CHAT,
@@ -45,6 +47,7 @@ _CHAT_MODULE = "openai.resources.chat.completions.completions"
 _RESPONSES_MODULE = "openai.resources.responses.responses"
 _EMBEDDINGS_MODULE = "openai.resources.embeddings"
 _COMPLETIONS_MODULE = "openai.resources.completions"
+_FILES_MODULE = "openai.resources.files"
 
 # (module, sync class, async class, method, operation)
 _TARGETS: tuple[tuple[str, str, str, str, Operation], ...] = (
@@ -77,6 +80,8 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         for method in _FETCHES:
             patch(_RESPONSES_MODULE, "Responses", method, fetch_wrapper(RAW_RESPONSES, finish_response, False))
             patch(_RESPONSES_MODULE, "AsyncResponses", method, fetch_wrapper(RAW_RESPONSES, finish_response, True))
+        patch(_FILES_MODULE, "Files", "content", content_wrapper)
+        patch(_FILES_MODULE, "AsyncFiles", "content", async_content_wrapper)
         _usage_request.instrument()
 
     def _uninstrument(self, **kwargs: Any) -> None:
@@ -86,6 +91,8 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         for method in _FETCHES:
             unpatch(_RESPONSES_MODULE, "Responses", method)
             unpatch(_RESPONSES_MODULE, "AsyncResponses", method)
+        unpatch(_FILES_MODULE, "Files", "content")
+        unpatch(_FILES_MODULE, "AsyncFiles", "content")
         _usage_request.uninstrument()
 
 

@@ -123,7 +123,8 @@ def finish_chat(call: Call, completion: Any, error: BaseException | None = None)
 
 
 def finish_embedding(call: Call, response: Any, error: BaseException | None = None) -> None:
-    """A CreateEmbeddingResponse (no output: an estimate of missing usage is the input's)."""
+    """A CreateEmbeddingResponse (no output: an estimate of missing usage is the input's). It names
+    no service tier, but a batch's output does (`_batch_output`)."""
     raw_usage = getattr(response, "usage", None)
     usage, cost = with_reported_cost(openai_chat_usage(raw_usage), raw_usage)
     call.finish(
@@ -132,6 +133,7 @@ def finish_embedding(call: Call, response: Any, error: BaseException | None = No
         error=error,
         provider_cost_usd=cost,
         output_chars=0,  # embeddings have no output
+        service_tier=text(field(response, "service_tier")),
     )
 
 
