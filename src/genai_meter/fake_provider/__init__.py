@@ -16,7 +16,7 @@ Per-call headers go in ``config=GenerateContentConfig(http_options=HttpOptions(h
 Endpoints (POST unless noted):
   /v1/chat/completions, /v1/responses, /v1/embeddings, /v1/completions    OpenAI
   /v1/messages (also client.beta.messages), /v1/messages/count_tokens      Anthropic
-  /{v1,v1beta,v1alpha}/models/{model}:generateContent|:streamGenerateContent   Gemini
+  /{v1,v1beta,v1alpha}/models/{model}:generateContent|:streamGenerateContent|:batchEmbedContents   Gemini
   GET /v1/responses/{id}                                                   OpenAI background responses
   /v1/files (multipart), /v1/batches; GET /v1/batches/{id}, /v1/files/{id}[/content]   OpenAI Batch
                       (completed at once; a line whose custom_id starts with `error` fails)

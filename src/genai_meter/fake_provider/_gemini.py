@@ -81,3 +81,17 @@ def generate(model_path: str, body: dict[str, Any], controls: Controls, now: flo
     if not frames:
         frames = [Frame(sse(reply("", True, usage)))]
     return Served(record, stream=StreamPlan(frames, sse("{this is not json")))
+
+
+def embed(model_path: str, body: dict[str, Any], controls: Controls, now: float) -> Served:
+    """`:batchEmbedContents` (the Gemini API's embeddings): one vector per request, and the prompt's
+    token count in `usageMetadata` (`x-fake-usage` replaces it; `x-fake-no-usage` drops it)."""
+    model = controls.model or model_path
+    requests = body.get("requests") or []
+    if controls.usage is not None:
+        usage = dict(controls.usage)
+    else:
+        prompt = sum(prompt_tokens(request.get("content")) for request in requests if isinstance(request, dict))
+        usage = {"promptTokenCount": prompt, "totalTokenCount": prompt}
+    reply = {"embeddings": [{"values": [0.0, 0.5, 1.0]} for _ in requests], "usageMetadata": usage}
+    return Served(UsageRecord("gemini", model, usage, now), body=strip_usage(reply, "usageMetadata", controls))

@@ -67,16 +67,15 @@ def _dialect(path: str) -> str:
     return "openai"
 
 
-def _gemini_route(path: str) -> tuple[str, bool] | None:
-    """(model, stream) for a Gemini generate path, else None."""
+def _gemini_route(path: str) -> tuple[str, str] | None:
+    """(model, method) for a Gemini model path (`generateContent`, `streamGenerateContent`,
+    `batchEmbedContents`), else None."""
     parts = path.strip("/").split("/", 2)
     if len(parts) != 3 or parts[0] not in _GEMINI_VERSIONS or parts[1] != "models" or ":" not in parts[2]:
         return None
     model, _, method = parts[2].rpartition(":")
-    if method == "generateContent":
-        return model, False
-    if method == "streamGenerateContent":
-        return model, True
+    if method in ("generateContent", "streamGenerateContent", "batchEmbedContents"):
+        return model, method
     return None
 
 
@@ -209,10 +208,12 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/v1/messages":
             route = _anthropic.messages
         elif gemini is not None:
-            model, stream = gemini
+            model, method = gemini
 
             def route(b: dict[str, Any], c: Controls, now: float) -> Served:
-                return _gemini.generate(model, b, c, now, stream)
+                if method == "batchEmbedContents":
+                    return _gemini.embed(model, b, c, now)
+                return _gemini.generate(model, b, c, now, method == "streamGenerateContent")
 
         self._record(path, query, body, counts=route is not None)
         if path == "/v1/messages/batches" and isinstance(body, dict):

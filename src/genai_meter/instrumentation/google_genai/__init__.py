@@ -15,6 +15,8 @@ Covers `models.generate_content` and `models.generate_content_stream`, sync and 
 so automatic function calling and automatic continuation, which send several, are billed per
 request. Provider `gcp.gemini` for the Gemini Developer API, `gcp.vertex_ai` for a `vertexai=True`
 client. Thinking tokens are billed as output: output = candidates + thoughts, reasoning = thoughts.
+`models.embed_content` (sync and async) is metered as `embeddings`: the prompt's tokens from the
+response's `usage_metadata` (Gemini API) or the embeddings' own counts (Vertex AI), else estimated.
 `uninstrument()` restores the SDK.
 """
 
@@ -27,7 +29,14 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 
 from ..._runtime import set_providers
 from .._patching import Wrapper, patch, unpatch
-from ._wrappers import async_stream_wrapper, async_wrapper, sync_stream_wrapper, sync_wrapper
+from ._wrappers import (
+    async_embed_wrapper,
+    async_stream_wrapper,
+    async_wrapper,
+    embed_wrapper,
+    sync_stream_wrapper,
+    sync_wrapper,
+)
 from .package import _instruments
 
 _MODELS = "google.genai.models"
@@ -38,6 +47,8 @@ _TARGETS: tuple[tuple[str, str, str, Wrapper], ...] = (
     ("Models", "_generate_content_stream", "generate_content_stream", sync_stream_wrapper),
     ("AsyncModels", "_generate_content", "generate_content", async_wrapper),
     ("AsyncModels", "_generate_content_stream", "generate_content_stream", async_stream_wrapper),
+    ("Models", "_embed_content", "embed_content", embed_wrapper),
+    ("AsyncModels", "_embed_content", "embed_content", async_embed_wrapper),
 )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..._call import Call
-from ..._usage import field, gemini_usage
+from ..._usage import Usage, field, gemini_usage
 from .._streams import TextStreamObserver
 
 
@@ -69,6 +69,30 @@ def finish_response(call: Call, response: Any) -> None:
         finish_reasons=_reasons(response),
         output_chars=_text_chars(response) if usage is None else None,
     )
+
+
+def _statistics_tokens(response: Any) -> int | None:
+    """The tokens Vertex AI reports per embedding (`statistics.token_count`), summed; None when an
+    embedding reports none."""
+    total = 0
+    embeddings = getattr(response, "embeddings", None) or ()
+    for embedding in embeddings:
+        count = getattr(getattr(embedding, "statistics", None), "token_count", None)
+        if type(count) is not int and type(count) is not float:
+            return None
+        total += int(count)
+    return total if embeddings else None
+
+
+def finish_embeddings(call: Call, response: Any) -> None:
+    """An `EmbedContentResponse`: the prompt's tokens from `usage_metadata` (the Gemini API), else
+    the embeddings' own counts (Vertex AI), else estimated from the text (no output: embeddings
+    have none)."""
+    usage = gemini_usage(getattr(response, "usage_metadata", None))
+    if usage is None:
+        tokens = _statistics_tokens(response)
+        usage = Usage(input_tokens=tokens) if tokens is not None else None
+    call.finish(usage=usage, output_chars=0 if usage is None else None)
 
 
 class GenerateStreamObserver(TextStreamObserver):

@@ -24,10 +24,11 @@ from ...exporter._metered import remember_call_span
 from .._metering import Metered, budget_estimate, capture_input, metered_call, metered_call_async
 from .._streams import metered_async_items, metered_items
 from .._values import content_chars
-from ._observers import GenerateStreamObserver, finish_response
+from ._observers import GenerateStreamObserver, finish_embeddings, finish_response
 from ._request import client_info, max_output_tokens, model_name
 
 OPERATION = "generate_content"
+EMBEDDINGS = "embeddings"
 
 
 class Request(NamedTuple):
@@ -38,6 +39,53 @@ class Request(NamedTuple):
 
     def prompt_chars(self) -> int:
         return content_chars(self.contents)
+
+
+def _begin_embeddings(instance: Any, kwargs: dict[str, Any]) -> Metered:
+    """`_embed_content`: one request of `embed_content` (its contents under one of three keys, by API)."""
+    runtime = get_runtime()
+    info = client_info(instance, runtime)
+    contents = next((kwargs[key] for key in ("contents", "content", "batch_contents") if key in kwargs), None)
+    model = model_name(kwargs.get("model"))
+
+    def prompt_chars() -> int:
+        return content_chars(contents)
+
+    call = begin_call(
+        runtime,
+        info.provider,
+        EMBEDDINGS,
+        model,
+        info.server,
+        False,
+        None,
+        budget_estimate(runtime, info.provider, model, prompt_chars, 0),
+        prompt_chars=prompt_chars,
+    )
+    remember_call_span(call.span)
+    capture_input(runtime, call, "google_genai", lambda: contents)
+
+    def on_result(result: Any) -> Any:
+        finish_embeddings(call, result)
+        return result
+
+    return Metered(call, kwargs, on_result)
+
+
+def embed_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """`Models._embed_content`: one request, one response."""
+    return metered_call(
+        "google_genai", lambda kw: wrapped(*args, **kw), kwargs, lambda kw: _begin_embeddings(instance, kw)
+    )
+
+
+async def async_embed_wrapper(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """`AsyncModels._embed_content`."""
+    return await metered_call_async(
+        "google_genai", lambda kw: wrapped(*args, **kw), kwargs, lambda kw: _begin_embeddings(instance, kw)
+    )
 
 
 def _begin(instance: Any, kwargs: dict[str, Any], stream: bool, is_async: bool) -> Metered:
