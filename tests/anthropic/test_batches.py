@@ -58,7 +58,9 @@ def test_batch_results_metered_once(telemetry: Telemetry, claude: anthropic.Anth
     batch = claude.messages.batches.create(requests=REQUESTS, extra_headers=usage_headers(BATCH_USAGE))
     assert telemetry.spans() == []  # nothing is billed until it is read
     with genai_meter.attribute(user="u1", feature="nightly-batch"):
-        results = list(claude.messages.batches.results(batch.id))
+        decoder = claude.messages.batches.results(batch.id)
+        assert type(decoder).__name__ == "JSONLDecoder"  # the SDK's own object, read through the meter
+        results = [next(decoder), *decoder]
         assert [r.result.type for r in sorted(results, key=lambda r: r.custom_id)] == [
             "errored",
             "succeeded",

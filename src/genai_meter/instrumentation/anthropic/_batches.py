@@ -65,30 +65,6 @@ async def _metered_async(results: Any, batch_id: str, provider: str, server: str
         yield item
 
 
-class _Results:
-    """Stands in for the SDK's results decoder: iterating it meters each result as it is read;
-    anything else (`close()`, the HTTP response) is the decoder's."""
-
-    def __init__(self, decoder: Any, items: Any) -> None:
-        self._decoder = decoder
-        self._items = items
-
-    def __iter__(self) -> Any:
-        return self._items
-
-    def __next__(self) -> Any:
-        return next(self._items)
-
-    def __aiter__(self) -> Any:
-        return self._items
-
-    async def __anext__(self) -> Any:
-        return await self._items.__anext__()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._decoder, name)
-
-
 def _batch_id(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     return text(kwargs.get("message_batch_id", args[0] if args else None)) or "unknown"
 
@@ -99,12 +75,17 @@ def _where(instance: Any) -> tuple[str, str]:
 
 
 def _wrap(decoder: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], meter: Callable[..., Any]) -> Any:
+    """The SDK's decoder itself (its type and every method as they are), reading its results
+    through `meter`: its `_iterator`, which its iteration and `next()` both read, is replaced."""
     try:
+        items = getattr(decoder, "_iterator", None)
+        if items is None:
+            raise TypeError(f"{type(decoder).__qualname__} has no _iterator: its results are not metered")
         provider, server = _where(instance)
-        return _Results(decoder, meter(decoder, _batch_id(args, kwargs), provider, server))
+        decoder._iterator = meter(items, _batch_id(args, kwargs), provider, server)
     except Exception as fault:
         record_fault("anthropic.batch_results", fault)
-        return decoder
+    return decoder
 
 
 def results_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
