@@ -14,7 +14,8 @@ google-genai 3.x, ``v1beta``/``v1alpha`` when ``api_version`` says so; all three
 Per-call headers go in ``config=GenerateContentConfig(http_options=HttpOptions(headers={...}))``.
 
 Endpoints (POST unless noted):
-  /v1/chat/completions, /v1/responses, /v1/embeddings, /v1/completions    OpenAI
+  /v1/chat/completions, /v1/responses, /v1/embeddings, /v1/completions,
+  /v1/images/generations                                                   OpenAI
   /v1/messages (also client.beta.messages), /v1/messages/count_tokens      Anthropic
   /{v1,v1beta,v1alpha}/models/{model}:generateContent|:streamGenerateContent|:batchEmbedContents   Gemini
   GET /v1/responses/{id}                                                   OpenAI background responses

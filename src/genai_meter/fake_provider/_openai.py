@@ -291,3 +291,35 @@ def embeddings(body: dict[str, Any], controls: Controls, now: float) -> Served:
         data.append({"object": "embedding", "index": index, "embedding": encoded})
     reply = {"object": "list", "data": data, "model": model, "usage": usage}
     return Served(UsageRecord("openai.embeddings", model, usage, now), body=_whole(reply, controls))
+
+
+_PIXEL_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+
+
+def images(body: dict[str, Any], controls: Controls, now: float) -> Served:
+    """`/v1/images/generations`: one 1x1 PNG per image asked for, with token usage as GPT Image
+    models report it (streamed as `image_generation.partial_image` then `.completed` events)."""
+    model = controls.model or str(body.get("model") or "unknown")
+    count = int(body.get("n") or 1)
+    if controls.usage is not None:
+        usage = fill_total(controls.usage, "total_tokens", ("input_tokens", "output_tokens"))
+    else:
+        prompt = prompt_tokens(body.get("prompt"))
+        usage = {
+            "input_tokens": prompt,
+            "input_tokens_details": {"text_tokens": prompt, "image_tokens": 0},
+            "output_tokens": 272 * count,
+            "total_tokens": prompt + 272 * count,
+        }
+    record = UsageRecord("openai.images", model, usage, now)
+    if not body.get("stream"):
+        reply = {"created": int(now), "data": [{"b64_json": _PIXEL_PNG} for _ in range(count)], "usage": usage}
+        return Served(record, body=strip_usage(reply, "usage", controls))
+    base = {"b64_json": _PIXEL_PNG, "created_at": int(now), "size": "1024x1024", "quality": "low",
+            "background": "opaque", "output_format": "png"}
+    frames = [
+        Frame(sse({"type": "image_generation.partial_image", "partial_image_index": 0, **base},
+                  event="image_generation.partial_image"), content=True),
+        Frame(sse({"type": "image_generation.completed", "usage": usage, **base}, event="image_generation.completed")),
+    ]
+    return Served(record, stream=StreamPlan(frames, sse("{this is not json")))

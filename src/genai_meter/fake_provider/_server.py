@@ -45,6 +45,7 @@ _OPENAI_ROUTES: dict[str, Handler] = {
     "/v1/responses": _openai.responses,
     "/v1/embeddings": _openai.embeddings,
     "/v1/completions": _openai.completions,
+    "/v1/images/generations": _openai.images,
 }
 
 

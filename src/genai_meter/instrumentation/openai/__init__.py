@@ -11,7 +11,7 @@ or explicitly::
     OpenAIInstrumentor().instrument()
 
 Covers `chat.completions.create` / `.parse` / `.stream`, `responses.create` / `.parse` / `.stream`,
-`embeddings.create` and legacy `completions.create` (a background response is finished by the
+`embeddings.create`, `images.generate` and legacy `completions.create` (a background response is finished by the
 `responses.retrieve` that shows it done), on `OpenAI`, `AsyncOpenAI`, `AzureOpenAI`
 (provider `azure.ai.openai`) and OpenAI-compatible base URLs, including `with_raw_response` and
 streams used as iterators or context managers. A Batch's output file is metered as the app
@@ -34,6 +34,7 @@ from ._observers import finish_response
 from ._wrappers import (
     CHAT,
     EMBEDDINGS,
+    IMAGES,
     RAW_RESPONSES,
     RESPONSES,
     TEXT_COMPLETION,
@@ -48,6 +49,7 @@ _RESPONSES_MODULE = "openai.resources.responses.responses"
 _EMBEDDINGS_MODULE = "openai.resources.embeddings"
 _COMPLETIONS_MODULE = "openai.resources.completions"
 _FILES_MODULE = "openai.resources.files"
+_IMAGES_MODULE = "openai.resources.images"
 
 # (module, sync class, async class, method, operation)
 _TARGETS: tuple[tuple[str, str, str, str, Operation], ...] = (
@@ -57,6 +59,7 @@ _TARGETS: tuple[tuple[str, str, str, str, Operation], ...] = (
     (_RESPONSES_MODULE, "Responses", "AsyncResponses", "parse", RESPONSES),
     (_EMBEDDINGS_MODULE, "Embeddings", "AsyncEmbeddings", "create", EMBEDDINGS),
     (_COMPLETIONS_MODULE, "Completions", "AsyncCompletions", "create", TEXT_COMPLETION),
+    (_IMAGES_MODULE, "Images", "AsyncImages", "generate", IMAGES),
 )
 # Fetching a background response finishes the call its create held open (see `_background`).
 _FETCHES = ("retrieve", "cancel")

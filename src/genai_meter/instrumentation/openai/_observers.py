@@ -19,7 +19,7 @@ from typing import Any
 
 from ..._call import Call
 from ..._usage import Usage, estimate_tokens, field, openai_chat_usage, openai_responses_usage
-from .._streams import TextStreamObserver
+from .._streams import StreamObserver, TextStreamObserver
 from .._values import text
 from ._background import held_in_background
 
@@ -155,6 +155,33 @@ def finish_response(call: Call, response: Any, error: BaseException | None = Non
         output_chars=_length(getattr(response, "output_text", None)) if usage is None and error is None else None,
         service_tier=text(field(response, "service_tier")),
     )
+
+
+def finish_images(call: Call, response: Any, error: BaseException | None = None) -> None:
+    """An `ImagesResponse`. GPT Image models report tokens (input: the prompt's text and any input
+    images; output: the image tokens), priced like a response's; DALL·E models report none and are
+    priced per image, which the pricing data does not hold: recorded with no tokens and no cost."""
+    usage = openai_responses_usage(getattr(response, "usage", None))
+    call.finish(usage=usage, error=error, service_tier=text(field(response, "service_tier")))
+
+
+class ImagesStreamObserver(StreamObserver):
+    """A streamed image generation: the `...completed` event carries the usage."""
+
+    __slots__ = ("usage",)
+
+    def __init__(self, call: Call) -> None:
+        super().__init__(call)
+        self.usage: Any = None
+
+    def observe(self, item: Any) -> bool:
+        usage = getattr(item, "usage", None)
+        if usage is not None:
+            self.usage = usage
+        return False
+
+    def finish(self, error: BaseException | None) -> None:
+        self.call.finish(usage=openai_responses_usage(self.usage), error=error)
 
 
 def _forget_usage(chunk: Any) -> None:

@@ -23,9 +23,11 @@ from . import _usage_request
 from ._events import CHAT_TEXT_KEYS, COMPLETION_TEXT_KEYS, ChatEventMeter
 from ._observers import (
     ChatStreamObserver,
+    ImagesStreamObserver,
     ResponsesStreamObserver,
     finish_chat,
     finish_embedding,
+    finish_images,
     finish_response,
 )
 from ._request import client_info
@@ -250,6 +252,14 @@ RESPONSES = Operation(
     finish=finish_response,
     observer=lambda call, inject, chars: ResponsesStreamObserver(call, chars),
     response_classes=("openai.types.responses.Response",),
+)
+IMAGES = Operation(
+    name="generate_image",
+    prompt_key="prompt",
+    max_tokens_keys=(),
+    finish=finish_images,
+    observer=lambda call, inject, chars: ImagesStreamObserver(call),
+    response_classes=("openai.types.ImagesResponse",),
 )
 EMBEDDINGS = Operation(
     name="embeddings",
