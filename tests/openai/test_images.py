@@ -4,6 +4,7 @@ counted with no tokens and no cost."""
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 import genai_meter
 from genai_meter import names
+from genai_meter.fake_provider._openai import _PIXEL_PNG
 
 from ..conftest import Telemetry
 from .test_chat import async_client, client
@@ -75,3 +77,22 @@ def test_dall_e_without_usage_is_counted_without_cost(telemetry: Telemetry, fake
     attrs = dict(telemetry.only_span().attributes or {})
     assert names.COST_USD not in attrs and names.USAGE_INPUT_TOKENS not in attrs
     assert telemetry.total(names.REQUESTS.otel_name) == 1
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_images_edit(telemetry: Telemetry, fake_provider: Any, stream: bool) -> None:
+    """An edit sends the images as multipart form data; its usage counts their tokens as input."""
+    pixel = base64.b64decode(_PIXEL_PNG)
+    with genai_meter.attribute(user="u1"):
+        answer: Any = client(fake_provider).images.edit(
+            model="gpt-image-1",
+            image=("in.png", pixel, "image/png"),
+            prompt="a red bicycle",
+            extra_headers=HEADERS,
+            **({"stream": True} if stream else {}),
+        )
+        if stream:
+            list(answer)
+    span = telemetry.only_span()
+    assert span.name == "generate_image gpt-image-1"
+    _assert_image_call(telemetry, stream=stream)

@@ -15,7 +15,7 @@ Per-call headers go in ``config=GenerateContentConfig(http_options=HttpOptions(h
 
 Endpoints (POST unless noted):
   /v1/chat/completions, /v1/responses, /v1/embeddings, /v1/completions,
-  /v1/images/generations                                                   OpenAI
+  /v1/images/generations, /v1/images/edits (multipart)                      OpenAI
   /v1/messages (also client.beta.messages), /v1/messages/count_tokens      Anthropic
   /{v1,v1beta,v1alpha}/models/{model}:generateContent|:streamGenerateContent|:batchEmbedContents   Gemini
   GET /v1/responses/{id}                                                   OpenAI background responses

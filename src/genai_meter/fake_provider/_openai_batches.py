@@ -21,20 +21,24 @@ from ._wire import Served, UsageRecord, new_id
 Route = Callable[[dict[str, Any], Controls, float], Served]
 
 
-def uploaded_file(content_type: str, body: bytes) -> tuple[str, bytes, str]:
-    """(purpose, file bytes, file name) of a multipart/form-data upload."""
+def form_fields(content_type: str, body: bytes) -> dict[str, tuple[bytes, str | None]]:
+    """The fields of a multipart/form-data body: name -> (bytes, file name or None); a repeated
+    name (`image[]`) keeps its last value."""
     message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
-    purpose, data, filename = "", b"", "upload.jsonl"
+    fields: dict[str, tuple[bytes, str | None]] = {}
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         decoded = part.get_payload(decode=True)
-        payload = decoded if isinstance(decoded, bytes) else b""
-        if name == "purpose":
-            purpose = payload.decode()
-        elif name == "file":
-            data = payload
-            filename = str(part.get_filename() or filename)
-    return purpose, data, filename
+        if isinstance(name, str):
+            fields[name] = (decoded if isinstance(decoded, bytes) else b"", part.get_filename())
+    return fields
+
+
+def uploaded_file(content_type: str, body: bytes) -> tuple[str, bytes, str]:
+    """(purpose, file bytes, file name) of a multipart/form-data upload."""
+    fields = form_fields(content_type, body)
+    data, filename = fields.get("file", (b"", None))
+    return fields.get("purpose", (b"", None))[0].decode(), data, filename or "upload.jsonl"
 
 
 def file_object(file_id: str, data: bytes, filename: str, purpose: str, now: float) -> dict[str, Any]:

@@ -198,6 +198,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._record(path, query, None, counts=False)
             self._upload_file(raw)
             return
+        if path == "/v1/images/edits":  # (multipart: the text fields, the images left out)
+            fields = _openai_batches.form_fields(self.headers.get("Content-Type", ""), raw)
+            form: dict[str, Any] = {name: value.decode() for name, (value, upload) in fields.items() if not upload}
+            form["stream"] = form.get("stream") == "true"
+            self._record(path, query, form, counts=True)
+            self._serve_llm(path, _openai.images, form)
+            return
         try:
             body = json.loads(raw) if raw else {}
         except ValueError:

@@ -11,8 +11,8 @@ or explicitly::
     OpenAIInstrumentor().instrument()
 
 Covers `chat.completions.create` / `.parse` / `.stream`, `responses.create` / `.parse` / `.stream`,
-`embeddings.create`, `images.generate` and legacy `completions.create` (a background response is finished by the
-`responses.retrieve` that shows it done), on `OpenAI`, `AsyncOpenAI`, `AzureOpenAI`
+`embeddings.create`, `images.generate` / `.edit` and legacy `completions.create` (a background
+response is finished by the `responses.retrieve` that shows it done), on `OpenAI`, `AsyncOpenAI`, `AzureOpenAI`
 (provider `azure.ai.openai`) and OpenAI-compatible base URLs, including `with_raw_response` and
 streams used as iterators or context managers. A Batch's output file is metered as the app
 downloads it (`files.content`, see `_batch_output`). `uninstrument()` restores the SDK.
@@ -60,6 +60,7 @@ _TARGETS: tuple[tuple[str, str, str, str, Operation], ...] = (
     (_EMBEDDINGS_MODULE, "Embeddings", "AsyncEmbeddings", "create", EMBEDDINGS),
     (_COMPLETIONS_MODULE, "Completions", "AsyncCompletions", "create", TEXT_COMPLETION),
     (_IMAGES_MODULE, "Images", "AsyncImages", "generate", IMAGES),
+    (_IMAGES_MODULE, "Images", "AsyncImages", "edit", IMAGES),
 )
 # Fetching a background response finishes the call its create held open (see `_background`).
 _FETCHES = ("retrieve", "cancel")
