@@ -174,6 +174,8 @@ class BudgetGuard:
         self._unsettled: deque[tuple[Reservation, int, int]] = deque()
         self._unsettled_lock = threading.Lock()
         self._dropping_logged = False
+        # Reservation ids, for a store that marks each reservation (Redis: see `_redis`); "" for the others
+        self._marks_reservations = bool(getattr(self._store, "marks_reservations", False))
         self._new_ids()
         # Scope value labels: at most `label_cap` per budget and `max_series` series per instrument.
         self._metrics = BudgetMetrics(
@@ -222,9 +224,14 @@ class BudgetGuard:
                 self._blocked_tenants and call.tenant in self._blocked_tenants
             ):
                 self._raise_blocked(call)
-            route = self._current_route(call, now)
+            route = self._routes.get((call.user, call.tenant, call.feature))
+            if route is None:
+                route = self._route(call.user, call.tenant, call.feature)
             if not route:
                 return None
+            for target in route:
+                if not target.period_start <= now < target.period_end:
+                    self._roll(target, now)
             like_key = (call.provider, call.model, call.operation)
             if call.estimate_usd is not None:
                 estimate = round(call.estimate_usd * NANO) if call.estimate_usd > 0 else 0
@@ -232,7 +239,7 @@ class BudgetGuard:
                 like = self._like.get(like_key)
                 estimate = max(like) if like else 0
             keys = (route[0].key,) if len(route) == 1 else tuple([t.key for t in route])
-            reservation_id = self._reservation_id()
+            reservation_id = self._reservation_id() if self._marks_reservations else ""
             if now < self._store_down_until:
                 self._store_unavailable(route, now, None)
                 return Reservation(route, keys, estimate, like_key, held=False, id=reservation_id)
@@ -254,27 +261,24 @@ class BudgetGuard:
             _record_fault("budgets.check_and_reserve", error)
             return None
 
-    def _current_route(self, call: PendingCall, now: float) -> tuple[Target, ...]:
-        """The budget counters `call` counts against, in their current periods."""
-        route = self._routes.get((call.user, call.tenant, call.feature))
-        if route is None:
-            route = self._route(call.user, call.tenant, call.feature)
-        for target in route:
-            if not target.period_start <= now < target.period_end:
-                self._roll(target, now)
-        return route
-
     def count_made(self, call: PendingCall) -> Reservation | None:
         """For a call made already (a batch's result, read later): a reservation holding nothing,
         whose settle counts the call on every budget that applies; never blocks, never raises. None
         when no budget applies."""
         try:
-            route = self._current_route(call, self._now())
+            now = self._now()
+            route = self._routes.get((call.user, call.tenant, call.feature)) or self._route(
+                call.user, call.tenant, call.feature
+            )
             if not route:
                 return None
+            for target in route:
+                if not target.period_start <= now < target.period_end:
+                    self._roll(target, now)
             keys = tuple([t.key for t in route])
             like_key = (call.provider, call.model, call.operation)
-            return Reservation(route, keys, 0, like_key, held=False, id=self._reservation_id())
+            reservation_id = self._reservation_id() if self._marks_reservations else ""
+            return Reservation(route, keys, 0, like_key, held=False, id=reservation_id)
         except Exception as error:
             _record_fault("budgets.count_made", error)
             return None

@@ -129,6 +129,8 @@ _UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
 
 
 class RedisStore:
+    marks_reservations = True  # (the guard gives each reservation an id, see the module's doc)
+
     def __init__(self, url: str, prefix: str, *, timeout_s: float = 0.25) -> None:
         self._url = url
         # No retries: a down Redis must cost the app one short timeout, then the guard's fail mode.
