@@ -40,13 +40,13 @@ def test_the_end_attributes_are_checked_as_add_span_attributes_checks_them(
     monkeypatch: pytest.MonkeyPatch, finish_reasons: Any, service_tier: Any, output_messages: Any
 ) -> None:
     seen: list[tuple[dict[str, Any], bool]] = []
-    original = _call._end_attributes
+    original = _call.add_span_attributes
 
     def spy(span: Any, attrs: dict[str, Any], plain: bool) -> None:
         seen.append((dict(attrs), plain))
         original(span, attrs, plain)
 
-    monkeypatch.setattr(_call, "_end_attributes", spy)
+    monkeypatch.setattr(_call, "add_span_attributes", spy)
     with instrumented(OpenAIInstrumentor(), ledger_url="off", capture_content=True) as telemetry:
         runtime = get_runtime()
         call = begin_call(runtime, "openai", "chat", "gpt-4o-mini", "api.openai.com", False, "user-1")

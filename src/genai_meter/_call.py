@@ -62,12 +62,6 @@ def _span_attributes(provider: str, operation: str, model: str, server: str, str
     return attrs
 
 
-def _end_attributes(span: Span, attrs: dict[str, Any], plain: bool) -> None:
-    """A call's end attributes on its span: `Call._record` makes their values plain itself, but for
-    those an instrumentor hands over, whose check `plain` is."""
-    add_span_attributes(span, attrs, plain)
-
-
 def _add_threshold_events(span: Span, events: Iterable[ThresholdEvent]) -> None:
     for event in events:
         span.add_event(
@@ -338,7 +332,7 @@ class Call:
             attrs[names.ERROR_TYPE] = error_type
             span.set_status(Status(StatusCode.ERROR, error_type))
         # Every value above is plain (str, bool, int, float) by construction, bar the finish reasons;
-        # those and the two below come from the instrumentor: only they are checked (`_end_attributes`).
+        # those and the two below come from the instrumentor: only they are checked (`plain`).
         plain = is_plain_value(finish_reasons) if finish_reasons else True
         if service_tier is not None and self.service_tier_key is not None:
             attrs[self.service_tier_key] = service_tier
@@ -346,7 +340,7 @@ class Call:
         if output_messages is not None and runtime.config.capture_content:
             attrs[names.OUTPUT_MESSAGES] = output_messages
             plain = plain and is_plain_value(output_messages)
-        _end_attributes(span, attrs, plain)
+        add_span_attributes(span, attrs, plain)
 
         metrics = runtime.metrics
         metrics.record_call(
