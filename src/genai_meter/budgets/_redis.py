@@ -153,6 +153,8 @@ class RedisStore:
     def reserve(
         self, targets: Sequence[Target], keys: Sequence[str], estimate: int, reservation_id: str
     ) -> Blocked | None:
+        if not reservation_id:
+            raise ValueError("a reservation made in Redis needs an id (made by BudgetGuard)")
         args: list[object] = [estimate, max(t.ttl for t in targets)]
         for t in targets:
             args += ("1" if t.hard else "0", t.limit, t.max_requests, t.max_tokens, t.ttl, t.block_field)
@@ -173,6 +175,8 @@ class RedisStore:
 
     def settle(self, reservation: Reservation, actual: int, tokens: int) -> tuple[list[int], list[tuple[int, int]]]:
         """(`reservation.held` is not read: the reservation's marker says whether Redis made it.)"""
+        if not reservation.id:  # (every marker would be one key: the first settle would stop the rest)
+            raise ValueError("a reservation settled in Redis needs its id (made by BudgetGuard)")
         targets, keys = reservation.targets, reservation.keys
         # Integers go to HINCRBY as the strings we pass: a Lua number can turn into "-0" or "1e+18".
         args: list[object] = [str(-reservation.estimate), actual, tokens, RECENT_COSTS, SETTLED_TTL_S]
