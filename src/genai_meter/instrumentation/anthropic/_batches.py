@@ -4,10 +4,11 @@ A batch's requests are billed when they succeed, at the batch price (half the st
 result's usage says `service_tier: "batch"`). genai-meter sees neither the requests being sent nor
 their answers arriving, only the results the app reads back, so each succeeded result becomes a call
 then: a span (`genai_meter.batch.id`, `genai_meter.batch.custom_id`), tokens, cost, attribution (the
-context the app reads them in, or the request's `metadata.user_id`, which the result does not echo),
-a ledger row under the message's id, and budgets count it (never block it: it is spent). No
-duration is recorded: it would be the time it took to read the line. Errored, canceled and expired
-results are not billed and not recorded.
+context the app reads them in: the request's `metadata.user_id` is not in its result, so it cannot
+be the fallback user here), a ledger row under the message's id, and budgets count it (never block
+it: it is spent). No duration is recorded: it would be the time it took to read the line. Errored,
+canceled and expired results are not billed and not recorded; results the app does not read are
+not metered.
 
 Reading the same results twice in one process meters them once (the message ids already metered are
 kept, a bounded number); the ledger keeps one row per message id anyway.
