@@ -456,6 +456,18 @@ class Call:
             span.end()
 
 
+def call_attribution(runtime: Runtime, request_user: str | None) -> Attribution:
+    """Who a call made now is for (the context's attribution, else `request_user`), with the user
+    in the form the configuration's pseudonymiser gives it."""
+    attribution = current_attribution(request_user)
+    pseudonymize = runtime.pseudonymize
+    if pseudonymize is not None and attribution.user is not None:
+        attribution = Attribution(
+            pseudonymize(attribution.user), attribution.tenant, attribution.feature, attribution.metadata
+        )
+    return attribution
+
+
 def begin_call(
     runtime: Runtime,
     provider: str,
@@ -475,12 +487,7 @@ def begin_call(
     the caller's to catch (instrumentors then call the SDK uninstrumented). `made`: the call was
     made already (a batch's result): budgets count it and never block it, and no duration is kept.
     """
-    attribution = current_attribution(request_user)
-    pseudonymize = runtime.pseudonymize
-    if pseudonymize is not None and attribution.user is not None:
-        attribution = Attribution(
-            pseudonymize(attribution.user), attribution.tenant, attribution.feature, attribution.metadata
-        )
+    attribution = call_attribution(runtime, request_user)
     call = Call(runtime, provider, operation, request_model, server, stream, attribution, prompt_chars)
     guard = runtime.guard
     if made:

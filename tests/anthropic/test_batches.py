@@ -118,3 +118,36 @@ def test_batch_results_in_the_ledger_once(telemetry: Telemetry, claude: anthropi
         ).fetchall()
     assert [row[:5] for row in rows] == [("u1", "acme", MODEL, INPUT_TOKENS, 400)] * 2
     assert [(round(row[5], 12), row[6]) for row in rows] == [(round(BATCH_COST, 12), 0.0)] * 2
+
+
+@pytest.mark.parametrize("telemetry", ["simple"], indirect=True)
+def test_a_batch_past_a_hard_budget_is_refused_before_it_is_sent(
+    telemetry: Telemetry, claude: anthropic.Anthropic, fake_provider: Any
+) -> None:
+    """Its estimate: each request's prompt (about 4 characters a token) and whole `max_tokens` at
+    the batch price; claude-sonnet-4-5's batch output price is $7.50 per million tokens."""
+    policies = [
+        {"name": "spend", "scope": "user", "period": "day", "limit_usd": 0.02, "mode": "hard"},
+        {"name": "calls", "scope": "tenant", "period": "day", "max_requests": 3, "mode": "hard"},
+    ]
+    configure(ledger_url="off", budgets={"policies": policies})
+
+    def batch(count: int, max_tokens: int) -> Any:
+        params = {"model": MODEL, "max_tokens": max_tokens, "messages": MESSAGES}
+        return claude.messages.batches.create(
+            requests=[{"custom_id": f"r{i}", "params": params} for i in range(count)]
+        )
+
+    created = len([r for r in fake_provider.requests if r.path == "/v1/messages/batches"])
+    with genai_meter.attribute(user="u1", tenant="acme"):
+        with pytest.raises(genai_meter.BudgetExceeded) as refused:
+            batch(3, 1000)  # 3 x 1,000 output tokens at $7.50 per million: $0.0225 > $0.02
+        assert (refused.value.budget, refused.value.kind) == ("spend", "usd")
+        with pytest.raises(genai_meter.BudgetExceeded) as refused:
+            batch(4, 10)  # 4 requests, 3 allowed
+        assert (refused.value.budget, refused.value.kind) == ("calls", "requests")
+        assert len([r for r in fake_provider.requests if r.path == "/v1/messages/batches"]) == created
+        accepted = batch(2, 1000)  # $0.015: fits; nothing is reserved
+        assert accepted.processing_status == "ended"
+        statuses = genai_meter.budget_status(user="u1", tenant="acme")
+        assert {s.budget: (s.requests, s.reserved_usd) for s in statuses} == {"spend": (0, 0.0), "calls": (0, 0.0)}

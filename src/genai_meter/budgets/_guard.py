@@ -36,7 +36,7 @@ from genai_meter.budgets._errors import (
 from genai_meter.budgets._metrics import BudgetMetrics
 from genai_meter.budgets._periods import period_bounds
 from genai_meter.budgets._status import level_for, uses_remaining
-from genai_meter.budgets._store import SpendStore, StoreUnavailable, open_store
+from genai_meter.budgets._store import SpendStore, StoreUnavailable, open_store, refusal
 from genai_meter.budgets._types import (
     NANO,
     Blocked,
@@ -218,12 +218,7 @@ class BudgetGuard:
         """
         try:
             now = self._now()
-            if self._shared_store and now >= self._blocks_due:
-                self._refresh_blocks(now)
-            if (self._blocked_users and call.user in self._blocked_users) or (
-                self._blocked_tenants and call.tenant in self._blocked_tenants
-            ):
-                self._raise_blocked(call)
+            self._refuse_blocked(call, now)
             route = self._routes.get((call.user, call.tenant, call.feature))
             if route is None:
                 route = self._route(call.user, call.tenant, call.feature)
@@ -261,20 +256,64 @@ class BudgetGuard:
             _record_fault("budgets.check_and_reserve", error)
             return None
 
+    def _refuse_blocked(self, call: PendingCall, now: float) -> None:
+        """Raise BudgetExceeded when the call's user or tenant is on the block list (a shared
+        store's list read again every `block_refresh_s`)."""
+        if self._shared_store and now >= self._blocks_due:
+            self._refresh_blocks(now)
+        if (self._blocked_users and call.user in self._blocked_users) or (
+            self._blocked_tenants and call.tenant in self._blocked_tenants
+        ):
+            self._raise_blocked(call)
+
+    def _current_route(self, call: PendingCall, now: float) -> tuple[Target, ...]:
+        """The budget counters `call` counts against, in their current periods (`check_and_reserve`
+        does the same inline: it is the hot path)."""
+        route = self._routes.get((call.user, call.tenant, call.feature))
+        if route is None:
+            route = self._route(call.user, call.tenant, call.feature)
+        for target in route:
+            if not target.period_start <= now < target.period_end:
+                self._roll(target, now)
+        return route
+
+    def check_batch(self, call: PendingCall, requests: int) -> None:
+        """Refuse a batch of `requests` calls about to be created, whose estimated cost is
+        `call.estimate_usd`, where a hard budget that applies has no room for it (spend and
+        reservations, request and token counts as the store has them now) or its user or tenant is
+        blocked: raises BudgetExceeded. Nothing is reserved: a batch's results are counted as they
+        are read (`count_made`), so two batches checked at once may both pass. A store that cannot
+        be read takes the budget's fail mode."""
+        try:
+            now = self._now()
+            self._refuse_blocked(call, now)
+            estimate = round(call.estimate_usd * NANO) if call.estimate_usd and call.estimate_usd > 0 else 0
+            more = max(requests - 1, 0)  # (a target refuses a call when its requests are at the limit)
+            for target in self._current_route(call, now):
+                if not target.hard:
+                    continue
+                try:
+                    seen = self._store.read(target.key)
+                except Exception as error:
+                    self._store_unavailable((target,), now, error)
+                    continue
+                why = refusal(target, seen.spend, seen.reserved, seen.requests + more, seen.tokens, estimate)
+                if why is not None:
+                    blocked = Blocked(0, why, seen.spend, seen.reserved, seen.requests, seen.tokens, False)
+                    self._raise_exceeded(target, blocked)
+        except BudgetExceeded:
+            raise
+        except Exception as error:  # a fault of ours must never stop the app's batch
+            _record_fault("budgets.check_batch", error)
+
     def count_made(self, call: PendingCall) -> Reservation | None:
         """For a call made already (a batch's result, read later): a reservation holding nothing,
         whose settle counts the call on every budget that applies; never blocks, never raises. None
         when no budget applies."""
         try:
-            now = self._now()
-            route = self._routes.get((call.user, call.tenant, call.feature)) or self._route(
-                call.user, call.tenant, call.feature
-            )
+            route = self._current_route(call, self._now())
             if not route:
                 return None
-            for target in route:
-                if not target.period_start <= now < target.period_end:
-                    self._roll(target, now)
             keys = tuple([t.key for t in route])
             like_key = (call.provider, call.model, call.operation)
             reservation_id = self._reservation_id() if self._marks_reservations else ""

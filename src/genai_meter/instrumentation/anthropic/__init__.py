@@ -34,7 +34,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 
 from ..._runtime import set_providers
 from .._patching import Wrapper, patch, unpatch
-from ._batches import async_results_wrapper, results_wrapper
+from ._batches import async_create_wrapper, async_results_wrapper, create_wrapper, results_wrapper
 from ._wrappers import RAW_RESPONSES, async_wrapper, manager_init_wrapper, stream_wrapper, sync_wrapper
 from .package import _instruments
 
@@ -65,9 +65,14 @@ _TARGETS: tuple[tuple[str, str, str, Wrapper], ...] = tuple(
     for cls in classes
 ) + tuple(
     # a Message Batch's results, metered as the app reads them (see `_batches`)
-    (module, cls, "results", wrapper)
+    (module, cls, method, wrapper)
     for module in ("anthropic.resources.messages.batches", "anthropic.resources.beta.messages.batches")
-    for cls, wrapper in (("Batches", results_wrapper), ("AsyncBatches", async_results_wrapper))
+    for cls, method, wrapper in (
+        ("Batches", "results", results_wrapper),
+        ("AsyncBatches", "results", async_results_wrapper),
+        ("Batches", "create", create_wrapper),  # checked against the budgets before it is sent
+        ("AsyncBatches", "create", async_create_wrapper),
+    )
 )
 
 

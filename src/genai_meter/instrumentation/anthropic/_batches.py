@@ -10,23 +10,33 @@ it: it is spent). No duration is recorded: it would be the time it took to read 
 canceled and expired results are not billed and not recorded; results the app does not read are
 not metered.
 
+Creating a batch (`messages.batches.create`) is checked against the hard budgets first
+(`BudgetGuard.check_batch`): its estimate (every request's prompt and whole `max_tokens` at the
+batch price) and its request count must fit, or `BudgetExceeded` is raised and nothing is sent.
+Nothing is reserved: its cost counts as its results are read.
+
 Reading the same results twice in one process meters them once (the message ids already metered are
 kept, a bounded number); the ledger keeps one row per message id anyway.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from ... import names
-from ..._call import begin_call
+from ..._call import begin_call, call_attribution
 from ..._faults import record_fault
-from ..._runtime import get_runtime
+from ..._runtime import Runtime, get_runtime
+from ..._usage import Usage, estimate_tokens
 from .._batch_seen import first_time
-from .._values import text
+from .._metering import is_budget_error
+from .._values import content_chars, number, text
 from ._observers import finish_message
 from ._request import client_info
+
+_BATCH_TIER = "batch"
 
 
 def _meter_result(item: Any, batch_id: str, provider: str, server: str) -> None:
@@ -64,6 +74,72 @@ async def _metered_async(results: Any, batch_id: str, provider: str, server: str
     async for item in results:
         _meter_safely(item, batch_id, provider, server)
         yield item
+
+
+def _batch_estimate(runtime: Runtime, provider: str, requests: list[Any]) -> tuple[float, str]:
+    """The batch's cost if every request used its whole `max_tokens`, at the batch price (the prompt
+    at about 4 characters a token; a request whose model has no price adds nothing), and the first
+    request's model."""
+    now = time.time()
+    total = 0.0
+    first_model = ""
+    for request in requests:
+        params = request.get("params") if isinstance(request, dict) else None
+        if not isinstance(params, dict):
+            continue
+        model = text(params.get("model")) or "unknown"
+        first_model = first_model or model
+        pricing = runtime.prices.resolve(provider, model)
+        max_tokens = number(params.get("max_tokens"))
+        if pricing is None or max_tokens is None:
+            continue
+        chars = content_chars(params.get("system")) + content_chars(params.get("messages"))
+        usage = Usage(input_tokens=estimate_tokens(chars), output_tokens=max_tokens)
+        total += pricing.cost(usage, now, _BATCH_TIER).total_usd
+    return total, first_model
+
+
+def _check_budgets(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Refuse the batch (BudgetExceeded) where a hard budget has no room for its estimate."""
+    runtime = get_runtime()
+    guard = runtime.guard
+    if guard is None:
+        return
+    from ...budgets import PendingCall
+
+    requests = kwargs.get("requests", args[0] if args else None)
+    if not isinstance(requests, list) or not requests:
+        return
+    provider, _server = _where(instance)
+    estimate, model = _batch_estimate(runtime, provider, requests)
+    attribution = call_attribution(runtime, None)
+    pending = PendingCall(
+        provider, model, "batch", attribution.user, attribution.tenant, attribution.feature, estimate
+    )
+    guard.check_batch(pending, len(requests))
+
+
+def create_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """`Batches.create` (sync): checked against the budgets before it is sent."""
+    _checked(instance, args, kwargs)
+    return wrapped(*args, **kwargs)
+
+
+async def async_create_wrapper(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """`AsyncBatches.create`."""
+    _checked(instance, args, kwargs)
+    return await wrapped(*args, **kwargs)
+
+
+def _checked(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    try:
+        _check_budgets(instance, args, kwargs)
+    except Exception as error:
+        if is_budget_error(error):
+            raise
+        record_fault("anthropic.batch_create", error)
 
 
 def _batch_id(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
