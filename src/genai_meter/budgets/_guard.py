@@ -218,7 +218,8 @@ class BudgetGuard:
         """
         try:
             now = self._now()
-            self._refuse_blocked(call, now)
+            if self._shared_store or self._blocked_users or self._blocked_tenants:
+                self._refuse_blocked(call, now)
             route = self._routes.get((call.user, call.tenant, call.feature))
             if route is None:
                 route = self._route(call.user, call.tenant, call.feature)
