@@ -144,3 +144,49 @@ def test_a_broken_line_is_skipped_and_counted(telemetry: Telemetry, fake_provide
     [span] = telemetry.spans()
     assert dict(span.attributes or {})[names.COST_USD] == pytest.approx(BATCH_COST, abs=1e-12)
     assert fault_counts() == {"openai.batch_output": 1}
+
+
+@pytest.mark.parametrize("telemetry", ["simple"], indirect=True)
+@pytest.mark.parametrize("upload", ["bytes", "file object", "path"])
+def test_a_batch_past_a_hard_budget_is_refused_before_it_is_created(
+    telemetry: Telemetry, fake_provider: Any, tmp_path: Any, upload: str
+) -> None:
+    """The input file uploaded here is estimated (each request's prompt and whole output limit at
+    the batch price: gpt-4o-mini's batch output is $0.30 per million tokens) and the batch checked
+    before it is created; the upload itself is unchanged."""
+    from genai_meter._runtime import configure
+
+    from ..conftest import fake_provider_settings
+
+    policy = {"name": "spend", "scope": "user", "period": "day", "limit_usd": 0.01, "mode": "hard"}
+    configure(**fake_provider_settings(fake_provider, ledger_url="off", budgets={"policies": [policy]}))
+    sdk = client(fake_provider)
+
+    def upload_batch(max_tokens: int) -> str:
+        body = {**CHAT, "max_completion_tokens": max_tokens}
+        data = "\n".join(json.dumps(_line(f"r{i}", "/v1/chat/completions", body)) for i in range(3)).encode()
+        file: Any = ("batch.jsonl", data)
+        if upload == "file object":
+            file = io.BytesIO(data)
+        elif upload == "path":
+            path = tmp_path / f"batch-{max_tokens}.jsonl"
+            path.write_bytes(data)
+            file = path
+        file_id = sdk.files.create(file=file, purpose="batch").id
+        assert sdk.files.content(file_id).content == data  # sent as it was
+        return file_id
+
+    def created() -> int:
+        return len([r for r in fake_provider.requests if r.path == "/v1/batches"]) - before
+
+    before = 0
+    before = created()
+    with genai_meter.attribute(user="u1"):
+        too_big = upload_batch(20_000)  # 3 x 20,000 output tokens at $0.30 per million: $0.018
+        with pytest.raises(genai_meter.BudgetExceeded) as refused:
+            sdk.batches.create(input_file_id=too_big, endpoint="/v1/chat/completions", completion_window="24h")
+        assert (refused.value.budget, refused.value.kind) == ("spend", "usd")
+        assert created() == 0
+        fits = upload_batch(5_000)  # $0.0045
+        sdk.batches.create(input_file_id=fits, endpoint="/v1/chat/completions", completion_window="24h")
+        assert created() == 1

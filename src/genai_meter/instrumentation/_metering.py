@@ -167,6 +167,16 @@ def budget_estimate(
     return estimate
 
 
+def batch_request_cost(runtime: Runtime, provider: str, model: str, prompt_chars: int, max_output: int | None) -> float:
+    """What one request of a batch costs at most, at the batch price: the prompt (about 4 characters
+    a token) and the whole output limit; 0 where the model has no price or the request no limit."""
+    pricing = runtime.prices.resolve(provider, model)
+    if pricing is None or max_output is None:
+        return 0.0
+    usage = Usage(input_tokens=estimate_tokens(prompt_chars), output_tokens=max_output)
+    return pricing.cost(usage, time.time(), "batch").total_usd
+
+
 def capture_input(runtime: Runtime, call: Call, where: str, prompt_of: Callable[[], Any]) -> None:
     """Put the prompt on the span, only when the user opted in to content capture (`prompt_of` is
     called only then, so a provider that assembles its prompt does so only then)."""

@@ -21,7 +21,6 @@ kept, a bounded number); the ledger keeps one row per message id anyway.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -29,14 +28,11 @@ from ... import names
 from ..._call import begin_call, call_attribution
 from ..._faults import record_fault
 from ..._runtime import Runtime, get_runtime
-from ..._usage import Usage, estimate_tokens
 from .._batch_seen import first_time
-from .._metering import is_budget_error
+from .._metering import batch_request_cost, is_budget_error
 from .._values import content_chars, number, text
 from ._observers import finish_message
 from ._request import client_info
-
-_BATCH_TIER = "batch"
 
 
 def _meter_result(item: Any, batch_id: str, provider: str, server: str) -> None:
@@ -80,7 +76,6 @@ def _batch_estimate(runtime: Runtime, provider: str, requests: list[Any]) -> tup
     """The batch's cost if every request used its whole `max_tokens`, at the batch price (the prompt
     at about 4 characters a token; a request whose model has no price adds nothing), and the first
     request's model."""
-    now = time.time()
     total = 0.0
     first_model = ""
     for request in requests:
@@ -89,13 +84,8 @@ def _batch_estimate(runtime: Runtime, provider: str, requests: list[Any]) -> tup
             continue
         model = text(params.get("model")) or "unknown"
         first_model = first_model or model
-        pricing = runtime.prices.resolve(provider, model)
-        max_tokens = number(params.get("max_tokens"))
-        if pricing is None or max_tokens is None:
-            continue
         chars = content_chars(params.get("system")) + content_chars(params.get("messages"))
-        usage = Usage(input_tokens=estimate_tokens(chars), output_tokens=max_tokens)
-        total += pricing.cost(usage, now, _BATCH_TIER).total_usd
+        total += batch_request_cost(runtime, provider, model, chars, number(params.get("max_tokens")))
     return total, first_model
 
 

@@ -15,7 +15,9 @@ Covers `chat.completions.create` / `.parse` / `.stream`, `responses.create` / `.
 response is finished by the `responses.retrieve` that shows it done), on `OpenAI`, `AsyncOpenAI`, `AzureOpenAI`
 (provider `azure.ai.openai`) and OpenAI-compatible base URLs, including `with_raw_response` and
 streams used as iterators or context managers. A Batch's output file is metered as the app
-downloads it (`files.content`, see `_batch_output`). `uninstrument()` restores the SDK.
+downloads it (`files.content`, see `_batch_output`), and a Batch whose input file was uploaded here
+is checked against the budgets before it is created (`_batch_input`). `uninstrument()` restores
+the SDK.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ..._runtime import set_providers
 from .._patching import patch, unpatch
 from . import _usage_request
 from ._background import fetch_wrapper
+from ._batch_input import async_create_wrapper, async_upload_wrapper, create_wrapper, upload_wrapper
 from ._batch_output import async_content_wrapper, content_wrapper
 from ._observers import finish_response
 from ._wrappers import (
@@ -50,6 +53,16 @@ _EMBEDDINGS_MODULE = "openai.resources.embeddings"
 _COMPLETIONS_MODULE = "openai.resources.completions"
 _FILES_MODULE = "openai.resources.files"
 _IMAGES_MODULE = "openai.resources.images"
+_BATCHES_MODULE = "openai.resources.batches"
+# (module, class, method, wrapper): batches' files and creation (see `_batch_input`, `_batch_output`)
+_BATCH_TARGETS: tuple[tuple[str, str, str, Any], ...] = (
+    (_FILES_MODULE, "Files", "content", content_wrapper),
+    (_FILES_MODULE, "AsyncFiles", "content", async_content_wrapper),
+    (_FILES_MODULE, "Files", "create", upload_wrapper),
+    (_FILES_MODULE, "AsyncFiles", "create", async_upload_wrapper),
+    (_BATCHES_MODULE, "Batches", "create", create_wrapper),
+    (_BATCHES_MODULE, "AsyncBatches", "create", async_create_wrapper),
+)
 
 # (module, sync class, async class, method, operation)
 _TARGETS: tuple[tuple[str, str, str, str, Operation], ...] = (
@@ -84,8 +97,8 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         for method in _FETCHES:
             patch(_RESPONSES_MODULE, "Responses", method, fetch_wrapper(RAW_RESPONSES, finish_response, False))
             patch(_RESPONSES_MODULE, "AsyncResponses", method, fetch_wrapper(RAW_RESPONSES, finish_response, True))
-        patch(_FILES_MODULE, "Files", "content", content_wrapper)
-        patch(_FILES_MODULE, "AsyncFiles", "content", async_content_wrapper)
+        for module, cls, method, wrapper in _BATCH_TARGETS:
+            patch(module, cls, method, wrapper)
         _usage_request.instrument()
 
     def _uninstrument(self, **kwargs: Any) -> None:
@@ -95,8 +108,8 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         for method in _FETCHES:
             unpatch(_RESPONSES_MODULE, "Responses", method)
             unpatch(_RESPONSES_MODULE, "AsyncResponses", method)
-        unpatch(_FILES_MODULE, "Files", "content")
-        unpatch(_FILES_MODULE, "AsyncFiles", "content")
+        for module, cls, method, _wrapper in _BATCH_TARGETS:
+            unpatch(module, cls, method)
         _usage_request.uninstrument()
 
 
