@@ -503,7 +503,7 @@ def begin_call(
                 user=attribution.user,
                 tenant=attribution.tenant,
                 feature=attribution.feature,
-                estimate_usd=estimate_usd() if estimate_usd is not None and not made else None,
+                estimate_usd=estimate_usd() if estimate_usd is not None else None,
             )
             call.reservation = guard.count_made(pending) if made else guard.check_and_reserve(pending)
         except BudgetExceeded as exceeded:

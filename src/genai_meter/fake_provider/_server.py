@@ -409,20 +409,19 @@ class _Handler(BaseHTTPRequestHandler):
     def _openai_batch_get(self, path: str) -> None:
         """`GET /v1/batches/{id}`, `/v1/files/{id}` and `/v1/files/{id}/content`."""
         provider = self.server.provider
-        parts = path.strip("/").split("/")  # v1, files|batches, id[, content]
+        _v1, kind, item_id, *rest = path.strip("/").split("/")
+        tail = "/".join(rest)
         with provider._lock:
-            if parts[1] == "batches" and len(parts) == 3:
-                found: Any = provider._openai_batches.get(parts[2])
-            else:
-                found = provider._files.get(parts[2])
-        if found is None or len(parts) > 4 or (len(parts) == 4 and (parts[1] != "files" or parts[3] != "content")):
-            self._send_error_for(path, 404, f"fake provider: nothing at {path}")
-        elif parts[1] == "batches":
-            self._send_json(200, found)
-        elif len(parts) == 4:
-            self._send_bytes(200, found[1])
+            batch = provider._openai_batches.get(item_id) if kind == "batches" and not tail else None
+            file = provider._files.get(item_id) if kind == "files" and tail in ("", "content") else None
+        if batch is not None:
+            self._send_json(200, batch)
+        elif file is not None and tail:
+            self._send_bytes(200, file[1])
+        elif file is not None:
+            self._send_json(200, file[0])
         else:
-            self._send_json(200, found[0])
+            self._send_error_for(path, 404, f"fake provider: nothing at {path}")
 
     def _background_response(self, response_id: str) -> None:
         """GET /v1/responses/{id}: a background response, still in progress for as many retrieves as

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from .. import names
-from .._call import Call
+from .._call import Call, call_attribution
 from .._faults import record_fault
 from .._runtime import Runtime
 from .._usage import Usage, estimate_tokens
@@ -175,6 +175,19 @@ def batch_request_cost(runtime: Runtime, provider: str, model: str, prompt_chars
         return 0.0
     usage = Usage(input_tokens=estimate_tokens(prompt_chars), output_tokens=max_output)
     return pricing.cost(usage, time.time(), "batch").total_usd
+
+
+def check_batch(runtime: Runtime, provider: str, model: str, estimate_usd: float, requests: int) -> None:
+    """Ask the budgets whether a batch of `requests` calls estimated at `estimate_usd` may be
+    created for the context's user, tenant and feature: raises BudgetExceeded where it may not
+    (`BudgetGuard.check_batch`)."""
+    guard = runtime.guard
+    if guard is None:
+        return
+    from ..budgets import PendingCall
+
+    who = call_attribution(runtime, None)
+    guard.check_batch(PendingCall(provider, model, "batch", who.user, who.tenant, who.feature, estimate_usd), requests)
 
 
 def capture_input(runtime: Runtime, call: Call, where: str, prompt_of: Callable[[], Any]) -> None:

@@ -25,11 +25,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from ... import names
-from ..._call import begin_call, call_attribution
+from ..._call import begin_call
 from ..._faults import record_fault
 from ..._runtime import Runtime, get_runtime
 from .._batch_seen import first_time
-from .._metering import batch_request_cost, is_budget_error
+from .._metering import batch_request_cost, check_batch, is_budget_error
 from .._values import content_chars, number, text
 from ._observers import finish_message
 from ._request import client_info
@@ -92,21 +92,12 @@ def _batch_estimate(runtime: Runtime, provider: str, requests: list[Any]) -> tup
 def _check_budgets(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """Refuse the batch (BudgetExceeded) where a hard budget has no room for its estimate."""
     runtime = get_runtime()
-    guard = runtime.guard
-    if guard is None:
-        return
-    from ...budgets import PendingCall
-
     requests = kwargs.get("requests", args[0] if args else None)
-    if not isinstance(requests, list) or not requests:
+    if runtime.guard is None or not isinstance(requests, list) or not requests:
         return
     provider, _server = _where(instance)
     estimate, model = _batch_estimate(runtime, provider, requests)
-    attribution = call_attribution(runtime, None)
-    pending = PendingCall(
-        provider, model, "batch", attribution.user, attribution.tenant, attribution.feature, estimate
-    )
-    guard.check_batch(pending, len(requests))
+    check_batch(runtime, provider, model, estimate, len(requests))
 
 
 def create_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -18,7 +18,7 @@ import itertools
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
-from ..._call import begin_call
+from ..._call import Call, begin_call
 from ..._runtime import get_runtime
 from ...exporter._metered import remember_call_span
 from .._metering import Metered, budget_estimate, capture_input, metered_call, metered_call_async
@@ -41,29 +41,30 @@ class Request(NamedTuple):
         return content_chars(self.contents)
 
 
-def _begin_embeddings(instance: Any, kwargs: dict[str, Any]) -> Metered:
-    """`_embed_content`: one request of `embed_content` (its contents under one of three keys, by API)."""
+def _started(instance: Any, operation: str, request: Request) -> Call:
+    """The metered call of one request (what generation and embeddings share)."""
     runtime = get_runtime()
     info = client_info(instance, runtime)
-    contents = next((kwargs[key] for key in ("contents", "content", "batch_contents") if key in kwargs), None)
-    model = model_name(kwargs.get("model"))
-
-    def prompt_chars() -> int:
-        return content_chars(contents)
-
     call = begin_call(
         runtime,
         info.provider,
-        EMBEDDINGS,
-        model,
+        operation,
+        request.model,
         info.server,
-        False,
+        request.stream,
         None,
-        budget_estimate(runtime, info.provider, model, prompt_chars, 0),
-        prompt_chars=prompt_chars,
+        budget_estimate(runtime, info.provider, request.model, request.prompt_chars, request.max_output_tokens),
+        prompt_chars=request.prompt_chars,
     )
     remember_call_span(call.span)
-    capture_input(runtime, call, "google_genai", lambda: contents)
+    capture_input(runtime, call, "google_genai", lambda: request.contents)
+    return call
+
+
+def _begin_embeddings(instance: Any, kwargs: dict[str, Any]) -> Metered:
+    """`_embed_content`: one request of `embed_content` (its contents under one of three keys, by API)."""
+    contents = next((kwargs[key] for key in ("contents", "content", "batch_contents") if key in kwargs), None)
+    call = _started(instance, EMBEDDINGS, Request(model_name(kwargs.get("model")), False, 0, contents))
 
     def on_result(result: Any) -> Any:
         finish_embeddings(call, result)
@@ -89,28 +90,13 @@ async def async_embed_wrapper(
 
 
 def _begin(instance: Any, kwargs: dict[str, Any], stream: bool, is_async: bool) -> Metered:
-    runtime = get_runtime()
-    info = client_info(instance, runtime)
-    contents = kwargs.get("contents")
     request = Request(
         model=model_name(kwargs.get("model")),
         stream=stream,
         max_output_tokens=max_output_tokens(kwargs.get("config")),
-        contents=contents,
+        contents=kwargs.get("contents"),
     )
-    call = begin_call(
-        runtime,
-        info.provider,
-        OPERATION,
-        request.model,
-        info.server,
-        stream,
-        None,
-        budget_estimate(runtime, info.provider, request.model, request.prompt_chars, request.max_output_tokens),
-        prompt_chars=request.prompt_chars,
-    )
-    remember_call_span(call.span)
-    capture_input(runtime, call, "google_genai", lambda: contents)
+    call = _started(instance, OPERATION, request)
 
     def on_result(result: Any) -> Any:
         if not stream:

@@ -21,10 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..._call import call_attribution
 from ..._faults import record_fault
 from ..._runtime import Runtime, get_runtime
-from .._metering import batch_request_cost, is_budget_error
+from .._metering import batch_request_cost, check_batch, is_budget_error
 from .._values import content_chars, number, text
 from ._request import client_info
 
@@ -109,16 +108,11 @@ def _after_upload(uploaded: Any, instance: Any, kwargs: dict[str, Any], start: i
 def _check(instance: Any, kwargs: dict[str, Any]) -> None:
     try:
         runtime = get_runtime()
-        guard = runtime.guard
         found = _estimates.get(str(kwargs.get("input_file_id")))
-        if guard is None or found is None:
+        if runtime.guard is None or found is None:
             return
-        from ...budgets import PendingCall
-
         estimate, count, model = found
-        provider = client_info(instance, runtime).provider
-        who = call_attribution(runtime, None)
-        guard.check_batch(PendingCall(provider, model, "batch", who.user, who.tenant, who.feature, estimate), count)
+        check_batch(runtime, client_info(instance, runtime).provider, model, estimate, count)
     except Exception as error:
         if is_budget_error(error):
             raise

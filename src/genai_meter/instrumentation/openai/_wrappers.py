@@ -195,15 +195,13 @@ class _AskingUsage(dict[str, Any]):
     """The call's keyword arguments, unchanged, sent in a context that asks for stream usage."""
 
 
-def _send(wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _send(
+    asking: Callable[..., Any], wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """The SDK call (a coroutine for the async SDK), through `asking` (`_usage_request.send_asking`
+    or its async twin) when the metered call asks for stream usage."""
     if type(kwargs) is _AskingUsage:
-        return _usage_request.send_asking(wrapped, args, kwargs)
-    return wrapped(*args, **kwargs)
-
-
-def _send_async(wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    if type(kwargs) is _AskingUsage:
-        return _usage_request.send_asking_async(wrapped, args, kwargs)
+        return asking(wrapped, args, kwargs)
     return wrapped(*args, **kwargs)
 
 
@@ -211,7 +209,8 @@ def sync_wrapper(operation: Operation) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         # (partials, made in C: a lambda costs its own frame when called)
         begin = functools.partial(_begin, operation, False, instance)
-        return metered_call("openai", functools.partial(_send, wrapped, args), kwargs, begin)
+        send = functools.partial(_send, _usage_request.send_asking, wrapped, args)
+        return metered_call("openai", send, kwargs, begin)
 
     return wrapper
 
@@ -219,7 +218,8 @@ def sync_wrapper(operation: Operation) -> Callable[..., Any]:
 def async_wrapper(operation: Operation) -> Callable[..., Any]:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         begin = functools.partial(_begin, operation, True, instance)
-        return await metered_call_async("openai", functools.partial(_send_async, wrapped, args), kwargs, begin)
+        send = functools.partial(_send, _usage_request.send_asking_async, wrapped, args)
+        return await metered_call_async("openai", send, kwargs, begin)
 
     return wrapper
 
