@@ -32,6 +32,7 @@ _popleft = deque.popleft
 
 # Below the OTel SDK's default cardinality limit (2,000 series per instrument and reader).
 DEFAULT_MAX_SERIES = 1900
+_MAX_ROWS = 10_000  # label sets whose series' cells `CallMetrics` keeps
 
 
 class _BoundedValues:
@@ -70,23 +71,26 @@ def _attrs_of(keys: tuple[str, ...], values: tuple[str, ...]) -> dict[str, str]:
 class _Sums:
     """Cumulative sums per label tuple, observed by one OTel observable counter.
 
+    Each series' sum is held in a cell (a one-element list), so a writer that keeps a series' cell
+    (`CallMetrics`' row per label set) adds to it with no lookup of the series' key, whose tuple
+    would be hashed and compared on every call. Writers and `snapshot` hold `lock`, which the owner
+    shares among its sums (one lock taken per call) and makes again in a forked child.
+
     The OTel SDK keeps at most 2,000 series per instrument by default and folds the rest into one
     point with no labels at all. To stay under it, a new series past `max_series` has its tenant
     and user (the `fold` positions) replaced by the overflow value: totals stay exact and keep
     their provider, model, operation and feature.
     """
 
-    def __init__(self, label_names: tuple[str, ...], max_series: int, fold: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self, label_names: tuple[str, ...], max_series: int, lock: threading.Lock, fold: tuple[int, ...] = ()
+    ) -> None:
         self._label_names = label_names
-        self._values: dict[tuple[str, ...], float] = {}
+        self._values: dict[tuple[str, ...], list[float]] = {}
         self._attributes: dict[tuple[str, ...], dict[str, str]] = {}
         self._max_series = max_series
         self._fold = fold
-        self.lock = threading.Lock()
-        reset_in_child(self, _Sums._after_fork)
-
-    def _after_fork(self) -> None:
-        self.lock = threading.Lock()  # (sums only grow, one dict operation at a time: the copy is whole)
+        self.lock = lock
 
     def _admit(self, key: tuple[str, ...]) -> tuple[str, ...]:
         if len(self._values) < self._max_series or not self._fold:
@@ -96,32 +100,23 @@ class _Sums:
             folded[index] = names.OVERFLOW_LABEL_VALUE
         return tuple(folded)
 
+    def cell(self, key: tuple[str, ...]) -> list[float]:
+        """The cell of `key`'s series, made (and admitted) if new; call it holding `lock`."""
+        cell = self._values.get(key)
+        if cell is None:
+            admitted = self._admit(key)
+            cell = self._values.get(admitted)
+            if cell is None:
+                cell = self._values[admitted] = [0]
+        return cell
+
     def add(self, key: tuple[str, ...], amount: float) -> None:
         with self.lock:
-            values = self._values
-            if key in values:  # (a series seen before: no admission to decide)
-                values[key] += amount
-            else:
-                key = self._admit(key)
-                values[key] = values.get(key, 0) + amount
-
-    def add_many(self, keys: Iterable[tuple[str, ...]], amounts: Iterable[float]) -> None:
-        """Add each amount to its key's series (two parallel sequences: `keys` may be a tuple kept
-        per label set, with no pairs built per call); zero amounts create no series (most calls have
-        no cache writes)."""
-        with self.lock:
-            values = self._values
-            for key, amount in zip(keys, amounts, strict=True):
-                if amount:
-                    if key in values:
-                        values[key] += amount
-                    else:
-                        key = self._admit(key)
-                        values[key] = values.get(key, 0) + amount
+            self.cell(key)[0] += amount
 
     def snapshot(self) -> dict[tuple[str, ...], float]:
         with self.lock:
-            return dict(self._values)
+            return {key: cell[0] for key, cell in self._values.items()}
 
     def observe(self, _options: CallbackOptions) -> Iterable[Observation]:
         attributes = self._attributes
@@ -136,6 +131,19 @@ class _Sums:
     def series_count(self) -> int:
         with self.lock:
             return len(self._values)
+
+
+class _Row:
+    """The cells of one label set's series (`CallMetrics.record_call`): requests by outcome, the
+    five token types (`names.TOKEN_TYPES`' order; None until the type's first non-zero amount, so
+    zero amounts make no series) and cost."""
+
+    __slots__ = ("cost", "requests", "tokens")
+
+    def __init__(self) -> None:
+        self.requests: dict[str, list[float]] = {}
+        self.tokens: list[list[float] | None] = [None, None, None, None, None]
+        self.cost: list[float] | None = None
 
 
 class _DeferredRecords:
@@ -352,15 +360,18 @@ class CallMetrics:
         self._tenant_labels = tenant_labels
         # Values owned by parts rebuilt on reconfiguration (ledger, budget guard), read at collection.
         self.ledger_counts: Callable[[], tuple[int, int, int]] | None = None  # written, spooled, dead-lettered
+        # One lock for all the sums: a call's records take it once.
+        self._lock = threading.Lock()
         # tenant and user are positions 4 and 5 of every attribution label tuple
-        self.cost = _Sums(names.COST.labels, max_series, fold=(4, 5))
-        self.tokens = _Sums(names.TOKENS.labels, max_series, fold=(4, 5))
-        self.requests = _Sums(names.REQUESTS.labels, max_series, fold=(4, 5))
-        self.unpriced = _Sums(names.UNPRICED_CALLS.labels, max_series)
-        self.estimated = _Sums(names.ESTIMATED_CALLS.labels, max_series)
+        self.cost = _Sums(names.COST.labels, max_series, self._lock, fold=(4, 5))
+        self.tokens = _Sums(names.TOKENS.labels, max_series, self._lock, fold=(4, 5))
+        self.requests = _Sums(names.REQUESTS.labels, max_series, self._lock, fold=(4, 5))
+        self.unpriced = _Sums(names.UNPRICED_CALLS.labels, max_series, self._lock)
+        self.estimated = _Sums(names.ESTIMATED_CALLS.labels, max_series, self._lock)
+        reset_in_child(self, CallMetrics._after_fork)
         self._histogram_attrs: dict[tuple[str, str, str, str, str], tuple[dict[str, str], ...]] = {}
-        # label key -> its five token series keys (`names.TOKEN_TYPES`' order), made once per label set
-        self._token_keys: dict[LabelKey, tuple[tuple[str, ...], ...]] = {}
+        # label key -> the cells of its series, made once per label set (bounded, as the label sets are)
+        self._rows: dict[LabelKey, _Row] = {}
         self._extra_observers: list[
             tuple[names.Metric, Callable[[], Iterable[tuple[dict[str, str], float]]]]
         ] = []
@@ -493,36 +504,47 @@ class CallMetrics:
         duration_s: float | None,
         error_type: str | None,
     ) -> None:
-        self.requests.add((*key, outcome), 1)
-        if usage is not None:
-            token_keys = self._token_keys.get(key)
-            if token_keys is None:
-                token_keys = self._new_token_keys(key)
-            self.tokens.add_many(
-                token_keys,
-                (
+        row = self._rows.get(key)
+        if row is None:
+            row = _Row()
+            if len(self._rows) < _MAX_ROWS:  # (past it, a row per call: the cells are looked up by key)
+                self._rows[key] = row
+        with self._lock:
+            cell = row.requests.get(outcome)
+            if cell is None:
+                cell = row.requests[outcome] = self.requests.cell((*key, outcome))
+            cell[0] += 1
+            if usage is not None:
+                cells = row.tokens
+                amounts = (
                     usage.input_tokens,
                     usage.output_tokens,
                     usage.cache_read_tokens,
                     usage.cache_write_tokens,
                     usage.reasoning_tokens,
-                ),
-            )
-            if usage.estimated:
-                self.estimated.add((key[0], key[1]), 1)
-        if cost_usd is not None:
-            self.cost.add(key, cost_usd)
-        elif outcome == names.OUTCOME_UNPRICED:
-            self.unpriced.add((key[0], key[1]), 1)
+                )
+                for index in range(5):
+                    amount = amounts[index]
+                    if amount:
+                        cell = cells[index]
+                        if cell is None:
+                            cell = cells[index] = self.tokens.cell((*key, names.TOKEN_TYPES[index]))
+                        cell[0] += amount
+                if usage.estimated:
+                    self.estimated.cell((key[0], key[1]))[0] += 1
+            if cost_usd is not None:
+                cell = row.cost
+                if cell is None:
+                    cell = row.cost = self.cost.cell(key)
+                cell[0] += cost_usd
+            elif outcome == names.OUTCOME_UNPRICED:
+                self.unpriced.cell((key[0], key[1]))[0] += 1
         self.deferred.add(usage, histogram_attrs, duration_s, error_type)
 
-    def _new_token_keys(self, key: LabelKey) -> tuple[tuple[str, ...], ...]:
-        """The token series keys of a label set, in `record_call`'s order; kept for the next call
-        (bounded, as the label sets are: past it, made per call)."""
-        token_keys = tuple((*key, token_type) for token_type in names.TOKEN_TYPES)
-        if len(self._token_keys) < 10_000:
-            self._token_keys[key] = token_keys
-        return token_keys
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        for sums in (self.cost, self.tokens, self.requests, self.unpriced, self.estimated):
+            sums.lock = self._lock
 
     def record_blocked(self, key: LabelKey) -> None:
         self.requests.add((*key, names.OUTCOME_BLOCKED), 1)

@@ -215,3 +215,29 @@ def test_one_choice_searched_from_the_end_meters_the_same(newline: str, spaced: 
             assert backward_call.finished == forward_call.finished
             _assert_metered(backward_call)
     assert _meter([sent], single_choice=True)[0] == seen
+
+
+@pytest.mark.parametrize(
+    ("finish", "expected"),
+    [
+        pytest.param('"stop"', ("stop",), id="plain"),
+        pytest.param('"content_filter"', ("content_filter",), id="underscore"),
+        pytest.param('"a\\"b"', None, id="escaped-quote-not-read"),
+        pytest.param('"x\\\\y"', None, id="escaped-backslash-not-read"),
+        pytest.param('""', None, id="empty"),
+    ],
+)
+def test_a_finish_reason_is_read_as_the_pattern_reads_it(finish: str, expected: tuple[str, ...] | None) -> None:
+    """The one finish event's reason, read with searches in the usual case and with the pattern
+    otherwise: a reason with escapes or none at all is not made up."""
+    sent, _seen = _body("\n", False, False)
+    _passed, call = _meter([sent.replace(b'"finish_reason":"stop"', b'"finish_reason":' + finish.encode())])
+    assert call.finished[0]["finish_reasons"] == expected
+
+
+def test_two_finish_reasons_in_one_event_are_both_read() -> None:
+    """A server that sends two choices' finishes in one event (with `n` unset): both reasons, in order."""
+    sent, _seen = _body("\n", False, False)
+    two = b'"finish_reason":"stop"}, {"index":1,"delta":{},"finish_reason":"length"'
+    _passed, call = _meter([sent.replace(b'"finish_reason":"stop"', two)])
+    assert call.finished[0]["finish_reasons"] == ("stop", "length")

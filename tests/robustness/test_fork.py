@@ -193,7 +193,8 @@ def test_metric_sums_and_label_caps_locked_at_fork() -> None:
         assert metrics.requests.snapshot()[(*key, "ok")] == 1
 
     sums = (metrics.cost, metrics.tokens, metrics.requests, metrics.unpriced, metrics.estimated)
-    with held_by_another_thread(*(s.lock for s in sums), metrics._users._lock, metrics._tenants._lock):
+    assert {id(s.lock) for s in sums} == {id(metrics._lock)}  # one lock for all the sums
+    with held_by_another_thread(metrics._lock, metrics._users._lock, metrics._tenants._lock):
         assert in_child(child) == "exited 0"
 
 
@@ -272,7 +273,7 @@ def test_a_metered_call_in_a_child_forked_while_every_lock_was_held(
             guard._lock,
             guard._unsettled_lock,
             guard._store._lock,  # type: ignore[attr-defined]
-            *(s.lock for s in (metrics.cost, metrics.tokens, metrics.requests, metrics.unpriced)),
+            metrics._lock,  # (every sum's)
             metrics._users._lock,
             metrics._tenants._lock,
             _faults._lock,

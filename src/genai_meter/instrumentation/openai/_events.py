@@ -48,6 +48,9 @@ def _text_markers(keys: tuple[bytes, ...], colon: bytes) -> tuple[tuple[bytes, b
     return tuple((b'"' + key + b'"' + colon + b'"', b'"' + key + b'"' + colon + b'""') for key in keys)
 
 
+_COMPACT_CHAT_MARKERS = _text_markers(CHAT_TEXT_KEYS, b":")
+
+
 class ChatEventMeter(ByteMeter):
     """What one Chat Completions stream has shown so far, read from its bytes.
 
@@ -86,7 +89,14 @@ class ChatEventMeter(ByteMeter):
         caller did); by default, when genai-meter injected it. `single_choice`: the request asked
         for one choice (`n` 1 or unset), so only the last finish event of a run of events counts
         (see `read`)."""
-        super().__init__(call)
+        # (the base classes' fields set here, not through their `__init__`s: a meter is made for
+        # every stream, and two `super()` calls cost more than the stores)
+        self.call = call
+        self.read_ahead = False
+        self.pending = b""
+        self.separator = b""
+        self.learned = False
+        self.broken = False
         self.injected = injected
         self.single_choice = single_choice
         self.usage_expected = injected if usage_expected is None else usage_expected
@@ -98,7 +108,7 @@ class ChatEventMeter(ByteMeter):
         self.usage_payload: dict[str, Any] | None = None
         self.text_events = 0
         self.text_keys = text_keys
-        self.text_markers = _text_markers(text_keys, b":")
+        self.text_markers = _COMPACT_CHAT_MARKERS if text_keys is CHAT_TEXT_KEYS else _text_markers(text_keys, b":")
         self.finish_marker = b'"finish_reason":"'
         self.usage_null_marker = b',"usage":null'
         self.usage_marker = b'"usage":{'
@@ -239,7 +249,15 @@ class ChatEventMeter(ByteMeter):
         usual case) is read with a search; several are parsed to learn their choices' indexes."""
         events = self.finish_events
         if len(events) == 1:
-            found = _FINISH_REASON.findall(events[0])
+            event = events[0]
+            marker = self.finish_marker
+            at = event.find(marker)
+            end = event.find(b'"', at + len(marker)) if at >= 0 else -1
+            at += len(marker)
+            # (the usual case: one reason, without escapes, read with searches; else the pattern)
+            if end > at and event.find(marker, end) < 0 and event.find(b"\\", at, end) < 0:
+                return (event[at:end].decode(errors="replace"),)
+            found = _FINISH_REASON.findall(event)
             if len(found) == 1:  # (the usual case, without a generator's frame)
                 return (found[0].decode(errors="replace"),)
             return tuple(r.decode(errors="replace") for r in found) or None
