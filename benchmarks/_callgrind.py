@@ -49,7 +49,11 @@ def counted() -> Iterator[None]:
         gc.enable()
 
 
-def instructions_per_call(child: Sequence[str], calls: int) -> float:
+# Environment paddings that shift where the child's objects land (see `instructions_per_call`).
+LAYOUT_PADS = (0, 300, 1500)
+
+
+def instructions_per_call(child: Sequence[str], calls: int, layout_pad: int = 0) -> float:
     """Run `child` (a command whose measured `calls` run inside `counted()`) under callgrind.
 
     The same string hash seed for every child: with a random one, each process's dicts and sets
@@ -57,12 +61,31 @@ def instructions_per_call(child: Sequence[str], calls: int) -> float:
     call, the size of the differences being measured); with a fixed one, by ~0.2 %. And the same
     addresses (`setarch --addr-no-randomize`, where there is `setarch`): objects hashed by address
     (types in caches, sets of objects) probe differently at other addresses, which moved the bare
-    OpenAI stream by up to 50,000 instructions between runs of the same code (seen 2026-11-23)."""
+    OpenAI stream by up to 50,000 instructions between runs of the same code (seen 2026-11-23).
+
+    What is left moves with the address layout all the same: CPython 3.11's type attribute cache
+    is indexed by the type's version tag and the *address* of the attribute's name, so the objects
+    a process happens to make before the count decide which lookups collide (seen 2026-11-24: the
+    same child with one more environment variable counted 31,000 to 73,000 more per OpenAI stream,
+    all of it in `find_name_in_mro` and the dict lookups under it; any change to genai-meter's
+    code moves the bare SDK's count too, since every child imports it). So a figure is the median
+    over a few layouts, `layout_pad` bytes of environment each (`LAYOUT_PADS`), not one run.
+
+    And no timer in the count: the OTel batch span processor wakes every 5 s to export, which under
+    callgrind (~50 times slower than natively) falls inside the count a varying number of times
+    (its wake-ups moved the bare SDK's count by ~29,000 per stream); natively, 60 calls fit in far
+    less than one interval. Its delay is set beyond the run, so every span is exported by the
+    flush inside the count, as genai-meter's deferred endings are (`drain_at_collection`)."""
     with tempfile.TemporaryDirectory() as folder:
         command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={folder}/out", *child]
         if shutil.which("setarch"):
             command = ["setarch", platform.machine(), "--addr-no-randomize", *command]
-        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        env = {
+            **os.environ,
+            "PYTHONHASHSEED": "0",
+            "OTEL_BSP_SCHEDULE_DELAY": str(24 * 3600 * 1000),
+            "BENCH_LAYOUT_PAD": "x" * layout_pad,
+        }
         done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     found = re.search(r"Collected : ([\d,]+)", done.stderr)
     if found is None:

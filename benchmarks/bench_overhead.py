@@ -65,7 +65,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 import genai_meter
-from _callgrind import counted, drain_at_collection, instructions_per_call
+from _callgrind import LAYOUT_PADS, counted, drain_at_collection, instructions_per_call
 from genai_meter._runtime import configure
 from genai_meter.fake_provider import FakeProvider
 
@@ -443,24 +443,27 @@ def _counted_child(label: str, mode: str, calls: int) -> None:
             reader.get_metrics_data()  # makes the endings and histogram values the calls deferred
 
 
-def _instructions_per_call(label: str, mode: str, calls: int) -> float:
+def _instructions_per_call(label: str, mode: str, calls: int, layout_pad: int) -> float:
     child = [sys.executable, __file__, "--counted-child", label, mode, "--calls", str(calls)]
-    return instructions_per_call(child, calls)
+    return instructions_per_call(child, calls, layout_pad)
 
 
 def count_instructions(args: argparse.Namespace) -> None:
     labels = [scenario.label for scenario in scenarios(record_bodies(), args.only)]
     print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}; "
-          f"callgrind instruction counts over {args.calls} calls after 50 warm-up calls")
+          f"callgrind instruction counts over {args.calls} calls after 50 warm-up calls; "
+          f"medians over {len(LAYOUT_PADS)} address layouts (see benchmarks/_callgrind.py)")
     print(f"{'scenario':38s} {'bare':>12s} {'metered':>12s} {'overhead':>10s} {'of bare':>8s} {'call path':>10s}"
           "  (instructions per call)")
     # Counts do not depend on what else runs: two children at once, one per core.
     modes = ("bare", "metered", "call-path")
     with ThreadPoolExecutor(max_workers=2) as pool:
-        counts = {(label, mode): pool.submit(_instructions_per_call, label, mode, args.calls)
-                  for label in labels for mode in modes}
+        counts = {(label, mode, pad): pool.submit(_instructions_per_call, label, mode, args.calls, pad)
+                  for label in labels for mode in modes for pad in LAYOUT_PADS}
     for label in labels:
-        bare, metered, path = (counts[label, mode].result() for mode in modes)
+        bare, metered, path = (
+            statistics.median(counts[label, mode, pad].result() for pad in LAYOUT_PADS) for mode in modes
+        )
         print(f"{label:38s} {bare:12,.0f} {metered:12,.0f} {metered - bare:10,.0f} {(metered - bare) / bare:8.1%} "
               f"{path - bare:10,.0f}", flush=True)
 

@@ -18,7 +18,7 @@ and the report says what its spans carry: tokens (on streams too), cached tokens
     python benchmarks/bench_peers.py              # ~8 min on 2 cores (first run adds the install)
     python benchmarks/bench_peers.py --quick      # ~1 min, for a smoke run
     python benchmarks/bench_peers.py --no-write   # print only, leave docs/benchmarks-peers.md alone
-    python benchmarks/bench_peers.py --instructions   # callgrind instruction counts instead (~10 min)
+    python benchmarks/bench_peers.py --instructions   # callgrind instruction counts instead (~25 min)
 
 `--instructions` runs each contestant's workloads under valgrind's callgrind, which counts the CPU
 instructions of the measured calls only (after warm-up; span export and a metric collection
@@ -44,7 +44,7 @@ import venv
 from pathlib import Path
 from typing import Any
 
-from _callgrind import counted, drain_at_collection, instructions_per_call
+from _callgrind import LAYOUT_PADS, counted, drain_at_collection, instructions_per_call
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -460,10 +460,10 @@ def count_contestant(name: str, workload: str, calls: int, warmup: int, call_pat
             pipe.reader.get_metrics_data()
 
 
-def _instructions(name: str, workload: str, calls: int, warmup: int, call_path: bool) -> float:
+def _instructions(name: str, workload: str, calls: int, warmup: int, call_path: bool, layout_pad: int) -> float:
     child = [sys.executable, str(Path(__file__).resolve()), "--inner", "--count", name, workload,
              "--calls", str(calls), "--warmup", str(warmup), *(["--call-path"] if call_path else [])]
-    return instructions_per_call(child, calls)
+    return instructions_per_call(child, calls, layout_pad)
 
 
 def drive_instructions(args: argparse.Namespace) -> int:
@@ -474,14 +474,26 @@ def drive_instructions(args: argparse.Namespace) -> int:
     from contestants import CONTESTANTS
 
     calls = 20 if args.quick else 60
+    pads = LAYOUT_PADS[:1] if args.quick else LAYOUT_PADS
     jobs = [(name, workload) for name, (_packages, sdks) in CONTESTANTS.items() for workload in WORKLOAD_LABELS
             if workload.split(".")[0] in sdks]
     what = "the call path only (no span export or metric collection counted)" if args.call_path else (
         "span export and a metric collection counted")
-    print(f"machine: {_machine()}; callgrind, {calls} calls after 30 warm-up calls per workload; {what}", flush=True)
+    print(f"machine: {_machine()}; callgrind, {calls} calls after 30 warm-up calls per workload; {what}; "
+          f"medians over {len(pads)} address layouts (see benchmarks/_callgrind.py)", flush=True)
+    runs = [(job, pad) for job in jobs for pad in pads]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        counts = dict(zip(jobs, pool.map(lambda job: _instructions(*job, calls, 30, args.call_path), jobs),
-                          strict=True))
+        found = list(pool.map(lambda run: _instructions(*run[0], calls, 30, args.call_path, run[1]), runs))
+    per_layout: dict[tuple[str, str], dict[int, float]] = {}
+    for (job, pad), count in zip(runs, found, strict=True):
+        per_layout.setdefault(job, {})[pad] = count
+    counts = {job: statistics.median(by_pad.values()) for job, by_pad in per_layout.items()}
+    # each layout's overhead (contestant minus the bare SDK in the same layout), for the ranges
+    overheads = {
+        (name, workload): [by_pad[pad] - per_layout["bare", workload][pad] for pad in pads]
+        for (name, workload), by_pad in per_layout.items()
+        if name != "bare"
+    }
     lines = ["| contestant | " + " | ".join(WORKLOAD_LABELS.values()) + " |",
              "| --- |" + " ---: |" * len(WORKLOAD_LABELS)]
     for name in CONTESTANTS:
@@ -492,17 +504,23 @@ def drive_instructions(args: argparse.Namespace) -> int:
             elif name == "bare":
                 cells.append(f"{counts[name, workload]:,.0f} absolute")
             else:
-                cells.append(f"{counts[name, workload] - counts['bare', workload]:,.0f}")
+                spread = overheads[name, workload]
+                cells.append(f"{counts[name, workload] - counts['bare', workload]:,.0f} "
+                             f"({min(spread):,.0f}..{max(spread):,.0f})")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    print("\ninstructions per call, contestant minus bare SDK:\n" + "\n".join(lines))
+    print("\ninstructions per call, contestant minus bare SDK (medians; range of the layouts' own differences):\n"
+          + "\n".join(lines))
     for workload, label in WORKLOAD_LABELS.items():
         over = {name: counts[name, workload] - counts["bare", workload] for name in CONTESTANTS
                 if (name, workload) in counts and name != "bare"}
         peers = {name: value for name, value in over.items() if not name.startswith("genai-meter")}
         if peers and "genai-meter" in over:
             leanest = min(peers, key=lambda peer: peers[peer])
+            ratios = [mine / peer for mine, peer in zip(overheads["genai-meter", workload],
+                                                         overheads[leanest, workload], strict=True)]
             print(f"- {label}: genai-meter {over['genai-meter']:,.0f} vs leanest peer {leanest} "
-                  f"{peers[leanest]:,.0f} -> {over['genai-meter'] / peers[leanest]:.2f}x")
+                  f"{peers[leanest]:,.0f} -> {over['genai-meter'] / peers[leanest]:.2f}x "
+                  f"(per layout {', '.join(f'{ratio:.2f}' for ratio in ratios)})")
     return 0
 
 
