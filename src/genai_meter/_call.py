@@ -387,6 +387,7 @@ class Call:
                     latency_s=duration_s if self.timed else 0.0,
                     outcome=outcome,
                     error_type=error_type,
+                    service_tier=service_tier if type(service_tier) is str else None,
                 )
             )
 

@@ -73,6 +73,9 @@ class CallRecord:
     trace_id: str | None = None
     span_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # the tier the provider says it served the call at (OpenAI's `service_tier`: flex and priority
+    # are priced apart), where it says one
+    service_tier: str | None = None
 
     @property
     def idempotency_key(self) -> str:

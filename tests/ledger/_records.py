@@ -36,6 +36,7 @@ def kinds() -> list[CallRecord]:
             trace_id="0af7651916cd43dd8448eb211c80319c",
             span_id="b7ad6b7169203331",
             metadata={"ticket": "T-1", "long": "x" * 300, "n": 3},
+            service_tier="flex",
         ),
         CallRecord(
             time=DAY1 + 3600,
@@ -133,6 +134,7 @@ BASE_ROW: dict[str, Any] = {
     "span_id": None,
     "metadata": None,
     "operation": "chat",
+    "service_tier": None,
 }
 
 
@@ -166,6 +168,7 @@ def expected_rows() -> list[dict[str, Any]]:
             "trace_id": "0af7651916cd43dd8448eb211c80319c",
             "span_id": "b7ad6b7169203331",
             "metadata": {"ticket": "T-1", "long": "x" * 256, "n": 3},
+            "service_tier": "flex",
         },
         {
             **BASE_ROW,

@@ -38,7 +38,7 @@ from ..ledger._rows import COLUMNS, INT64_MAX
 
 LEDGER_URL_ENV = "GENAI_METER_LEDGER_URL"
 # Every group is a filter too (--request-model for request_model).
-_FILTERS = ("user", "tenant", "feature", "model", "provider", "operation", "outcome", "request_model")
+_FILTERS = tuple(DIMENSIONS)
 _FIGURE_COLUMNS = ["calls", "input_tokens", "output_tokens", "cost_usd", "calls_without_cost"]
 
 Handler = Callable[[argparse.Namespace], int]

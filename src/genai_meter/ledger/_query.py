@@ -28,6 +28,7 @@ DIMENSIONS: dict[str, str] = {
     "operation": "operation",
     "outcome": "outcome",
     "request_model": "request_model",
+    "service_tier": "service_tier",
 }
 PERIODS = ("day", "week", "month")
 # A filter value meaning "not set" (the column is NULL); reports print NULL groups the same way.

@@ -60,7 +60,11 @@ COLUMNS: tuple[str, ...] = (
     "trace_id",
     "span_id",
     "metadata",
+    "service_tier",
 )
+# The columns each earlier schema's rows lacked at their end (`storable` reads rows of an older
+# version's spool): the row of schema 1 had no service tier.
+_ADDED_SINCE = {len(COLUMNS) - 1: (None,)}
 BOOL_COLUMNS = frozenset({"usage_estimated", "stream"})
 INT_COLUMNS = frozenset(
     {"input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"}
@@ -203,7 +207,10 @@ def storable(values: Sequence[Any]) -> Row:
     Loops per kind of column, not a function per column: this runs for every row the writer writes.
     """
     if len(values) != len(COLUMNS):
-        raise ValueError(f"a ledger row has {len(COLUMNS)} values, not {len(values)}")
+        added = _ADDED_SINCE.get(len(values))
+        if added is None:
+            raise ValueError(f"a ledger row has {len(COLUMNS)} values, not {len(values)}")
+        values = (*values, *added)  # (a row spooled by an earlier version)
     row = list(values)
     if not _texts_are_storable(values):
         for i in _TEXT_AT:
@@ -287,6 +294,7 @@ class RowMaker:
             record.trace_id,
             record.span_id,
             self.metadata_json(record.metadata),
+            record.service_tier,
         )
         return storable(values)
 

@@ -98,6 +98,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         f"CREATE INDEX {LINES_TABLE}_run ON {LINES_TABLE} (run_id)",
     ),
+    (f"ALTER TABLE {CALLS_TABLE} ADD COLUMN service_tier TEXT",),  # 2: the tier a call was served at
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
