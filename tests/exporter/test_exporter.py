@@ -8,7 +8,8 @@ from typing import Any
 import anthropic
 import openai
 import pytest
-from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExportResult
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from genai_meter import names
@@ -356,3 +357,50 @@ def test_a_compatible_providers_peer_span_is_priced_as_that_provider(
                              names.USAGE_INPUT_TOKENS: 100_000, names.USAGE_OUTPUT_TOKENS: 50_000, **server})
     got = attrs(exported.only_span())
     assert got[names.COST_USD] == pytest.approx((100_000 * 0.59 + 50_000 * 0.79) / 1e6, abs=1e-12)
+
+
+def _limited_span(own: int) -> Any:
+    """A finished peer span with `own` attributes of its own made before its 4 GenAI ones, from a
+    provider whose spans hold at most 128 attributes (the default limit)."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(span_limits=SpanLimits(max_span_attributes=128))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    with provider.get_tracer("peer").start_as_current_span("chat gpt-4o-mini") as span:
+        span.set_attributes({f"peer.{index:03d}": index for index in range(own)})
+        span.set_attributes({
+            names.PROVIDER_NAME: "openai", names.REQUEST_MODEL: "gpt-4o-mini",
+            names.USAGE_INPUT_TOKENS: 1000, names.USAGE_OUTPUT_TOKENS: 500,
+        })
+    (finished,) = memory.get_finished_spans()
+    return finished
+
+
+def _priced(span: Any) -> Any:
+    memory = InMemorySpanExporter()
+    CostSpanExporter(memory).export([span])
+    (out,) = memory.get_finished_spans()
+    return out
+
+
+def test_a_priced_span_stays_within_the_attribute_count_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cost attributes are all kept; past the span's limit (128 here) the oldest of the span's
+    own attributes go, as the SDK drops them on a live span, and the copy counts them as dropped."""
+    from genai_meter.exporter import _exporter
+
+    monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "128")
+    _exporter._environment_limits.cache_clear()
+    try:
+        roomy = _priced(_limited_span(10))
+        added = len(attrs(roomy)) - 14
+        assert added == 6 and roomy.dropped_attributes == 0  # cost, its input and output parts, source, version, model
+        assert attrs(roomy)[names.COST_USD] == pytest.approx((1000 * 0.15 + 500 * 0.6) / 1e6, abs=1e-12)
+
+        full = _priced(_limited_span(120))  # 124 of its own: `added - 4` too many
+        got = attrs(full)
+        assert len(got) == 128 and full.dropped_attributes == added - 4
+        assert [key for key in got if key.startswith("peer.")] == [f"peer.{i:03d}" for i in range(added - 4, 120)]
+        assert {key: got[key] for key in attrs(roomy) if not key.startswith("peer.")} == {
+            key: value for key, value in attrs(roomy).items() if not key.startswith("peer.")
+        }
+    finally:
+        _exporter._environment_limits.cache_clear()

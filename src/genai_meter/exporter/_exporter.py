@@ -15,13 +15,15 @@ of raising from the constructor the OTel launcher calls (which would stop every 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import itertools
 import logging
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.util._importlib_metadata import entry_points
 
@@ -154,10 +156,39 @@ def _configured_delegate(configuration: Callable[[], Config | None]) -> SpanExpo
     return _DroppingExporter()
 
 
-class _PricedSpan(ReadableSpan):
-    """A copy of a finished span with more attributes; dropped counts are the original's."""
+def _attribute_limit(span: ReadableSpan) -> int | None:
+    """The attribute count limit `span` was made under (None: unlimited). An SDK span keeps its
+    `SpanLimits`; a span that does not (made elsewhere) is given the one the environment sets."""
+    limits = getattr(span, "_limits", None)
+    if not isinstance(limits, SpanLimits):
+        limits = _environment_limits()
+    limit = limits.max_span_attributes
+    return limit if isinstance(limit, int) else None
 
-    def __init__(self, span: ReadableSpan, attributes: Mapping[str, Any]) -> None:
+
+@functools.cache
+def _environment_limits() -> SpanLimits:
+    return SpanLimits()
+
+
+class _PricedSpan(ReadableSpan):
+    """A copy of a finished span with attributes added (`added`, which replace any of the same key).
+
+    The copy holds no more attributes than the span's count limit (`OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`,
+    else `OTEL_ATTRIBUTE_COUNT_LIMIT`, else 128: the limit the span was made under): past it, the
+    oldest of the original's are dropped, as the SDK itself drops them when a live span gets one more
+    than its limit, and counted in `dropped_attributes` with what the original dropped. So the cost
+    is always kept, and a receiver that enforces the limit gets a span within it."""
+
+    def __init__(self, span: ReadableSpan, added: Mapping[str, Any]) -> None:
+        original = span.attributes or {}
+        limit = _attribute_limit(span)
+        attributes = {key: value for key, value in original.items() if key not in added}
+        attributes.update(added)
+        excess = len(attributes) - limit if limit is not None else 0
+        if excess > 0:
+            for key in list(itertools.islice(attributes, excess)):
+                del attributes[key]
         super().__init__(
             name=span.name,
             context=span.context,
@@ -176,10 +207,11 @@ class _PricedSpan(ReadableSpan):
             instrumentation_info=getattr(span, "_instrumentation_info", None),
         )
         self._original = span
+        self._dropped_here = max(excess, 0)
 
     @property
     def dropped_attributes(self) -> int:
-        return self._original.dropped_attributes
+        return self._original.dropped_attributes + self._dropped_here
 
     @property
     def dropped_events(self) -> int:
@@ -267,7 +299,7 @@ class CostSpanExporter(SpanExporter):
         except Exception as fault:
             record_fault("exporter.price", fault)
         try:
-            return _PricedSpan(span, {**(span.attributes or {}), names.UNPRICED: True})
+            return _PricedSpan(span, {names.UNPRICED: True})
         except Exception as fault:
             record_fault("exporter.flag", fault)
             return span
@@ -293,7 +325,7 @@ class CostSpanExporter(SpanExporter):
         added = self._cost_attributes(found, span, prices, emit_semconv)
         if found.usage.suspect:  # a count was there but unreadable: priced as 0, and said so
             added[names.USAGE_SUSPECT] = True
-        return _PricedSpan(span, {**attributes, **added})
+        return _PricedSpan(span, added)
 
     def _compatible_provider(self, found: SpanUsage, attributes: Mapping[str, Any]) -> SpanUsage:
         """The OpenAI-compatible provider the span's server is (Groq, OpenRouter, a local vLLM named in
