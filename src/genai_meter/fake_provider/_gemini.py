@@ -95,3 +95,49 @@ def embed(model_path: str, body: dict[str, Any], controls: Controls, now: float)
         usage = {"promptTokenCount": prompt, "totalTokenCount": prompt}
     reply = {"embeddings": [{"values": [0.0, 0.5, 1.0]} for _ in requests], "usageMetadata": usage}
     return Served(UsageRecord("gemini", model, usage, now), body=strip_usage(reply, "usageMetadata", controls))
+
+
+def _iso(at: float) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(at, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def batch(
+    model_path: str, body: dict[str, Any], controls: Controls, now: float, name: str
+) -> tuple[dict[str, Any], dict[str, Any], list[UsageRecord]]:
+    """A Batch Mode job of inlined requests (`models/{model}:batchGenerateContent`), done at once:
+    (what `create` answers: the job pending; what `batches/{id}` answers: the job succeeded with each
+    response inlined, in the requests' order; the usage it bills). Each request is answered as
+    `generateContent` answers it (`x-fake-*` controls apply to all); one whose metadata `key` starts
+    with `error` fails (not billed)."""
+    source = ((body.get("batch") or {}).get("inputConfig") or {}).get("requests") or {}
+    inlined: list[dict[str, Any]] = []
+    records: list[UsageRecord] = []
+    for entry in source.get("requests") or []:
+        entry = entry if isinstance(entry, dict) else {}
+        metadata = entry.get("metadata")
+        answer: dict[str, Any] = {"metadata": metadata} if isinstance(metadata, dict) else {}
+        if str((metadata or {}).get("key", "")).startswith("error"):
+            answer["error"] = {"code": 400, "message": "fake provider: a failing batch request"}
+        else:
+            served = generate(model_path, entry.get("request") or {}, controls, now, False)
+            records.append(served.record)
+            answer["response"] = served.body
+        inlined.append(answer)
+    created = {
+        "@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch",
+        "name": name,
+        "model": f"models/{controls.model or model_path}",
+        "displayName": str((body.get("batch") or {}).get("displayName") or ""),
+        "createTime": _iso(now),
+        "updateTime": _iso(now),
+        "state": "BATCH_STATE_PENDING",
+    }
+    done = {
+        **created,
+        "state": "BATCH_STATE_SUCCEEDED",
+        "endTime": _iso(now),
+        "output": {"inlinedResponses": {"inlinedResponses": inlined}},
+    }
+    return {"name": name, "metadata": created}, {"name": name, "metadata": done, "done": True}, records

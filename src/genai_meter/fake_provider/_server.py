@@ -70,13 +70,21 @@ def _dialect(path: str) -> str:
 
 def _gemini_route(path: str) -> tuple[str, str] | None:
     """(model, method) for a Gemini model path (`generateContent`, `streamGenerateContent`,
-    `batchEmbedContents`), else None."""
+    `batchEmbedContents`, `batchGenerateContent`), else None."""
     parts = path.strip("/").split("/", 2)
     if len(parts) != 3 or parts[0] not in _GEMINI_VERSIONS or parts[1] != "models" or ":" not in parts[2]:
         return None
     model, _, method = parts[2].rpartition(":")
-    if method in ("generateContent", "streamGenerateContent", "batchEmbedContents"):
+    if method in ("generateContent", "streamGenerateContent", "batchEmbedContents", "batchGenerateContent"):
         return model, method
+    return None
+
+
+def _gemini_batch_name(path: str) -> str | None:
+    """`batches/{id}` for a Gemini Batch Mode job's path (`/{version}/batches/{id}`), else None."""
+    parts = path.strip("/").split("/")
+    if len(parts) == 3 and parts[0] in _GEMINI_VERSIONS and parts[1] == "batches" and parts[2]:
+        return f"batches/{parts[2]}"
     return None
 
 
@@ -184,6 +192,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith(_BATCHES_PREFIX):
             self._message_batch(path[len(_BATCHES_PREFIX) :])
             return
+        if _gemini_batch_name(path) is not None:
+            self._gemini_batch(_gemini_batch_name(path) or "")
+            return
         if path.startswith(("/v1/files/", "/v1/batches/")):
             self._openai_batch_get(path)
             return
@@ -212,6 +223,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error_for(path, 400, "fake provider: request body is not JSON")
             return
         gemini = _gemini_route(path)
+        if gemini is not None and gemini[1] == "batchGenerateContent":
+            self._record(path, query, body, counts=False)
+            self._create_gemini_batch(gemini[0], body if isinstance(body, dict) else {})
+            return
         route = _OPENAI_ROUTES.get(path)
         if path == "/v1/messages":
             route = _anthropic.messages
@@ -363,6 +378,29 @@ class _Handler(BaseHTTPRequestHandler):
             provider._served(record)
         self._send_json(200, batch)
 
+    def _create_gemini_batch(self, model: str, body: dict[str, Any]) -> None:
+        path = f"/v1beta/models/{model}:batchGenerateContent"
+        controls = self._request_controls(path)
+        if controls is None:
+            return
+        name = f"batches/{new_id('fakebatch')}"
+        created, done, records = _gemini.batch(model, body, controls, controls.timestamp or time.time(), name)
+        provider = self.server.provider
+        with provider._lock:
+            provider._gemini_batches[name] = done
+        for record in records:
+            provider._served(record)
+        self._send_json(200, created)
+
+    def _gemini_batch(self, name: str) -> None:
+        """`GET /{version}/batches/{id}`: the Batch Mode job, succeeded, its responses inlined."""
+        with self.server.provider._lock:
+            found = self.server.provider._gemini_batches.get(name)
+        if found is None:
+            self._send_json(404, _gemini.error_body(404, f"fake provider: no batch {name!r}"))
+            return
+        self._send_json(200, found)
+
     def _message_batch(self, rest: str) -> None:
         """`GET /v1/messages/batches/{id}` and `.../{id}/results` (JSON lines)."""
         batch_id, _, tail = rest.partition("/")
@@ -490,6 +528,7 @@ class FakeProvider:
         # OpenAI files by id (the file object, its bytes) and batches by id
         self._files: dict[str, tuple[dict[str, Any], bytes]] = {}
         self._openai_batches: dict[str, dict[str, Any]] = {}
+        self._gemini_batches: dict[str, dict[str, Any]] = {}  # name -> the job, done
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 

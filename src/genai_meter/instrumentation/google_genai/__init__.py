@@ -17,6 +17,8 @@ request. Provider `gcp.gemini` for the Gemini Developer API, `gcp.vertex_ai` for
 client. Thinking tokens are billed as output: output = candidates + thoughts, reasoning = thoughts.
 `models.embed_content` (sync and async) is metered as `embeddings`: the prompt's tokens from the
 response's `usage_metadata` (Gemini API) or the embeddings' own counts (Vertex AI), else estimated.
+Batch Mode jobs (`batches.get`): each inlined response is metered once as the app reads the done job,
+at the batch price; `batches.create` is checked against hard budgets first (see `_batches`).
 `uninstrument()` restores the SDK.
 """
 
@@ -29,6 +31,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 
 from ..._runtime import set_providers
 from .._patching import Wrapper, patch, unpatch
+from ._batches import async_create_wrapper, async_get_wrapper, create_wrapper, get_wrapper
 from ._wrappers import (
     async_embed_wrapper,
     async_stream_wrapper,
@@ -52,6 +55,16 @@ _TARGETS: tuple[tuple[str, str, str, Wrapper], ...] = (
 )
 
 
+_BATCHES = "google.genai.batches"
+# Batch Mode: a job's inlined responses metered as the app reads it, its creation checked (`_batches`)
+_BATCH_TARGETS: tuple[tuple[str, str, Wrapper], ...] = (
+    ("Batches", "get", get_wrapper),
+    ("AsyncBatches", "get", async_get_wrapper),
+    ("Batches", "create", create_wrapper),
+    ("AsyncBatches", "create", async_create_wrapper),
+)
+
+
 class GoogleGenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """Instrumentor for the `google-genai` SDK (entry point `genai_meter_google_genai`)."""
 
@@ -65,11 +78,15 @@ class GoogleGenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         for cls, method, public, wrapper in _TARGETS:
             if not patch(_MODELS, cls, method, wrapper):
                 patch(_MODELS, cls, public, wrapper)
+        for cls, method, wrapper in _BATCH_TARGETS:
+            patch(_BATCHES, cls, method, wrapper)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         for cls, method, public, _wrapper in _TARGETS:
             unpatch(_MODELS, cls, method)
             unpatch(_MODELS, cls, public)
+        for cls, method, _wrapper in _BATCH_TARGETS:
+            unpatch(_BATCHES, cls, method)
 
 
 __all__ = ["GoogleGenAIInstrumentor"]

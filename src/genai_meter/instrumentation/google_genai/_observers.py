@@ -54,9 +54,10 @@ def _from_http_body(response: Any) -> Any:
         return None
 
 
-def finish_response(call: Call, response: Any) -> None:
+def finish_response(call: Call, response: Any, service_tier: str | None = None) -> None:
     """A whole `GenerateContentResponse`. Without `usage_metadata` the call's tokens are estimated
-    from the text (the response's is measured only then)."""
+    from the text (the response's is measured only then). `service_tier`: the tier it was served at
+    where the response cannot say (`batch` for a Batch Mode job's response)."""
     metadata = getattr(response, "usage_metadata", None)
     if metadata is None:
         response = _from_http_body(response) or response
@@ -68,6 +69,7 @@ def finish_response(call: Call, response: Any) -> None:
         response_id=getattr(response, "response_id", None),
         finish_reasons=_reasons(response),
         output_chars=_text_chars(response) if usage is None else None,
+        service_tier=service_tier,
     )
 
 

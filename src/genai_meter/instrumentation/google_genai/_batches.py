@@ -1,0 +1,126 @@
+"""Metering a Gemini Batch Mode job's inlined responses as the app reads them (`batches.get`).
+
+A Batch Mode job's requests are billed when they succeed, at the batch price (half the standard
+one). genai-meter sees neither the requests being answered nor their usage arriving, only the job
+the app reads back once it is done, whose inlined responses carry each request's `usage_metadata`.
+So each response becomes a call then: a span (`genai_meter.batch.id` the job's name,
+`genai_meter.batch.custom_id` the request's metadata `key` where it has one), tokens, cost at the
+batch tier, attribution (the context the app reads the job in), a ledger row (tier `batch`), and
+budgets count it (never block it: it is spent). No duration is recorded: it would be the time it
+took to read the job. Failed requests are not billed and not recorded. Reading the job again meters
+nothing more (its name and each response's position are remembered, a bounded number).
+
+Creating a job of inlined requests (`batches.create`) is checked against the hard budgets first:
+its estimate (every request's prompt and whole `max_output_tokens` at the batch price) and its
+request count must fit, or `BudgetExceeded` is raised and nothing is sent. Nothing is reserved.
+
+Not metered: a job whose responses go to a file (`dest.file_name`, read with `files.download`), a
+job of embeddings, and Vertex AI batch prediction jobs (their output goes to Cloud Storage or
+BigQuery, which genai-meter does not read).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ... import names
+from ..._call import begin_call
+from ..._faults import record_fault
+from ..._runtime import get_runtime
+from .._batch_seen import first_time
+from .._metering import batch_request_cost, check_batch, is_budget_error
+from .._values import content_chars, text
+from ._observers import finish_response
+from ._request import client_info, max_output_tokens, model_name
+
+OPERATION = "generate_content"
+
+
+def _field(value: Any, name: str) -> Any:
+    return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
+
+
+def _meter_job(job: Any, instance: Any) -> None:
+    responses = _field(_field(job, "dest"), "inlined_responses")
+    if not responses or not isinstance(responses, list):
+        return
+    runtime = get_runtime()
+    info = client_info(instance, runtime)
+    name = text(_field(job, "name")) or "unknown"
+    model = model_name(_field(job, "model"))
+    for index, inlined in enumerate(responses):
+        response = _field(inlined, "response")
+        if response is None or _field(inlined, "error") is not None:
+            continue  # not billed
+        if not first_time(f"gemini-batch:{name}#{index}"):
+            continue
+        try:
+            call = begin_call(runtime, info.provider, OPERATION, model, info.server, False, None, made=True)
+            call.span.set_attribute(names.BATCH_ID, name)
+            metadata = _field(inlined, "metadata")
+            key = text(metadata.get("key")) if isinstance(metadata, dict) else None
+            if key is not None:
+                call.span.set_attribute(names.BATCH_CUSTOM_ID, key)
+            finish_response(call, response, service_tier="batch")
+        except Exception as fault:
+            record_fault("google_genai.batch_result", fault)
+
+
+def _metered(job: Any, instance: Any) -> Any:
+    try:
+        _meter_job(job, instance)
+    except Exception as fault:
+        record_fault("google_genai.batch_result", fault)
+    return job
+
+
+def get_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """`Batches.get` (sync): the job, its inlined responses metered once."""
+    return _metered(wrapped(*args, **kwargs), instance)
+
+
+async def async_get_wrapper(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """`AsyncBatches.get`."""
+    return _metered(await wrapped(*args, **kwargs), instance)
+
+
+def _check_budgets(instance: Any, kwargs: dict[str, Any]) -> None:
+    """Refuse the job (BudgetExceeded) where a hard budget has no room for its estimate."""
+    runtime = get_runtime()
+    requests = kwargs.get("src")
+    if runtime.guard is None or not isinstance(requests, list) or not requests:
+        return  # (a file of requests, or no budgets)
+    provider = client_info(instance, runtime).provider
+    default_model = model_name(kwargs.get("model"))
+    total = 0.0
+    for request in requests:
+        model = model_name(_field(request, "model")) if _field(request, "model") else default_model
+        chars = content_chars(_field(request, "contents"))
+        total += batch_request_cost(runtime, provider, model, chars, max_output_tokens(_field(request, "config")))
+    check_batch(runtime, provider, default_model, total, len(requests))
+
+
+def _checked(instance: Any, kwargs: dict[str, Any]) -> None:
+    try:
+        _check_budgets(instance, kwargs)
+    except Exception as error:
+        if is_budget_error(error):
+            raise
+        record_fault("google_genai.batch_create", error)
+
+
+def create_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """`Batches.create` (sync): checked against the budgets before it is sent."""
+    _checked(instance, kwargs)
+    return wrapped(*args, **kwargs)
+
+
+async def async_create_wrapper(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """`AsyncBatches.create`."""
+    _checked(instance, kwargs)
+    return await wrapped(*args, **kwargs)

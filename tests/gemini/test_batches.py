@@ -1,0 +1,140 @@
+"""Gemini Batch Mode: a done job's inlined responses are metered as the app reads the job
+(`batches.get`), at the batch price; creating a job is checked against hard budgets first.
+
+The real google-genai SDK against the fake provider's `:batchGenerateContent` and `batches/{id}`:
+each succeeded response is a call with its exact tokens (thinking included in output) and its cost
+at gemini-2.5-flash's batch prices, attributed to the context the app reads the job in; failed
+requests are not billed; reading the job again meters nothing more; no duration is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from google import genai
+from google.genai import types
+
+import genai_meter
+from genai_meter import names
+from genai_meter._runtime import configure
+
+from ..conftest import Telemetry
+
+MODEL = "gemini-2.5-flash"
+USAGE = {"promptTokenCount": 1000, "candidatesTokenCount": 200, "thoughtsTokenCount": 100, "totalTokenCount": 1300}
+# gemini-2.5-flash at the batch tier: $0.15 input, $1.25 output per million; output = candidates + thoughts
+BATCH_COST = (1000 * 0.15 + 300 * 1.25) / 1e6
+
+
+def _request(key: str, text: str = "hello there", max_output: int | None = None) -> dict[str, Any]:
+    request: dict[str, Any] = {"contents": [{"parts": [{"text": text}], "role": "user"}], "metadata": {"key": key}}
+    if max_output is not None:
+        request["config"] = {"max_output_tokens": max_output}
+    return request
+
+
+def _config() -> types.CreateBatchJobConfig:
+    headers = {"x-fake-usage": json.dumps(USAGE)}
+    return types.CreateBatchJobConfig(display_name="nightly", http_options=types.HttpOptions(headers=headers))
+
+
+def _create(gemini: genai.Client) -> Any:
+    return gemini.batches.create(
+        model=MODEL, src=[_request("r0"), _request("error-1"), _request("r2")], config=_config()
+    )
+
+
+def _assert_metered(telemetry: Telemetry, job_name: str, user: str | None = "u1") -> None:
+    spans = telemetry.spans()
+    assert sorted(dict(s.attributes or {})[names.BATCH_CUSTOM_ID] for s in spans) == ["r0", "r2"]
+    for span in spans:
+        attrs = dict(span.attributes or {})
+        assert span.name == f"generate_content {MODEL}"
+        assert attrs[names.BATCH_ID] == job_name
+        assert attrs[names.PROVIDER_NAME] == "gcp.gemini"
+        assert attrs[names.USAGE_INPUT_TOKENS] == 1000
+        assert attrs[names.USAGE_OUTPUT_TOKENS] == 300
+        assert attrs[names.USAGE_REASONING_OUTPUT_TOKENS] == 100
+        assert attrs[names.COST_USD] == pytest.approx(BATCH_COST, abs=1e-15)
+        assert attrs.get(names.USER_ID) == user
+    assert telemetry.total(names.REQUESTS.otel_name, outcome="ok") == 2
+    assert telemetry.total(names.COST.otel_name, model=MODEL) == pytest.approx(2 * BATCH_COST, abs=1e-15)
+    assert telemetry.total(names.TOKENS.otel_name, type="output") == 600
+    assert telemetry.points(names.OPERATION_DURATION.otel_name) == []  # no duration: it was read, not made
+
+
+def test_a_done_jobs_responses_are_metered_once(telemetry: Telemetry, gemini: genai.Client) -> None:
+    job = _create(gemini)
+    assert telemetry.spans() == []  # created: nothing billed yet
+    with genai_meter.attribute(user="u1"):
+        done = gemini.batches.get(name=job.name)
+        assert done.state == types.JobState.JOB_STATE_SUCCEEDED
+        assert len(done.dest.inlined_responses) == 3
+        gemini.batches.get(name=job.name)  # read again: nothing more
+    _assert_metered(telemetry, job.name)
+
+
+async def test_async_get(telemetry: Telemetry, gemini: genai.Client) -> None:
+    job = await gemini.aio.batches.create(
+        model=MODEL, src=[_request("r0"), _request("error-1"), _request("r2")], config=_config()
+    )
+    with genai_meter.attribute(user="u1"):
+        await gemini.aio.batches.get(name=job.name)
+    _assert_metered(telemetry, job.name)
+
+
+@pytest.mark.parametrize("telemetry", ["batch"], indirect=True)
+def test_the_responses_in_the_ledger_at_the_batch_tier(
+    telemetry: Telemetry, gemini: genai.Client, tmp_path: Any
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "ledger.sqlite3"
+    configure(ledger_url=f"sqlite:///{path}")
+    job = _create(gemini)
+    with genai_meter.attribute(user="u1", tenant="acme"):
+        gemini.batches.get(name=job.name)
+    assert genai_meter.flush(10)
+    with sqlite3.connect(path) as db:
+        rows = db.execute(
+            "SELECT user_id, tenant, model, input_tokens, output_tokens, service_tier, cost_usd, latency_s"
+            " FROM genai_meter_calls"
+        ).fetchall()
+    assert [row[:6] for row in rows] == [("u1", "acme", MODEL, 1000, 300, "batch")] * 2
+    assert [(round(row[6], 15), row[7]) for row in rows] == [(round(BATCH_COST, 15), 0.0)] * 2
+
+
+@pytest.mark.parametrize("telemetry", ["simple"], indirect=True)
+def test_a_job_past_a_hard_budget_is_refused_before_it_is_sent(
+    telemetry: Telemetry, gemini: genai.Client, fake_provider: Any
+) -> None:
+    """Its estimate: each request's prompt (about 4 characters a token) and whole
+    `max_output_tokens` at the batch price ($1.25 per million output tokens)."""
+    policies = [
+        {"name": "spend", "scope": "user", "period": "day", "limit_usd": 0.002, "mode": "hard"},
+        {"name": "calls", "scope": "tenant", "period": "day", "max_requests": 3, "mode": "hard"},
+    ]
+    configure(ledger_url="off", budgets={"policies": policies})
+
+    def create(count: int, max_output: int) -> Any:
+        return gemini.batches.create(
+            model=MODEL, src=[_request(f"r{i}", max_output=max_output) for i in range(count)], config=_config()
+        )
+
+    def created() -> int:
+        return len([r for r in fake_provider.requests if r.path.endswith(":batchGenerateContent")])
+
+    before = created()
+    with genai_meter.attribute(user="u1", tenant="acme"):
+        with pytest.raises(genai_meter.BudgetExceeded) as refused:
+            create(2, 1000)  # 2 x 1,000 output tokens at $1.25 per million: $0.0025 > $0.002
+        assert (refused.value.budget, refused.value.kind) == ("spend", "usd")
+        with pytest.raises(genai_meter.BudgetExceeded) as refused:
+            create(4, 10)  # 4 requests, 3 allowed
+        assert (refused.value.budget, refused.value.kind) == ("calls", "requests")
+        assert created() == before
+        accepted = create(1, 1000)  # $0.00125 and a few input tokens: fits; nothing is reserved
+        assert accepted.state == types.JobState.JOB_STATE_PENDING
+        assert created() == before + 1
