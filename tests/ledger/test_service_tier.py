@@ -65,41 +65,32 @@ def test_reports_group_and_filter_by_service_tier(ledger_url: str, spool_path: P
     assert flex == ["chatcmpl-1"]
 
 
-def _schema_1_sqlite(url: str) -> None:
+def _fill_schema_1(execute: Any, migrations: tuple[str, ...], placeholder: str) -> None:
     """A ledger as genai-meter made it before the tier column (schema 1), with one row."""
-    path = url[len("sqlite:///") :]
-    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
-        for statement in _sqlite.MIGRATIONS[0]:
-            conn.execute(statement)
-        conn.execute("CREATE TABLE genai_meter_schema_version (version INTEGER NOT NULL)")
-        conn.execute("INSERT INTO genai_meter_schema_version VALUES (1)")
-        old_columns = COLUMNS[:-1]
-        row = RowMaker().row(kinds()[1])[:-1]
-        conn.execute(
-            f"INSERT INTO genai_meter_calls ({', '.join(old_columns)}) VALUES ({', '.join('?' for _ in old_columns)})",
-            [json.dumps(v) if isinstance(v, dict) else v for v in row],
-        )
+    for statement in migrations:
+        execute(statement)
+    execute("CREATE TABLE genai_meter_schema_version (version INTEGER NOT NULL)")
+    execute("INSERT INTO genai_meter_schema_version VALUES (1)")
+    old_columns = COLUMNS[:-1]
+    values = ", ".join(placeholder for _ in old_columns)
+    row = RowMaker().row(kinds()[1])[:-1]
+    execute(f"INSERT INTO genai_meter_calls ({', '.join(old_columns)}) VALUES ({values})", row)
 
 
-def _schema_1_postgres(url: str) -> None:
+def _schema_1(url: str) -> None:
+    if url.startswith("sqlite:///"):
+        with closing(sqlite3.connect(url[len("sqlite:///") :], isolation_level=None)) as conn:
+            _fill_schema_1(conn.execute, _sqlite.MIGRATIONS[0], "?")
+        return
     schema = parse_qs(urlsplit(url).query)["schema"][0]
     with psycopg.connect(PG_BASE, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
-        for statement in _postgres.MIGRATIONS[0]:
-            conn.execute(statement)
-        conn.execute("CREATE TABLE genai_meter_schema_version (version INTEGER NOT NULL)")
-        conn.execute("INSERT INTO genai_meter_schema_version VALUES (1)")
-        old_columns = COLUMNS[:-1]
-        row = RowMaker().row(kinds()[1])[:-1]
-        conn.execute(
-            f"INSERT INTO genai_meter_calls ({', '.join(old_columns)}) VALUES ({', '.join('%s' for _ in old_columns)})",
-            row,
-        )
+        _fill_schema_1(conn.execute, _postgres.MIGRATIONS[0], "%s")
 
 
 def test_a_ledger_of_schema_1_gains_the_column_and_keeps_its_rows(ledger_url: str, spool_path: Path) -> None:
-    (_schema_1_sqlite if ledger_url.startswith("sqlite") else _schema_1_postgres)(ledger_url)
+    _schema_1(ledger_url)
     with LedgerWriter(ledger_url, spool_path=spool_path) as writer:
         writer.submit(kinds()[0])
     with open_ledger(ledger_url) as ledger:
