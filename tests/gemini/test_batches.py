@@ -138,3 +138,25 @@ def test_a_job_past_a_hard_budget_is_refused_before_it_is_sent(
         accepted = create(1, 1000)  # $0.00125 and a few input tokens: fits; nothing is reserved
         assert accepted.state == types.JobState.JOB_STATE_PENDING
         assert created() == before + 1
+
+
+@pytest.mark.parametrize("telemetry", ["simple"], indirect=True)
+@pytest.mark.parametrize("form", ["list", "source", "source-dict", "typed-requests"])
+def test_every_form_of_inlined_requests_is_checked(telemetry: Telemetry, gemini: genai.Client, form: str) -> None:
+    """A list of request dicts, of `InlinedRequest`s, or a `BatchJobSource` holding them (object or
+    dict): each is estimated the same way, and refused past the budget."""
+    configure(
+        ledger_url="off",
+        budgets={"policies": [{"name": "spend", "scope": "user", "period": "day", "limit_usd": 0.002, "mode": "hard"}]},
+    )
+    requests: Any = [_request(f"r{i}", max_output=1000) for i in range(2)]  # $0.0025 of output at most
+    if form == "typed-requests":
+        requests = [types.InlinedRequest.model_validate(request) for request in requests]
+    source: Any = {
+        "list": requests,
+        "source": types.BatchJobSource(inlined_requests=requests),
+        "source-dict": {"inlined_requests": requests},
+        "typed-requests": requests,
+    }[form]
+    with genai_meter.attribute(user="u1"), pytest.raises(genai_meter.BudgetExceeded):
+        gemini.batches.create(model=MODEL, src=source, config=_config())

@@ -91,6 +91,8 @@ def _check_budgets(instance: Any, kwargs: dict[str, Any]) -> None:
     """Refuse the job (BudgetExceeded) where a hard budget has no room for its estimate."""
     runtime = get_runtime()
     requests = kwargs.get("src")
+    if requests is not None and not isinstance(requests, list | str):  # a `BatchJobSource` (object or dict)
+        requests = _field(requests, "inlined_requests")
     if runtime.guard is None or not isinstance(requests, list) or not requests:
         return  # (a file of requests, or no budgets)
     provider = client_info(instance, runtime).provider
