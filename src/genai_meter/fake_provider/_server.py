@@ -192,8 +192,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith(_BATCHES_PREFIX):
             self._message_batch(path[len(_BATCHES_PREFIX) :])
             return
-        if _gemini_batch_name(path) is not None:
-            self._gemini_batch(_gemini_batch_name(path) or "")
+        gemini_batch = self._gemini_batch_of(path)
+        if gemini_batch is not None:  # (OpenAI's batches share `/v1/batches/{id}`: the name decides)
+            self._send_json(200, gemini_batch)
             return
         if path.startswith(("/v1/files/", "/v1/batches/")):
             self._openai_batch_get(path)
@@ -392,14 +393,14 @@ class _Handler(BaseHTTPRequestHandler):
             provider._served(record)
         self._send_json(200, created)
 
-    def _gemini_batch(self, name: str) -> None:
-        """`GET /{version}/batches/{id}`: the Batch Mode job, succeeded, its responses inlined."""
+    def _gemini_batch_of(self, path: str) -> dict[str, Any] | None:
+        """The Batch Mode job `GET /{version}/batches/{id}` names (done, its responses inlined), or
+        None when the path names no Gemini job made here."""
+        name = _gemini_batch_name(path)
+        if name is None:
+            return None
         with self.server.provider._lock:
-            found = self.server.provider._gemini_batches.get(name)
-        if found is None:
-            self._send_json(404, _gemini.error_body(404, f"fake provider: no batch {name!r}"))
-            return
-        self._send_json(200, found)
+            return self.server.provider._gemini_batches.get(name)
 
     def _message_batch(self, rest: str) -> None:
         """`GET /v1/messages/batches/{id}` and `.../{id}/results` (JSON lines)."""
