@@ -26,7 +26,11 @@ Choices made here (also in the file's header note):
   `regional.` entry to the Anthropic price is written to `regional_multipliers` (the importer
   fails if a ratio is not the same for every price of a model, or if a `global.` Claude price is
   not the Anthropic one);
-- OpenRouter: only models of popular vendors, without `:batch` and `~` aliases.
+- OpenRouter: only models of popular vendors, without `:batch` and `~` aliases;
+- OpenAI's embeddings models get a `batch` tier at half the input price where genai-prices has
+  none: OpenAI's Batch API bills them at half price, as every model it serves (the "Batch" column of
+  https://platform.openai.com/docs/pricing: text-embedding-3-small $0.01, -3-large $0.065,
+  ada-002 $0.05 per million tokens).
 """
 
 from __future__ import annotations
@@ -212,6 +216,15 @@ def periods_of(model: gp.ModelInfo) -> list[dict[str, Any]]:
     return periods
 
 
+def with_half_price_batch(period: dict[str, Any]) -> dict[str, Any]:
+    """`period` with a `batch` tier at half its input price, where it has no batch tier (see the
+    module's doc: OpenAI's embeddings models)."""
+    tiers = period.get("service_tiers") or {}
+    if "batch" in tiers:
+        return period
+    return {**period, "service_tiers": {**tiers, "batch": {"input": number(Decimal(str(period["input"])) / 2)}}}
+
+
 BEDROCK_SCOPES = ("global.", "regional.")
 BEDROCK_VERSION = re.compile(r"-v\d+(?::\d+)?$")
 
@@ -341,6 +354,8 @@ def convert(version: str) -> dict[str, Any]:
             periods = periods_of(model)
             if not periods:
                 continue
+            if ours == "openai" and model.id.lower().startswith("text-embedding-"):
+                periods = [with_half_price_batch(period) for period in periods]
             model_id = canonical_id(ours, model, all_ids, paired)
             if model_id in models:
                 continue

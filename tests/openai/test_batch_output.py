@@ -117,9 +117,8 @@ def test_batch_output_of_every_endpoint(telemetry: Telemetry, fake_provider: Any
     assert spans["responses"][names.USAGE_INPUT_TOKENS] == reported["responses"]["input_tokens"]
     assert spans["responses"][names.USAGE_OUTPUT_TOKENS] == reported["responses"]["output_tokens"]
     assert spans["embeddings"][names.USAGE_INPUT_TOKENS] == reported["embeddings"]["prompt_tokens"]
-    # text-embedding-3-small: $0.02 per million tokens; the bundled data has no batch price for it,
-    # and a tier the data lacks is priced at standard rates (never below what may be billed)
-    embedding_cost = reported["embeddings"]["prompt_tokens"] * 0.02e-6
+    # text-embedding-3-small: $0.02 per million tokens, $0.01 through the Batch API
+    embedding_cost = reported["embeddings"]["prompt_tokens"] * 0.01e-6
     assert spans["embeddings"][names.COST_USD] == pytest.approx(embedding_cost, abs=1e-15)
     assert spans["embeddings"][names.OPENAI_RESPONSE_SERVICE_TIER] == "batch"
 

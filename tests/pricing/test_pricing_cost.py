@@ -16,9 +16,7 @@ from .conftest import at
 NOW = at("2026-11-20")
 
 
-def price(
-    book: PriceBook, provider: str, model: str, usage: Usage, when: float = NOW, tier: str | None = None
-) -> Cost:
+def price(book: PriceBook, provider: str, model: str, usage: Usage, when: float = NOW, tier: str | None = None) -> Cost:
     pricing = book.resolve(provider, model)
     assert pricing is not None, f"{provider}/{model} unpriced"
     return pricing.cost(usage, when, tier) if tier is not None else pricing.cost(usage, when)
@@ -44,9 +42,7 @@ def test_openai_cached_input_is_not_double_billed(book: PriceBook) -> None:
     usage = Usage(input_tokens=2000, output_tokens=500, cache_read_tokens=1024)
     # 976 uncached at $2.50, 1024 cached at $1.25, 500 output at $10
     check(price(book, "openai", "gpt-4o", usage), 0.00244, 0.00128, 0, 0.005)
-    check(
-        price(book, "openai", "gpt-4o-mini", usage), 976 * 0.15 / 1e6, 1024 * 0.075 / 1e6, 0, 500 * 0.6 / 1e6
-    )
+    check(price(book, "openai", "gpt-4o-mini", usage), 976 * 0.15 / 1e6, 1024 * 0.075 / 1e6, 0, 500 * 0.6 / 1e6)
 
 
 def test_reasoning_tokens_are_billed_as_output(book: PriceBook) -> None:
@@ -109,9 +105,7 @@ def test_dated_price_change_before_and_after(book: PriceBook) -> None:
     change = at("2025-06-10", hour=0)
     check(price(book, "openai", "o3", usage, change - 1), 0.01, 0, 0, 0.04)  # $10 / $40
     check(price(book, "openai", "o3", usage, change), 0.002, 0, 0, 0.008)  # $2 / $8
-    check(
-        price(book, "openai", "o3", usage, at("2020-01-01")), 0.01, 0, 0, 0.04
-    )  # earliest also covers before
+    check(price(book, "openai", "o3", usage, at("2020-01-01")), 0.01, 0, 0, 0.04)  # earliest also covers before
 
 
 def test_dated_change_that_removes_a_tier(book: PriceBook) -> None:
@@ -168,9 +162,7 @@ def test_estimated_usage_marks_the_source(book: PriceBook) -> None:
 
 def test_provider_cost() -> None:
     cost = provider_cost(0.0123, "bundled-2026-11-22", "openai/gpt-4o")
-    assert cost == Cost(
-        0.0, 0.0, 0.0, 0.0, 0.0123, names.COST_SOURCE_PROVIDER, "bundled-2026-11-22", "openai/gpt-4o"
-    )
+    assert cost == Cost(0.0, 0.0, 0.0, 0.0, 0.0123, names.COST_SOURCE_PROVIDER, "bundled-2026-11-22", "openai/gpt-4o")
 
 
 def test_fast_cost_equals_a_normally_built_cost(book: PriceBook) -> None:
@@ -235,3 +227,22 @@ models:
     # second period: no tiers; 1h writes fall back to the 5m price
     check(pricing.cost(usage, new), 0.009, 0.0003, 0.004, 0.0006)
     check(pricing.cost(usage, new, "batch"), 0.009, 0.0003, 0.004, 0.0006)  # no service tiers any more
+
+
+@pytest.mark.parametrize(
+    ("model", "standard", "batch"),
+    [
+        ("text-embedding-3-small", 0.02, 0.01),
+        ("text-embedding-3-large", 0.13, 0.065),
+        ("text-embedding-ada-002", 0.1, 0.05),
+    ],
+)
+def test_openai_embeddings_through_the_batch_api_are_half_price(
+    book: PriceBook, model: str, standard: float, batch: float
+) -> None:
+    """genai-prices has no batch price for them; the importer adds OpenAI's (half the input price)."""
+    pricing = book.resolve("openai", model)
+    assert pricing is not None
+    usage = Usage(input_tokens=1_000_000)
+    assert pricing.cost(usage, at("2026-06-01")).total_usd == pytest.approx(standard, abs=1e-12)
+    assert pricing.cost(usage, at("2026-06-01"), "batch").total_usd == pytest.approx(batch, abs=1e-12)
