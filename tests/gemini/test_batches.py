@@ -10,6 +10,7 @@ requests are not billed; reading the job again meters nothing more; no duration 
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -160,3 +161,69 @@ def test_every_form_of_inlined_requests_is_checked(telemetry: Telemetry, gemini:
     }[form]
     with genai_meter.attribute(user="u1"), pytest.raises(genai_meter.BudgetExceeded):
         gemini.batches.create(model=MODEL, src=source, config=_config())
+
+
+def _create_to_file(gemini: genai.Client) -> Any:
+    """A job whose responses the fake provider writes to a file (as the API does for a job whose
+    requests came in one)."""
+    headers = {"x-fake-usage": json.dumps(USAGE), "x-fake-batch-output": "file"}
+    config = types.CreateBatchJobConfig(http_options=types.HttpOptions(headers=headers))
+    return gemini.batches.create(model=MODEL, src=[_request("r0"), _request("error-1"), _request("r2")], config=config)
+
+
+def _assert_file_metered(telemetry: Telemetry, file_name: str) -> None:
+    spans = telemetry.spans()
+    assert sorted(dict(s.attributes or {})[names.BATCH_CUSTOM_ID] for s in spans) == ["r0", "r2"]
+    for span in spans:
+        attrs = dict(span.attributes or {})
+        assert attrs[names.BATCH_OUTPUT_FILE_ID] == file_name
+        assert (attrs[names.USAGE_INPUT_TOKENS], attrs[names.USAGE_OUTPUT_TOKENS]) == (1000, 300)
+        assert attrs[names.COST_USD] == pytest.approx(BATCH_COST, abs=1e-15)
+        assert attrs[names.USER_ID] == "u1"
+    assert telemetry.total(names.COST.otel_name, model=MODEL) == pytest.approx(2 * BATCH_COST, abs=1e-15)
+
+
+def test_a_responses_file_is_metered_once_as_it_is_downloaded(telemetry: Telemetry, gemini: genai.Client) -> None:
+    job = _create_to_file(gemini)
+    with genai_meter.attribute(user="u1"):
+        done = gemini.batches.get(name=job.name)
+        assert telemetry.spans() == []  # the responses are in the file, not yet read
+        data = gemini.files.download(file=done.dest.file_name)
+        assert data is not None and len(data.splitlines()) == 3  # the app gets the file as it is
+        gemini.files.download(file=done.dest.file_name)  # downloaded again: nothing more
+    _assert_file_metered(telemetry, done.dest.file_name)
+
+
+async def test_async_download(telemetry: Telemetry, gemini: genai.Client) -> None:
+    job = _create_to_file(gemini)
+    with genai_meter.attribute(user="u1"):
+        done = await gemini.aio.batches.get(name=job.name)
+        await gemini.aio.files.download(file=done.dest.file_name)
+    _assert_file_metered(telemetry, done.dest.file_name)
+
+
+def test_a_responses_file_downloaded_to_a_path_is_read_back(
+    telemetry: Telemetry, gemini: genai.Client, tmp_path: Any
+) -> None:
+    job = _create_to_file(gemini)
+    target = tmp_path / "responses.jsonl"
+    with genai_meter.attribute(user="u1"):
+        done = gemini.batches.get(name=job.name)
+        assert gemini.files.download(file=done.dest.file_name, destination=str(target)) is None
+    assert len(target.read_bytes().splitlines()) == 3
+    _assert_file_metered(telemetry, done.dest.file_name)
+
+
+def test_other_downloads_and_broken_lines(telemetry: Telemetry, gemini: genai.Client) -> None:
+    """Only a responses file is metered; a line of one that cannot be read is skipped and counted."""
+    from genai_meter._faults import fault_counts
+    from genai_meter.instrumentation.google_genai._batches import _meter_output
+
+    _meter_output(b"\x00\x00\x00 ftypmp42 a generated video", "files/video", gemini.files)
+    _meter_output(b'{"name": "a json file", "response": 1}\n', "files/other", gemini.files)
+    assert telemetry.spans() == []
+    good = json.dumps({"key": "ok", "response": {"usageMetadata": USAGE, "modelVersion": MODEL}}).encode()
+    _meter_output(good + b"\n{not json\n", f"files/mixed-{uuid.uuid4().hex}", gemini.files)  # (seen ids: process-wide)
+    [span] = telemetry.spans()
+    assert dict(span.attributes or {})[names.COST_USD] == pytest.approx(BATCH_COST, abs=1e-15)
+    assert fault_counts().get("google_genai.batch_output") == 1

@@ -23,8 +23,10 @@ Endpoints (POST unless noted):
                       (completed at once; a line whose custom_id starts with `error` fails)
   /v1/messages/batches; GET /v1/messages/batches/{id}[/results]           Anthropic Message Batches
                       (ended at once, usage at the batch tier; `error...` custom_ids fail)
-  /{version}/models/{model}:batchGenerateContent; GET /{version}/batches/{id}   Gemini Batch Mode
-                      (inlined requests; the job pending at create, done when read; `error...` keys fail)
+  /{version}/models/{model}:batchGenerateContent; GET /{version}/batches/{id},
+  GET /{version}/files/{id}:download                                       Gemini Batch Mode
+                      (inlined requests; the job pending at create, done when read; `error...` keys
+                      fail; `x-fake-batch-output: file` writes the responses to a file, one JSON line each)
   GET /v1/organization/usage/completions, /usage/embeddings, /costs        OpenAI admin (Bearer key)
   GET /v1/organizations/usage_report/messages, /cost_report    Anthropic admin (x-api-key or Bearer)
 

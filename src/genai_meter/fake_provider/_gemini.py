@@ -7,6 +7,7 @@ chunk's figures, not add them up.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ._content import answer_pieces, fill_total, prompt_tokens
@@ -104,13 +105,15 @@ def _iso(at: float) -> str:
 
 
 def batch(
-    model_path: str, body: dict[str, Any], controls: Controls, now: float, name: str
-) -> tuple[dict[str, Any], dict[str, Any], list[UsageRecord]]:
+    model_path: str, body: dict[str, Any], controls: Controls, now: float, name: str, output_file: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any], list[UsageRecord], bytes]:
     """A Batch Mode job of inlined requests (`models/{model}:batchGenerateContent`), done at once:
     (what `create` answers: the job pending; what `batches/{id}` answers: the job succeeded with each
-    response inlined, in the requests' order; the usage it bills). Each request is answered as
-    `generateContent` answers it (`x-fake-*` controls apply to all); one whose metadata `key` starts
-    with `error` fails (not billed)."""
+    response inlined, in the requests' order; the usage it bills; the responses file's bytes). Each
+    request is answered as `generateContent` answers it (`x-fake-*` controls apply to all); one whose
+    metadata `key` starts with `error` fails (not billed). With `output_file` (a file name) the
+    responses go to that file instead, one JSON line each (`{"key", "response"}` or `{"key",
+    "error"}`), as the API writes a job's responses when its requests came in a file."""
     source = ((body.get("batch") or {}).get("inputConfig") or {}).get("requests") or {}
     inlined: list[dict[str, Any]] = []
     records: list[UsageRecord] = []
@@ -134,10 +137,14 @@ def batch(
         "updateTime": _iso(now),
         "state": "BATCH_STATE_PENDING",
     }
-    done = {
-        **created,
-        "state": "BATCH_STATE_SUCCEEDED",
-        "endTime": _iso(now),
-        "output": {"inlinedResponses": {"inlinedResponses": inlined}},
-    }
-    return {"name": name, "metadata": created}, {"name": name, "metadata": done, "done": True}, records
+    lines = b""
+    if output_file is None:
+        output: dict[str, Any] = {"inlinedResponses": {"inlinedResponses": inlined}}
+    else:
+        output = {"responsesFile": output_file}
+        lines = b"".join(
+            json.dumps({"key": str((answer.pop("metadata", None) or {}).get("key", index)), **answer}).encode() + b"\n"
+            for index, answer in enumerate(inlined)
+        )
+    done = {**created, "state": "BATCH_STATE_SUCCEEDED", "endTime": _iso(now), "output": output}
+    return {"name": name, "metadata": created}, {"name": name, "metadata": done, "done": True}, records, lines

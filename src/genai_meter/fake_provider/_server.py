@@ -80,6 +80,14 @@ def _gemini_route(path: str) -> tuple[str, str] | None:
     return None
 
 
+def _gemini_download_name(path: str) -> str | None:
+    """`files/{id}` for a Gemini file download's path (`/{version}/files/{id}:download`), else None."""
+    parts = path.strip("/").split("/")
+    if len(parts) == 3 and parts[0] in _GEMINI_VERSIONS and parts[1] == "files" and parts[2].endswith(":download"):
+        return f"files/{parts[2].removesuffix(':download')}"
+    return None
+
+
 def _gemini_batch_name(path: str) -> str | None:
     """`batches/{id}` for a Gemini Batch Mode job's path (`/{version}/batches/{id}`), else None."""
     parts = path.strip("/").split("/")
@@ -191,6 +199,15 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if path.startswith(_BATCHES_PREFIX):
             self._message_batch(path[len(_BATCHES_PREFIX) :])
+            return
+        gemini_file = _gemini_download_name(path)
+        if gemini_file is not None:
+            with self.server.provider._lock:
+                data = self.server.provider._gemini_files.get(gemini_file)
+            if data is None:
+                self._send_json(404, _gemini.error_body(404, f"fake provider: no file {gemini_file!r}"))
+            else:
+                self._send_bytes(200, data)
             return
         gemini_batch = self._gemini_batch_of(path)
         if gemini_batch is not None:  # (OpenAI's batches share `/v1/batches/{id}`: the name decides)
@@ -385,10 +402,18 @@ class _Handler(BaseHTTPRequestHandler):
         if controls is None:
             return
         name = f"batches/{new_id('fakebatch')}"
-        created, done, records = _gemini.batch(model, body, controls, controls.timestamp or time.time(), name)
+        to_file = self.headers.get("x-fake-batch-output")
+        if to_file not in (None, "file"):
+            self._send_error_for(path, 400, f"fake provider: x-fake-batch-output must be 'file', not {to_file!r}")
+            return
+        output_file = f"files/{new_id('batchout')}" if to_file else None
+        now = controls.timestamp or time.time()
+        created, done, records, lines = _gemini.batch(model, body, controls, now, name, output_file)
         provider = self.server.provider
         with provider._lock:
             provider._gemini_batches[name] = done
+            if output_file is not None:
+                provider._gemini_files[output_file] = lines
         for record in records:
             provider._served(record)
         self._send_json(200, created)
@@ -530,6 +555,7 @@ class FakeProvider:
         self._files: dict[str, tuple[dict[str, Any], bytes]] = {}
         self._openai_batches: dict[str, dict[str, Any]] = {}
         self._gemini_batches: dict[str, dict[str, Any]] = {}  # name -> the job, done
+        self._gemini_files: dict[str, bytes] = {}  # name -> a batch job's responses file
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 

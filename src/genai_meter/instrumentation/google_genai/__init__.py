@@ -31,7 +31,14 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 
 from ..._runtime import set_providers
 from .._patching import Wrapper, patch, unpatch
-from ._batches import async_create_wrapper, async_get_wrapper, create_wrapper, get_wrapper
+from ._batches import (
+    async_create_wrapper,
+    async_download_wrapper,
+    async_get_wrapper,
+    create_wrapper,
+    download_wrapper,
+    get_wrapper,
+)
 from ._wrappers import (
     async_embed_wrapper,
     async_stream_wrapper,
@@ -56,12 +63,15 @@ _TARGETS: tuple[tuple[str, str, str, Wrapper], ...] = (
 
 
 _BATCHES = "google.genai.batches"
-# Batch Mode: a job's inlined responses metered as the app reads it, its creation checked (`_batches`)
-_BATCH_TARGETS: tuple[tuple[str, str, Wrapper], ...] = (
-    ("Batches", "get", get_wrapper),
-    ("AsyncBatches", "get", async_get_wrapper),
-    ("Batches", "create", create_wrapper),
-    ("AsyncBatches", "create", async_create_wrapper),
+# Batch Mode: a job's responses metered as the app reads them (the job, or its responses file), its
+# creation checked (`_batches`)
+_BATCH_TARGETS: tuple[tuple[str, str, str, Wrapper], ...] = (
+    (_BATCHES, "Batches", "get", get_wrapper),
+    (_BATCHES, "AsyncBatches", "get", async_get_wrapper),
+    (_BATCHES, "Batches", "create", create_wrapper),
+    (_BATCHES, "AsyncBatches", "create", async_create_wrapper),
+    ("google.genai.files", "Files", "download", download_wrapper),
+    ("google.genai.files", "AsyncFiles", "download", async_download_wrapper),
 )
 
 
@@ -78,15 +88,15 @@ class GoogleGenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         for cls, method, public, wrapper in _TARGETS:
             if not patch(_MODELS, cls, method, wrapper):
                 patch(_MODELS, cls, public, wrapper)
-        for cls, method, wrapper in _BATCH_TARGETS:
-            patch(_BATCHES, cls, method, wrapper)
+        for module, cls, method, wrapper in _BATCH_TARGETS:
+            patch(module, cls, method, wrapper)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         for cls, method, public, _wrapper in _TARGETS:
             unpatch(_MODELS, cls, method)
             unpatch(_MODELS, cls, public)
-        for cls, method, _wrapper in _BATCH_TARGETS:
-            unpatch(_BATCHES, cls, method)
+        for module, cls, method, _wrapper in _BATCH_TARGETS:
+            unpatch(module, cls, method)
 
 
 __all__ = ["GoogleGenAIInstrumentor"]

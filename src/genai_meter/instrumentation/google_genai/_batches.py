@@ -14,13 +14,22 @@ Creating a job of inlined requests (`batches.create`) is checked against the har
 its estimate (every request's prompt and whole `max_output_tokens` at the batch price) and its
 request count must fit, or `BudgetExceeded` is raised and nothing is sent. Nothing is reserved.
 
-Not metered: a job whose responses go to a file (`dest.file_name`, read with `files.download`), a
-job of embeddings, and Vertex AI batch prediction jobs (their output goes to Cloud Storage or
-BigQuery, which genai-meter does not read).
+A job whose requests came in a file writes its responses to a file (`dest.file_name`), which the
+app reads with `files.download`: a downloaded file whose first line is such a response
+(`{"key": ..., "response": ...}` or `{"key": ..., "error": ...}`) has each response metered as above
+(span `genai_meter.batch.output_file_id` the file's name, `.custom_id` the key; model from the
+response's `modelVersion`), once per file and key; any other file (a generated video) is passed on
+after a look at its first bytes. Downloaded to a path, the file is read back from it (up to
+`_MAX_OUTPUT_BYTES`); to a stream, it is not metered.
+
+Not metered: a job of embeddings, and Vertex AI batch prediction jobs (their output goes to Cloud
+Storage or BigQuery, which genai-meter does not read).
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +44,7 @@ from ._observers import finish_response
 from ._request import client_info, max_output_tokens, model_name
 
 OPERATION = "generate_content"
+_MAX_OUTPUT_BYTES = 64 << 20  # a responses file downloaded to a path is read back up to this size
 
 
 def _field(value: Any, name: str) -> Any:
@@ -126,3 +136,82 @@ async def async_create_wrapper(
     """`AsyncBatches.create`."""
     _checked(instance, kwargs)
     return await wrapped(*args, **kwargs)
+
+
+def _response_lines(data: bytes) -> list[bytes] | None:
+    """The lines of a Batch Mode responses file, or None for any other file (decided by its first
+    line, looked at only where the file starts as a JSON object does)."""
+    if data[:64].lstrip()[:1] != b"{":
+        return None
+    end = data.find(b"\n")
+    try:
+        first = json.loads(data[: end if end >= 0 else len(data)])
+    except ValueError:
+        return None
+    if not isinstance(first, dict) or "key" not in first or not ("response" in first or "error" in first):
+        return None
+    return data.splitlines()
+
+
+def _meter_output(data: bytes, file_name: str, instance: Any) -> None:
+    lines = _response_lines(data)
+    if lines is None:
+        return
+    from google.genai import types
+
+    runtime = get_runtime()
+    info = client_info(instance, runtime)
+    for index, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            response = entry.get("response") if isinstance(entry, dict) else None
+            if not isinstance(response, dict):
+                continue  # an error: not billed
+            key = text(entry.get("key")) or str(index)
+            if not first_time(f"gemini-batch-file:{file_name}#{key}"):
+                continue
+            parsed = types.GenerateContentResponse.model_validate(response)
+            model = model_name(parsed.model_version)
+            call = begin_call(runtime, info.provider, OPERATION, model, info.server, False, None, made=True)
+            call.span.set_attribute(names.BATCH_OUTPUT_FILE_ID, file_name)
+            call.span.set_attribute(names.BATCH_CUSTOM_ID, key)
+            finish_response(call, parsed, service_tier="batch")
+        except Exception as fault:  # a line that cannot be read: skipped, counted
+            record_fault("google_genai.batch_output", fault)
+
+
+def _downloaded(data: Any, instance: Any, kwargs: dict[str, Any]) -> None:
+    try:
+        file = kwargs.get("file")
+        file_name = text(file) or text(_field(file, "name")) or "unknown"
+        if data is None:
+            destination = kwargs.get("destination")
+            if not isinstance(destination, str | os.PathLike) or os.path.getsize(destination) > _MAX_OUTPUT_BYTES:
+                return
+            with open(destination, "rb") as handle:
+                if handle.read(1) != b"{":
+                    return
+                handle.seek(0)
+                data = handle.read()
+        if isinstance(data, bytes):
+            _meter_output(data, file_name, instance)
+    except Exception as fault:
+        record_fault("google_genai.batch_output", fault)
+
+
+def download_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """`Files.download` (sync): a Batch Mode responses file is metered as it is downloaded."""
+    data = wrapped(*args, **kwargs)
+    _downloaded(data, instance, kwargs)
+    return data
+
+
+async def async_download_wrapper(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """`AsyncFiles.download`."""
+    data = await wrapped(*args, **kwargs)
+    _downloaded(data, instance, kwargs)
+    return data
