@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ... import names
@@ -66,15 +66,21 @@ def _meter_job(job: Any, instance: Any) -> None:
         if not first_time(f"gemini-batch:{name}#{index}"):
             continue
         try:
-            call = begin_call(runtime, info.provider, OPERATION, model, info.server, False, None, made=True)
-            call.span.set_attribute(names.BATCH_ID, name)
             metadata = _field(inlined, "metadata")
             key = text(metadata.get("key")) if isinstance(metadata, dict) else None
-            if key is not None:
-                call.span.set_attribute(names.BATCH_CUSTOM_ID, key)
-            finish_response(call, response, service_tier="batch")
+            _meter_response(runtime, info, model, response, {names.BATCH_ID: name, names.BATCH_CUSTOM_ID: key})
         except Exception as fault:
             record_fault("google_genai.batch_result", fault)
+
+
+def _meter_response(runtime: Any, info: Any, model: str, response: Any, attributes: Mapping[str, str | None]) -> None:
+    """One response of a done job: a call made already, at the batch tier (the response cannot say
+    it), with the span attributes that are set."""
+    call = begin_call(runtime, info.provider, OPERATION, model, info.server, False, None, made=True)
+    for key, value in attributes.items():
+        if value is not None:
+            call.span.set_attribute(key, value)
+    finish_response(call, response, service_tier="batch")
 
 
 def _metered(job: Any, instance: Any) -> Any:
@@ -173,11 +179,8 @@ def _meter_output(data: bytes, file_name: str, instance: Any) -> None:
             if not first_time(f"gemini-batch-file:{file_name}#{key}"):
                 continue
             parsed = types.GenerateContentResponse.model_validate(response)
-            model = model_name(parsed.model_version)
-            call = begin_call(runtime, info.provider, OPERATION, model, info.server, False, None, made=True)
-            call.span.set_attribute(names.BATCH_OUTPUT_FILE_ID, file_name)
-            call.span.set_attribute(names.BATCH_CUSTOM_ID, key)
-            finish_response(call, parsed, service_tier="batch")
+            attributes = {names.BATCH_OUTPUT_FILE_ID: file_name, names.BATCH_CUSTOM_ID: key}
+            _meter_response(runtime, info, model_name(parsed.model_version), parsed, attributes)
         except Exception as fault:  # a line that cannot be read: skipped, counted
             record_fault("google_genai.batch_output", fault)
 
