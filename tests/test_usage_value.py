@@ -24,11 +24,16 @@ def test_fields_by_keyword_position_and_default() -> None:
         estimated=True,
         suspect=True,
         parts=(part,),
+        audio_input_tokens=5,
+        audio_output_tokens=2,
     )
     assert type(usage) is Usage
     assert [f.name for f in dataclasses.fields(usage)] == list(Usage.__slots__)  # (the layout `__new__` fills)
-    assert dataclasses.astuple(usage) == (10, 3, 4, 2, 1, 1, True, True, ((7, 0, 0, 0, 0, 0, False, False, ()),))
-    assert dataclasses.astuple(Usage()) == (0, 0, 0, 0, 0, 0, False, False, ())
+    assert dataclasses.astuple(usage) == (
+        10, 3, 4, 2, 1, 1, True, True, ((7, 0, 0, 0, 0, 0, False, False, (), 0, 0),), 5, 2
+    )
+    assert dataclasses.astuple(Usage()) == (0, 0, 0, 0, 0, 0, False, False, (), 0, 0)
+    assert Usage(1, 2, 0, 0, 0, 0, False, False, (), 3, 1) == Usage(1, 2, audio_input_tokens=3, audio_output_tokens=1)
     assert Usage(input_tokens=1, output_tokens=2) == Usage(1, 2)
     assert Usage(1, 2) != Usage(1, 3)
 
@@ -47,15 +52,16 @@ def test_frozen_hashable_and_copyable() -> None:
     assert type(replaced) is Usage and replaced.suspect and replaced.input_tokens == 5
     assert repr(Usage(1)) == (
         "Usage(input_tokens=1, output_tokens=0, cache_read_tokens=0, cache_write_tokens=0, "
-        "cache_write_1h_tokens=0, reasoning_tokens=0, estimated=False, suspect=False, parts=())"
+        "cache_write_1h_tokens=0, reasoning_tokens=0, estimated=False, suspect=False, parts=(), "
+        "audio_input_tokens=0, audio_output_tokens=0)"
     )
 
 
 def test_unknown_argument_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="tokens"):
         Usage(tokens=1)
-    with pytest.raises(TypeError, match="10 positional"):
-        Usage(1, 2, 3, 4, 5, 6, False, False, (), 10)
+    with pytest.raises(TypeError, match="12 positional"):
+        Usage(1, 2, 3, 4, 5, 6, False, False, (), 10, 11, 12)
 
 
 def test_a_subclass_is_made_the_dataclass_way() -> None:

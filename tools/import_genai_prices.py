@@ -11,8 +11,9 @@ where anything changes, and writes `src/genai_meter/pricing/data/genai_prices.js
 Choices made here (also in the file's header note):
 - time-of-day prices (DeepSeek off-peak) are dropped; the standard (peak) price is kept, so
   budgets err on the safe side;
-- only token prices are kept (input, cached input, cache writes 5m/1h, output); per-request,
-  audio, image and search prices are not modelled by genai-meter;
+- only token prices are kept (input, cached input, cache writes 5m/1h, output, audio input and
+  output); per-request, image, video, search and cached-audio prices are not modelled by
+  genai-meter (cached audio is priced as cached text);
 - Anthropic models served through Vertex AI and Bedrock are not copied: those providers fall back
   to the Anthropic price list (see providers.json), which has the long-context tiers and service
   tiers that genai-prices' Bedrock entries lack; Azure entries that OpenAI also lists are skipped
@@ -72,6 +73,8 @@ PRICE_KEYS = {
     "cache_write_mtok": "cache_write",
     "cache_write_1h_mtok": "cache_write_1h",
     "output_mtok": "output",
+    "input_audio_mtok": "input_audio",
+    "output_audio_mtok": "output_audio",
 }
 # request context (genai-prices price_variants `when`) -> our service tier name
 SERVICE_TIERS = {

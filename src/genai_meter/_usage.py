@@ -32,6 +32,9 @@ class Usage:
     `parts` are requests the provider made apart inside this call and billed each on its own
     (Anthropic's context compaction): their tokens are in the counts above, but a long-context tier
     is judged on each request's input, not on the sum, so pricing prices them one by one.
+
+    `audio_input_tokens` / `audio_output_tokens` are the parts of the input and output that were
+    audio (OpenAI's audio models, Gemini's audio modality), priced at the model's audio prices.
     """
 
     input_tokens: int = 0
@@ -43,6 +46,8 @@ class Usage:
     estimated: bool = False
     suspect: bool = False
     parts: tuple[Usage, ...] = ()
+    audio_input_tokens: int = 0
+    audio_output_tokens: int = 0
 
     def __new__(
         cls,
@@ -55,6 +60,8 @@ class Usage:
         estimated: bool = False,
         suspect: bool = False,
         parts: tuple[Usage, ...] = (),
+        audio_input_tokens: int = 0,
+        audio_output_tokens: int = 0,
         *subclass_args: Any,
         **subclass_fields: Any,
     ) -> Usage:
@@ -76,13 +83,15 @@ class Usage:
                 estimated,
                 suspect,
                 parts,
+                audio_input_tokens,
+                audio_output_tokens,
             )
             instance = object.__new__(cls)
             for name, value in zip(Usage.__slots__, values, strict=True):
                 object.__setattr__(instance, name, value)
             return instance
         if subclass_args or subclass_fields:
-            unexpected = ", ".join(subclass_fields) or f"{9 + len(subclass_args)} positional arguments"
+            unexpected = ", ".join(subclass_fields) or f"{11 + len(subclass_args)} positional arguments"
             raise TypeError(f"Usage() got unexpected arguments: {unexpected}")
         return new_usage(
             input_tokens,
@@ -94,6 +103,8 @@ class Usage:
             estimated,
             suspect,
             parts,
+            audio_input_tokens,
+            audio_output_tokens,
         )
 
     @property
@@ -120,6 +131,8 @@ class _UsageSlots:
     estimated: bool
     suspect: bool
     parts: tuple[Usage, ...]
+    audio_input_tokens: int
+    audio_output_tokens: int
 
 
 def new_usage(
@@ -132,6 +145,8 @@ def new_usage(
     estimated: bool = False,
     suspect: bool = False,
     parts: tuple[Usage, ...] = (),
+    audio_input_tokens: int = 0,
+    audio_output_tokens: int = 0,
 ) -> Usage:
     """`Usage(...)` for the readers, which make one on every call: a class call goes through
     `type.__call__` and `__new__`'s variadic signature (a keyword dictionary built and read, ~4,000
@@ -146,6 +161,8 @@ def new_usage(
     made.estimated = estimated
     made.suspect = suspect
     made.parts = parts
+    made.audio_input_tokens = audio_input_tokens
+    made.audio_output_tokens = audio_output_tokens
     made.__class__ = Usage  # type: ignore[assignment]
     return made  # type: ignore[return-value]
 
@@ -224,19 +241,31 @@ def openai_chat_usage(usage: Any) -> Usage | None:
     completion = read.count(usage, "completion_tokens")
     # (a details object that is absent holds no counts: not read, as `count` would read None as 0)
     prompt_details = field(usage, "prompt_tokens_details")
-    cached = cache_write = reasoning = 0
+    cached = cache_write = reasoning = audio_in = audio_out = 0
     if prompt_details is not None:
         cached = read.count(prompt_details, "cached_tokens")
         cache_write = read.count(prompt_details, "cache_write_tokens")
+        audio_in = read.count(prompt_details, "audio_tokens")
     completion_details = field(usage, "completion_tokens_details")
     if completion_details is not None:
         reasoning = read.count(completion_details, "reasoning_tokens")
-    return _chat_usage(prompt, completion, cached, cache_write, reasoning, read.suspect)
+        audio_out = read.count(completion_details, "audio_tokens")
+    return _chat_usage(prompt, completion, cached, cache_write, reasoning, read.suspect, audio_in, audio_out)
 
 
-def _chat_usage(prompt: int, completion: int, cached: int, cache_write: int, reasoning: int, suspect: bool) -> Usage:
+def _chat_usage(
+    prompt: int,
+    completion: int,
+    cached: int,
+    cache_write: int,
+    reasoning: int,
+    suspect: bool,
+    audio_in: int = 0,
+    audio_out: int = 0,
+) -> Usage:
     """Chat Completions counts read as valid, held within each other: cache reads within the prompt,
-    cache writes within the rest of it, reasoning within the completion (when it has a count)."""
+    cache writes within the rest of it, reasoning within the completion (when it has a count), audio
+    within the prompt and the completion."""
     uncached = prompt - cached if cached < prompt else 0
     return new_usage(
         input_tokens=prompt,
@@ -245,6 +274,8 @@ def _chat_usage(prompt: int, completion: int, cached: int, cache_write: int, rea
         cache_write_tokens=cache_write if cache_write < uncached else uncached,
         reasoning_tokens=reasoning if reasoning < completion or not completion else completion,
         suspect=suspect,
+        audio_input_tokens=audio_in if audio_in < prompt else prompt,
+        audio_output_tokens=audio_out if audio_out < completion else completion,
     )
 
 
@@ -255,18 +286,22 @@ def _plain_chat_usage(usage: dict[str, Any]) -> Usage | None:
     completion = usage.get("completion_tokens")
     if type(prompt) is not int or type(completion) is not int:
         return None
-    cached = cache_write = reasoning = 0
+    cached = cache_write = reasoning = audio_in = audio_out = 0
     prompt_details = usage.get("prompt_tokens_details")
     if prompt_details is not None:
         if type(prompt_details) is not dict:
             return None
         cached = prompt_details.get("cached_tokens", 0)
         cache_write = prompt_details.get("cache_write_tokens", 0)
+        audio_in = prompt_details.get("audio_tokens", 0)
     completion_details = usage.get("completion_tokens_details")
     if completion_details is not None:
         if type(completion_details) is not dict:
             return None
         reasoning = completion_details.get("reasoning_tokens", 0)
+        audio_out = completion_details.get("audio_tokens", 0)
+    if audio_in or audio_out:  # (rare: read by the general reader, which checks them too)
+        return None
     if not (
         type(cached) is int
         and type(cache_write) is int
@@ -421,10 +456,29 @@ def gemini_usage(metadata: Any) -> Usage | None:
     candidates = read.count(metadata, "candidates_token_count")
     thoughts = read.count(metadata, "thoughts_token_count")
     input_tokens = prompt + tool_prompt
+    audio_in = _modality_tokens(read, field(metadata, "prompt_tokens_details"), "AUDIO")
+    audio_out = _modality_tokens(read, field(metadata, "candidates_tokens_details"), "AUDIO")
     return new_usage(
         input_tokens=input_tokens,
         output_tokens=candidates + thoughts,
         cache_read_tokens=cached if cached < input_tokens else input_tokens,
         reasoning_tokens=thoughts,
         suspect=read.suspect,
+        audio_input_tokens=audio_in if audio_in < input_tokens else input_tokens,
+        audio_output_tokens=audio_out if audio_out < candidates else candidates,
     )
+
+
+def _modality_tokens(read: _Reader, details: Any, modality: str) -> int:
+    """The tokens of one modality in a Gemini `*_tokens_details` list (`ModalityTokenCount`s, or the
+    API's `{"modality", "tokenCount"}` objects); 0 when it has none."""
+    if not details or not isinstance(details, list | tuple):
+        return 0
+    total = 0
+    for entry in details:
+        kind = field(entry, "modality")
+        name = getattr(kind, "value", kind)  # (the SDK's `MediaModality` enum, or the API's text)
+        if name == modality:
+            count = field(entry, "token_count")
+            total += read.count(entry, "token_count" if count is not None else "tokenCount")
+    return total

@@ -245,3 +245,22 @@ async def test_async_stream_garbage_collected(telemetry: Telemetry, gemini: gena
         break
     del stream
     await _until_one_span(telemetry)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_audio_input_is_priced_at_its_audio_rate(telemetry: Telemetry, gemini: genai.Client, stream: bool) -> None:
+    """Audio in the prompt (`promptTokensDetails`, modality AUDIO) costs $1.00 per million tokens on
+    gemini-2.5-flash, text $0.30: a voice note transcribed is priced as audio."""
+    usage = {
+        "promptTokenCount": 10_000,
+        "candidatesTokenCount": 100,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 1_000}, {"modality": "AUDIO", "tokenCount": 9_000}],
+    }
+    contents = "transcribe this"
+    if stream:
+        list(gemini.models.generate_content_stream(model=MODEL, contents=contents, config=config(usage)))
+    else:
+        gemini.models.generate_content(model=MODEL, contents=contents, config=config(usage))
+    attrs = dict(telemetry.only_span().attributes or {})
+    assert attrs[names.USAGE_INPUT_TOKENS] == 10_000
+    assert attrs[names.COST_USD] == pytest.approx((1_000 * 0.3 + 9_000 * 1.0 + 100 * 2.5) / 1e6, abs=1e-12)

@@ -217,3 +217,28 @@ def test_every_documented_key_form_names_a_server(telemetry: Telemetry, key: str
     info = client_info(sdk.chat.completions, runtime)
     assert info.inject_stream_usage is True
     assert info.provider == ("vllm" if "/" not in key else "openai")
+
+
+AUDIO_USAGE = {
+    "prompt_tokens": 1000,
+    "completion_tokens": 500,
+    "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 800},
+    "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 400},
+}
+# gpt-audio: text $2.50 in / $10 out, audio $32 in / $64 out per million tokens
+GPT_AUDIO = (200 * 2.5 + 800 * 32 + 100 * 10 + 400 * 64) / 1e6
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_audio_tokens_are_priced_at_the_audio_rates(telemetry: Telemetry, fake_provider: Any, stream: bool) -> None:
+    """An audio chat model's audio tokens (in the prompt and completion details) cost 13 and 6.4
+    times its text ones: priced apart, whole and streamed (the byte meter's usage event)."""
+    answer = client(fake_provider).chat.completions.create(
+        model="gpt-audio", messages=MESSAGES, stream=stream, extra_headers=_usage(AUDIO_USAGE)
+    )
+    if stream:
+        list(answer)
+    attrs = _attrs(telemetry)
+    assert (attrs[names.USAGE_INPUT_TOKENS], attrs[names.USAGE_OUTPUT_TOKENS]) == (1000, 500)
+    assert attrs[names.COST_USD] == pytest.approx(GPT_AUDIO, abs=1e-12)
+    assert telemetry.total(names.COST.otel_name) == pytest.approx(GPT_AUDIO, abs=1e-12)

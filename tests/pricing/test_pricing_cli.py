@@ -59,6 +59,8 @@ def test_list_json(capsys: pytest.CaptureFixture[str]) -> None:
         "cache_write": 0.15,
         "cache_write_1h": 0.15,
         "output": 0.6,
+        "input_audio": 0.15,  # (no audio prices of its own: audio at the text ones)
+        "output_audio": 0.6,
     }
     assert data["pricing_version"].startswith("bundled-")
 

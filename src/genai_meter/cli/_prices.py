@@ -17,8 +17,10 @@ from genai_meter._usage import Usage
 from genai_meter.pricing import ModelPricing, PriceBook, PricingError
 
 _PREFERRED = ("openai", "anthropic", "gcp.gemini", "mistral_ai", "deepseek", "x_ai", "groq", "together")
-_COLUMNS = ("input", "cached", "cache-write", "cache-write-1h", "output")
-_KEYS = ("input", "cache_read", "cache_write", "cache_write_1h", "output")
+_COLUMNS = ("input", "cached", "cache-write", "cache-write-1h", "output", "audio-in", "audio-out")
+_TEXT_PRICES = 5  # the columns of the list's table; audio prices are shown where a model has its own
+_TEXT_OF_AUDIO = {"input_audio": "input", "output_audio": "output"}  # (the price an audio one falls back to)
+_KEYS = ("input", "cache_read", "cache_write", "cache_write_1h", "output", "input_audio", "output_audio")
 
 
 def register(subparsers: Any) -> None:
@@ -143,8 +145,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     if not rows:
         return _fail("no model matches")
-    header = ["provider", "model", *(f"{c} $/M" for c in _COLUMNS)]
-    body = [[r["provider"], r["model"], *(_money(r[k]) for k in _KEYS)] for r in rows]
+    header = ["provider", "model", *(f"{c} $/M" for c in _COLUMNS[:_TEXT_PRICES])]
+    body = [[r["provider"], r["model"], *(_money(r[k]) for k in _KEYS[:_TEXT_PRICES])] for r in rows]
     print(_table(body, header))
     print(f"\n{len(rows)} models, prices {book.version}")
     return 0
@@ -189,7 +191,12 @@ def _describe(pricing: ModelPricing) -> dict[str, Any]:
 
 
 def _price_line(prices: dict[str, Any]) -> str:
-    return "  ".join(f"{c} {_money(prices[k])}" for c, k in zip(_COLUMNS, _KEYS, strict=True))
+    """The prices of one period or tier; the audio ones where they are not the text ones."""
+    return "  ".join(
+        f"{column} {_money(prices[key])}"
+        for column, key in zip(_COLUMNS, _KEYS, strict=True)
+        if key not in _TEXT_OF_AUDIO or prices[key] != prices[_TEXT_OF_AUDIO[key]]
+    )
 
 
 def cmd_show(args: argparse.Namespace) -> int:

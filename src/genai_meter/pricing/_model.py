@@ -19,8 +19,9 @@ from genai_meter._usage import Usage
 from ._cost import Cost, _make_cost
 from ._spec import PRICE_KEYS, ModelSpec, PeriodSpec, TierSpec
 
-# Five prices in USD per million tokens: input, cache_read, cache_write (5m), cache_write_1h, output.
-Rates = tuple[float, float, float, float, float]
+# Seven prices in USD per million tokens: input, cache_read, cache_write (5m), cache_write_1h, output,
+# input_audio, output_audio (`PRICE_KEYS`' order).
+Rates = tuple[float, float, float, float, float, float, float]
 _STANDARD_TIERS = frozenset({"", "default", "standard", "auto", "on_demand"})
 _PRICING = names.COST_SOURCE_PRICING
 _ESTIMATED = names.COST_SOURCE_ESTIMATED
@@ -42,7 +43,15 @@ class _Levels:
 
 
 def _scale(rates: Rates, factor: float) -> Rates:
-    return (rates[0] * factor, rates[1] * factor, rates[2] * factor, rates[3] * factor, rates[4] * factor)
+    return (
+        rates[0] * factor,
+        rates[1] * factor,
+        rates[2] * factor,
+        rates[3] * factor,
+        rates[4] * factor,
+        rates[5] * factor,
+        rates[6] * factor,
+    )
 
 
 def _price_at(
@@ -63,14 +72,24 @@ def _complete(raw: dict[str, float | None]) -> Rates:
     cache_read = raw["cache_read"]
     cache_write = raw["cache_write"]
     cache_write_1h = raw["cache_write_1h"]
-    output = raw["output"]
+    output = raw["output"] if raw["output"] is not None else 0.0
+    input_audio = raw["input_audio"]
+    output_audio = raw["output_audio"]
     if cache_read is None:
         cache_read = input_price
     if cache_write is None:
         cache_write = input_price
     if cache_write_1h is None:
         cache_write_1h = cache_write
-    return (input_price, cache_read, cache_write, cache_write_1h, output if output is not None else 0.0)
+    return (
+        input_price,
+        cache_read,
+        cache_write,
+        cache_write_1h,
+        output,
+        input_audio if input_audio is not None else input_price,  # (no audio price: the text one)
+        output_audio if output_audio is not None else output,
+    )
 
 
 def _compile_period(period: PeriodSpec) -> tuple[_Levels, dict[str, _Levels]]:
@@ -157,7 +176,7 @@ class ModelPricing:
         return self.spec.periods
 
     def rates(self, at: float, service_tier: str | None = None, input_tokens: int = 0) -> Rates:
-        """The five per-million prices (after fallbacks and discount) that `cost` would use."""
+        """The seven per-million prices (after fallbacks and discount) that `cost` would use."""
         index = bisect_right(self._starts, at) if self._starts else 0
         levels = self._standard[index]
         if service_tier is not None and service_tier not in _STANDARD_TIERS:
@@ -191,9 +210,9 @@ class ModelPricing:
             for threshold in thresholds:
                 if input_tokens > threshold:
                     level += 1
-            p_in, p_read, p_write, p_write_1h, p_out = levels.rates[level]
+            p_in, p_read, p_write, p_write_1h, p_out, p_in_audio, p_out_audio = levels.rates[level]
         else:
-            p_in, p_read, p_write, p_write_1h, p_out = levels.rates[0]
+            p_in, p_read, p_write, p_write_1h, p_out, p_in_audio, p_out_audio = levels.rates[0]
         cache_read = usage.cache_read_tokens
         cache_write = usage.cache_write_tokens
         cache_write_1h = usage.cache_write_1h_tokens
@@ -202,10 +221,23 @@ class ModelPricing:
         uncached = input_tokens - cache_read - cache_write
         if uncached < 0:
             uncached = 0
-        input_usd = uncached * p_in / 1e6
+        output_tokens = usage.output_tokens
+        # Audio tokens are part of the input and output counts (not of the cache reads), priced at
+        # the audio prices (the text ones where the model has none).
+        audio_in = usage.audio_input_tokens
+        audio_out = usage.audio_output_tokens
+        if audio_in or audio_out:
+            if audio_in > uncached:
+                audio_in = uncached
+            if audio_out > output_tokens:
+                audio_out = output_tokens
+            input_usd = ((uncached - audio_in) * p_in + audio_in * p_in_audio) / 1e6
+            output_usd = ((output_tokens - audio_out) * p_out + audio_out * p_out_audio) / 1e6
+        else:
+            input_usd = uncached * p_in / 1e6
+            output_usd = output_tokens * p_out / 1e6
         read_usd = cache_read * p_read / 1e6
         write_usd = ((cache_write - cache_write_1h) * p_write + cache_write_1h * p_write_1h) / 1e6
-        output_usd = usage.output_tokens * p_out / 1e6
         return _make_cost(
             input_usd,
             read_usd,

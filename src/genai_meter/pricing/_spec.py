@@ -17,7 +17,9 @@ from typing import Any
 
 from ._source import Located, PathKey
 
-PRICE_KEYS = ("input", "cache_read", "cache_write", "cache_write_1h", "output")
+# Audio tokens (input_audio, output_audio) are priced apart where a model has audio prices; without
+# them, at the text prices.
+PRICE_KEYS = ("input", "cache_read", "cache_write", "cache_write_1h", "output", "input_audio", "output_audio")
 _PERIOD_KEYS = frozenset({"from", *PRICE_KEYS, "tiers", "service_tiers", "note"})
 _ENTRY_KEYS = frozenset({"name", "aliases", "note", "periods"})
 _TIER_KEYS = frozenset({"above_input_tokens", *PRICE_KEYS})
