@@ -80,20 +80,14 @@ def _gemini_route(path: str) -> tuple[str, str] | None:
     return None
 
 
-def _gemini_download_name(path: str) -> str | None:
-    """`files/{id}` for a Gemini file download's path (`/{version}/files/{id}:download`), else None."""
+def _gemini_name(path: str, collection: str, suffix: str = "") -> str | None:
+    """`{collection}/{id}` for a Gemini API path `/{version}/{collection}/{id}{suffix}` (a Batch Mode
+    job's `batches/{id}`, a file's `files/{id}:download`), else None."""
     parts = path.strip("/").split("/")
-    if len(parts) == 3 and parts[0] in _GEMINI_VERSIONS and parts[1] == "files" and parts[2].endswith(":download"):
-        return f"files/{parts[2].removesuffix(':download')}"
-    return None
-
-
-def _gemini_batch_name(path: str) -> str | None:
-    """`batches/{id}` for a Gemini Batch Mode job's path (`/{version}/batches/{id}`), else None."""
-    parts = path.strip("/").split("/")
-    if len(parts) == 3 and parts[0] in _GEMINI_VERSIONS and parts[1] == "batches" and parts[2]:
-        return f"batches/{parts[2]}"
-    return None
+    if len(parts) != 3 or parts[0] not in _GEMINI_VERSIONS or parts[1] != collection:
+        return None
+    resource = parts[2].removesuffix(suffix) if parts[2].endswith(suffix) else ""
+    return f"{collection}/{resource}" if resource else None
 
 
 def _error_body(path: str, status: int, message: str) -> dict[str, Any]:
@@ -200,7 +194,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith(_BATCHES_PREFIX):
             self._message_batch(path[len(_BATCHES_PREFIX) :])
             return
-        gemini_file = _gemini_download_name(path)
+        gemini_file = _gemini_name(path, "files", ":download")
         if gemini_file is not None:
             with self.server.provider._lock:
                 data = self.server.provider._gemini_files.get(gemini_file)
@@ -421,7 +415,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _gemini_batch_of(self, path: str) -> dict[str, Any] | None:
         """The Batch Mode job `GET /{version}/batches/{id}` names (done, its responses inlined), or
         None when the path names no Gemini job made here."""
-        name = _gemini_batch_name(path)
+        name = _gemini_name(path, "batches")
         if name is None:
             return None
         with self.server.provider._lock:

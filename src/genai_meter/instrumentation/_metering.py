@@ -27,7 +27,8 @@ from .. import names
 from .._call import Call, call_attribution
 from .._faults import record_fault
 from .._runtime import Runtime
-from .._usage import Usage, estimate_tokens
+from .._usage import estimate_tokens, new_usage
+from ._patching import Wrapper
 
 
 class Metered(NamedTuple):
@@ -161,7 +162,7 @@ def budget_estimate(
         pricing = runtime.prices.resolve(provider, model)
         if pricing is None or max_output_tokens is None:
             return None
-        usage = Usage(input_tokens=estimate_tokens(prompt_chars()), output_tokens=max_output_tokens)
+        usage = new_usage(input_tokens=estimate_tokens(prompt_chars()), output_tokens=max_output_tokens)
         return pricing.cost(usage, time.time()).total_usd
 
     return estimate
@@ -173,7 +174,7 @@ def batch_request_cost(runtime: Runtime, provider: str, model: str, prompt_chars
     pricing = runtime.prices.resolve(provider, model)
     if pricing is None or max_output is None:
         return 0.0
-    usage = Usage(input_tokens=estimate_tokens(prompt_chars), output_tokens=max_output)
+    usage = new_usage(input_tokens=estimate_tokens(prompt_chars), output_tokens=max_output)
     return pricing.cost(usage, time.time(), "batch").total_usd
 
 
@@ -188,6 +189,60 @@ def check_batch(runtime: Runtime, provider: str, model: str, estimate_usd: float
 
     who = call_attribution(runtime, None)
     guard.check_batch(PendingCall(provider, model, "batch", who.user, who.tenant, who.feature, estimate_usd), requests)
+
+
+Observer = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], None]
+
+
+def checked_before(
+    check: Callable[[Any, tuple[Any, ...], dict[str, Any]], None], where: str
+) -> tuple[Wrapper, Wrapper]:
+    """Sync and async wrappers of an SDK method that run `check(instance, args, kwargs)` before it
+    (a batch's budget check): the BudgetExceeded it raises stops the call; any other fault of it is
+    recorded under `where` and the call goes on."""
+
+    def checked(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        try:
+            check(instance, args, kwargs)
+        except Exception as error:
+            if is_budget_error(error):
+                raise
+            record_fault(where, error)
+
+    def sync_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        checked(instance, args, kwargs)
+        return wrapped(*args, **kwargs)
+
+    async def async_wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        checked(instance, args, kwargs)
+        return await wrapped(*args, **kwargs)
+
+    return sync_wrapper, async_wrapper
+
+
+def observed_after(observe: Observer, where: str) -> tuple[Wrapper, Wrapper]:
+    """Sync and async wrappers of an SDK method that hand its answer to `observe(answer, instance,
+    args, kwargs)` (a batch's results, metered as the app reads them) and return it unchanged; a
+    fault of `observe` is recorded under `where`."""
+
+    def observed(answer: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        try:
+            observe(answer, instance, args, kwargs)
+        except Exception as fault:
+            record_fault(where, fault)
+        return answer
+
+    def sync_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return observed(wrapped(*args, **kwargs), instance, args, kwargs)
+
+    async def async_wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        return observed(await wrapped(*args, **kwargs), instance, args, kwargs)
+
+    return sync_wrapper, async_wrapper
 
 
 def capture_input(runtime: Runtime, call: Call, where: str, prompt_of: Callable[[], Any]) -> None:

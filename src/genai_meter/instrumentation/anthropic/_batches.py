@@ -29,7 +29,7 @@ from ..._call import begin_call
 from ..._faults import record_fault
 from ..._runtime import Runtime, get_runtime
 from .._batch_seen import first_time
-from .._metering import batch_request_cost, check_batch, is_budget_error
+from .._metering import batch_request_cost, check_batch, checked_before
 from .._values import content_chars, number, text
 from ._observers import finish_message
 from ._request import client_info
@@ -100,27 +100,8 @@ def _check_budgets(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any])
     check_batch(runtime, provider, model, estimate, len(requests))
 
 
-def create_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """`Batches.create` (sync): checked against the budgets before it is sent."""
-    _checked(instance, args, kwargs)
-    return wrapped(*args, **kwargs)
-
-
-async def async_create_wrapper(
-    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
-    """`AsyncBatches.create`."""
-    _checked(instance, args, kwargs)
-    return await wrapped(*args, **kwargs)
-
-
-def _checked(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    try:
-        _check_budgets(instance, args, kwargs)
-    except Exception as error:
-        if is_budget_error(error):
-            raise
-        record_fault("anthropic.batch_create", error)
+# (a budget refusal stops the batch; any other fault of the check is recorded and the batch goes on)
+create_wrapper, async_create_wrapper = checked_before(_check_budgets, "anthropic.batch_create")
 
 
 def _batch_id(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:

@@ -30,15 +30,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ... import names
 from ..._call import begin_call
 from ..._faults import record_fault
 from ..._runtime import get_runtime
+from ..._usage import field
 from .._batch_seen import first_time
-from .._metering import batch_request_cost, check_batch, is_budget_error
+from .._metering import batch_request_cost, check_batch, checked_before, observed_after
 from .._values import content_chars, text
 from ._observers import finish_response
 from ._request import client_info, max_output_tokens, model_name
@@ -47,26 +48,22 @@ OPERATION = "generate_content"
 _MAX_OUTPUT_BYTES = 64 << 20  # a responses file downloaded to a path is read back up to this size
 
 
-def _field(value: Any, name: str) -> Any:
-    return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
-
-
-def _meter_job(job: Any, instance: Any) -> None:
-    responses = _field(_field(job, "dest"), "inlined_responses")
+def _meter_job(job: Any, instance: Any, _args: tuple[Any, ...], _kwargs: dict[str, Any]) -> None:
+    responses = field(field(job, "dest"), "inlined_responses")
     if not responses or not isinstance(responses, list):
         return
     runtime = get_runtime()
     info = client_info(instance, runtime)
-    name = text(_field(job, "name")) or "unknown"
-    model = model_name(_field(job, "model"))
+    name = text(field(job, "name")) or "unknown"
+    model = model_name(field(job, "model"))
     for index, inlined in enumerate(responses):
-        response = _field(inlined, "response")
-        if response is None or _field(inlined, "error") is not None:
+        response = field(inlined, "response")
+        if response is None or field(inlined, "error") is not None:
             continue  # not billed
         if not first_time(f"gemini-batch:{name}#{index}"):
             continue
         try:
-            metadata = _field(inlined, "metadata")
+            metadata = field(inlined, "metadata")
             key = text(metadata.get("key")) if isinstance(metadata, dict) else None
             _meter_response(runtime, info, model, response, {names.BATCH_ID: name, names.BATCH_CUSTOM_ID: key})
         except Exception as fault:
@@ -83,65 +80,30 @@ def _meter_response(runtime: Any, info: Any, model: str, response: Any, attribut
     finish_response(call, response, service_tier="batch")
 
 
-def _metered(job: Any, instance: Any) -> Any:
-    try:
-        _meter_job(job, instance)
-    except Exception as fault:
-        record_fault("google_genai.batch_result", fault)
-    return job
+# `Batches.get` / `AsyncBatches.get`: the job, its inlined responses metered once
+get_wrapper, async_get_wrapper = observed_after(_meter_job, "google_genai.batch_result")
 
 
-def get_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """`Batches.get` (sync): the job, its inlined responses metered once."""
-    return _metered(wrapped(*args, **kwargs), instance)
-
-
-async def async_get_wrapper(
-    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
-    """`AsyncBatches.get`."""
-    return _metered(await wrapped(*args, **kwargs), instance)
-
-
-def _check_budgets(instance: Any, kwargs: dict[str, Any]) -> None:
+def _check_budgets(instance: Any, _args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """Refuse the job (BudgetExceeded) where a hard budget has no room for its estimate."""
     runtime = get_runtime()
     requests = kwargs.get("src")
     if requests is not None and not isinstance(requests, list | str):  # a `BatchJobSource` (object or dict)
-        requests = _field(requests, "inlined_requests")
+        requests = field(requests, "inlined_requests")
     if runtime.guard is None or not isinstance(requests, list) or not requests:
         return  # (a file of requests, or no budgets)
     provider = client_info(instance, runtime).provider
     default_model = model_name(kwargs.get("model"))
     total = 0.0
     for request in requests:
-        model = model_name(_field(request, "model")) if _field(request, "model") else default_model
-        chars = content_chars(_field(request, "contents"))
-        total += batch_request_cost(runtime, provider, model, chars, max_output_tokens(_field(request, "config")))
+        model = model_name(field(request, "model")) if field(request, "model") else default_model
+        chars = content_chars(field(request, "contents"))
+        total += batch_request_cost(runtime, provider, model, chars, max_output_tokens(field(request, "config")))
     check_batch(runtime, provider, default_model, total, len(requests))
 
 
-def _checked(instance: Any, kwargs: dict[str, Any]) -> None:
-    try:
-        _check_budgets(instance, kwargs)
-    except Exception as error:
-        if is_budget_error(error):
-            raise
-        record_fault("google_genai.batch_create", error)
-
-
-def create_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """`Batches.create` (sync): checked against the budgets before it is sent."""
-    _checked(instance, kwargs)
-    return wrapped(*args, **kwargs)
-
-
-async def async_create_wrapper(
-    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
-    """`AsyncBatches.create`."""
-    _checked(instance, kwargs)
-    return await wrapped(*args, **kwargs)
+# `Batches.create` / `AsyncBatches.create`: checked against the budgets before the job is sent
+create_wrapper, async_create_wrapper = checked_before(_check_budgets, "google_genai.batch_create")
 
 
 def _response_lines(data: bytes) -> list[bytes] | None:
@@ -185,36 +147,21 @@ def _meter_output(data: bytes, file_name: str, instance: Any) -> None:
             record_fault("google_genai.batch_output", fault)
 
 
-def _downloaded(data: Any, instance: Any, kwargs: dict[str, Any]) -> None:
-    try:
-        file = kwargs.get("file")
-        file_name = text(file) or text(_field(file, "name")) or "unknown"
-        if data is None:
-            destination = kwargs.get("destination")
-            if not isinstance(destination, str | os.PathLike) or os.path.getsize(destination) > _MAX_OUTPUT_BYTES:
+def _downloaded(data: Any, instance: Any, _args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    file = kwargs.get("file")
+    file_name = text(file) or text(field(file, "name")) or "unknown"
+    if data is None:
+        destination = kwargs.get("destination")
+        if not isinstance(destination, str | os.PathLike) or os.path.getsize(destination) > _MAX_OUTPUT_BYTES:
+            return
+        with open(destination, "rb") as handle:
+            if handle.read(1) != b"{":
                 return
-            with open(destination, "rb") as handle:
-                if handle.read(1) != b"{":
-                    return
-                handle.seek(0)
-                data = handle.read()
-        if isinstance(data, bytes):
-            _meter_output(data, file_name, instance)
-    except Exception as fault:
-        record_fault("google_genai.batch_output", fault)
+            handle.seek(0)
+            data = handle.read()
+    if isinstance(data, bytes):
+        _meter_output(data, file_name, instance)
 
 
-def download_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """`Files.download` (sync): a Batch Mode responses file is metered as it is downloaded."""
-    data = wrapped(*args, **kwargs)
-    _downloaded(data, instance, kwargs)
-    return data
-
-
-async def async_download_wrapper(
-    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
-    """`AsyncFiles.download`."""
-    data = await wrapped(*args, **kwargs)
-    _downloaded(data, instance, kwargs)
-    return data
+# `Files.download` / `AsyncFiles.download`: a Batch Mode responses file is metered as it is downloaded
+download_wrapper, async_download_wrapper = observed_after(_downloaded, "google_genai.batch_output")

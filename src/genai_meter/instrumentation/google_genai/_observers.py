@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..._call import Call
-from ..._usage import Usage, field, gemini_usage
+from ..._usage import field, gemini_usage, new_usage
 from .._streams import TextStreamObserver
 
 
@@ -93,7 +93,7 @@ def finish_embeddings(call: Call, response: Any) -> None:
     usage = gemini_usage(getattr(response, "usage_metadata", None))
     if usage is None:
         tokens = _statistics_tokens(response)
-        usage = Usage(input_tokens=tokens) if tokens is not None else None
+        usage = new_usage(input_tokens=tokens) if tokens is not None else None
     call.finish(usage=usage, output_chars=0 if usage is None else None)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..._faults import record_fault
 from ..._runtime import Runtime, get_runtime
-from .._metering import batch_request_cost, check_batch, is_budget_error
+from .._metering import batch_request_cost, check_batch, checked_before
 from .._values import content_chars, number, text
 from ._request import client_info
 
@@ -105,18 +105,14 @@ def _after_upload(uploaded: Any, instance: Any, kwargs: dict[str, Any], start: i
         record_fault("openai.batch_input", fault)
 
 
-def _check(instance: Any, kwargs: dict[str, Any]) -> None:
-    try:
-        runtime = get_runtime()
-        found = _estimates.get(str(kwargs.get("input_file_id")))
-        if runtime.guard is None or found is None:
-            return
-        estimate, count, model = found
-        check_batch(runtime, client_info(instance, runtime).provider, model, estimate, count)
-    except Exception as error:
-        if is_budget_error(error):
-            raise
-        record_fault("openai.batch_create", error)
+def _check_budgets(instance: Any, _args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Refuse the batch (BudgetExceeded) where its input file, uploaded here, does not fit."""
+    runtime = get_runtime()
+    found = _estimates.get(str(kwargs.get("input_file_id")))
+    if runtime.guard is None or found is None:
+        return
+    estimate, count, model = found
+    check_batch(runtime, client_info(instance, runtime).provider, model, estimate, count)
 
 
 def upload_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -137,15 +133,5 @@ async def async_upload_wrapper(
     return uploaded
 
 
-def create_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """`Batches.create` (sync): checked against the budgets before it is sent."""
-    _check(instance, kwargs)
-    return wrapped(*args, **kwargs)
-
-
-async def async_create_wrapper(
-    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
-    """`AsyncBatches.create`."""
-    _check(instance, kwargs)
-    return await wrapped(*args, **kwargs)
+# `Batches.create` / `AsyncBatches.create`: checked against the budgets before the batch is sent
+create_wrapper, async_create_wrapper = checked_before(_check_budgets, "openai.batch_create")

@@ -27,6 +27,7 @@ from ..._call import Call, begin_call
 from ..._faults import record_fault
 from ..._runtime import get_runtime
 from .._batch_seen import first_time
+from .._metering import observed_after
 from .._values import text
 from ._observers import finish_chat, finish_embedding, finish_response
 from ._request import client_info
@@ -83,28 +84,13 @@ def _meter_line(line: bytes, file_id: str, provider: str, server: str) -> None:
 
 
 def _meter_download(content: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    try:
-        data = content.content
-        if not isinstance(data, bytes) or not is_batch_output(data):
-            return
-        info = client_info(instance, get_runtime())
-        file_id = text(kwargs.get("file_id", args[0] if args else None)) or "unknown"
-        meter_batch_output(data, file_id, info.provider, info.server)
-    except Exception as fault:
-        record_fault("openai.batch_output", fault)
+    data = content.content
+    if not isinstance(data, bytes) or not is_batch_output(data):
+        return
+    info = client_info(instance, get_runtime())
+    file_id = text(kwargs.get("file_id", args[0] if args else None)) or "unknown"
+    meter_batch_output(data, file_id, info.provider, info.server)
 
 
-def content_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """`Files.content` (sync): the SDK's answer, unchanged; a batch output in it is metered."""
-    content = wrapped(*args, **kwargs)
-    _meter_download(content, instance, args, kwargs)
-    return content
-
-
-async def async_content_wrapper(
-    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
-    """`AsyncFiles.content`."""
-    content = await wrapped(*args, **kwargs)
-    _meter_download(content, instance, args, kwargs)
-    return content
+# `Files.content` / `AsyncFiles.content`: the SDK's answer, unchanged; a batch output in it is metered
+content_wrapper, async_content_wrapper = observed_after(_meter_download, "openai.batch_output")

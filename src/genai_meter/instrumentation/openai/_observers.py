@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..._call import Call
-from ..._usage import Usage, estimate_tokens, field, openai_chat_usage, openai_responses_usage
+from ..._usage import Usage, estimate_tokens, field, new_usage, openai_chat_usage, openai_responses_usage
 from .._streams import StreamObserver, TextStreamObserver
 from .._values import text
 from ._background import held_in_background
@@ -51,7 +51,7 @@ def stream_estimate(prompt_chars: int, text_events: int) -> Usage:
     """The usage of a Chat Completions stream that reported none: the prompt at about 4 characters a
     token, and one output token for each piece of text streamed (OpenAI streams a token a chunk).
     Events without text (the role, the finish) are not output."""
-    return Usage(input_tokens=estimate_tokens(prompt_chars), output_tokens=text_events, estimated=True)
+    return new_usage(input_tokens=estimate_tokens(prompt_chars), output_tokens=text_events, estimated=True)
 
 
 def _finish_reasons(choices: Any) -> tuple[str, ...] | None:
