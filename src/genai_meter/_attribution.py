@@ -15,7 +15,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 from opentelemetry import baggage
 
@@ -33,21 +33,40 @@ class Attribution:
 
 
 _EMPTY = Attribution()
+_new_object = object.__new__
+_set_user, _set_tenant, _set_feature, _set_metadata = (
+    Attribution.__dict__[name].__set__ for name in ("user", "tenant", "feature", "metadata")
+)
 
 
-@dataclass(frozen=True, slots=True)
-class _Frame:
+def _new_attribution(
+    user: str | None, tenant: str | None, feature: str | None, metadata: Mapping[str, Any]
+) -> Attribution:
+    """`Attribution(...)` for the calls' path (a block per request): a frozen dataclass's
+    `__init__` is a Python frame that sets each field through `object.__setattr__`; the slots'
+    own setters make the same object."""
+    made: Attribution = _new_object(Attribution)
+    _set_user(made, user)
+    _set_tenant(made, tenant)
+    _set_feature(made, feature)
+    _set_metadata(made, metadata)
+    return made
+
+
+class _Frame(NamedTuple):
     """One open `attribute(...)` block: what it set, which block opened it, and what it replaced.
 
     The frames live in the context variable itself, so a block's exit restores the value its own
     context had, whichever thread or task shares the `attribute(...)` object (a module-level
-    `SEARCH = attribute(feature="search")` used by many requests at once)."""
+    `SEARCH = attribute(feature="search")` used by many requests at once). A tuple: made by
+    `tuple.__new__` on every block's entry, with no Python frame."""
 
     attribution: Attribution
     owner: object
     outer: _Frame | None
 
 
+_new_frame = functools.partial(tuple.__new__, _Frame)
 _ROOT = _Frame(_EMPTY, None, None)
 _current: ContextVar[_Frame] = ContextVar("genai_meter_attribution", default=_ROOT)
 
@@ -68,17 +87,17 @@ class _Attributing:
 
     def _merged(self, outer: Attribution) -> Attribution:
         user, tenant, feature, metadata = self._values
-        return Attribution(
-            user=user if user is not None else outer.user,
-            tenant=tenant if tenant is not None else outer.tenant,
-            feature=feature if feature is not None else outer.feature,
-            metadata={**outer.metadata, **metadata} if metadata else outer.metadata,
+        return _new_attribution(
+            user if user is not None else outer.user,
+            tenant if tenant is not None else outer.tenant,
+            feature if feature is not None else outer.feature,
+            {**outer.metadata, **metadata} if metadata else outer.metadata,
         )
 
     def __enter__(self) -> Attribution:
         outer = _current.get()
         merged = self._merged(outer.attribution)
-        _current.set(_Frame(merged, self, outer))
+        _current.set(_new_frame((merged, self, outer)))
         return merged
 
     def __exit__(self, *exc: object) -> None:
@@ -198,7 +217,7 @@ def current_attribution(request_user: str | None = None) -> Attribution:
         user = request_user
     if explicit.user is user and explicit.tenant is tenant and explicit.feature is feature:
         return explicit
-    return Attribution(user=user, tenant=tenant, feature=feature, metadata=explicit.metadata)
+    return _new_attribution(user, tenant, feature, explicit.metadata)
 
 
 def as_text(value: object) -> str | None:

@@ -515,21 +515,23 @@ class CallMetrics:
                 cell = row.requests[outcome] = self.requests.cell((*key, outcome))
             cell[0] += 1
             if usage is not None:
+                # (written out, not a loop over the five: ~40 opcodes less a call)
                 cells = row.tokens
-                amounts = (
-                    usage.input_tokens,
-                    usage.output_tokens,
-                    usage.cache_read_tokens,
-                    usage.cache_write_tokens,
-                    usage.reasoning_tokens,
-                )
-                for index in range(5):
-                    amount = amounts[index]
-                    if amount:
-                        cell = cells[index]
-                        if cell is None:
-                            cell = cells[index] = self.tokens.cell((*key, names.TOKEN_TYPES[index]))
-                        cell[0] += amount
+                amount = usage.input_tokens
+                if amount:
+                    (cells[0] or self._token_cell(cells, key, 0))[0] += amount
+                amount = usage.output_tokens
+                if amount:
+                    (cells[1] or self._token_cell(cells, key, 1))[0] += amount
+                amount = usage.cache_read_tokens
+                if amount:
+                    (cells[2] or self._token_cell(cells, key, 2))[0] += amount
+                amount = usage.cache_write_tokens
+                if amount:
+                    (cells[3] or self._token_cell(cells, key, 3))[0] += amount
+                amount = usage.reasoning_tokens
+                if amount:
+                    (cells[4] or self._token_cell(cells, key, 4))[0] += amount
                 if usage.estimated:
                     self.estimated.cell((key[0], key[1]))[0] += 1
             if cost_usd is not None:
@@ -540,6 +542,11 @@ class CallMetrics:
             elif outcome == names.OUTCOME_UNPRICED:
                 self.unpriced.cell((key[0], key[1]))[0] += 1
         self.deferred.add(usage, histogram_attrs, duration_s, error_type)
+
+    def _token_cell(self, cells: list[list[float] | None], key: LabelKey, index: int) -> list[float]:
+        """The cell of a row's token type `index` (`names.TOKEN_TYPES`), made at its first amount."""
+        cell = cells[index] = self.tokens.cell((*key, names.TOKEN_TYPES[index]))
+        return cell
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()

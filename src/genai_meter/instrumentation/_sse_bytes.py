@@ -26,7 +26,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from .._faults import record_fault
-from ._streams import StreamEnd, StreamObserver, hook_close
+from ._streams import StreamEnd, StreamObserver, end_when_collected, hook_close
 
 
 def _separator(data: bytes) -> bytes:
@@ -322,7 +322,7 @@ def _end_on_close_or_collection(stream: Any, response: Any, end: _End, is_async:
     """The byte-metered call also ends when the response is closed, and when the stream is garbage
     collected unread (the other exits go through the filter itself)."""
     hook_close(response, "aclose" if is_async else "close", end, is_async)
-    weakref.finalize(stream, end)
+    end_when_collected(stream, end)
 
 
 def meter_stream_bytes(stream: Any, meter: ByteMeter, is_async: bool) -> bool:

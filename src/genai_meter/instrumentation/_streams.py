@@ -7,12 +7,14 @@ stream helpers keep working); only its internal iterator is replaced by one that
 The call must end exactly once on every exit path: exhausted, `break` (the generator is closed),
 `close()` / leaving a `with` block (the HTTP response is closed: hooked), an exception in the
 provider stream or in the consumer, and garbage collection of a stream never read to the end
-(`weakref.finalize`). No OTel context is attached across a `yield`.
+(`end_when_collected`). No OTel context is attached across a `yield`.
 """
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
+import functools
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, cast
@@ -22,6 +24,30 @@ from .._faults import record_fault
 from .._usage import Usage, estimate_tokens, estimated_usage
 
 _NOTHING = object()
+# The weak references whose callbacks end a stream's call when it is garbage collected (see
+# `end_when_collected`); each goes with its stream.
+_collection_ends: set[weakref.ref[Any]] = set()
+
+
+def end_when_collected(stream: Any, end: Callable[[], None]) -> None:
+    """Call `end()` when `stream` is garbage collected, or at the interpreter's exit if it is still
+    alive then: what `end_when_collected(stream, end)` does, without its registry's Python code
+    (~70 opcodes a stream). `end` must be safe to call more than once (a `StreamEnd` is)."""
+    _collection_ends.add(weakref.ref(stream, functools.partial(_collected, end)))
+
+
+def _collected(end: Callable[[], None], ref: weakref.ref[Any]) -> None:
+    _collection_ends.discard(ref)
+    end()
+
+
+@atexit.register
+def _end_uncollected() -> None:
+    """At exit, end the calls of streams still alive (as `weakref.finalize` does)."""
+    for ref in list(_collection_ends):
+        callback = ref.__callback__
+        if callback is not None:
+            callback(ref)
 
 
 class StreamObserver:
@@ -285,7 +311,7 @@ def meter_stream(stream: Any, observer: StreamObserver, *, iterator_attr: str = 
         response = getattr(stream, "response", None)
         if response is not None:
             hook_close(response, "close", end, is_async=False)
-        weakref.finalize(stream, end)
+        end_when_collected(stream, end)
     except Exception as fault:
         record_fault("stream.wrap", fault)
         end()
@@ -314,7 +340,7 @@ def _handed_out(source: Any, observer: StreamObserver, *, is_async: bool) -> Any
         generator = (_metered_async_iterator if is_async else _metered_iterator)(source, observer, end)
         if not is_async:  # (`StreamEnd.on_close` looks at a sync generator's `gi_running`)
             end.generator = weakref.ref(generator)
-        weakref.finalize(generator, end)
+        end_when_collected(generator, end)
     except Exception as fault:
         record_fault("stream.wrap", fault)
         end()
@@ -330,7 +356,7 @@ def meter_async_stream(stream: Any, observer: StreamObserver, *, iterator_attr: 
         response = getattr(stream, "response", None)
         if response is not None:
             hook_close(response, "aclose", end, is_async=True)
-        weakref.finalize(stream, end)
+        end_when_collected(stream, end)
     except Exception as fault:
         record_fault("stream.wrap", fault)
         end()

@@ -9,7 +9,9 @@ finish event, or every event with vLLM's continuous usage stats), and Groq puts 
 and a usage genai-meter asked for is taken out of such an event (re-encoded without it) so the
 caller's chunk is what it would be uninstrumented. JSON is parsed only for events that carry usage
 (or, without one, for the first event), and for the finish events when there are several (`n` > 1:
-one finish reason per choice, in the choices' order).
+one finish reason per choice, in the choices' order). The usage-only event (no choices), the usual
+one, is recognised by a search and kept as bytes: its JSON is parsed where the call's ending is
+made, off the app's thread where it may be (~2.5 µs an event).
 Without usage, output tokens are estimated as one per piece of text streamed (a non-empty content,
 refusal or tool-call arguments; OpenAI streams one token a chunk), counted the same way as the
 chunk fallback (`ChatStreamObserver`) counts them; input from the prompt's length; the call is marked
@@ -73,6 +75,7 @@ class ChatEventMeter(ByteMeter):
         "usage_expected",
         "usage_marker",
         "usage_null_marker",
+        "usage_only_marker",
         "usage_payload",
     )
 
@@ -105,13 +108,15 @@ class ChatEventMeter(ByteMeter):
         self.prompt_chars = prompt_chars
         self.first_event: bytes | None = None
         self.finish_events: list[bytes] = []
-        self.usage_payload: dict[str, Any] | None = None
+        # the usage event's decoded JSON, or its bytes (a usage-only event: decoded by `_outcome`)
+        self.usage_payload: dict[str, Any] | bytes | None = None
         self.text_events = 0
         self.text_keys = text_keys
         self.text_markers = _COMPACT_CHAT_MARKERS if text_keys is CHAT_TEXT_KEYS else _text_markers(text_keys, b":")
         self.finish_marker = b'"finish_reason":"'
         self.usage_null_marker = b',"usage":null'
         self.usage_marker = b'"usage":{'
+        self.usage_only_marker = b'"choices":[]'
 
     def learn(self, region: bytes) -> bool:
         """The spacing of the first data event (not the whole region: it may be the whole body)."""
@@ -125,6 +130,7 @@ class ChatEventMeter(ByteMeter):
             self.finish_marker = b'"finish_reason": "'
             self.usage_null_marker = b', "usage": null'
             self.usage_marker = b'"usage": {'
+            self.usage_only_marker = b'"choices": []'
         return True
 
     def read(self, region: bytes) -> bytes:
@@ -185,7 +191,12 @@ class ChatEventMeter(ByteMeter):
         marker = self.usage_marker
         while at >= 0:
             start, end = self.event_bounds(region, at)
-            replacement = self._usage_event(event_json(region[start:end]))
+            event = region[start:end]
+            if self.usage_only_marker in event:  # the usage event, with no choices: decoded later
+                self.usage_payload = event
+                replacement = b"" if self.injected else None
+            else:
+                replacement = self._usage_event(event_json(event))
             if replacement is not None:
                 region = b"".join((region[:start], replacement, region[end:]))  # (one copy, where `+` makes two)
                 end = start + len(replacement)
@@ -221,11 +232,17 @@ class ChatEventMeter(ByteMeter):
             self.call.finish(**self._outcome(error))
         else:
             # Read where the call's ending is made (off the app's thread where it may be): all of
-            # it is this meter's own (the usage event's JSON it decoded), unchanged once the stream ended.
+            # it is this meter's own (the usage event, its bytes or its JSON), unchanged once the stream ended.
             self.call.finish_reading(functools.partial(self._outcome, error))
 
     def _outcome(self, error: BaseException | None) -> Outcome:
-        usage_payload = self.usage_payload
+        kept = self.usage_payload
+        usage_payload: dict[str, Any] | None
+        if type(kept) is bytes:
+            decoded = event_json(kept)
+            usage_payload = decoded if isinstance(decoded, dict) and isinstance(decoded.get("usage"), dict) else None
+        else:
+            usage_payload = kept if isinstance(kept, dict) else None
         raw_usage = usage_payload.get("usage") if usage_payload is not None else None
         usage, cost = with_reported_cost(openai_chat_usage(raw_usage), raw_usage)
         if usage is None and (error is None or self.first_event is not None):
