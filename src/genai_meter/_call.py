@@ -138,7 +138,10 @@ class Call:
         # The span attribute naming the service tier served, where the provider's API has one
         # (`openai.response.service_tier`); set by the instrumentor.
         self.service_tier_key: str | None = None
-        attrs = dict(_span_attributes(provider, operation, request_model, server, stream))
+        static = _static_span_attrs.get((provider, operation, request_model, server, stream))
+        attrs = dict(
+            static if static is not None else _span_attributes(provider, operation, request_model, server, stream)
+        )
         if attribution.user is not None:
             attrs[names.USER_ID] = attribution.user
         if attribution.tenant is not None:
@@ -198,17 +201,17 @@ class Call:
         self.done = True
         end_ns = time.time_ns()
         duration_s = (time.perf_counter_ns() - self.start_ns) / 1e9
+        # (a partial, made in C: a closure over four cells costs more to make)
+        self._run_or_defer(functools.partial(self._end_reading, read, duration_s, end_ns))
 
-        def ending() -> None:
-            try:
-                outcome = read()
-                missing = self._estimate_if_missing(outcome)
-            except Exception as fault:
-                record_fault("call.finish", fault)
-                outcome, missing = {"usage": None}, False
-            self._end(outcome, missing, duration_s, end_ns)
-
-        self._run_or_defer(ending)
+    def _end_reading(self, read: Callable[[], Outcome], duration_s: float, end_ns: int) -> None:
+        try:
+            outcome = read()
+            missing = self._estimate_if_missing(outcome)
+        except Exception as fault:
+            record_fault("call.finish", fault)
+            outcome, missing = {"usage": None}, False
+        self._end(outcome, missing, duration_s, end_ns)
 
     def _run_or_defer(self, ending: Callable[[], None]) -> None:
         """Queue the call's ending for the drain where it may wait, else (or when it cannot be

@@ -281,38 +281,32 @@ def _chat_usage(
 
 def _plain_chat_usage(usage: dict[str, Any]) -> Usage | None:
     """`openai_chat_usage` of decoded JSON whose counts are all plain valid integers (what OpenAI
-    sends), read without a `_Reader`; None for anything else, which the general reader then reads."""
+    sends), read without a `_Reader`; None for anything else (null, negative, fractional or absurd
+    counts, audio tokens), which the general reader then reads and marks."""
     prompt = usage.get("prompt_tokens")
     completion = usage.get("completion_tokens")
-    if type(prompt) is not int or type(completion) is not int:
+    if not (type(prompt) is int and type(completion) is int and 0 <= prompt <= MAX_TOKEN_COUNT):
         return None
-    cached = cache_write = reasoning = audio_in = audio_out = 0
-    prompt_details = usage.get("prompt_tokens_details")
-    if prompt_details is not None:
-        if type(prompt_details) is not dict:
-            return None
-        cached = prompt_details.get("cached_tokens", 0)
-        cache_write = prompt_details.get("cache_write_tokens", 0)
-        audio_in = prompt_details.get("audio_tokens", 0)
-    completion_details = usage.get("completion_tokens_details")
-    if completion_details is not None:
-        if type(completion_details) is not dict:
-            return None
-        reasoning = completion_details.get("reasoning_tokens", 0)
-        audio_out = completion_details.get("audio_tokens", 0)
-    if audio_in or audio_out:  # (rare: read by the general reader, which checks them too)
+    if not 0 <= completion <= MAX_TOKEN_COUNT:
         return None
-    if not (
-        type(cached) is int
-        and type(cache_write) is int
-        and type(reasoning) is int
-        and 0 <= prompt <= MAX_TOKEN_COUNT
-        and 0 <= completion <= MAX_TOKEN_COUNT
-        and 0 <= cached <= MAX_TOKEN_COUNT
-        and 0 <= cache_write <= MAX_TOKEN_COUNT
-        and 0 <= reasoning <= MAX_TOKEN_COUNT
-    ):
-        return None  # (null, negative, fractional or absurd: the general reader marks it suspect)
+    cached = cache_write = reasoning = 0
+    details = usage.get("prompt_tokens_details")
+    if details is not None:
+        if type(details) is not dict or details.get("audio_tokens"):
+            return None
+        cached = details.get("cached_tokens", 0)
+        cache_write = details.get("cache_write_tokens", 0)
+        if not (type(cached) is int and type(cache_write) is int and 0 <= cached <= MAX_TOKEN_COUNT):
+            return None
+        if not 0 <= cache_write <= MAX_TOKEN_COUNT:
+            return None
+    details = usage.get("completion_tokens_details")
+    if details is not None:
+        if type(details) is not dict or details.get("audio_tokens"):
+            return None
+        reasoning = details.get("reasoning_tokens", 0)
+        if not (type(reasoning) is int and 0 <= reasoning <= MAX_TOKEN_COUNT):
+            return None
     return _chat_usage(prompt, completion, cached, cache_write, reasoning, False)
 
 

@@ -15,6 +15,7 @@ of genai-meter's own code is a fault.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import time
@@ -41,6 +42,12 @@ class Metered(NamedTuple):
     send_kwargs: dict[str, Any]
     on_result: Callable[[Any], Any]
     on_error: Callable[[Call, BaseException], None] | None = None
+
+
+# `Metered(...)` made with all four fields, without the Python `__new__` a NamedTuple's call runs
+new_metered: Callable[[tuple[Call, dict[str, Any], Callable[[Any], Any], Any]], Metered] = functools.partial(
+    tuple.__new__, Metered
+)
 
 
 class ResponseError(Exception):

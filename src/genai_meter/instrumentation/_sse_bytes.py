@@ -183,7 +183,11 @@ class _End(StreamEnd):
     __slots__ = ("sdk_iterator",)
 
     def __init__(self, observer: StreamObserver, sdk_iterator: Any) -> None:
-        super().__init__(observer)
+        # (`StreamEnd`'s fields set here, not through its `__init__`: one is made for every stream)
+        self.observer = observer
+        self.reading = False
+        self.generator = None
+        self.hooks = []
         self.sdk_iterator: weakref.ref[Any] | None = weakref.ref(sdk_iterator) if sdk_iterator is not None else None
 
     def error_at_close(self) -> BaseException | None:

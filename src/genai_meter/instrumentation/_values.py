@@ -23,23 +23,35 @@ _Info = TypeVar("_Info")
 
 class ClientCache(Generic[_Info]):
     """What a provider's client object resolves to (provider, server, ...), kept per client and made
-    again under a new runtime (`configure()`): a call pays a dict lookup, not a URL's parsing."""
+    again under a new runtime (`configure()`): a call pays a dict lookup, not a URL's parsing.
+
+    Keyed by the client's `id`, each entry holding a weak reference to its client, whose callback
+    removes it: a `WeakKeyDictionary` makes a weak reference and runs two Python frames per look-up."""
 
     __slots__ = ("_entries",)
 
     def __init__(self) -> None:
-        self._entries: weakref.WeakKeyDictionary[Any, tuple[object, _Info]] = weakref.WeakKeyDictionary()
+        self._entries: dict[int, tuple[weakref.ref[Any], object, _Info]] = {}
 
     def get(self, client: Any, runtime: object) -> _Info | None:
-        cached = self._entries.get(client)
-        return cached[1] if cached is not None and cached[0] is runtime else None
+        entry = self._entries.get(id(client))
+        if entry is not None and entry[1] is runtime and entry[0]() is client:
+            return entry[2]
+        return None
 
     def put(self, client: Any, runtime: object, info: _Info) -> _Info:
+        key = id(client)
         try:
-            self._entries[client] = (runtime, info)
+            held = weakref.ref(client, functools.partial(self._forget, key))
         except TypeError:  # (a client that takes no weak reference: worked out per call)
-            pass
+            return info
+        self._entries[key] = (held, runtime, info)
         return info
+
+    def _forget(self, key: int, held: weakref.ref[Any]) -> None:
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] is held:
+            self._entries.pop(key, None)
 
 
 def configured_provider(host: str, port: object, configured: Mapping[str, str]) -> str | None:

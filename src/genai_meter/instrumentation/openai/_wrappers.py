@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from ... import names
 from ..._call import Call, begin_call
 from ..._runtime import get_runtime
-from .._metering import Metered, budget_estimate, capture_input, metered_call, metered_call_async
+from .._metering import Metered, budget_estimate, capture_input, metered_call, metered_call_async, new_metered
 from .._sse_bytes import EventItemMeter, meter_response_bytes, meter_stream_bytes
 from .._streams import StreamObserver, meter_async_stream, meter_stream
 from .._values import RawResponses, content_chars, finish_received, number, text
@@ -46,6 +46,9 @@ class Request(NamedTuple):
 
     def prompt_chars(self) -> int:
         return content_chars(self.prompt)
+
+
+_new_request: Callable[[tuple[Any, ...]], Request] = functools.partial(tuple.__new__, Request)
 
 
 @dataclass(frozen=True)
@@ -86,14 +89,19 @@ def _read_request(operation: Operation, kwargs: dict[str, Any]) -> Request:
         value = kwargs.get(key)
         if value is not None and (max_output := number(value)) is not None:
             break
-    return Request(
-        model=text(kwargs.get("model")) or "unknown",
-        stream=stream,
-        user=text(kwargs.get("user")) or text(kwargs.get("safety_identifier")),
-        max_output_tokens=max_output,
-        prompt=kwargs.get(operation.prompt_key),
-        include_usage=_include_usage(kwargs) if stream else False,
-        single_choice=stream and _single_choice(kwargs),
+    model = kwargs.get("model")
+    user = kwargs.get("user")
+    # (`text` of each, its usual case tested in place; a `Request` made without a keyword call)
+    return _new_request(
+        (
+            model if type(model) is str and model else text(model) or "unknown",
+            stream,
+            user if type(user) is str and user else text(user) or text(kwargs.get("safety_identifier")),
+            max_output,
+            kwargs.get(operation.prompt_key),
+            _include_usage(kwargs) if stream else False,
+            stream and _single_choice(kwargs),
+        )
     )
 
 
@@ -149,7 +157,7 @@ def _begin(operation: Operation, is_async: bool, instance: Any, kwargs: dict[str
     # `functools.partial` (made in C) binds the call to `_on_result`: the closures it replaces cost
     # ~30 opcodes a call to make.
     on_result = functools.partial(_on_result, operation, is_async, call, request, inject)
-    return Metered(call, _with_include_usage(kwargs) if inject else kwargs, on_result, operation.on_error)
+    return new_metered((call, _with_include_usage(kwargs) if inject else kwargs, on_result, operation.on_error))
 
 
 def _on_result(operation: Operation, is_async: bool, call: Call, request: Request, inject: bool, result: Any) -> Any:
