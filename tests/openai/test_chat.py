@@ -7,6 +7,7 @@ from typing import Any
 
 import openai
 import pytest
+from opentelemetry import context as otel_context
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from genai_meter import names
@@ -380,3 +381,19 @@ def test_groq_usage_under_x_groq_is_read_without_injection(
     assert attrs[names.PROVIDER_NAME] == "groq"
     assert names.USAGE_ESTIMATED not in attrs
     assert (attrs[names.USAGE_INPUT_TOKENS], attrs[names.USAGE_OUTPUT_TOKENS]) == (1000, 500)
+
+
+@pytest.mark.parametrize("key", ["suppress_instrumentation", otel_context._SUPPRESS_INSTRUMENTATION_KEY])
+def test_either_suppression_key_alone_leaves_the_call_unmetered(
+    key: str, telemetry: Telemetry, fake_provider: Any
+) -> None:
+    """Each of the two context keys that `suppress_instrumentation()` sets suppresses metering by
+    itself (the older plain key is what some instrumentations set alone)."""
+    token = otel_context.attach(otel_context.set_value(key, True))
+    try:
+        client(fake_provider).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    finally:
+        otel_context.detach(token)
+    assert telemetry.spans() == []
+    client(fake_provider).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert len(telemetry.spans()) == 1

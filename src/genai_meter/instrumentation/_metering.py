@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.context import get_current
 
 from .. import names
 from .._call import Call, call_attribution
@@ -30,6 +30,23 @@ from .._faults import record_fault
 from .._runtime import Runtime
 from .._usage import estimate_tokens, new_usage
 from ._patching import Wrapper
+
+try:
+    from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+except ImportError:  # (an API without it: only the plain key, which instrumentations set too)
+    _SUPPRESS_INSTRUMENTATION_KEY = "suppress_instrumentation"
+
+
+# The two context keys that suppress instrumentation (`opentelemetry.instrumentation.utils`'s
+# `is_instrumentation_enabled` reads both, each through `get_value`: three Python frames each).
+_SUPPRESS_KEYS = (_SUPPRESS_INSTRUMENTATION_KEY, "suppress_instrumentation")
+
+
+def _suppressed() -> bool:
+    """Whether the current context suppresses instrumentation (`not is_instrumentation_enabled()`),
+    with one look at the context."""
+    context = get_current()
+    return bool(context.get(_SUPPRESS_KEYS[0]) or context.get(_SUPPRESS_KEYS[1]))
 
 
 class Metered(NamedTuple):
@@ -85,7 +102,7 @@ def metered_call(
     begin: Callable[[dict[str, Any]], Metered],
 ) -> Any:
     """Run one synchronous SDK call under metering."""
-    if not is_instrumentation_enabled():
+    if _suppressed():
         return send(kwargs)
     try:
         call, send_kwargs, on_result, on_error = begin(kwargs)
@@ -123,7 +140,7 @@ async def metered_call_async(
     begin: Callable[[dict[str, Any]], Metered],
 ) -> Any:
     """Run one asynchronous SDK call under metering; `on_result` may return an awaitable."""
-    if not is_instrumentation_enabled():
+    if _suppressed():
         return await send(kwargs)
     try:
         call, send_kwargs, on_result, on_error = begin(kwargs)
