@@ -233,3 +233,25 @@ def test_a_plain_stream_is_metered_through_its_decoder_not_its_response(
     for _chunk in stream:
         assert "iter_bytes" not in vars(stream.response)
     assert (telemetry.only_span().attributes or {})[names.COST_USD] == pytest.approx(EXPECTED_COST, abs=1e-9)
+
+
+def test_an_ended_stream_leaves_nothing_to_do_at_its_collection(telemetry: Telemetry, fake_provider: Any) -> None:
+    """A stream's end at garbage collection is held only until its call ends another way: a stream
+    read to the end and still held by the app keeps no callback registered, and one never read is
+    ended by its collection."""
+    from genai_meter.instrumentation import _streams
+
+    before = set(_streams._collection_ends)  # (another test's stream may still be alive)
+    held = [_stream(fake_provider) for _ in range(3)]
+    unread = _stream(fake_provider)
+    assert len(_streams._collection_ends - before) == 4
+    for stream in held:
+        for _chunk in stream:
+            pass
+    assert [ref() for ref in _streams._collection_ends - before] == [unread]
+    assert len(telemetry.spans()) == 3
+    del unread
+    gc.collect()
+    assert not _streams._collection_ends - before
+    assert len(telemetry.spans()) == 4
+    assert len(held) == 3  # (held to the end: their calls ended by reading, not by collection)

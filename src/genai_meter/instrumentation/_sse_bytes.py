@@ -186,6 +186,7 @@ class _End(StreamEnd):
         # (`StreamEnd`'s fields set here, not through its `__init__`: one is made for every stream)
         self.observer = observer
         self.reading = False
+        self.collection = None
         self.generator = None
         self.hooks = []
         self.sdk_iterator: weakref.ref[Any] | None = weakref.ref(sdk_iterator) if sdk_iterator is not None else None

@@ -29,14 +29,16 @@ _NOTHING = object()
 _collection_ends: set[weakref.ref[Any]] = set()
 
 
-def end_when_collected(stream: Any, end: Callable[[], None]) -> None:
+def end_when_collected(stream: Any, end: StreamEnd) -> None:
     """Call `end()` when `stream` is garbage collected, or at the interpreter's exit if it is still
-    alive then: what `end_when_collected(stream, end)` does, without its registry's Python code
-    (~70 opcodes a stream). `end` must be safe to call more than once (a `StreamEnd` is)."""
-    _collection_ends.add(weakref.ref(stream, functools.partial(_collected, end)))
+    alive then: what `weakref.finalize(stream, end)` does, without its registry's Python code
+    (~70 opcodes a stream). Once the call has ended another way, `end` lets the reference go (no
+    callback then)."""
+    end.collection = weakref.ref(stream, functools.partial(_collected, end))
+    _collection_ends.add(end.collection)
 
 
-def _collected(end: Callable[[], None], ref: weakref.ref[Any]) -> None:
+def _collected(end: StreamEnd, ref: weakref.ref[Any]) -> None:
     _collection_ends.discard(ref)
     end()
 
@@ -128,11 +130,12 @@ class StreamEnd:
     for sync ones the generator's own `gi_running` does, at no cost per item.
     """
 
-    __slots__ = ("generator", "hooks", "observer", "reading")
+    __slots__ = ("collection", "generator", "hooks", "observer", "reading")
 
     def __init__(self, observer: StreamObserver) -> None:
         self.observer = observer
         self.reading = False
+        self.collection: weakref.ref[Any] | None = None  # (see `end_when_collected`)
         # A weak reference: `end` is kept by the stream's finalizer, and the generator (through the
         # SDK's own generator) keeps the stream; a strong one would keep the stream alive for ever.
         self.generator: weakref.ref[Any] | None = None
@@ -181,6 +184,9 @@ class StreamEnd:
                 observer.call.finish(usage=None, error=error)
         if self.hooks:
             self.unhook()
+        if self.collection is not None:  # (ended: nothing to do when the stream is collected)
+            _collection_ends.discard(self.collection)
+            self.collection = None
 
 
 def _metered_iterator(source: Iterator[Any], observer: StreamObserver, end: StreamEnd) -> Iterator[Any]:
