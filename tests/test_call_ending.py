@@ -42,9 +42,9 @@ def test_the_end_attributes_are_checked_as_add_span_attributes_checks_them(
     seen: list[tuple[dict[str, Any], bool]] = []
     original = _call.add_span_attributes
 
-    def spy(span: Any, attrs: dict[str, Any], plain: bool) -> None:
+    def spy(span: Any, attrs: dict[str, Any], plain: bool, store: Any = None) -> None:
         seen.append((dict(attrs), plain))
-        original(span, attrs, plain)
+        original(span, attrs, plain, store)
 
     monkeypatch.setattr(_call, "add_span_attributes", spy)
     with instrumented(OpenAIInstrumentor(), ledger_url="off", capture_content=True) as telemetry:

@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.trace import INVALID_SPAN, SpanKind
 
-from genai_meter._span_attributes import add_span_attributes, start_client_span
+from genai_meter._span_attributes import add_span_attributes, start_client_span, start_client_span_taking
 
 OUTCOME = {
     "genai_meter.outcome": "ok",
@@ -179,3 +179,21 @@ def test_a_processor_that_reads_at_the_start_is_given_the_attributes() -> None:
     tracing.provider.add_span_processor(reader)
     start_client_span(provider_of, "chat", dict(START), 1_000).end()
     assert reader.seen == [START]
+
+
+@pytest.mark.parametrize("limit", [None, 6, 10], ids=["no-limit", "over-the-limit", "within-the-limit"])
+def test_the_store_found_at_the_start_takes_the_end_attributes_as_the_sdk_would(limit: int | None) -> None:
+    """The attribute store `start_client_span_taking` hands back is used at the span's end with its
+    count checked again: past the count limit the SDK adds (and drops) them, as it would have."""
+    tracing = _Tracing(SpanLimits(max_span_attributes=limit) if limit is not None else None)
+    span, store = start_client_span_taking(tracing.tracer, "ours", dict(START), 1_000)
+    assert store is not None
+    add_span_attributes(span, OUTCOME, True, store)
+    span.end()
+    sdk = tracing.tracer.start_span("sdk", attributes=dict(START))
+    sdk.set_attributes(OUTCOME)
+    sdk.end()
+    exported = {span.name: span for span in tracing.exporter.get_finished_spans()}
+    assert dict(exported["ours"].attributes or {}) == dict(exported["sdk"].attributes or {})
+    assert exported["ours"].dropped_attributes == exported["sdk"].dropped_attributes
+    assert exported["ours"].dropped_attributes == (0 if limit in (None, 10) else 4)

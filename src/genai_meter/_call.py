@@ -23,7 +23,7 @@ from ._faults import record_fault
 from ._metrics import LabelKey
 from ._record import CallRecord, new_request_id
 from ._runtime import Runtime
-from ._span_attributes import add_span_attributes, is_plain_value, start_client_span
+from ._span_attributes import add_span_attributes, is_plain_value, start_client_span_taking
 from ._span_export import endings_deferrable
 from ._usage import Usage, estimated_usage
 from .pricing import Cost, price_ids
@@ -107,6 +107,7 @@ class Call:
         "span",
         "start_ns",
         "start_time",
+        "store",
         "stream",
         "timed",
     )
@@ -154,7 +155,9 @@ class Call:
         # The app's context now: the span's parent, and what `activate` makes it current in. Handed to
         # the SDK, it saves the SDK's own lookups of it (the tracer's, its sampler's) and `activate`'s.
         self.context: otel_context.Context | None = otel_context.get_current()
-        self.span: Span = start_client_span(
+        # (the span's attribute store, where its start attributes went straight into it: see `_span_attributes`)
+        self.span: Span
+        self.span, self.store = start_client_span_taking(
             runtime.tracer, f"{operation} {request_model}", attrs, start_ns, self.context
         )
         # whether `finish` may leave the recording to a drain off the app's thread (`_span_export`)
@@ -207,7 +210,10 @@ class Call:
     def _end_reading(self, read: Callable[[], Outcome], duration_s: float, end_ns: int) -> None:
         try:
             outcome = read()
-            missing = self._estimate_if_missing(outcome)
+            if outcome["usage"] is not None:  # (the usual case: nothing to estimate)
+                self.prompt_chars, missing = None, False
+            else:
+                missing = self._estimate_if_missing(outcome)
         except Exception as fault:
             record_fault("call.finish", fault)
             outcome, missing = {"usage": None}, False
@@ -343,7 +349,7 @@ class Call:
         if output_messages is not None and runtime.config.capture_content:
             attrs[names.OUTPUT_MESSAGES] = output_messages
             plain = plain and is_plain_value(output_messages)
-        add_span_attributes(span, attrs, plain)
+        add_span_attributes(span, attrs, plain, self.store)
 
         metrics = runtime.metrics
         metrics.record_call(

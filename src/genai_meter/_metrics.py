@@ -49,7 +49,9 @@ class _BoundedValues:
     def _after_fork(self) -> None:
         self._lock = threading.Lock()  # (the set is only added to: the child's copy is whole)
 
-    def __call__(self, value: str | None) -> str:
+    def admit(self, value: str | None) -> str:
+        """`value` itself while under the cap (or seen before), else the overflow value; "" for None.
+        (A method: calling an instance through `__call__` looks the method up per call.)"""
         if value is None:
             return ""
         if value in self._seen:
@@ -465,8 +467,8 @@ class CallMetrics:
             model,
             operation,
             feature or "",
-            self._tenants(tenant) if self._tenant_labels else "",
-            self._users(user) if self._user_labels else "",
+            self._tenants.admit(tenant) if self._tenant_labels else "",
+            self._users.admit(user) if self._user_labels else "",
         )
 
     def histogram_attributes(

@@ -73,10 +73,15 @@ def _store_taking(span: Span, attributes: Mapping[str, Any]) -> Any:
     return None
 
 
-def _add_plain(span: Span, attributes: Mapping[str, Any]) -> bool:
-    """Put plain `attributes` straight into an SDK span's store; False where the SDK must do it."""
-    store = _store_taking(span, attributes)
+def _add_plain(span: Span, attributes: Mapping[str, Any], store: Any = None) -> bool:
+    """Put plain `attributes` straight into an SDK span's store; False where the SDK must do it.
+    `store`: the span's store as `_store_taking` found it at the span's start (its kind and limits
+    do not change; only its count is checked again)."""
     if store is None:
+        store = _store_taking(span, attributes)
+        if store is None:
+            return False
+    elif store.maxlen is not None and len(store._dict) + len(attributes) > store.maxlen:
         return False
     with span._lock:  # type: ignore[attr-defined]
         if span._end_time is None:  # type: ignore[attr-defined]
@@ -86,15 +91,18 @@ def _add_plain(span: Span, attributes: Mapping[str, Any]) -> bool:
     return False
 
 
-def add_span_attributes(span: Span, attributes: Mapping[str, Any], plain: bool | None = None) -> None:
+def add_span_attributes(
+    span: Span, attributes: Mapping[str, Any], plain: bool | None = None, store: Any = None
+) -> None:
     """`span.set_attributes(attributes)`, without the per-value cleaning where it is redundant.
 
     `plain`: the caller's own verdict on the values, where it has one (made plain by construction,
     the rest checked with `is_plain_value`: a call's end attributes, ~300 opcodes less than checking
-    all); without it they are checked here."""
+    all); without it they are checked here. `store`: what `start_client_span_taking` returned with
+    the span, if anything."""
     if plain is None:
         plain = type(span) is _SdkSpan and _plain(attributes)
-    if not (plain and _add_plain(span, attributes)):
+    if not (plain and _add_plain(span, attributes, store)):
         span.set_attributes(attributes)
 
 
@@ -135,17 +143,6 @@ def _start_attributes_unread(tracer: Tracer) -> bool:
     return unread
 
 
-def _start_plain(span: Span, attributes: Mapping[str, Any]) -> bool:
-    """`_add_plain` on a span that `start_span` has just returned under `_start_attributes_unread`:
-    no other thread can hold it yet (no processor kept it at its start), so the store is filled
-    without the two locks; the store's own limits are checked all the same."""
-    store = _store_taking(span, attributes)
-    if store is None:
-        return False
-    store._dict.update(attributes)
-    return True
-
-
 def start_client_span(
     tracer: Tracer, name: str, attributes: dict[str, Any], start_time: int, context: Context | None = None
 ) -> Span:
@@ -155,10 +152,25 @@ def start_client_span(
     The caller hands plain values only (str, bool, int, float: a call's start attributes are made
     so by `_call`, from text the request and the attribution hold), so they are not checked again
     here; any other value would reach the SDK's store uncleaned."""
+    return start_client_span_taking(tracer, name, attributes, start_time, context)[0]
+
+
+def start_client_span_taking(
+    tracer: Tracer, name: str, attributes: dict[str, Any], start_time: int, context: Context | None = None
+) -> tuple[Span, Any]:
+    """`start_client_span`, and the span's attribute store where the attributes went straight into
+    it (else None), for `add_span_attributes` at the span's end to use without finding it again.
+
+    Under `_start_attributes_unread` no other thread can hold the new span yet (no processor kept
+    it at its start), so the store is filled without the two locks; its own limits are checked
+    all the same."""
     if _start_attributes_unread(tracer):
         span = tracer.start_span(name, context, kind=_CLIENT, start_time=start_time)
-        if not _start_plain(span, attributes):
+        store = _store_taking(span, attributes)
+        if store is None:
             span.set_attributes(attributes)
-        return span
+        else:
+            store._dict.update(attributes)
+        return span, store
     # (a custom sampler or processor is handed what it always was: None, the current context)
-    return tracer.start_span(name, kind=_CLIENT, attributes=attributes, start_time=start_time)
+    return tracer.start_span(name, kind=_CLIENT, attributes=attributes, start_time=start_time), None

@@ -59,7 +59,9 @@ _WHITE_SPACE = " \t\n\r"  # JSON's
 
 def event_json(event: bytes) -> Any:
     """The JSON of an event's `data:` line(s), or None (where `json.loads` would raise ValueError)."""
-    body = _data(event, event.find(b"data:"))
+    start = event.find(b"data:")
+    # (the usual event: one `data:` line, its text the rest of the event, read without `_data`)
+    body = event[start + 5 :] if start >= 0 and event.find(b"data:", start + 5) < 0 else _data(event, start)
     try:  # (SSE is UTF-8: decoded here, the encoding of bytes need not be detected)
         text = body.decode()
         value, end = _DECODER.raw_decode(text, len(text) - len(text.lstrip(_WHITE_SPACE)))

@@ -148,7 +148,11 @@ def _begin(operation: Operation, is_async: bool, instance: Any, kwargs: dict[str
         info.server,
         request.stream,
         request.user,
-        budget_estimate(runtime, info.provider, request.model, prompt_chars, request.max_output_tokens),
+        (
+            budget_estimate(runtime, info.provider, request.model, prompt_chars, request.max_output_tokens)
+            if runtime.guard is not None
+            else None
+        ),
         prompt_chars=prompt_chars,
     )
     call.service_tier_key = names.OPENAI_RESPONSE_SERVICE_TIER
