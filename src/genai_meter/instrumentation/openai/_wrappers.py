@@ -166,7 +166,8 @@ def _begin(operation: Operation, is_async: bool, instance: Any, kwargs: dict[str
 
 def _on_result(operation: Operation, is_async: bool, call: Call, request: Request, inject: bool, result: Any) -> Any:
     """`Metered.on_result`: meter the stream in place, or end the call with the whole response."""
-    parsed = RAW_RESPONSES.parsed(result)
+    # (a raw response is parsed; any other result, the usual one, is itself: no call made for it)
+    parsed = RAW_RESPONSES.parsed(result) if isinstance(result, RAW_RESPONSES.types) else result
     if is_async and inspect.isawaitable(parsed):
         return _finish_async(operation, call, request, inject, result, parsed)
     _finish(operation, is_async, call, request, inject, parsed, parsed is not result)
@@ -187,9 +188,7 @@ def _finish(
         prompt_chars = request.prompt_chars
         if operation.raw_events:
             expected = inject or request.include_usage
-            meter = ChatEventMeter(
-                call, inject, prompt_chars, operation.text_keys, expected, single_choice=request.single_choice
-            )
+            meter = ChatEventMeter(call, inject, prompt_chars, operation.text_keys, expected, request.single_choice)
             if (not raw and meter_stream_bytes(parsed, meter, is_async)) or meter_response_bytes(
                 parsed, meter, is_async
             ):
