@@ -280,11 +280,11 @@ def measure_paired(scenario: Scenario, calls: int, pairs: int, seed: int, tracer
     instrumentor = scenario.instrumentor()
     instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
     configure(ledger_url="off")
-    metered_check = _metering.is_instrumentation_enabled
+    metered_check = _metering._suppressed
     collect = _collector(tracer_provider, reader)
 
     def block(metered: bool) -> tuple[float, float]:
-        _metering.is_instrumentation_enabled = metered_check if metered else (lambda: False)
+        _metering._suppressed = metered_check if metered else (lambda: True)
         scenario.call(scenario.client)  # untimed
         return _time_block(scenario.call, scenario.client, calls, collect)
 
@@ -299,7 +299,7 @@ def measure_paired(scenario: Scenario, calls: int, pairs: int, seed: int, tracer
             total_diffs.append(metered[1] - bare[1])
             bare_paths.append(bare[0])
     finally:
-        _metering.is_instrumentation_enabled = metered_check
+        _metering._suppressed = metered_check
         instrumentor.uninstrument()
     return {
         "bare_us": statistics.median(bare_paths),

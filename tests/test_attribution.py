@@ -8,6 +8,8 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import pytest
+
 import genai_meter
 from genai_meter import names
 from genai_meter._attribution import current_attribution
@@ -156,3 +158,19 @@ def test_values_that_are_not_plain_text_count_as_the_text_they_name() -> None:
     # "_Tier.GOLD")
     assert (attribution.user, attribution.tenant, attribution.feature) == ("42", "7", "search")
     assert all(type(value) is str for value in (attribution.user, attribution.tenant, attribution.feature))
+
+
+def test_a_block_s_attribution_is_the_dataclass_s_own() -> None:
+    """The attribution a block makes (through the slots' setters, not the dataclass's `__init__`) is
+    an `Attribution` like any other: equal, shown alike, frozen."""
+    import dataclasses
+
+    from genai_meter._attribution import Attribution
+
+    with genai_meter.attribute(user="u-1", tenant="t-1", feature="f-1") as made:
+        pass
+    assert type(made) is Attribution
+    assert made == Attribution(user="u-1", tenant="t-1", feature="f-1", metadata={})
+    assert repr(made) == repr(Attribution(user="u-1", tenant="t-1", feature="f-1", metadata={}))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.user = "u-2"  # type: ignore[misc]
