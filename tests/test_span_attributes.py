@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.trace import INVALID_SPAN, SpanKind
 
-from genai_meter._span_attributes import add_span_attributes, start_client_span, start_client_span_taking
+from genai_meter._span_attributes import add_span_attributes, start_client_span
 
 OUTCOME = {
     "genai_meter.outcome": "ok",
@@ -126,7 +126,7 @@ START = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini",
 def test_a_span_starts_with_its_attributes_uncleaned_under_the_default_set_up(cleanings: list[object]) -> None:
     tracing = _Tracing()
     cleanings.clear()
-    span = start_client_span(tracing.tracer, "chat gpt-4o-mini", dict(START), 1_000)
+    span, _store = start_client_span(tracing.tracer, "chat gpt-4o-mini", dict(START), 1_000)
     assert cleanings == []
     span.end()
     [exported] = tracing.exporter.get_finished_spans()
@@ -140,7 +140,7 @@ def test_a_span_starts_with_its_attributes_uncleaned_under_the_default_set_up(cl
 def test_the_sdk_samplers_are_known_not_to_read_attributes(sampler: Sampler, cleanings: list[object]) -> None:
     tracer = TracerProvider(sampler=sampler).get_tracer("test")
     cleanings.clear()
-    start_client_span(tracer, "chat", dict(START), 1_000).end()
+    start_client_span(tracer, "chat", dict(START), 1_000)[0].end()
     assert cleanings == []
 
 
@@ -158,7 +158,7 @@ class _TenantSampler(Sampler):
 
 def test_a_custom_sampler_is_given_the_attributes_at_the_start() -> None:
     provider = TracerProvider(sampler=_TenantSampler())
-    span = start_client_span(provider.get_tracer("test"), "chat", dict(START), 1_000)
+    span, _store = start_client_span(provider.get_tracer("test"), "chat", dict(START), 1_000)
     assert not span.is_recording()
 
 
@@ -174,19 +174,19 @@ def test_a_processor_that_reads_at_the_start_is_given_the_attributes() -> None:
     tracing = _Tracing()
     reader = _ReadsAtStart()
     provider_of = tracing.tracer  # the processor joins the provider after the tracer was made
-    span = start_client_span(provider_of, "chat", dict(START), 1_000)  # quiet processors: fast path
+    span, _store = start_client_span(provider_of, "chat", dict(START), 1_000)  # quiet processors: fast path
     span.end()
     tracing.provider.add_span_processor(reader)
-    start_client_span(provider_of, "chat", dict(START), 1_000).end()
+    start_client_span(provider_of, "chat", dict(START), 1_000)[0].end()
     assert reader.seen == [START]
 
 
 @pytest.mark.parametrize("limit", [None, 6, 10], ids=["no-limit", "over-the-limit", "within-the-limit"])
 def test_the_store_found_at_the_start_takes_the_end_attributes_as_the_sdk_would(limit: int | None) -> None:
-    """The attribute store `start_client_span_taking` hands back is used at the span's end with its
+    """The attribute store `start_client_span` hands back is used at the span's end with its
     count checked again: past the count limit the SDK adds (and drops) them, as it would have."""
     tracing = _Tracing(SpanLimits(max_span_attributes=limit) if limit is not None else None)
-    span, store = start_client_span_taking(tracing.tracer, "ours", dict(START), 1_000)
+    span, store = start_client_span(tracing.tracer, "ours", dict(START), 1_000)
     assert store is not None
     add_span_attributes(span, OUTCOME, True, store)
     span.end()

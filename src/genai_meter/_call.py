@@ -23,7 +23,7 @@ from ._faults import record_fault
 from ._metrics import LabelKey
 from ._record import CallRecord, new_request_id
 from ._runtime import Runtime
-from ._span_attributes import add_span_attributes, is_plain_value, start_client_span_taking
+from ._span_attributes import add_span_attributes, is_plain_value, start_client_span
 from ._span_export import endings_deferrable
 from ._usage import Usage, estimated_usage
 from .pricing import Cost, price_ids
@@ -157,7 +157,7 @@ class Call:
         self.context: otel_context.Context | None = otel_context.get_current()
         # (the span's attribute store, where its start attributes went straight into it: see `_span_attributes`)
         self.span: Span
-        self.span, self.store = start_client_span_taking(
+        self.span, self.store = start_client_span(
             runtime.tracer, f"{operation} {request_model}", attrs, start_ns, self.context
         )
         # whether `finish` may leave the recording to a drain off the app's thread (`_span_export`)
@@ -210,10 +210,7 @@ class Call:
     def _end_reading(self, read: Callable[[], Outcome], duration_s: float, end_ns: int) -> None:
         try:
             outcome = read()
-            if outcome["usage"] is not None:  # (the usual case: nothing to estimate)
-                self.prompt_chars, missing = None, False
-            else:
-                missing = self._estimate_if_missing(outcome)
+            missing = self._estimate_if_missing(outcome)
         except Exception as fault:
             record_fault("call.finish", fault)
             outcome, missing = {"usage": None}, False

@@ -98,7 +98,7 @@ def add_span_attributes(
 
     `plain`: the caller's own verdict on the values, where it has one (made plain by construction,
     the rest checked with `is_plain_value`: a call's end attributes, ~300 opcodes less than checking
-    all); without it they are checked here. `store`: what `start_client_span_taking` returned with
+    all); without it they are checked here. `store`: what `start_client_span` returned with
     the span, if anything."""
     if plain is None:
         plain = type(span) is _SdkSpan and _plain(attributes)
@@ -145,25 +145,17 @@ def _start_attributes_unread(tracer: Tracer) -> bool:
 
 def start_client_span(
     tracer: Tracer, name: str, attributes: dict[str, Any], start_time: int, context: Context | None = None
-) -> Span:
-    """`tracer.start_span(name, context, kind=CLIENT, attributes=..., start_time=...)`, the attributes added
-    without the SDK's cleaning where nothing reads them during the start.
+) -> tuple[Span, Any]:
+    """`tracer.start_span(name, context, kind=CLIENT, attributes=..., start_time=...)`, the attributes
+    added without the SDK's cleaning where nothing reads them during the start; with the span, its
+    attribute store where they went straight into it (else None), for `add_span_attributes` at the
+    span's end to use without finding it again.
 
     The caller hands plain values only (str, bool, int, float: a call's start attributes are made
     so by `_call`, from text the request and the attribution hold), so they are not checked again
-    here; any other value would reach the SDK's store uncleaned."""
-    return start_client_span_taking(tracer, name, attributes, start_time, context)[0]
-
-
-def start_client_span_taking(
-    tracer: Tracer, name: str, attributes: dict[str, Any], start_time: int, context: Context | None = None
-) -> tuple[Span, Any]:
-    """`start_client_span`, and the span's attribute store where the attributes went straight into
-    it (else None), for `add_span_attributes` at the span's end to use without finding it again.
-
-    Under `_start_attributes_unread` no other thread can hold the new span yet (no processor kept
-    it at its start), so the store is filled without the two locks; its own limits are checked
-    all the same."""
+    here; any other value would reach the SDK's store uncleaned. Under `_start_attributes_unread`
+    no other thread can hold the new span yet (no processor kept it at its start), so the store is
+    filled without the two locks; its own limits are checked all the same."""
     if _start_attributes_unread(tracer):
         span = tracer.start_span(name, context, kind=_CLIENT, start_time=start_time)
         store = _store_taking(span, attributes)

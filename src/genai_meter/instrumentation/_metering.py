@@ -37,16 +37,15 @@ except ImportError:  # (an API without it: only the plain key, which instrumenta
     _SUPPRESS_INSTRUMENTATION_KEY = "suppress_instrumentation"
 
 
-# The two context keys that suppress instrumentation (`opentelemetry.instrumentation.utils`'s
-# `is_instrumentation_enabled` reads both, each through `get_value`: three Python frames each).
-_SUPPRESS_KEYS = (_SUPPRESS_INSTRUMENTATION_KEY, "suppress_instrumentation")
+# The older of the two context keys that suppress instrumentation, which some instrumentations set alone
+_SUPPRESS_PLAIN_KEY = "suppress_instrumentation"
 
 
 def _suppressed() -> bool:
-    """Whether the current context suppresses instrumentation (`not is_instrumentation_enabled()`),
-    with one look at the context."""
+    """Whether the current context suppresses instrumentation: `not is_instrumentation_enabled()`,
+    which reads the context twice through `get_value` (three Python frames each), with one look."""
     context = get_current()
-    return bool(context.get(_SUPPRESS_KEYS[0]) or context.get(_SUPPRESS_KEYS[1]))
+    return bool(context.get(_SUPPRESS_INSTRUMENTATION_KEY) or context.get(_SUPPRESS_PLAIN_KEY))
 
 
 class Metered(NamedTuple):

@@ -59,9 +59,7 @@ _WHITE_SPACE = " \t\n\r"  # JSON's
 
 def event_json(event: bytes) -> Any:
     """The JSON of an event's `data:` line(s), or None (where `json.loads` would raise ValueError)."""
-    start = event.find(b"data:")
-    # (the usual event: one `data:` line, its text the rest of the event, read without `_data`)
-    body = event[start + 5 :] if start >= 0 and event.find(b"data:", start + 5) < 0 else _data(event, start)
+    body = _data(event, event.find(b"data:"))
     try:  # (SSE is UTF-8: decoded here, the encoding of bytes need not be detected)
         text = body.decode()
         value, end = _DECODER.raw_decode(text, len(text) - len(text.lstrip(_WHITE_SPACE)))
@@ -348,9 +346,7 @@ def meter_stream_bytes(stream: Any, meter: ByteMeter, is_async: bool) -> bool:
         return False
     end = _End(meter, getattr(stream, "_iterator", None))
     stream._decoder = _MeteredDecoder(decoder, meter, end)
-    # (`_end_on_close_or_collection`, written out: a call less for every stream)
-    hook_close(response, "aclose" if is_async else "close", end, is_async)
-    end_when_collected(stream, end)
+    _end_on_close_or_collection(stream, response, end, is_async)
     return True
 
 

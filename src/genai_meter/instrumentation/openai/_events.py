@@ -244,10 +244,7 @@ class ChatEventMeter(ByteMeter):
         else:
             usage_payload = kept if isinstance(kept, dict) else None
         raw_usage = usage_payload.get("usage") if usage_payload is not None else None
-        if type(raw_usage) is dict and "cost" not in raw_usage:  # (the usual case: no reported cost)
-            usage, cost = openai_chat_usage(raw_usage), None
-        else:
-            usage, cost = with_reported_cost(openai_chat_usage(raw_usage), raw_usage)
+        usage, cost = with_reported_cost(openai_chat_usage(raw_usage), raw_usage)
         if usage is None and (error is None or self.first_event is not None):
             # (a stream that failed before any of its events arrived was not billed: no estimate)
             self._count_uncounted()

@@ -148,11 +148,7 @@ def _begin(operation: Operation, is_async: bool, instance: Any, kwargs: dict[str
         info.server,
         request.stream,
         request.user,
-        (
-            budget_estimate(runtime, info.provider, request.model, prompt_chars, request.max_output_tokens)
-            if runtime.guard is not None
-            else None
-        ),
+        budget_estimate(runtime, info.provider, request.model, prompt_chars, request.max_output_tokens),
         prompt_chars=prompt_chars,
     )
     call.service_tier_key = names.OPENAI_RESPONSE_SERVICE_TIER
