@@ -19,9 +19,11 @@ from opentelemetry.sdk.metrics._internal.aggregation import _ExplicitBucketHisto
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
 from opentelemetry.sdk.metrics.view import View
 
-from genai_meter import _histogram_records as histogram_records
+from genai_meter import _sdk_views as sdk_views
 from genai_meter._faults import fault_counts, reset_faults
 from genai_meter._histogram_records import HistogramRecorder
+
+from ._recording import first_arguments
 
 BOUNDARIES = [1, 4, 16, 64, 256, 1024, 4096, 16384]
 CHAT = {
@@ -120,14 +122,7 @@ def test_same_points_as_record_in_cumulative_and_delta_readers_over_two_collecti
 
 
 def test_attributes_are_not_cleaned_again_per_value(monkeypatch: pytest.MonkeyPatch) -> None:
-    cleaned: list[object] = []
-    clean = sdk_measurement._clean_attribute_value  # type: ignore[attr-defined]
-
-    def counting_clean(*args: Any) -> Any:
-        cleaned.append(args[0])
-        return clean(*args)
-
-    monkeypatch.setattr(sdk_measurement, "_clean_attribute_value", counting_clean)
+    cleaned = first_arguments(monkeypatch, sdk_measurement, "_clean_attribute_value")
     side = _Side()
     HistogramRecorder(side.histogram).record(VALUES)
     assert cleaned == []
@@ -190,13 +185,6 @@ def test_the_sdks_aggregate_is_mirrored_and_any_other_is_called(monkeypatch: pyt
 
 @pytest.mark.parametrize("wrapper", [False, True], ids=["another method", "a wrapper of the SDK's"])
 def test_an_aggregate_that_is_not_the_mirrored_one_is_read_once(monkeypatch: pytest.MonkeyPatch, wrapper: bool) -> None:
-    read: list[object] = []
-    digest = histogram_records._source_digest
-
-    def counting_digest(function: Any) -> str:
-        read.append(function)
-        return digest(function)
-
     sdk_aggregate = _ExplicitBucketHistogramAggregation.aggregate
 
     def other_aggregate(self: Any, measurement: Any, should_sample_exemplar: bool = True) -> None:
@@ -204,7 +192,7 @@ def test_an_aggregate_that_is_not_the_mirrored_one_is_read_once(monkeypatch: pyt
 
     if wrapper:  # its source as `inspect` reads it (through __wrapped__) is the SDK's own
         other_aggregate = functools.wraps(sdk_aggregate)(other_aggregate)
-    monkeypatch.setattr(histogram_records, "_source_digest", counting_digest)
+    read = first_arguments(monkeypatch, sdk_views, "source_digest")
     monkeypatch.setattr(_ExplicitBucketHistogramAggregation, "aggregate", other_aggregate)
     side = _Side()
     recorder = HistogramRecorder(side.histogram)

@@ -31,10 +31,7 @@ a fault once, and the public path kept from then on). Tests compare what both pa
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 import math
-import re
 import time
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
@@ -48,16 +45,12 @@ from opentelemetry.metrics import Histogram
 
 from ._faults import record_fault
 from ._identity_cache import IdentityCache
+from ._sdk_views import SDK_INTERNALS, ViewMatches, hash_attributes, mirrors
 
-try:
-    from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, TraceBasedExemplarFilter
-    from opentelemetry.sdk.metrics._internal._view_instrument_match import _hash_attributes
+if SDK_INTERNALS:
     from opentelemetry.sdk.metrics._internal.instrument import _Histogram as _SdkHistogram
     from opentelemetry.sdk.metrics._internal.measurement import Measurement as _Measurement
-    from opentelemetry.sdk.metrics._internal.measurement_consumer import SynchronousMeasurementConsumer
-
-    _QUIET_FILTERS: tuple[type, ...] = (AlwaysOffExemplarFilter, TraceBasedExemplarFilter)
-except ImportError:  # no OTel SDK, or one without these internals: the public record only
+else:  # the public record only
     _SdkHistogram = None  # type: ignore[assignment,misc]
 
 _EMPTY_CONTEXT = Context()
@@ -65,12 +58,8 @@ _NUMBERS = (int, float)
 _NUMBER_TYPES = frozenset(_NUMBERS)
 _MAX_KEYS = 20_000  # attribute mappings whose hashed key is kept (per model, endpoint and error type)
 # The sha256 of `_ExplicitBucketHistogramAggregation.aggregate`'s source without comments and
-# spacing (`_source_digest`), in the OTel SDK versions whose code `HistogramRecorder._aggregate` mirrors.
+# spacing (`_sdk_views.source_digest`), in the OTel SDK versions whose code `HistogramRecorder._aggregate` mirrors.
 _MIRRORED_AGGREGATE_DIGESTS = frozenset({"3bff7765aa1574ce506feb8543bdb2c0fdf8baaa6cad4de9103bb596b06b9809"})
-# each aggregate function `_mirrors` has read -> whether it is the mirrored one
-_mirrored_verdicts: IdentityCache[bool] = IdentityCache(100)
-_COMMENT_OR_SPACE = re.compile(r"#[^\n]*|\s+")
-_VIEW_MATCH_PARTS = ("_lock", "_attributes_aggregation", "consume_measurement", "_view")
 
 
 def _recordable(values: list[float]) -> bool:
@@ -84,24 +73,16 @@ def _recordable(values: list[float]) -> bool:
         return False
 
 
-def _source_digest(function: Any) -> str:
-    return hashlib.sha256(_COMMENT_OR_SPACE.sub("", inspect.getsource(function)).encode()).hexdigest()
-
-
 class HistogramRecorder:
     """Records (value, attributes) pairs into one histogram (see the module's docstring)."""
 
-    __slots__ = ("_histogram", "_keys", "_matched", "_mirrored", "_taken", "broken", "fast_records")
+    __slots__ = ("_keys", "_mirrored", "_taken", "_views", "fast_records")
 
     def __init__(self, histogram: Histogram) -> None:
-        self._histogram = histogram
+        self._views = ViewMatches(histogram, _SdkHistogram, "metrics.histogram")
         self._keys: IdentityCache[Any] = IdentityCache(_MAX_KEYS)  # attribute mapping -> the SDK's key for it
-        # (the consumer's reader storages, their view matches): the storages mapping is replaced, never
-        # changed, when a reader is added or removed, and a storage's matches never change once made
-        self._matched: tuple[object, list[tuple[Any, bool]]] = (None, [])
         self._mirrored: object = None  # the SDK's aggregate method once `_mirrors` has checked it
         self._taken = 0  # how many of its group the view `_into_view` works on has taken
-        self.broken = False  # a surprise in the SDK's internals: the public record from then on
         self.fast_records = 0  # values that went straight to their aggregations (for tests and benchmarks)
 
     def record(self, values: Iterable[tuple[float, Mapping[str, str]]]) -> None:
@@ -124,7 +105,7 @@ class HistogramRecorder:
         """Record each group's values (in their order) with its attributes, as `record` does with
         the same pairs: callers that have their values grouped by mapping already (the deferred
         records) skip its grouping per value. The mappings must not change once handed over."""
-        matches = self._view_matches()
+        matches = self._views.get()
         if matches is None:
             self._record_public((value, attributes) for attributes, values in groups for value in values)
             return
@@ -143,7 +124,7 @@ class HistogramRecorder:
                     self._into_view(match, locked, key, attributes, group_values, now)
                     first = False
             except Exception as fault:
-                self._fail(fault)
+                self._views.fail(fault)
                 # Views take a group in their order: the values the first view had not taken are in
                 # none, and the public record gives them to all (those it had may be in some only).
                 missed = group_values[self._taken :] if first else []
@@ -163,9 +144,10 @@ class HistogramRecorder:
                 self._record_public(((value, attributes),))
         return kept
 
-    def _fail(self, fault: Exception) -> None:
-        record_fault("metrics.histogram", fault)
-        self.broken = True
+    @property
+    def broken(self) -> bool:
+        """A surprise in the SDK's internals: the public record from then on."""
+        return self._views.broken
 
     def _into_view(
         self, match: Any, locked: bool, key: Any, attributes: Mapping[str, str], values: list[float], now: int
@@ -227,19 +209,8 @@ class HistogramRecorder:
                 aggregation._max = high
 
     def _mirrors(self, method: Any) -> bool:
-        """Whether `method` is the SDK's explicit-bucket `aggregate` whose code `_aggregate` mirrors:
-        it wraps nothing (a wrapper's source as `inspect` reads it is the wrapped function's, and a
-        `wrapt` proxy compares equal to it) and its source, comments and spacing aside, is the one
-        known. Each function is read once (held by identity)."""
-        if getattr(method, "__wrapped__", None) is not None:
-            return False
-        known = _mirrored_verdicts.get(method)
-        if known is None:
-            try:
-                known = _source_digest(method) in _MIRRORED_AGGREGATE_DIGESTS
-            except Exception:  # no source to read (a frozen app): call it
-                known = False
-            _mirrored_verdicts.put(method, known)
+        """Whether `method` is the SDK's explicit-bucket `aggregate` whose code `_aggregate` mirrors."""
+        known = mirrors(method, _MIRRORED_AGGREGATE_DIGESTS)
         if known:
             self._mirrored = method
         return known
@@ -250,13 +221,13 @@ class HistogramRecorder:
         fields = measurement.__dict__  # a frozen dataclass: its fields are set as its __init__ does
         fields["value"] = value
         fields["time_unix_nano"] = now
-        fields["instrument"] = self._histogram
+        fields["instrument"] = self._views.instrument
         fields["context"] = _EMPTY_CONTEXT
         fields["attributes"] = attributes
         return measurement
 
     def _record_public(self, values: Iterable[tuple[float, Mapping[str, str]]]) -> None:
-        record = self._histogram.record
+        record = self._views.instrument.record
         for value, attributes in values:
             try:
                 record(value, attributes, _EMPTY_CONTEXT)
@@ -265,44 +236,4 @@ class HistogramRecorder:
 
     def _key(self, attributes: Mapping[str, str]) -> Any:
         key = self._keys.get(attributes)
-        return key if key is not None else self._keys.put(attributes, _hash_attributes(attributes))
-
-    def _view_matches(self) -> list[tuple[Any, bool]] | None:
-        """The SDK's view matches of the histogram in every reader, each with whether it must be
-        locked to aggregate (it drops its aggregations at delta collections: SDK 1.45.2), or None
-        where the public record must be used. Checked for each batch: the meter's state may change."""
-        if _SdkHistogram is None or self.broken:
-            return None
-        histogram: Any = self._histogram
-        if type(histogram) is not _SdkHistogram:
-            histogram = getattr(histogram, "_real_instrument", None)  # the API's proxy, once the SDK is set
-            if type(histogram) is not _SdkHistogram:
-                return None
-        self._histogram = histogram
-        try:
-            is_enabled = getattr(histogram, "_is_enabled", None)  # the meter's configuration (SDK 1.39+)
-            if is_enabled is not None and not is_enabled():
-                return None
-            consumer = histogram._measurement_consumer
-            if type(consumer) is not SynchronousMeasurementConsumer:
-                return None
-            storages = consumer._reader_storages
-            if storages is self._matched[0]:
-                return self._matched[1]
-            if type(consumer._sdk_config.exemplar_filter) not in _QUIET_FILTERS:
-                return None
-            matches = [
-                (match, bool(getattr(match, "_reset_on_collect", False)))
-                for storage in storages.values()
-                for match in storage._get_or_init_view_instrument_match(histogram)
-            ]
-            for match, _locked in matches:
-                if not all(hasattr(match, part) for part in _VIEW_MATCH_PARTS):
-                    return None
-                if match._view._attribute_keys is not None:  # the view keeps only some keys
-                    return None
-        except Exception as fault:
-            self._fail(fault)
-            return None
-        self._matched = (storages, matches)
-        return matches
+        return key if key is not None else self._keys.put(attributes, hash_attributes(attributes))

@@ -23,6 +23,7 @@ from ._faults import fault_counts, record_fault
 from ._fork import new_lock_in_child, reset_in_child
 from ._histogram_records import HistogramRecorder
 from ._identity_cache import IdentityCache
+from ._sum_records import SumObserver
 from ._usage import Usage
 
 # (provider, model, operation, feature, tenant, user)
@@ -93,6 +94,7 @@ class _Sums:
         self._max_series = max_series
         self._fold = fold
         self.lock = lock
+        self.observer: SumObserver | None = None  # set once the counter that reads these sums is made
 
     def _admit(self, key: tuple[str, ...]) -> tuple[str, ...]:
         if len(self._values) < self._max_series or not self._fold:
@@ -122,13 +124,15 @@ class _Sums:
 
     def observe(self, _options: CallbackOptions) -> Iterable[Observation]:
         attributes = self._attributes
-        result = []
+        series = []
         for key, value in self.snapshot().items():
             attrs = attributes.get(key)
             if attrs is None:
                 attrs = attributes[key] = _attrs_of(self._label_names, key)
-            result.append(Observation(value, attrs))
-        return result
+            series.append((attrs, value))
+        if self.observer is None:
+            return [Observation(value, attrs) for attrs, value in series]
+        return self.observer.observations(series)
 
     def series_count(self) -> int:
         with self.lock:
@@ -391,22 +395,18 @@ class CallMetrics:
             explicit_bucket_boundaries_advisory=list(names.OPERATION_DURATION_BUCKETS),
         )
         self.deferred = _DeferredRecords(self.token_usage, self.duration)
-        # The first observable callback of a collection: what is deferred is recorded before any is read.
-        meter.create_observable_counter(
-            names.COST.otel_name,
-            callbacks=[self._observe_cost],
-            unit=names.COST.unit,
-            description=names.COST.description,
-        )
-        for metric, sums in (
-            (names.TOKENS, self.tokens),
-            (names.REQUESTS, self.requests),
-            (names.UNPRICED_CALLS, self.unpriced),
-            (names.ESTIMATED_CALLS, self.estimated),
+        # The cost counter's callback is the first of a collection: what is deferred is recorded before any is read.
+        for metric, sums, callback in (
+            (names.COST, self.cost, self._observe_cost),
+            (names.TOKENS, self.tokens, self.tokens.observe),
+            (names.REQUESTS, self.requests, self.requests.observe),
+            (names.UNPRICED_CALLS, self.unpriced, self.unpriced.observe),
+            (names.ESTIMATED_CALLS, self.estimated, self.estimated.observe),
         ):
-            meter.create_observable_counter(
-                metric.otel_name, callbacks=[sums.observe], unit=metric.unit, description=metric.description
+            counter = meter.create_observable_counter(
+                metric.otel_name, callbacks=[callback], unit=metric.unit, description=metric.description
             )
+            sums.observer = SumObserver(counter)
         meter.create_observable_counter(
             names.FAULTS.otel_name,
             callbacks=[self._observe_faults],
