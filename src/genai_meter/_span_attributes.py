@@ -26,6 +26,8 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Tracer
 
+from ._span_start import start_span
+
 try:
     from opentelemetry.attributes import BoundedAttributes
     from opentelemetry.sdk.trace import SpanProcessor, SynchronousMultiSpanProcessor
@@ -157,7 +159,7 @@ def start_client_span(
     no other thread can hold the new span yet (no processor kept it at its start), so the store is
     filled without the two locks; its own limits are checked all the same."""
     if _start_attributes_unread(tracer):
-        span = tracer.start_span(name, context, kind=_CLIENT, start_time=start_time)
+        span = start_span(tracer, name, context, start_time)
         store = _store_taking(span, attributes)
         if store is None:
             span.set_attributes(attributes)
