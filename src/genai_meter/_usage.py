@@ -232,8 +232,9 @@ def openai_chat_usage(usage: Any) -> Usage | None:
     """Chat Completions / Embeddings / legacy Completions usage (`prompt_tokens`, `completion_tokens`)."""
     if usage is None:
         return None
-    if type(usage) is dict:  # a stream's decoded JSON
-        plain = _plain_chat_usage(usage)
+    fields = usage if type(usage) is dict else _declared_fields(usage)  # a stream's decoded JSON, an SDK model
+    if fields is not None:
+        plain = _plain_chat_usage(fields)
         if plain is not None:
             return plain
     read = _Reader()
@@ -279,32 +280,58 @@ def _chat_usage(
     )
 
 
+def _declared_fields(model: Any) -> dict[str, Any] | None:
+    """An SDK model's fields as a dict (a pydantic model's `__dict__`), where it holds every field
+    the model has: None where it has fields its class does not declare (a newer API's, kept in
+    `__pydantic_extra__`) or is not such a model, for the general reader (`field`)."""
+    fields = getattr(model, "__dict__", None)
+    if type(fields) is not dict or getattr(model, "__pydantic_extra__", None):
+        return None
+    return fields
+
+
 def _plain_chat_usage(usage: dict[str, Any]) -> Usage | None:
-    """`openai_chat_usage` of decoded JSON whose counts are all plain valid integers (what OpenAI
-    sends), read without a `_Reader`; None for anything else (null, negative, fractional or absurd
-    counts, audio tokens), which the general reader then reads and marks."""
+    """`openai_chat_usage` of decoded JSON, or of an SDK model's fields (its details models read
+    the same way), whose counts are all plain valid integers (what OpenAI sends; a count that is
+    absent or null is 0, as the general reader reads it), read without a `_Reader`; None for
+    anything else (negative, fractional or absurd counts, audio tokens, fields the SDK's models do
+    not declare), which the general reader then reads and marks."""
     prompt = usage.get("prompt_tokens")
     completion = usage.get("completion_tokens")
+    if completion is None:
+        completion = 0
     if not (type(prompt) is int and type(completion) is int and 0 <= prompt <= MAX_TOKEN_COUNT):
         return None
     if not 0 <= completion <= MAX_TOKEN_COUNT:
         return None
-    cached = cache_write = reasoning = 0
+    cached: Any = 0
+    cache_write: Any = 0
+    reasoning: Any = 0
     details = usage.get("prompt_tokens_details")
     if details is not None:
-        if type(details) is not dict or details.get("audio_tokens"):
+        if type(details) is not dict:
+            details = _declared_fields(details)
+        if details is None or details.get("audio_tokens"):
             return None
-        cached = details.get("cached_tokens", 0)
-        cache_write = details.get("cache_write_tokens", 0)
+        cached = details.get("cached_tokens")
+        cache_write = details.get("cache_write_tokens")
+        if cached is None:
+            cached = 0
+        if cache_write is None:
+            cache_write = 0
         if not (type(cached) is int and type(cache_write) is int and 0 <= cached <= MAX_TOKEN_COUNT):
             return None
         if not 0 <= cache_write <= MAX_TOKEN_COUNT:
             return None
     details = usage.get("completion_tokens_details")
     if details is not None:
-        if type(details) is not dict or details.get("audio_tokens"):
+        if type(details) is not dict:
+            details = _declared_fields(details)
+        if details is None or details.get("audio_tokens"):
             return None
-        reasoning = details.get("reasoning_tokens", 0)
+        reasoning = details.get("reasoning_tokens")
+        if reasoning is None:
+            reasoning = 0
         if not (type(reasoning) is int and 0 <= reasoning <= MAX_TOKEN_COUNT):
             return None
     return _chat_usage(prompt, completion, cached, cache_write, reasoning, False)
@@ -443,21 +470,73 @@ def gemini_usage(metadata: Any) -> Usage | None:
     is candidates plus thoughts. Tool-use prompt tokens are billed as input and reported apart too."""
     if metadata is None:
         return None
+    fields = _declared_fields(metadata)  # the SDK's model
+    if fields is not None:
+        plain = _plain_gemini_usage(fields)
+        if plain is not None:
+            return plain
     read = _Reader()
     prompt = read.count(metadata, "prompt_token_count", required=True)
     tool_prompt = read.count(metadata, "tool_use_prompt_token_count")
     cached = read.count(metadata, "cached_content_token_count")
     candidates = read.count(metadata, "candidates_token_count")
     thoughts = read.count(metadata, "thoughts_token_count")
-    input_tokens = prompt + tool_prompt
     audio_in = _modality_tokens(read, field(metadata, "prompt_tokens_details"), "AUDIO")
     audio_out = _modality_tokens(read, field(metadata, "candidates_tokens_details"), "AUDIO")
+    return _gemini_usage(prompt, tool_prompt, cached, candidates, thoughts, audio_in, audio_out, read.suspect)
+
+
+def _plain_gemini_usage(fields: dict[str, Any]) -> Usage | None:
+    """`gemini_usage` of the SDK's model's fields whose counts are all plain valid integers (a count
+    that is absent or null is 0, as the general reader reads it), read without a `_Reader` for each;
+    None for anything else, which the general reader then reads and marks."""
+    prompt = fields.get("prompt_token_count")
+    if not (type(prompt) is int and 0 <= prompt <= MAX_TOKEN_COUNT):
+        return None
+    counts = []
+    for name in _GEMINI_COUNTS:
+        value = fields.get(name)
+        if value is None:
+            value = 0
+        elif not (type(value) is int and 0 <= value <= MAX_TOKEN_COUNT):
+            return None
+        counts.append(value)
+    tool_prompt, cached, candidates, thoughts = counts
+    read = _Reader()
+    audio_in = _modality_tokens(read, fields.get("prompt_tokens_details"), "AUDIO")
+    audio_out = _modality_tokens(read, fields.get("candidates_tokens_details"), "AUDIO")
+    if read.suspect:
+        return None
+    return _gemini_usage(prompt, tool_prompt, cached, candidates, thoughts, audio_in, audio_out, False)
+
+
+_GEMINI_COUNTS = (
+    "tool_use_prompt_token_count",
+    "cached_content_token_count",
+    "candidates_token_count",
+    "thoughts_token_count",
+)
+
+
+def _gemini_usage(
+    prompt: int,
+    tool_prompt: int,
+    cached: int,
+    candidates: int,
+    thoughts: int,
+    audio_in: int,
+    audio_out: int,
+    suspect: bool,
+) -> Usage:
+    """Gemini counts read as valid, held within each other (cache reads and audio within the input,
+    audio within the candidates)."""
+    input_tokens = prompt + tool_prompt
     return new_usage(
         input_tokens=input_tokens,
         output_tokens=candidates + thoughts,
         cache_read_tokens=cached if cached < input_tokens else input_tokens,
         reasoning_tokens=thoughts,
-        suspect=read.suspect,
+        suspect=suspect,
         audio_input_tokens=audio_in if audio_in < input_tokens else input_tokens,
         audio_output_tokens=audio_out if audio_out < candidates else candidates,
     )

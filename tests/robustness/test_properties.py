@@ -8,11 +8,15 @@ import math
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
+from google.genai.types import GenerateContentResponseUsageMetadata, ModalityTokenCount
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from openai.types import CompletionUsage
+from openai.types.completion_usage import CompletionTokensDetails, PromptTokensDetails
 
 from genai_meter import _usage
 from genai_meter._config import Config, ConfigError, load_config
@@ -400,17 +404,86 @@ def test_usage_normaliser_never_raises(name: str, data: st.DataObject) -> None:
         assert usage.suspect, raw
 
 
+def _general_chat_usage(usage: Any) -> Usage | None:
+    """`openai_chat_usage` through its general reader alone (the shortcut for plain counts off)."""
+    with mock.patch.object(_usage, "_plain_chat_usage", lambda _fields: None):
+        return _usage.openai_chat_usage(usage)
+
+
+def _sdk_chat_usage(raw: dict[str, Any]) -> CompletionUsage:
+    """The OpenAI SDK's usage model holding `raw` as it is (no validation: any value), its details
+    as the SDK's details models where they are mappings, unknown keys as the model's extra fields."""
+    details = {"prompt_tokens_details": PromptTokensDetails, "completion_tokens_details": CompletionTokensDetails}
+    fields = {
+        key: details[key].model_construct(**value) if key in details and isinstance(value, dict) else value
+        for key, value in raw.items()
+    }
+    return CompletionUsage.model_construct(**fields)
+
+
 @settings(max_examples=300, deadline=None)
 @given(data=st.data())
 def test_plain_chat_usage_reads_as_the_general_reader(data: st.DataObject) -> None:
-    """The shortcut for a stream's decoded usage gives what the general reader gives (fed the same
-    fields as an object, which it reads field by field), or leaves the usage to it."""
+    """The shortcut for plain counts (a stream's decoded usage, the SDK's usage model) gives what the
+    general reader gives from the same fields, or leaves the usage to it."""
     raw, bad = data.draw(usage_dicts("openai_chat_usage"))
     plain = _usage._plain_chat_usage(raw)
-    if plain is None:
-        return
-    assert not bad and not plain.suspect
-    assert plain == _usage.openai_chat_usage(SimpleNamespace(**raw)) == _usage.openai_chat_usage(raw)
+    if plain is not None:
+        assert not bad and not plain.suspect
+    assert _usage.openai_chat_usage(raw) == _general_chat_usage(raw) == _general_chat_usage(SimpleNamespace(**raw))
+    model = _sdk_chat_usage(raw)
+    assert _usage.openai_chat_usage(model) == _general_chat_usage(model)  # (the SDK may coerce: True is 1)
+
+
+modality_counts = st.lists(
+    st.builds(
+        ModalityTokenCount,
+        modality=st.sampled_from(["TEXT", "AUDIO", "IMAGE"]),
+        token_count=st.one_of(st.none(), st.integers(-5, 10**6)),
+    ),
+    max_size=3,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_plain_gemini_usage_reads_as_the_general_reader(data: st.DataObject) -> None:
+    """The shortcut for the SDK's usage model of plain counts gives what the general reader gives
+    from the same model, or leaves the usage to it."""
+    raw, _bad = data.draw(usage_dicts("gemini_usage"))
+    fields = {key: value for key, value in raw.items() if not key.startswith("x_")}  # (the model forbids extras)
+    for key in ("prompt_tokens_details", "candidates_tokens_details"):
+        if data.draw(st.booleans()):
+            fields[key] = data.draw(modality_counts)
+    model = GenerateContentResponseUsageMetadata.model_construct(**fields)
+    with mock.patch.object(_usage, "_plain_gemini_usage", lambda _fields: None):
+        general = _usage.gemini_usage(model)
+    plain = _usage._plain_gemini_usage(model.__dict__)
+    assert plain is None or plain == general
+    assert _usage.gemini_usage(model) == general
+
+
+def test_sdk_usage_models_of_plain_counts_skip_the_general_reader() -> None:
+    chat = CompletionUsage(
+        prompt_tokens=1200,
+        completion_tokens=300,
+        total_tokens=1500,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=256),
+        completion_tokens_details=CompletionTokensDetails(reasoning_tokens=40),
+    )
+    gemini = GenerateContentResponseUsageMetadata(
+        prompt_token_count=1200,
+        cached_content_token_count=256,
+        candidates_token_count=300,
+        thoughts_token_count=40,
+        prompt_tokens_details=[ModalityTokenCount(modality="TEXT", token_count=1200)],
+    )
+    with mock.patch.object(_usage._Reader, "count", side_effect=AssertionError("the general reader")):
+        assert _usage.openai_chat_usage(chat) == Usage(1200, 300, cache_read_tokens=256, reasoning_tokens=40)
+        assert _usage.gemini_usage(gemini) == Usage(1200, 340, cache_read_tokens=256, reasoning_tokens=40)
+    # a field the SDK's model does not declare (a newer API's) is the general reader's to read
+    extra = CompletionUsage.model_validate({"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12, "x": 1})
+    assert _usage._declared_fields(extra) is None and _usage.openai_chat_usage(extra) == Usage(10, 2)
 
 
 def test_plain_chat_usage_takes_openais_usage() -> None:
