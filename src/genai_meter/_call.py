@@ -23,6 +23,7 @@ from ._faults import record_fault
 from ._metrics import LabelKey
 from ._record import CallRecord, new_request_id
 from ._runtime import Runtime
+from ._sdk_spans import end_span
 from ._span_attributes import add_span_attributes, is_plain_value, start_client_span
 from ._span_export import endings_deferrable
 from ._usage import Usage, estimated_usage
@@ -246,7 +247,7 @@ class Call:
         except Exception as fault:
             record_fault("call.finish", fault)
         finally:
-            self.span.end(end_ns)
+            end_span(self.span, end_ns)
 
     def _record(self, ended: Outcome, usage_missing: bool, duration_s: float) -> None:
         usage = ended["usage"]

@@ -26,7 +26,7 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Tracer
 
-from ._span_start import start_span
+from ._sdk_spans import start_span
 
 try:
     from opentelemetry.attributes import BoundedAttributes

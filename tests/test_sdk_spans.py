@@ -1,6 +1,6 @@
-"""`_span_start.start_span`: the same spans as the OTel SDK's `Tracer.start_span`, made without its
-generic sampling path where the sampler's decision is known from the parent, and by `start_span`
-wherever it is not."""
+"""`_sdk_spans`: the same spans as the OTel SDK's `Tracer.start_span` and `Span.end` make, made
+without its generic layers where the sampler's decision is known from the parent and the processors
+are the SDK's batch processors, and by the SDK's own methods wherever they are not."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context, get_current
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace import sampling as sdk_sampling
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
@@ -24,9 +24,9 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags, TraceState
 
-from genai_meter import _span_start as span_start
+from genai_meter import _sdk_spans as sdk_spans
+from genai_meter._sdk_spans import end_span, start_span
 from genai_meter._span_attributes import start_client_span
-from genai_meter._span_start import start_span
 
 START = 1_700_000_000_000_000_000
 STATE = TraceState([("vendor", "value")])
@@ -64,7 +64,8 @@ class _Tracing:
 
 def _compared(span: Any) -> dict[str, Any]:
     """What a span holds, ids aside (the span's own id is random; its trace id is compared apart)."""
-    found: dict[str, Any] = {"type": type(span).__name__, "recording": span.is_recording()}
+    recording = span.is_recording() if hasattr(span, "is_recording") else None  # (an exported copy has none)
+    found: dict[str, Any] = {"type": type(span).__name__, "recording": recording}
     context = span.get_span_context()
     found.update(flags=context.trace_flags, state=context.trace_state, remote=context.is_remote)
     if isinstance(span, ReadableSpan):
@@ -86,9 +87,11 @@ def _compared(span: Any) -> dict[str, Any]:
 
 @pytest.fixture(autouse=True)
 def _fresh_check() -> Iterator[None]:
-    span_start._checked = (None, False)
+    sdk_spans._checked_sampler = (None, False)
+    sdk_spans._checked_processors = (None, None)
     yield
-    span_start._checked = (None, False)
+    sdk_spans._checked_sampler = (None, False)
+    sdk_spans._checked_processors = (None, None)
 
 
 @pytest.mark.parametrize(
@@ -172,3 +175,71 @@ def test_a_calls_span_starts_this_way_under_the_default_set_up() -> None:
     assert tracing.sdk_starts == 0 and store is not None
     [exported] = tracing.exporter.get_finished_spans()
     assert exported.kind is SpanKind.CLIENT and dict(exported.attributes or {}) == {"gen_ai.operation.name": "chat"}
+
+
+def _fields(span: Any) -> dict[str, Any]:
+    """A span object's own fields, those made anew for each span compared by their type."""
+    fresh = ("_context", "_lock", "_attributes", "_events", "_links", "_record_end_metrics")
+    return {key: type(value) if key in fresh else value for key, value in vars(span).items()}
+
+
+def test_the_span_object_has_the_sdks_fields() -> None:
+    tracing = _Tracing()
+    ours, sdk = tracing.both_ways(_parent(remote=False, flags=TraceFlags.SAMPLED))
+    assert tracing.sdk_starts == 1
+    assert _fields(ours) == _fields(sdk)
+    assert (ours._limits, ours._span_processor, ours._sampler) == (sdk._limits, sdk._span_processor, sdk._sampler)
+    assert ours._attributes.maxlen == sdk._attributes.maxlen
+    assert ours._events._dq.maxlen == sdk._events._dq.maxlen and ours._links._dq.maxlen == sdk._links._dq.maxlen
+
+
+class _Batched:
+    """A tracer provider exporting through the SDK's batch processor (as under the launcher)."""
+
+    def __init__(self, processors: int = 1) -> None:
+        self.exporters = [InMemorySpanExporter() for _ in range(processors)]
+        self.provider = TracerProvider()
+        for exporter in self.exporters:
+            self.provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=3_600_000))
+        self.tracer: Any = self.provider.get_tracer("test", "1.0")
+
+    def exported(self) -> list[list[Any]]:
+        self.provider.force_flush()
+        return [list(exporter.get_finished_spans()) for exporter in self.exporters]
+
+
+@pytest.mark.parametrize("processors", [1, 2])
+def test_an_ended_span_is_exported_as_the_sdks_end_exports_it(processors: int) -> None:
+    batched = _Batched(processors)
+    ours = start_span(batched.tracer, "chat gpt-4o-mini", get_current(), START)
+    sdk = start_span(batched.tracer, "chat gpt-4o-mini", get_current(), START)
+    for span in (ours, sdk):
+        span.set_attribute("gen_ai.usage.input_tokens", 1200)
+    end_span(ours, START + 1000)
+    sdk.end(START + 1000)
+    assert sdk_spans._checked_processors[1] is not None  # the mirrored end was taken
+    for exported in batched.exported():
+        assert len(exported) == 2
+        mine, theirs = exported
+        assert type(mine) is type(theirs) and _compared(mine) == _compared(theirs)
+        assert sorted(vars(mine)) == sorted(vars(theirs))
+        assert dict(mine.attributes or {}) == {"gen_ai.usage.input_tokens": 1200}
+    assert not ours.is_recording() and ours.end_time == START + 1000  # type: ignore[attr-defined]
+
+
+def test_a_span_ended_twice_is_exported_once_with_the_sdks_warning(caplog: pytest.LogCaptureFixture) -> None:
+    batched = _Batched()
+    span = start_span(batched.tracer, "chat gpt-4o-mini", get_current(), START)
+    end_span(span, START + 1000)
+    end_span(span, START + 2000)
+    assert "Calling end() on an ended span." in caplog.text
+    [[exported]] = batched.exported()
+    assert exported.end_time == START + 1000
+
+
+def test_other_processors_are_ended_by_the_sdks_end() -> None:
+    tracing = _Tracing()  # a simple processor: the SDK's end, which exports at once
+    span = start_span(tracing.tracer, "chat gpt-4o-mini", get_current(), START)
+    end_span(span, START + 1000)
+    assert sdk_spans._checked_processors[1] is None
+    assert [exported.end_time for exported in tracing.exporter.get_finished_spans()] == [START + 1000]
