@@ -20,7 +20,8 @@ lock as `end` does, makes the same copy and queues it in each batch processor.
 Only where everything is as read: the tracer is the SDK's own and enabled; the sampler is a
 `ParentBased` whose five samplers are the SDK's `StaticSampler`s and its choice records and
 samples (a dropped span is the SDK's to make); every SDK function this mirrors has a source known
-(OTel SDK 1.45.1 and 1.45.2, `_KNOWN_DIGESTS`; checked once, and again if one is replaced); for the
+(OTel SDK 1.45.1 and 1.45.2, `_KNOWN_DIGESTS`; checked with each new sampler and processors set-up,
+which the SDK replaces, never changes, and read again where one was replaced meanwhile); for the
 end, the span's processor is the SDK's multi-processor holding only `BatchSpanProcessor`s. Anything
 else takes `start_span` / `end`. Tests compare the spans both ways make and export.
 """
@@ -133,16 +134,19 @@ def start_span(tracer: Any, name: str, context: Context | None, start_time: int)
 
 def _known_sampler(sampler: object) -> bool:
     """Whether `sampler` is a `ParentBased` of the SDK's static samplers, and the SDK's code the one
-    mirrored (checked once per sampler: a provider's sampler is replaced, never changed)."""
+    mirrored (checked once per sampler: a provider's sampler is replaced, never changed; a call does
+    not read the SDK's functions again)."""
     global _checked_sampler
     checked, known = _checked_sampler
     if checked is sampler:
-        return known and _sdk_code_known()
-    known = type(sampler) is _sampling.ParentBased and all(
-        type(getattr(sampler, name, None)) is _sampling.StaticSampler for name in _SAMPLERS_OF_PARENT_BASED
+        return known
+    known = (
+        type(sampler) is _sampling.ParentBased
+        and all(type(getattr(sampler, name, None)) is _sampling.StaticSampler for name in _SAMPLERS_OF_PARENT_BASED)
+        and _sdk_code_known()
     )
     _checked_sampler = (sampler, known)
-    return known and _sdk_code_known()
+    return known
 
 
 def _start_known(tracer: Any, name: str, context: Context, start_time: int) -> Span | None:
@@ -263,9 +267,9 @@ def _batch_queues(span: Any) -> tuple[Any, ...] | None:
         checked, queues = _checked_processors
         if checked is not processors:
             queues = None
-            if all(type(processor) is _BatchProcessor for processor in processors):
+            if all(type(processor) is _BatchProcessor for processor in processors) and _sdk_code_known():
                 queues = tuple(processor._batch_processor for processor in processors)  # type: ignore[attr-defined]
             _checked_processors = (processors, queues)
     except AttributeError:  # the SDK's internals changed: `end` still works
         return None
-    return queues if queues is not None and _sdk_code_known() else None
+    return queues
