@@ -29,7 +29,7 @@ sum (a view), a value that is not a finite number, or a sampled span current at 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry.metrics import ObservableCounter, Observation
@@ -77,11 +77,10 @@ class SumObserver:
         """A surprise in the SDK's internals: public observations from then on."""
         return self._views.broken
 
-    def observations(self, sums: Iterable[tuple[Mapping[str, str], float]]) -> list[Observation]:
+    def observations(self, series: Sequence[tuple[Mapping[str, str], float]]) -> list[Observation]:
         """What the counter's callback returns for these (attributes, cumulative sum) series: the
         observations of the series the SDK must see, the others' values set in their aggregations.
         The mappings must not change once handed over."""
-        series = list(sums)
         matches = self._views.get()
         if (
             matches is None
@@ -136,7 +135,7 @@ def _sum_aggregation_known() -> bool:
     return bool(_verdict[2])
 
 
-def _finite(series: list[tuple[Mapping[str, str], float]]) -> bool:
+def _finite(series: Sequence[tuple[Mapping[str, str], float]]) -> bool:
     """Whether every value is an int or float the SDK takes (it skips a value that is not finite)."""
     try:
         return all(type(value) in (int, float) and math.isfinite(value) for _attributes, value in series)
