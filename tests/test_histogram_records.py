@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,10 +19,13 @@ from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMet
 from opentelemetry.sdk.metrics.view import View
 
 from genai_meter import _sdk_views as sdk_views
-from genai_meter._faults import fault_counts, reset_faults
+from genai_meter._faults import fault_counts
 from genai_meter._histogram_records import HistogramRecorder
 
+from ._metric_points import data_points, fresh_faults  # noqa: F401 (a fixture)
 from ._recording import first_arguments
+
+pytestmark = pytest.mark.usefixtures("fresh_faults")
 
 BOUNDARIES = [1, 4, 16, 64, 256, 1024, 4096, 16384]
 CHAT = {
@@ -66,26 +68,15 @@ class _Side:
 
 
 def _points(reader: InMemoryMetricReader) -> list[tuple[Any, ...]]:
-    data = reader.get_metrics_data()
     found = []
-    for resource_metrics in data.resource_metrics if data is not None else ():
-        for scope_metrics in resource_metrics.scope_metrics:
-            for metric in scope_metrics.metrics:
-                for point in metric.data.data_points:
-                    fields = [metric.name, sorted((point.attributes or {}).items())]
-                    for name in ("count", "sum", "min", "max", "bucket_counts", "explicit_bounds", "value"):
-                        if hasattr(point, name):
-                            value = getattr(point, name)
-                            fields.append((name, tuple(value) if name.endswith("s") else value))
-                    found.append(tuple(fields))
+    for metric, point in data_points(reader):
+        fields = [metric.name, sorted((point.attributes or {}).items())]
+        for name in ("count", "sum", "min", "max", "bucket_counts", "explicit_bounds", "value"):
+            if hasattr(point, name):
+                value = getattr(point, name)
+                fields.append((name, tuple(value) if name.endswith("s") else value))
+        found.append(tuple(fields))
     return sorted(found, key=repr)
-
-
-@pytest.fixture(autouse=True)
-def _faults() -> Iterator[None]:
-    reset_faults()
-    yield
-    reset_faults()
 
 
 def _record_both(

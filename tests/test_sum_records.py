@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -21,12 +21,15 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from genai_meter import _sdk_views as sdk_views
 from genai_meter import _sum_records as sum_records
-from genai_meter._faults import fault_counts, reset_faults
+from genai_meter._faults import fault_counts
 from genai_meter._identity_cache import IdentityCache
 from genai_meter._metrics import CallMetrics
 from genai_meter._sum_records import SumObserver
 
+from ._metric_points import data_points, fresh_faults  # noqa: F401 (a fixture)
 from ._recording import first_arguments
+
+pytestmark = pytest.mark.usefixtures("fresh_faults")
 
 NAME = "genai_meter.cost.usd"
 ALICE = {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini", "user.id": "alice"}
@@ -64,23 +67,12 @@ class _Side:
 
 
 def _points(reader: InMemoryMetricReader) -> list[tuple[Any, ...]]:
-    data = reader.get_metrics_data()
     found = []
-    for resource_metrics in data.resource_metrics if data is not None else ():
-        for scope_metrics in resource_metrics.scope_metrics:
-            for metric in scope_metrics.metrics:
-                for point in metric.data.data_points:
-                    exemplars = tuple(exemplar.value for exemplar in point.exemplars)
-                    value = getattr(point, "value", None)
-                    found.append((metric.name, sorted((point.attributes or {}).items()), value, exemplars))
+    for metric, point in data_points(reader):
+        exemplars = tuple(exemplar.value for exemplar in point.exemplars)
+        value = getattr(point, "value", None)
+        found.append((metric.name, sorted((point.attributes or {}).items()), value, exemplars))
     return sorted(found, key=repr)
-
-
-@pytest.fixture(autouse=True)
-def _faults() -> Iterator[None]:
-    reset_faults()
-    yield
-    reset_faults()
 
 
 def _both(**options: Any) -> tuple[_Side, _Side]:
