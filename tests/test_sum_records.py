@@ -20,7 +20,6 @@ from opentelemetry.sdk.metrics.view import LastValueAggregation, View
 from opentelemetry.sdk.trace import TracerProvider
 
 from genai_meter import _sdk_views as sdk_views
-from genai_meter import _sum_records as sum_records
 from genai_meter._faults import fault_counts
 from genai_meter._identity_cache import IdentityCache
 from genai_meter._metrics import CallMetrics
@@ -220,7 +219,7 @@ def test_a_sum_aggregation_whose_code_differs_takes_the_public_observations(monk
 
 def test_the_methods_are_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
     read = first_arguments(monkeypatch, sdk_views, "source_digest")
-    monkeypatch.setattr(sum_records, "_verdict", [None, None, False])
+    monkeypatch.setattr(sdk_views, "_set_verdicts", {})
     monkeypatch.setattr(sdk_views, "_verdicts", IdentityCache(100))
     side = _Side(True)
     for _ in range(4):

@@ -44,8 +44,7 @@ from opentelemetry.context import Context
 from opentelemetry.metrics import Histogram
 
 from ._faults import record_fault
-from ._identity_cache import IdentityCache
-from ._sdk_views import SDK_INTERNALS, ViewMatches, hash_attributes, mirrors
+from ._sdk_views import SDK_INTERNALS, ViewMatches, mirrors
 
 if SDK_INTERNALS:
     from opentelemetry.sdk.metrics._internal.instrument import _Histogram as _SdkHistogram
@@ -56,7 +55,6 @@ else:  # the public record only
 _EMPTY_CONTEXT = Context()
 _NUMBERS = (int, float)
 _NUMBER_TYPES = frozenset(_NUMBERS)
-_MAX_KEYS = 20_000  # attribute mappings whose hashed key is kept (per model, endpoint and error type)
 # The sha256 of `_ExplicitBucketHistogramAggregation.aggregate`'s source without comments and
 # spacing (`_sdk_views.source_digest`), in the OTel SDK versions whose code `HistogramRecorder._aggregate` mirrors.
 _MIRRORED_AGGREGATE_DIGESTS = frozenset({"3bff7765aa1574ce506feb8543bdb2c0fdf8baaa6cad4de9103bb596b06b9809"})
@@ -76,11 +74,10 @@ def _recordable(values: list[float]) -> bool:
 class HistogramRecorder:
     """Records (value, attributes) pairs into one histogram (see the module's docstring)."""
 
-    __slots__ = ("_keys", "_mirrored", "_taken", "_views", "fast_records")
+    __slots__ = ("_mirrored", "_taken", "_views", "fast_records")
 
     def __init__(self, histogram: Histogram) -> None:
         self._views = ViewMatches(histogram, _SdkHistogram, "metrics.histogram")
-        self._keys: IdentityCache[Any] = IdentityCache(_MAX_KEYS)  # attribute mapping -> the SDK's key for it
         self._mirrored: object = None  # the SDK's aggregate method once `_mirrors` has checked it
         self._taken = 0  # how many of its group the view `_into_view` works on has taken
         self.fast_records = 0  # values that went straight to their aggregations (for tests and benchmarks)
@@ -235,5 +232,4 @@ class HistogramRecorder:
                 record_fault("metrics.histogram", fault)
 
     def _key(self, attributes: Mapping[str, str]) -> Any:
-        key = self._keys.get(attributes)
-        return key if key is not None else self._keys.put(attributes, hash_attributes(attributes))
+        return self._views.key(attributes)

@@ -34,7 +34,7 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanContext, SpanKind, TraceFlags
 
-from ._sdk_views import mirrors
+from ._sdk_views import all_mirror
 
 try:
     from opentelemetry.attributes import BoundedAttributes
@@ -90,37 +90,32 @@ _KNOWN_DIGESTS = frozenset(
 _checked_sampler: tuple[object, bool] = (None, False)
 # (the processors tuple last checked, the batch processors' queues if the end may be mirrored)
 _checked_processors: tuple[object, tuple[Any, ...] | None] = (None, None)
-# (the SDK functions last read, whether all are the known ones)
-_checked_code: tuple[tuple[object, ...], bool] = ((), False)
 
 
 def _sdk_code_known() -> bool:
     """Whether every SDK function mirrored here has its known source (read once; a function
     replaced later is read again)."""
-    global _checked_code
-    functions = (
-        _SdkTracer.start_span,
-        _sampling.ParentBased.should_sample,
-        _sampling.StaticSampler.should_sample,
-        _sampling._get_parent_trace_state,
-        _SdkSpan.__init__,
-        _ReadableSpan.__init__,
-        _SdkSpan.__new__,
-        _SdkSpan._new_events,
-        _SdkSpan._new_links,
-        _SdkSpan.start,
-        _SdkSpan.end,
-        _SdkSpan._readable_span,
-        _BatchProcessor.on_end,
-        _BatchProcessor._on_ending,
-        _MultiProcessor.on_end,
-        _MultiProcessor._on_ending,
+    return all_mirror(
+        (
+            _SdkTracer.start_span,
+            _sampling.ParentBased.should_sample,
+            _sampling.StaticSampler.should_sample,
+            _sampling._get_parent_trace_state,
+            _SdkSpan.__init__,
+            _ReadableSpan.__init__,
+            _SdkSpan.__new__,
+            _SdkSpan._new_events,
+            _SdkSpan._new_links,
+            _SdkSpan.start,
+            _SdkSpan.end,
+            _SdkSpan._readable_span,
+            _BatchProcessor.on_end,
+            _BatchProcessor._on_ending,
+            _MultiProcessor.on_end,
+            _MultiProcessor._on_ending,
+        ),
+        _KNOWN_DIGESTS,
     )
-    checked, known = _checked_code
-    if checked != functions:  # (functions compare by identity)
-        known = all(mirrors(function, _KNOWN_DIGESTS) for function in functions)
-        _checked_code = (functions, known)
-    return known
 
 
 def start_span(tracer: Any, name: str, context: Context | None, start_time: int) -> Span:

@@ -35,12 +35,15 @@ except ImportError:  # no OTel SDK, or one without these internals: the public A
     QUIET_FILTERS = ()
     SDK_INTERNALS = False
 
-__all__ = ["QUIET_FILTERS", "SDK_INTERNALS", "ViewMatches", "hash_attributes", "mirrors"]
+__all__ = ["QUIET_FILTERS", "SDK_INTERNALS", "ViewMatches", "all_mirror", "hash_attributes", "mirrors"]
 
 _COMMENT_OR_SPACE = re.compile(r"#[^\n]*|\s+")
 _VIEW_MATCH_PARTS = ("_lock", "_attributes_aggregation", "consume_measurement", "_view")
 # each function `mirrors` has read -> whether its source is one of the digests it was asked about
 _verdicts: IdentityCache[tuple[Collection[str], bool]] = IdentityCache(100)
+# id(a digests set `all_mirror` was asked about) -> (the functions last asked about, the answer)
+_set_verdicts: dict[int, tuple[tuple[object, ...], bool]] = {}
+_MAX_KEYS = 20_000  # attribute mappings whose hashed key a view match set keeps
 
 
 def source_digest(function: Any) -> str:
@@ -66,10 +69,22 @@ def mirrors(method: Any, digests: Collection[str]) -> bool:
     return verdict
 
 
+def all_mirror(functions: tuple[object, ...], digests: Collection[str]) -> bool:
+    """Whether every one of `functions` `mirrors` one of `digests`: the answer kept for the last
+    functions asked about with these digests (a module's constant), so that a caller asking on
+    every use compares identities only; a function replaced meanwhile is read again."""
+    last = _set_verdicts.get(id(digests))
+    if last is not None and last[0] == functions:  # (functions compare by identity)
+        return last[1]
+    known = all(mirrors(function, digests) for function in functions)
+    _set_verdicts[id(digests)] = (functions, known)
+    return known
+
+
 class ViewMatches:
     """The view matches of one instrument in every reader of its meter provider."""
 
-    __slots__ = ("_matched", "_sdk_class", "_where", "broken", "instrument", "readers")
+    __slots__ = ("_keys", "_matched", "_sdk_class", "_where", "broken", "instrument", "readers")
 
     def __init__(self, instrument: Any, sdk_class: Any, where: str) -> None:
         self.instrument = instrument  # the SDK's own once found behind the API's proxy
@@ -80,6 +95,13 @@ class ViewMatches:
         self._matched: tuple[object, list[tuple[Any, bool]]] = (None, [])
         self.broken = False  # a surprise in the SDK's internals: the public API from then on
         self.readers = 0  # how many readers the matches found last are in
+        self._keys: IdentityCache[Any] = IdentityCache(_MAX_KEYS)  # attribute mapping -> the SDK's key for it
+
+    def key(self, attributes: Any) -> Any:
+        """The SDK's key of an attribute mapping in the views' aggregations (hashed once per mapping,
+        held by its identity: the mapping must not change)."""
+        key = self._keys.get(attributes)
+        return key if key is not None else self._keys.put(attributes, hash_attributes(attributes))
 
     def fail(self, fault: Exception) -> None:
         record_fault(self._where, fault)

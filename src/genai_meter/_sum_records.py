@@ -35,8 +35,7 @@ from typing import Any
 from opentelemetry.metrics import ObservableCounter, Observation
 from opentelemetry.trace import INVALID_SPAN, get_current_span
 
-from ._identity_cache import IdentityCache
-from ._sdk_views import SDK_INTERNALS, ViewMatches, hash_attributes, mirrors
+from ._sdk_views import SDK_INTERNALS, ViewMatches, all_mirror
 
 if SDK_INTERNALS:
     from opentelemetry.sdk.metrics._internal.aggregation import _SumAggregation
@@ -46,13 +45,10 @@ else:  # the public observations only
 
 __all__ = ["SumObserver"]
 
-_MAX_KEYS = 20_000  # attribute mappings whose hashed key is kept (bounded by the sums' series cap)
 # The sha256 of `_SumAggregation.aggregate`'s and `.collect`'s sources without comments and spacing
 # (`_sdk_views.source_digest`), in the OTel SDK versions whose behaviour `SumObserver` relies on.
 _KNOWN_AGGREGATE_DIGESTS = frozenset({"b74a0b5944fff12a37b3830f8aeb8fcde1b9315d326d8bc02e1f59ca27965b41"})
 _KNOWN_COLLECT_DIGESTS = frozenset({"7d3c6ed8aaedfaa933195bb40ec9d2fd5405680022a20b244504dd08fe8cc9d9"})
-# (the sum aggregation's aggregate and collect last read, whether they are the known ones)
-_verdict: list[object] = [None, None, False]
 
 
 def _sampled_span_current() -> bool:
@@ -65,11 +61,10 @@ def _sampled_span_current() -> bool:
 class SumObserver:
     """Hands one observable counter's cumulative sums to the SDK (see the module's docstring)."""
 
-    __slots__ = ("_keys", "_views", "fast_observations")
+    __slots__ = ("_views", "fast_observations")
 
     def __init__(self, counter: ObservableCounter) -> None:
         self._views = ViewMatches(counter, _ObservableCounter, "metrics.sum")
-        self._keys: IdentityCache[Any] = IdentityCache(_MAX_KEYS)  # attribute mapping -> the SDK's key for it
         self.fast_observations = 0  # series set straight into their aggregations (for tests and benchmarks)
 
     @property
@@ -109,9 +104,7 @@ class SumObserver:
 
     def _aggregations(self, matches: list[tuple[Any, bool]], attributes: Mapping[str, str]) -> list[Any] | None:
         """The series' aggregation in every view, or None where the SDK must take its observation."""
-        key = self._keys.get(attributes)
-        if key is None:
-            key = self._keys.put(attributes, hash_attributes(attributes))
+        key = self._views.key(attributes)
         found = []
         for match, locked in matches:
             if locked:  # (a view that drops its aggregations at delta collections, under its lock)
@@ -128,11 +121,9 @@ class SumObserver:
 def _sum_aggregation_known() -> bool:
     """Whether the SDK's sum aggregation has the `aggregate` and `collect` this relies on (read
     once; a method replaced later is read again)."""
-    aggregate, collect = _SumAggregation.aggregate, _SumAggregation.collect
-    if aggregate is not _verdict[0] or collect is not _verdict[1]:
-        known = mirrors(aggregate, _KNOWN_AGGREGATE_DIGESTS) and mirrors(collect, _KNOWN_COLLECT_DIGESTS)
-        _verdict[:] = [aggregate, collect, known]
-    return bool(_verdict[2])
+    return all_mirror((_SumAggregation.aggregate,), _KNOWN_AGGREGATE_DIGESTS) and all_mirror(
+        (_SumAggregation.collect,), _KNOWN_COLLECT_DIGESTS
+    )
 
 
 def _finite(series: Sequence[tuple[Mapping[str, str], float]]) -> bool:
