@@ -179,7 +179,7 @@ def test_a_calls_span_starts_this_way_under_the_default_set_up() -> None:
 
 def _fields(span: Any) -> dict[str, Any]:
     """A span object's own fields, those made anew for each span compared by their type."""
-    fresh = ("_context", "_lock", "_attributes", "_events", "_links", "_record_end_metrics")
+    fresh = ("_context", "_lock", "_attributes", "_events", "_links", "_record_end_metrics", "_dq")
     return {key: type(value) if key in fresh else value for key, value in vars(span).items()}
 
 
@@ -191,6 +191,21 @@ def test_the_span_object_has_the_sdks_fields() -> None:
     assert (ours._limits, ours._span_processor, ours._sampler) == (sdk._limits, sdk._span_processor, sdk._sampler)
     assert ours._attributes.maxlen == sdk._attributes.maxlen
     assert ours._events._dq.maxlen == sdk._events._dq.maxlen and ours._links._dq.maxlen == sdk._links._dq.maxlen
+    for name in ("_attributes", "_events", "_links"):  # made as their classes' `__init__`s make them
+        mine, theirs = getattr(ours, name), getattr(sdk, name)
+        assert type(mine) is type(theirs) and list(vars(mine)) == list(vars(theirs))  # (same fields, same order)
+        assert _fields(mine) == _fields(theirs)
+
+
+def test_spans_do_not_share_their_event_lists() -> None:
+    tracing = _Tracing()
+    context = _parent(remote=False, flags=TraceFlags.SAMPLED)
+    first: Any = start_span(tracing.tracer, "chat gpt-4o-mini", context, START)
+    first.add_event("first")
+    second: Any = start_span(tracing.tracer, "chat gpt-4o-mini", context, START)
+    assert tracing.sdk_starts == 0
+    assert [event.name for event in first.events] == ["first"] and list(second.events) == []
+    assert first._events._dq is not second._events._dq and first._attributes._dict is not second._attributes._dict
 
 
 class _Batched:

@@ -28,7 +28,7 @@ from typing import Any
 
 from ..._call import Call, Outcome
 from ..._usage import openai_chat_usage
-from .._sse_bytes import ByteMeter, event_json
+from .._sse_bytes import ByteMeter, contains, event_json
 from .._values import text
 from ._observers import reasons_by_index, stream_estimate, with_reported_cost
 
@@ -125,7 +125,10 @@ class ChatEventMeter(ByteMeter):
             return False
         start, end = self.event_bounds(region, start)
         first = self.first_event = region[start:end]
-        if b'"object": ' in first or b'"id": ' in first:  # spaced (`__init__` set the compact patterns)
+        # Spaced: its first key is followed by a space (`__init__` set the compact patterns). A JSON
+        # string holds a quote only escaped, so `":` first ends the first key.
+        colon = first.find(b'":')
+        if colon >= 0 and first[colon + 2 : colon + 3] == b" ":
             self.text_markers = _text_markers(self.text_keys, b": ")
             self.finish_marker = b'"finish_reason": "'
             self.usage_null_marker = b', "usage": null'
@@ -192,7 +195,7 @@ class ChatEventMeter(ByteMeter):
         while at >= 0:
             start, end = self.event_bounds(region, at)
             event = region[start:end]
-            if self.usage_only_marker in event:  # the usage event, with no choices: decoded later
+            if contains(event, self.usage_only_marker):  # the usage event, with no choices: decoded later
                 self.usage_payload = event
                 replacement = b"" if self.injected else None
             else:
@@ -267,13 +270,13 @@ class ChatEventMeter(ByteMeter):
         events = self.finish_events
         if len(events) == 1:
             event = events[0]
-            marker = self.finish_marker
-            at = event.find(marker)
-            end = event.find(b'"', at + len(marker)) if at >= 0 else -1
-            at += len(marker)
-            # (the usual case: one reason, without escapes, read with searches; else the pattern)
-            if end > at and event.find(marker, end) < 0 and event.find(b"\\", at, end) < 0:
-                return (event[at:end].decode(errors="replace"),)
+            # (the usual case: one reason, without escapes, read with a split and a partition, whose
+            # arguments are not parsed into a tuple as `find`'s are; else the pattern)
+            parts = event.split(self.finish_marker)
+            if len(parts) == 2:
+                value, quote, _rest = parts[1].partition(b'"')
+                if value and quote and value.find(b"\\") < 0:
+                    return (value.decode(errors="replace"),)
             found = _FINISH_REASON.findall(event)
             if len(found) == 1:  # (the usual case, without a generator's frame)
                 return (found[0].decode(errors="replace"),)
