@@ -33,24 +33,29 @@ class Attribution:
 
 
 _EMPTY = Attribution()
-_new_object = object.__new__
-_set_user, _set_tenant, _set_feature, _set_metadata = (
-    Attribution.__dict__[name].__set__ for name in ("user", "tenant", "feature", "metadata")
-)
+class _AttributionSlots:
+    """`Attribution`'s layout, unfrozen: what `_new_attribution` fills in before it becomes one."""
+
+    __slots__ = Attribution.__slots__
+    user: str | None
+    tenant: str | None
+    feature: str | None
+    metadata: Mapping[str, Any]
 
 
 def _new_attribution(
     user: str | None, tenant: str | None, feature: str | None, metadata: Mapping[str, Any]
 ) -> Attribution:
     """`Attribution(...)` for the calls' path (a block per request): a frozen dataclass's
-    `__init__` is a Python frame that sets each field through `object.__setattr__`; the slots'
-    own setters make the same object."""
-    made: Attribution = _new_object(Attribution)
-    _set_user(made, user)
-    _set_tenant(made, tenant)
-    _set_feature(made, feature)
-    _set_metadata(made, metadata)
-    return made
+    `__init__` is a Python frame that sets each field through `object.__setattr__`; here an
+    unfrozen object of the same slots is filled in and becomes an `Attribution` (as `new_usage`)."""
+    made = _AttributionSlots()
+    made.user = user
+    made.tenant = tenant
+    made.feature = feature
+    made.metadata = metadata
+    made.__class__ = Attribution  # type: ignore[assignment]
+    return made  # type: ignore[return-value]
 
 
 class _Frame(NamedTuple):

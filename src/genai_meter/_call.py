@@ -141,9 +141,9 @@ class Call:
         # (`openai.response.service_tier`); set by the instrumentor.
         self.service_tier_key: str | None = None
         static = _static_span_attrs.get((provider, operation, request_model, server, stream))
-        attrs = dict(
+        attrs = (
             static if static is not None else _span_attributes(provider, operation, request_model, server, stream)
-        )
+        ).copy()  # (`copy`, not `dict(...)`: a method call, not a class call)
         if attribution.user is not None:
             attrs[names.USER_ID] = attribution.user
         if attribution.tenant is not None:

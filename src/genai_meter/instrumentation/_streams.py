@@ -147,7 +147,8 @@ class StreamEnd:
         The replacement calls the original bound method, which holds `target`: left in place, it
         would keep the response (its body and all it holds) in a reference cycle, freed only by the
         cyclic garbage collector instead of when the app drops the stream."""
-        before = vars(target).get(name, _NOTHING)  # an instance attribute set by someone else first
+        # an instance attribute set by someone else first (`__dict__`: `vars` parses its arguments into a tuple)
+        before = target.__dict__.get(name, _NOTHING)
         setattr(target, name, replacement)
         self.hooks.append((target, name, before, replacement))
 
@@ -155,7 +156,7 @@ class StreamEnd:
         hooks, self.hooks = self.hooks, []
         for target, name, before, replacement in hooks:
             try:
-                if vars(target).get(name) is replacement:  # (not replaced again since)
+                if target.__dict__.get(name) is replacement:  # (not replaced again since)
                     if before is _NOTHING:
                         delattr(target, name)
                     else:

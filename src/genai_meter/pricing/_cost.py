@@ -2,8 +2,10 @@
 
 A frozen dataclass is the right public shape (hashable, immutable, clear), but its generated
 `__init__` goes through `object.__setattr__` once per field, which alone costs about a microsecond.
-Pricing builds one `Cost` per LLM call, so `_make_cost` fills the slots through their descriptors
-instead; the result is an ordinary `Cost`, indistinguishable from one built by `Cost(...)`.
+Pricing builds one `Cost` per LLM call, so `_make_cost` fills in an unfrozen object of the same
+slots with plain attribute stores, whose class then becomes `Cost` (~2.5 times faster than setting
+each slot through its descriptor); the result is an ordinary `Cost`, indistinguishable from one
+built by `Cost(...)`.
 """
 
 from __future__ import annotations
@@ -34,29 +36,18 @@ class Cost:
     model: str
 
 
-_new = object.__new__
-_SETTERS: tuple[Any, ...] = tuple(Cost.__dict__[name].__set__ for name in Cost.__slots__)
-(
-    _set_input,
-    _set_cache_read,
-    _set_cache_write,
-    _set_output,
-    _set_total,
-    _set_source,
-    _set_version,
-    _set_model,
-) = _SETTERS
-if Cost.__slots__ != (
-    "input_usd",
-    "cache_read_usd",
-    "cache_write_usd",
-    "output_usd",
-    "total_usd",
-    "source",
-    "pricing_version",
-    "model",
-):  # pragma: no cover - guards the setter order above against a field reorder
-    raise RuntimeError("Cost fields changed; update _make_cost")
+class _CostSlots:
+    """`Cost`'s layout, unfrozen: what `_make_cost` fills in before it becomes a `Cost`."""
+
+    __slots__ = Cost.__slots__
+    input_usd: float
+    cache_read_usd: float
+    cache_write_usd: float
+    output_usd: float
+    total_usd: float
+    source: str
+    pricing_version: str
+    model: str
 
 
 def _make_cost(
@@ -69,16 +60,17 @@ def _make_cost(
     pricing_version: str,
     model: str,
 ) -> Cost:
-    cost: Cost = _new(Cost)
-    _set_input(cost, input_usd)
-    _set_cache_read(cost, cache_read_usd)
-    _set_cache_write(cost, cache_write_usd)
-    _set_output(cost, output_usd)
-    _set_total(cost, total_usd)
-    _set_source(cost, source)
-    _set_version(cost, pricing_version)
-    _set_model(cost, model)
-    return cost
+    made = _CostSlots()
+    made.input_usd = input_usd
+    made.cache_read_usd = cache_read_usd
+    made.cache_write_usd = cache_write_usd
+    made.output_usd = output_usd
+    made.total_usd = total_usd
+    made.source = source
+    made.pricing_version = pricing_version
+    made.model = model
+    made.__class__ = Cost  # type: ignore[assignment]
+    return made  # type: ignore[return-value]
 
 
 def provider_cost(total_usd: float, pricing_version: str, model: str) -> Cost:
