@@ -180,37 +180,37 @@ def _start_known(tracer: Any, name: str, context: Context, start_time: int) -> S
         trace_state = parent.trace_state
     limits = tracer._span_limits
     processor = tracer.span_processor
-    span = object.__new__(_SdkSpan)
+    span: Any = _new_object(_SdkSpan)
     # The fields `_Span.__init__` (with `ReadableSpan.__init__`) sets for `start_span`'s arguments,
-    # and the start time `start` sets: the span is new, no other thread holds it yet.
-    span.__dict__.update(
-        {
-            "_name": name,
-            "_context": SpanContext(trace_id, ids.generate_span_id(), False, flags, trace_state),
-            "_kind": _CLIENT,
-            "_instrumentation_info": tracer.instrumentation_info,
-            "_instrumentation_scope": tracer._instrumentation_scope,
-            "_parent": parent,
-            "_start_time": start_time,
-            "_end_time": None,
-            "_resource": resource,
-            "_status": _UNSET_STATUS,
-            "_sampler": sampler,
-            "_trace_config": None,
-            "_record_exception": True,
-            "_set_status_on_exception": True,
-            "_span_processor": processor,
-            "_limits": limits,
-            "_lock": threading.Lock(),
-            # (the sampling result's attributes: none, from a static sampler given none)
-            "_attributes": _bounded_attributes(limits.max_span_attributes, limits.max_span_attribute_length),
-            "_events": _bounded_list(limits.max_events),
-            "_links": _bounded_list(limits.max_links),
-            "_record_end_metrics": tracer._tracer_metrics.start_span(parent, decision),
-        }
-    )
+    # and the start time `start` sets: the span is new, no other thread holds it yet. Stored one by
+    # one in the order those `__init__`s first set them, so that they go where the class's shared
+    # attribute layout has them (a dictionary's `update` builds a dictionary of its own instead,
+    # ~2.5 times the cost).
+    span._name = name
+    span._context = SpanContext(trace_id, ids.generate_span_id(), False, flags, trace_state)
+    span._kind = _CLIENT
+    span._instrumentation_info = tracer.instrumentation_info
+    span._instrumentation_scope = tracer._instrumentation_scope
+    span._parent = parent
+    span._start_time = start_time
+    span._end_time = None
+    # (the sampling result's attributes: none, from a static sampler given none)
+    span._attributes = _bounded_attributes(limits.max_span_attributes, limits.max_span_attribute_length)
+    span._events = _bounded_list(limits.max_events)
+    span._links = _bounded_list(limits.max_links)
+    span._resource = resource
+    span._status = _UNSET_STATUS
+    span._sampler = sampler
+    span._trace_config = None
+    span._record_exception = True
+    span._set_status_on_exception = True
+    span._span_processor = processor
+    span._limits = limits
+    span._lock = threading.Lock()
+    span._record_end_metrics = tracer._tracer_metrics.start_span(parent, decision)
     processor.on_start(span, parent_context=context)
-    return span
+    started: Span = span
+    return started
 
 
 # An empty deque for each length limit: a copy of it is `deque(maxlen=...)`, without the keyword
@@ -266,26 +266,21 @@ def end_span(span: Span, end_time: int) -> None:
         return
     if sdk_span._record_end_metrics:
         sdk_span._record_end_metrics()
-    fields = sdk_span.__dict__
-    readable = object.__new__(_ReadableSpan)  # what `_readable_span` makes
-    readable.__dict__.update(
-        {
-            "_name": fields["_name"],
-            "_context": fields["_context"],
-            "_kind": fields["_kind"],
-            "_instrumentation_info": fields["_instrumentation_info"],
-            "_instrumentation_scope": fields["_instrumentation_scope"],
-            "_parent": fields["_parent"],
-            "_start_time": fields["_start_time"],
-            "_end_time": end_time,
-            "_attributes": fields["_attributes"],
-            "_events": fields["_events"],
-            "_links": fields["_links"],
-            "_resource": fields["_resource"],
-            "_status": fields["_status"],
-        }
-    )
-    if fields["_context"].trace_flags.sampled:  # (each batch processor's `on_end`)
+    readable: Any = _new_object(_ReadableSpan)  # what `_readable_span` makes (stored as `_start_known` stores)
+    readable._name = sdk_span._name
+    readable._context = sdk_span._context
+    readable._kind = sdk_span._kind
+    readable._instrumentation_info = sdk_span._instrumentation_info
+    readable._instrumentation_scope = sdk_span._instrumentation_scope
+    readable._parent = sdk_span._parent
+    readable._start_time = sdk_span._start_time
+    readable._end_time = end_time
+    readable._attributes = sdk_span._attributes
+    readable._events = sdk_span._events
+    readable._links = sdk_span._links
+    readable._resource = sdk_span._resource
+    readable._status = sdk_span._status
+    if sdk_span._context.trace_flags.sampled:  # (each batch processor's `on_end`)
         for queue in queues:
             queue.emit(readable)
 

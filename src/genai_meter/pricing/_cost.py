@@ -11,7 +11,6 @@ built by `Cost(...)`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from genai_meter import names
 
