@@ -157,14 +157,17 @@ def start_client_span(
     so by `_call`, from text the request and the attribution hold), so they are not checked again
     here; any other value would reach the SDK's store uncleaned. Under `_start_attributes_unread`
     no other thread can hold the new span yet (no processor kept it at its start), so the store is
-    filled without the two locks; its own limits are checked all the same."""
+    filled without the two locks; its own limits are checked all the same. There, `attributes`
+    becomes the store's own dictionary: the caller hands one it keeps no hold of."""
     if _start_attributes_unread(tracer):
         span = start_span(tracer, name, context, start_time)
         store = _store_taking(span, attributes)
         if store is None:
             span.set_attributes(attributes)
-        else:
+        elif store._dict:
             store._dict.update(attributes)
+        else:  # (a new span's empty store takes the caller's dictionary itself: see above)
+            store._dict = attributes
         return span, store
     # (a custom sampler or processor is handed what it always was: None, the current context)
     return tracer.start_span(name, kind=_CLIENT, attributes=attributes, start_time=start_time), None
