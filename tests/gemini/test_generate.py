@@ -264,3 +264,45 @@ def test_audio_input_is_priced_at_its_audio_rate(telemetry: Telemetry, gemini: g
     attrs = dict(telemetry.only_span().attributes or {})
     assert attrs[names.USAGE_INPUT_TOKENS] == 10_000
     assert attrs[names.COST_USD] == pytest.approx((1_000 * 0.3 + 9_000 * 1.0 + 100 * 2.5) / 1e6, abs=1e-12)
+
+
+LONG = 300  # chunks: more than a stream observer keeps (`KEPT_LIMIT`), so some are read and let go of early
+
+
+def test_a_long_stream_read_to_its_end_takes_the_last_usage(telemetry: Telemetry, gemini: genai.Client) -> None:
+    chunks = list(gemini.models.generate_content_stream(
+        model=MODEL, contents="hello there", config=config(**{"x-fake-chunks": str(LONG)})))
+    assert len(chunks) == LONG
+    assert_metered(telemetry, stream=True)
+
+
+def test_a_long_stream_cut_short_estimates_from_all_the_text_seen(telemetry: Telemetry, gemini: genai.Client) -> None:
+    with contextlib.closing(
+        gemini.models.generate_content_stream(model=MODEL, contents="hi", config=config(**{"x-fake-chunks": str(LONG)}))
+    ) as stream:
+        for index, _chunk in enumerate(stream):
+            if index == 280:
+                break
+    attrs = telemetry.only_span().attributes or {}
+    characters = sum(len(f"chunk{index} ") for index in range(281))  # the text of the chunks read, early ones too
+    assert attrs[names.USAGE_OUTPUT_TOKENS] == (characters + 3) // 4 == 605
+    assert attrs[names.USAGE_INPUT_TOKENS] == 1000 and attrs[names.USAGE_ESTIMATED] is True
+
+
+def test_a_fault_reading_the_chunks_kept_is_counted_and_the_stream_goes_on(
+    telemetry: Telemetry, gemini: genai.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from genai_meter._faults import fault_counts, reset_faults
+    from genai_meter.instrumentation.google_genai import _observers
+
+    def broken(chunk: Any) -> int:
+        raise RuntimeError("injected")
+
+    reset_faults()
+    monkeypatch.setattr(_observers, "_text_chars", broken)
+    chunks = list(gemini.models.generate_content_stream(
+        model=MODEL, contents="hello there", config=config(**{"x-fake-chunks": str(LONG)})))
+    assert len(chunks) == LONG  # the app's stream is whole
+    assert fault_counts() == {"stream.observe": 1}
+    assert_metered(telemetry, stream=True)  # the last chunk's usage, read at the end, is exact
+    reset_faults()

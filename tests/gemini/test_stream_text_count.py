@@ -33,9 +33,9 @@ def test_a_long_stream_cut_short_is_estimated_from_all_its_text_with_few_chunks_
     held = 0
     for _ in range(1000):
         observer.observe(_chunk("abcdefgh"))
-        held = max(held, len(observer.uncounted))
+        held = max(held, len(observer.kept))
     observer.finish(None)
-    assert held <= _observers._UNCOUNTED_LIMIT + 1
+    assert held <= observer.KEPT_LIMIT + 1
     [outcome] = call.finished
     usage = outcome["usage"]
     assert (usage.input_tokens, usage.output_tokens, usage.estimated) == (100, 2000, True)

@@ -121,6 +121,32 @@ class TextStreamObserver(StreamObserver):
         return cast("Outcome", {**found, **details})
 
 
+class CollectingObserver(TextStreamObserver):
+    """An observer that reads nothing while the stream runs: it keeps each item (never hidden,
+    nothing read ahead) and reads them at the end, where a provider's last items say all (Gemini's
+    cumulative usage). Past `KEPT_LIMIT` items, `spill` reads and lets go of those kept, so a long
+    stream keeps no more than that many alive. Its sync streams are metered by a loop that only
+    appends to `kept` (`_collecting_iterator`: a C call an item, where `observe` is a Python one)."""
+
+    __slots__ = ("kept",)
+    KEPT_LIMIT = 256
+
+    def __init__(self, call: Call, prompt_chars: Callable[[], int]) -> None:
+        super().__init__(call, prompt_chars)
+        self.kept: list[Any] = []
+
+    def observe(self, item: Any) -> bool:
+        kept = self.kept
+        kept.append(item)
+        if len(kept) > self.KEPT_LIMIT:
+            self.spill()
+        return False
+
+    def spill(self) -> None:
+        """Read the items kept, then empty `kept` in place (the iterator holds the list)."""
+        self.kept.clear()
+
+
 class StreamEnd:
     """Ends the call once, whoever gets there first.
 
@@ -223,6 +249,33 @@ def _metered_iterator(source: Iterator[Any], observer: StreamObserver, end: Stre
         end(error)
         raise
     end()
+
+
+def _collecting_iterator(source: Iterator[Any], observer: CollectingObserver, end: StreamEnd) -> Iterator[Any]:
+    """`_metered_iterator` for a `CollectingObserver`: each item is only kept."""
+    kept = observer.kept
+    limit = observer.KEPT_LIMIT
+    try:
+        for item in source:
+            kept.append(item)
+            if len(kept) > limit:
+                _spill_safely(observer)
+            yield item
+    except GeneratorExit:
+        end()
+        raise
+    except BaseException as error:
+        end(error)
+        raise
+    end()
+
+
+def _spill_safely(observer: CollectingObserver) -> None:
+    try:
+        observer.spill()
+    except Exception as fault:  # what it held is let go of all the same: memory stays bounded
+        record_fault("stream.observe", fault)
+        observer.kept.clear()
 
 
 async def _metered_async_iterator(
@@ -343,8 +396,14 @@ def metered_async_items(source: AsyncIterator[Any], observer: StreamObserver) ->
 
 def _handed_out(source: Any, observer: StreamObserver, *, is_async: bool) -> Any:
     end = StreamEnd(observer)
+    generator: Any
     try:
-        generator = (_metered_async_iterator if is_async else _metered_iterator)(source, observer, end)
+        if is_async:
+            generator = _metered_async_iterator(source, observer, end)
+        elif isinstance(observer, CollectingObserver):
+            generator = _collecting_iterator(source, observer, end)
+        else:
+            generator = _metered_iterator(source, observer, end)
         if not is_async:  # (`StreamEnd.on_close` looks at a sync generator's `gi_running`)
             end.generator = weakref.ref(generator)
         end_when_collected(generator, end)

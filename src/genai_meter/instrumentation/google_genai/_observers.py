@@ -14,7 +14,7 @@ from typing import Any
 
 from ..._call import Call
 from ..._usage import field, gemini_usage, new_usage
-from .._streams import TextStreamObserver
+from .._streams import CollectingObserver
 
 
 def _reasons(response: Any) -> tuple[str, ...] | None:
@@ -25,9 +25,6 @@ def _reasons(response: Any) -> tuple[str, ...] | None:
         if reason is not None:
             reasons.append(str(getattr(reason, "value", reason)))
     return tuple(reasons) or None
-
-
-_UNCOUNTED_LIMIT = 256  # chunks of a stream held for their text's length (see `GenerateStreamObserver`)
 
 
 def _text_chars(response: Any) -> int:
@@ -97,46 +94,53 @@ def finish_embeddings(call: Call, response: Any) -> None:
     call.finish(usage=usage, output_chars=0 if usage is None else None)
 
 
-class GenerateStreamObserver(TextStreamObserver):
-    """`GenerateContentResponse` chunks: the last `usage_metadata` seen is the request's usage."""
+class GenerateStreamObserver(CollectingObserver):
+    """`GenerateContentResponse` chunks: the last `usage_metadata` seen is the request's usage.
 
-    __slots__ = ("last", "metadata", "uncounted")
+    Nothing is read per chunk: the chunks are kept (see `CollectingObserver`) and read at the end,
+    the ids from the first, the usage from the last that has one, the finish reasons from the last;
+    their text only for an estimate, should the last chunk's counts never come. What `spill` lets
+    go of is read first (the text counted, since it cannot be later)."""
+
+    __slots__ = ("first", "last", "metadata")
 
     def __init__(self, call: Call, prompt_chars: Callable[[], int]) -> None:
         super().__init__(call, prompt_chars)
-        self.metadata: Any = None
+        # what the chunks let go of showed: the first of them, the last, the last usage
+        self.first: Any = None
         self.last: Any = None
-        # Chunks whose text is measured only if the stream's final counts never come (an estimate
-        # needs it); past `_UNCOUNTED_LIMIT` they are measured at once, so a long stream keeps no
-        # more than that many alive.
-        self.uncounted: list[Any] = []
+        self.metadata: Any = None
 
-    def observe(self, item: Any) -> bool:
-        # Per chunk only what accumulates (usage, text length); ids from the first chunk and finish
-        # reasons from the last are read once.
-        if self.last is None:
-            self.model = getattr(item, "model_version", None)
-            self.response_id = getattr(item, "response_id", None)
-        self.last = item
-        metadata = item.usage_metadata
-        if metadata is not None:
-            self.metadata = metadata
-        # The text's length, for an estimate of the output should the last chunk's counts never come.
-        uncounted = self.uncounted
-        uncounted.append(item)
-        if len(uncounted) > _UNCOUNTED_LIMIT:
-            self._count_uncounted()
-        return False
+    def spill(self) -> None:
+        kept = self.kept
+        if kept:
+            self._read_ends(kept)
+            for chunk in kept:
+                self.chars += _text_chars(chunk)
+            kept.clear()
 
-    def _count_uncounted(self) -> None:
-        for chunk in self.uncounted:
-            self.chars += _text_chars(chunk)
-        self.uncounted = []
+    def _read_ends(self, chunks: list[Any]) -> None:
+        """Note the first chunk, the last and the last usage among `chunks` (in the stream's order)."""
+        if self.first is None:
+            self.first = chunks[0]
+        self.last = chunks[-1]
+        for chunk in reversed(chunks):
+            metadata = getattr(chunk, "usage_metadata", None)
+            if metadata is not None:
+                self.metadata = metadata
+                return
 
     def received(self) -> bool:
-        return self.last is not None  # a chunk may carry neither id nor model nor text
+        return bool(self.kept) or self.last is not None  # a chunk may carry neither id nor model nor text
 
     def finish(self, error: BaseException | None) -> None:
+        kept = self.kept
+        if kept:
+            self._read_ends(kept)
+        first = self.first
+        if first is not None:
+            self.model = getattr(first, "model_version", None)
+            self.response_id = getattr(first, "response_id", None)
         last = self.last
         reasons = _reasons(last) if last is not None else None
         usage = gemini_usage(self.metadata)
@@ -147,5 +151,5 @@ class GenerateStreamObserver(TextStreamObserver):
             and getattr(last, "prompt_feedback", None) is None
         )
         if usage is None or output_incomplete:  # (an estimate: the text's length is needed)
-            self._count_uncounted()
+            self.spill()
         self.end_call(usage, error, output_incomplete=output_incomplete, finish_reasons=reasons)
