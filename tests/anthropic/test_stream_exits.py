@@ -146,3 +146,25 @@ def test_a_finished_stream_leaves_no_hook_on_its_response(telemetry: Telemetry, 
         pass
     assert "close" not in vars(stream.response)
     assert (telemetry.only_span().attributes or {})[names.COST_USD] == pytest.approx(EXPECTED_COST, abs=1e-9)
+
+
+LONG = "300"  # text deltas: more events than a stream observer keeps (`KEPT_LIMIT`), some read and let go of early
+
+
+def test_a_long_stream_read_to_its_end_is_exact(telemetry: Telemetry, claude: anthropic.Anthropic) -> None:
+    events = list(_stream(claude, **{"x-fake-chunks": LONG}))
+    assert len(events) > 300
+    attrs = telemetry.only_span().attributes or {}
+    assert attrs[names.COST_USD] == pytest.approx(EXPECTED_COST, abs=1e-9)
+    assert names.USAGE_ESTIMATED not in attrs
+
+
+def test_a_long_stream_cut_short_estimates_from_all_its_text(telemetry: Telemetry, claude: anthropic.Anthropic) -> None:
+    with _stream(claude, **{"x-fake-chunks": LONG}) as stream:
+        for event in stream:
+            if event.type == "content_block_stop":
+                break
+    attrs = telemetry.only_span().attributes or {}
+    characters = sum(len(f"chunk{index} ") for index in range(300))  # the early deltas' text too
+    assert attrs[names.USAGE_OUTPUT_TOKENS] == (characters + 3) // 4
+    assert attrs[names.USAGE_INPUT_TOKENS] == 4500 and attrs[names.USAGE_ESTIMATED] is True

@@ -365,7 +365,12 @@ def meter_stream(stream: Any, observer: StreamObserver, *, iterator_attr: str = 
     """Meter a synchronous SDK stream in place and return it."""
     end = StreamEnd(observer)
     try:
-        generator = _metered_iterator(getattr(stream, iterator_attr), observer, end)
+        source = getattr(stream, iterator_attr)
+        generator = (
+            _collecting_iterator(source, observer, end)
+            if isinstance(observer, CollectingObserver)
+            else _metered_iterator(source, observer, end)
+        )
         end.generator = weakref.ref(generator)
         setattr(stream, iterator_attr, generator)
         response = getattr(stream, "response", None)

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..._call import Call, Outcome
 from ..._usage import anthropic_usage, field
-from .._streams import TextStreamObserver
+from .._streams import CollectingObserver
 from .._values import text
 
 _USAGE_FIELDS = (
@@ -85,8 +85,11 @@ def _merge(into: dict[str, Any], usage: Any) -> None:
             into[name] = value
 
 
-class MessageStreamObserver(TextStreamObserver):
-    """Raw message stream events (`Stream[RawMessageStreamEvent]`, beta ones too)."""
+class MessageStreamObserver(CollectingObserver):
+    """Raw message stream events (`Stream[RawMessageStreamEvent]`, beta ones too).
+
+    Nothing is read per event: the events are kept (see `CollectingObserver`) and read, in order,
+    when the stream ends (or when `spill` lets go of them); the text's length only for an estimate."""
 
     __slots__ = ("final_usage", "service_tier", "stop_reason", "usage")
 
@@ -97,37 +100,52 @@ class MessageStreamObserver(TextStreamObserver):
         self.stop_reason: str | None = None
         self.service_tier: str | None = None
 
-    def observe(self, item: Any) -> bool:
-        kind = getattr(item, "type", None)
-        if kind == "content_block_delta":
-            # The text's length, for an estimate of the output should the final counts never come.
-            # Read from the delta's `__dict__`: `getattr` of a field a delta type lacks raises inside
-            # pydantic, and this runs for every delta.
-            values = getattr(getattr(item, "delta", None), "__dict__", None)
-            if values is not None:
-                text = values.get("text") or values.get("thinking") or values.get("partial_json")
-                if isinstance(text, str):
-                    self.chars += len(text)
-        elif kind == "message_start":
-            message = getattr(item, "message", None)
-            self.response_id = getattr(message, "id", None)
-            self.model = getattr(message, "model", None)
-            usage = getattr(message, "usage", None)
-            _merge(self.usage, usage)
-            self.service_tier = service_tier(usage)
-        elif kind == "message_delta":
-            usage = getattr(item, "usage", None)
-            _merge(self.usage, usage)
-            self.final_usage = self.final_usage or usage is not None
-            stop = getattr(getattr(item, "delta", None), "stop_reason", None)
-            if stop:
-                self.stop_reason = str(stop)
-        return False
+    def spill(self) -> None:
+        kept = self.kept
+        self._read(kept)
+        self._count_text(kept)  # (they are let go of: their text cannot be measured later)
+        kept.clear()
+
+    def _read(self, events: list[Any]) -> None:
+        """The ids, usage and stop reason that `events` (in the stream's order) show."""
+        for item in events:
+            kind = getattr(item, "type", None)
+            if kind == "message_start":
+                message = getattr(item, "message", None)
+                self.response_id = getattr(message, "id", None)
+                self.model = getattr(message, "model", None)
+                usage = getattr(message, "usage", None)
+                _merge(self.usage, usage)
+                self.service_tier = service_tier(usage)
+            elif kind == "message_delta":
+                usage = getattr(item, "usage", None)
+                _merge(self.usage, usage)
+                self.final_usage = self.final_usage or usage is not None
+                stop = getattr(getattr(item, "delta", None), "stop_reason", None)
+                if stop:
+                    self.stop_reason = str(stop)
+
+    def _count_text(self, events: list[Any]) -> None:
+        """The streamed text's length, for an estimate of the output (the final counts never came).
+        Read from each delta's `__dict__`: `getattr` of a field a delta type lacks raises inside
+        pydantic."""
+        for item in events:
+            if getattr(item, "type", None) == "content_block_delta":
+                values = getattr(getattr(item, "delta", None), "__dict__", None)
+                if values is not None:
+                    text = values.get("text") or values.get("thinking") or values.get("partial_json")
+                    if isinstance(text, str):
+                        self.chars += len(text)
 
     def finish(self, error: BaseException | None) -> None:
+        kept = self.kept
+        self._read(kept)
         if "input_tokens" not in self.usage or not self.final_usage:
+            self._count_text(kept)
+            kept.clear()
             self.call.finish(**self._outcome(error))  # an estimate: the prompt, the app's own, is measured now
         else:
+            kept.clear()
             # Read where the call's ending is made (off the app's thread where it may be): the usage
             # merged into this observer's own dict, unchanged once the stream ended.
             self.call.finish_reading(functools.partial(self._outcome, error))
