@@ -169,3 +169,27 @@ def test_fast_mode_is_priced_at_the_fast_tier(telemetry: Telemetry, claude: anth
     else:
         claude.messages.create(**request, extra_headers=headers)
     assert attrs_of(telemetry)[names.COST_USD] == pytest.approx((1000 * 10 + 100 * 50) / 1e6, abs=1e-12)
+
+
+def test_stream_usage_is_merged_the_same_from_every_shape_of_usage() -> None:
+    """`_merge` reads an SDK model's `__dict__` where it holds every field; the general reader
+    (`field`) reads the same from each shape: a model, one with undeclared fields, JSON, an object."""
+    from types import SimpleNamespace
+
+    from anthropic.types import Usage as SdkUsage
+
+    from genai_meter._usage import field
+    from genai_meter.instrumentation.anthropic import _observers
+
+    plain = SdkUsage(input_tokens=10, output_tokens=5, cache_read_input_tokens=3, cache_creation_input_tokens=None)
+    newer = SdkUsage.model_validate({"input_tokens": 10, "output_tokens": 5, "iterations": [{"input_tokens": 1}]})
+    decoded = {"input_tokens": 10, "output_tokens": 5, "cache_creation": {"ephemeral_1h_input_tokens": 2}}
+    shapes = [plain, newer, decoded, SimpleNamespace(**decoded)]
+    for usage in shapes:
+        merged: dict[str, Any] = {}
+        _observers._merge(merged, usage)
+        expected = {name: field(usage, name) for name in _observers._USAGE_FIELDS if field(usage, name) is not None}
+        assert merged == expected
+    merged = {}
+    _observers._merge(merged, newer)
+    assert merged["iterations"] == field(newer, "iterations") is not None  # an undeclared field is read too

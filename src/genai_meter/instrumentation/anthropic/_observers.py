@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from ..._usage import anthropic_usage, field
 from .._streams import CollectingObserver
 from .._values import text
 
+_TYPE = operator.attrgetter("type")
 _USAGE_FIELDS = (
     "input_tokens",
     "output_tokens",
@@ -79,10 +81,30 @@ def finish_message(call: Call, message: Any, error: BaseException | None = None)
 def _merge(into: dict[str, Any], usage: Any) -> None:
     if usage is None:
         return
+    kind = type(usage)
+    # (a dict, or an SDK model holding every field in its `__dict__`: read there; `field` for the rest)
+    values = usage if kind is dict else usage.__dict__ if _plain_model(kind, usage) else None
+    if values is not None:
+        for name in _USAGE_FIELDS:
+            value = values.get(name)
+            if value is not None:
+                into[name] = value
+        return
     for name in _USAGE_FIELDS:
         value = field(usage, name)
         if value is not None:
             into[name] = value
+
+
+def _plain_model(kind: type, usage: Any) -> bool:
+    """Whether `usage` is a pydantic model with no undeclared fields: `field` of any name is then
+    its `__dict__`'s entry, or None."""
+    return _is_pydantic(kind) and not getattr(usage, "__pydantic_extra__", None)
+
+
+@functools.cache
+def _is_pydantic(kind: type) -> bool:
+    return hasattr(kind, "__pydantic_fields__")
 
 
 class MessageStreamObserver(CollectingObserver):
@@ -108,6 +130,20 @@ class MessageStreamObserver(CollectingObserver):
 
     def _read(self, events: list[Any]) -> None:
         """The ids, usage and stop reason that `events` (in the stream's order) show."""
+        try:  # (the usual stream: one `message_start`, then one `message_delta`, found by C loops)
+            kinds = list(map(_TYPE, events))
+        except AttributeError:  # an event without a type
+            kinds = None
+        if kinds is not None and kinds.count("message_start") <= 1 and kinds.count("message_delta") <= 1:
+            start = kinds.index("message_start") if "message_start" in kinds else -1
+            delta = kinds.index("message_delta") if "message_delta" in kinds else len(kinds)
+            if start < delta:
+                self._read_each([events[start]] if start >= 0 else [])
+                self._read_each([events[delta]] if delta < len(kinds) else [])
+                return
+        self._read_each(events)
+
+    def _read_each(self, events: list[Any]) -> None:
         for item in events:
             kind = getattr(item, "type", None)
             if kind == "message_start":
