@@ -517,17 +517,24 @@ class CallMetrics:
                 cell = row.requests[outcome] = self.requests.cell((*key, outcome))
             cell[0] += 1
             if usage is not None:
+                # (each token type in turn, in `names.TOKEN_TYPES`' order: a cell exists once its type
+                # had an amount, `[0]`, never empty; written out, not a loop over a tuple of them)
                 cells = row.tokens
-                amounts = (
-                    usage.input_tokens,
-                    usage.output_tokens,
-                    usage.cache_read_tokens,
-                    usage.cache_write_tokens,
-                    usage.reasoning_tokens,
-                )
-                for index, amount in enumerate(amounts):
-                    if amount:  # (a cell exists once its type had an amount: `[0]`, never empty)
-                        (cells[index] or self._token_cell(cells, key, index))[0] += amount
+                amount = usage.input_tokens
+                if amount:
+                    (cells[0] or self._token_cell(cells, key, 0))[0] += amount
+                amount = usage.output_tokens
+                if amount:
+                    (cells[1] or self._token_cell(cells, key, 1))[0] += amount
+                amount = usage.cache_read_tokens
+                if amount:
+                    (cells[2] or self._token_cell(cells, key, 2))[0] += amount
+                amount = usage.cache_write_tokens
+                if amount:
+                    (cells[3] or self._token_cell(cells, key, 3))[0] += amount
+                amount = usage.reasoning_tokens
+                if amount:
+                    (cells[4] or self._token_cell(cells, key, 4))[0] += amount
                 if usage.estimated:
                     self.estimated.cell((key[0], key[1]))[0] += 1
             if cost_usd is not None:
