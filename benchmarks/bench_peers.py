@@ -23,7 +23,9 @@ and the report says what its spans carry: tokens (on streams too), cached tokens
 `--instructions` runs each contestant's workloads under valgrind's callgrind, which counts the CPU
 instructions of the measured calls only (after warm-up; span export and a metric collection
 included): the same from run to run, whatever else the shared machine does, where CPU times can
-move by tens of percent between rounds. It prints a table and leaves the doc alone.
+move by tens of percent between rounds. It prints a table (medians over six address layouts, the
+verdict) and the same without the type attribute cache's misses (steadier from layout to layout,
+for comparing codes; see `_callgrind.instruction_counts`), and leaves the doc alone.
 """
 
 from __future__ import annotations
@@ -41,10 +43,11 @@ import sys
 import tempfile
 import time
 import venv
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from _callgrind import LAYOUT_PADS, counted, drain_at_collection, instructions_per_call
+from _callgrind import LAYOUT_PADS, counted, drain_at_collection, instruction_counts
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -460,10 +463,13 @@ def count_contestant(name: str, workload: str, calls: int, warmup: int, call_pat
             pipe.reader.get_metrics_data()
 
 
-def _instructions(name: str, workload: str, calls: int, warmup: int, call_path: bool, layout_pad: int) -> float:
+def _instructions(
+    name: str, workload: str, calls: int, warmup: int, call_path: bool, layout_pad: int
+) -> tuple[float, float]:
+    """(instructions per call, the same without the type attribute cache's misses)."""
     child = [sys.executable, str(Path(__file__).resolve()), "--inner", "--count", name, workload,
              "--calls", str(calls), "--warmup", str(warmup), *(["--call-path"] if call_path else [])]
-    return instructions_per_call(child, calls, layout_pad)
+    return instruction_counts(child, calls, layout_pad)
 
 
 def drive_instructions(args: argparse.Namespace) -> int:
@@ -484,9 +490,20 @@ def drive_instructions(args: argparse.Namespace) -> int:
     runs = [(job, pad) for job in jobs for pad in pads]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         found = list(pool.map(lambda run: _instructions(*run[0], calls, 30, args.call_path, run[1]), runs))
-    per_layout: dict[tuple[str, str], dict[int, float]] = {}
-    for (job, pad), count in zip(runs, found, strict=True):
-        per_layout.setdefault(job, {})[pad] = count
+    for which, title in ((0, "instructions per call"),
+                         (1, "the same without the type attribute cache's misses (see benchmarks/_callgrind.py)")):
+        per_layout: dict[tuple[str, str], dict[int, float]] = {}
+        for (job, pad), counts_of_run in zip(runs, found, strict=True):
+            per_layout.setdefault(job, {})[pad] = counts_of_run[which]
+        _print_instructions(title, per_layout, pads)
+    return 0
+
+
+def _print_instructions(title: str, per_layout: dict[tuple[str, str], dict[int, float]], pads: Sequence[int]) -> None:
+    """A table of each contestant's overhead (median over the layouts) and the verdict lines."""
+    sys.path.insert(0, str(PEERS))
+    from contestants import CONTESTANTS
+
     counts = {job: statistics.median(by_pad.values()) for job, by_pad in per_layout.items()}
     # each layout's overhead (contestant minus the bare SDK in the same layout), for the ranges
     overheads = {
@@ -508,7 +525,7 @@ def drive_instructions(args: argparse.Namespace) -> int:
                 cells.append(f"{counts[name, workload] - counts['bare', workload]:,.0f} "
                              f"({min(spread):,.0f}..{max(spread):,.0f})")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    print("\ninstructions per call, contestant minus bare SDK (medians; range of the layouts' own differences):\n"
+    print(f"\n{title}, contestant minus bare SDK (medians; range of the layouts' own differences):\n"
           + "\n".join(lines))
     for workload, label in WORKLOAD_LABELS.items():
         over = {name: counts[name, workload] - counts["bare", workload] for name in CONTESTANTS
@@ -520,8 +537,7 @@ def drive_instructions(args: argparse.Namespace) -> int:
                                                          overheads[leanest, workload], strict=True)]
             print(f"- {label}: genai-meter {over['genai-meter']:,.0f} vs leanest peer {leanest} "
                   f"{peers[leanest]:,.0f} -> {over['genai-meter'] / peers[leanest]:.2f}x "
-                  f"(per layout {', '.join(f'{ratio:.2f}' for ratio in ratios)})")
-    return 0
+                  f"(per layout {', '.join(f'{ratio:.2f}' for ratio in ratios)})", flush=True)
 
 
 def drive(args: argparse.Namespace) -> int:
