@@ -37,10 +37,6 @@ class _AttributionSlots:
     """`Attribution`'s layout, unfrozen: what `_new_attribution` fills in before it becomes one."""
 
     __slots__ = Attribution.__slots__
-    user: str | None
-    tenant: str | None
-    feature: str | None
-    metadata: Mapping[str, Any]
 
 
 def _new_attribution(
@@ -49,13 +45,14 @@ def _new_attribution(
     """`Attribution(...)` for the calls' path (a block per request): a frozen dataclass's
     `__init__` is a Python frame that sets each field through `object.__setattr__`; here an
     unfrozen object of the same slots is filled in and becomes an `Attribution` (as `new_usage`)."""
-    made = _AttributionSlots()
+    made: Any = _AttributionSlots()
     made.user = user
     made.tenant = tenant
     made.feature = feature
     made.metadata = metadata
-    made.__class__ = Attribution  # type: ignore[assignment]
-    return made  # type: ignore[return-value]
+    made.__class__ = Attribution
+    attribution: Attribution = made
+    return attribution
 
 
 class _Frame(NamedTuple):

@@ -11,6 +11,7 @@ built by `Cost(...)`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from genai_meter import names
 
@@ -39,14 +40,6 @@ class _CostSlots:
     """`Cost`'s layout, unfrozen: what `_make_cost` fills in before it becomes a `Cost`."""
 
     __slots__ = Cost.__slots__
-    input_usd: float
-    cache_read_usd: float
-    cache_write_usd: float
-    output_usd: float
-    total_usd: float
-    source: str
-    pricing_version: str
-    model: str
 
 
 def _make_cost(
@@ -59,7 +52,7 @@ def _make_cost(
     pricing_version: str,
     model: str,
 ) -> Cost:
-    made = _CostSlots()
+    made: Any = _CostSlots()
     made.input_usd = input_usd
     made.cache_read_usd = cache_read_usd
     made.cache_write_usd = cache_write_usd
@@ -68,8 +61,9 @@ def _make_cost(
     made.source = source
     made.pricing_version = pricing_version
     made.model = model
-    made.__class__ = Cost  # type: ignore[assignment]
-    return made  # type: ignore[return-value]
+    made.__class__ = Cost
+    cost: Cost = made
+    return cost
 
 
 def provider_cost(total_usd: float, pricing_version: str, model: str) -> Cost:
