@@ -20,6 +20,7 @@ from typing import Any, NamedTuple, TypeVar, cast
 from opentelemetry import baggage
 
 from . import names
+from ._frozen_twins import unfrozen_twin
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -33,10 +34,7 @@ class Attribution:
 
 
 _EMPTY = Attribution()
-class _AttributionSlots:
-    """`Attribution`'s layout, unfrozen: what `_new_attribution` fills in before it becomes one."""
-
-    __slots__ = Attribution.__slots__
+_AttributionSlots = unfrozen_twin(Attribution)
 
 
 def _new_attribution(

@@ -91,6 +91,10 @@ _KNOWN_DIGESTS = frozenset(
         "d776de2c5562df86200aa3fc538c63037e7c566d8eaed72b09df8796b7596bdc",  # BoundedAttributes.__init__
     }
 )
+# An empty deque for each length limit: a copy of it is `deque(maxlen=...)`, without the keyword
+# argument's parsing (~4 times the cost of the copy)
+_empty_deques: dict[int | None, deque[Any]] = {}
+_new_object = object.__new__
 # (the sampler last checked, whether its decisions are known from the parent alone)
 _checked_sampler: tuple[object, bool] = (None, False)
 # (the processors tuple last checked, the batch processors' queues if the end may be mirrored)
@@ -211,12 +215,6 @@ def _start_known(tracer: Any, name: str, context: Context, start_time: int) -> S
     processor.on_start(span, parent_context=context)
     started: Span = span
     return started
-
-
-# An empty deque for each length limit: a copy of it is `deque(maxlen=...)`, without the keyword
-# argument's parsing (~4 times the cost of the copy)
-_empty_deques: dict[int | None, deque[Any]] = {}
-_new_object = object.__new__
 
 
 def _bounded_list(maxlen: int | None) -> Any:

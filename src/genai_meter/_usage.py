@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ._frozen_twins import unfrozen_twin
+
 # (Readers compare pairs of counts with conditional expressions, not `min`/`max`: a builtin call
 # with several arguments costs ~2,000 CPU instructions, a comparison ~100, on every call.)
 
@@ -118,21 +120,7 @@ class Usage:
         return self.input_tokens + self.output_tokens
 
 
-class _UsageSlots:
-    """`Usage`'s layout, unfrozen: what `Usage.__new__` fills in before it becomes a `Usage`."""
-
-    __slots__ = Usage.__slots__
-    input_tokens: int
-    output_tokens: int
-    cache_read_tokens: int
-    cache_write_tokens: int
-    cache_write_1h_tokens: int
-    reasoning_tokens: int
-    estimated: bool
-    suspect: bool
-    parts: tuple[Usage, ...]
-    audio_input_tokens: int
-    audio_output_tokens: int
+_UsageSlots = unfrozen_twin(Usage)
 
 
 def new_usage(
@@ -151,7 +139,7 @@ def new_usage(
     """`Usage(...)` for the readers, which make one on every call: a class call goes through
     `type.__call__` and `__new__`'s variadic signature (a keyword dictionary built and read, ~4,000
     CPU instructions), a function call does not."""
-    made = _UsageSlots()
+    made: Any = _UsageSlots()
     made.input_tokens = input_tokens
     made.output_tokens = output_tokens
     made.cache_read_tokens = cache_read_tokens
@@ -163,8 +151,9 @@ def new_usage(
     made.parts = parts
     made.audio_input_tokens = audio_input_tokens
     made.audio_output_tokens = audio_output_tokens
-    made.__class__ = Usage  # type: ignore[assignment]
-    return made  # type: ignore[return-value]
+    made.__class__ = Usage
+    usage: Usage = made
+    return usage
 
 
 def field(source: Any, name: str) -> Any:

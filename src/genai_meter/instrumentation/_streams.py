@@ -270,6 +270,13 @@ def _collecting_iterator(source: Iterator[Any], observer: CollectingObserver, en
     end()
 
 
+def _sync_iterator(source: Iterator[Any], observer: StreamObserver, end: StreamEnd) -> Iterator[Any]:
+    """The metered iterator of a sync stream: a `CollectingObserver`'s only keeps the items."""
+    if isinstance(observer, CollectingObserver):
+        return _collecting_iterator(source, observer, end)
+    return _metered_iterator(source, observer, end)
+
+
 def _spill_safely(observer: CollectingObserver) -> None:
     try:
         observer.spill()
@@ -365,12 +372,7 @@ def meter_stream(stream: Any, observer: StreamObserver, *, iterator_attr: str = 
     """Meter a synchronous SDK stream in place and return it."""
     end = StreamEnd(observer)
     try:
-        source = getattr(stream, iterator_attr)
-        generator = (
-            _collecting_iterator(source, observer, end)
-            if isinstance(observer, CollectingObserver)
-            else _metered_iterator(source, observer, end)
-        )
+        generator = _sync_iterator(getattr(stream, iterator_attr), observer, end)
         end.generator = weakref.ref(generator)
         setattr(stream, iterator_attr, generator)
         response = getattr(stream, "response", None)
@@ -405,10 +407,8 @@ def _handed_out(source: Any, observer: StreamObserver, *, is_async: bool) -> Any
     try:
         if is_async:
             generator = _metered_async_iterator(source, observer, end)
-        elif isinstance(observer, CollectingObserver):
-            generator = _collecting_iterator(source, observer, end)
         else:
-            generator = _metered_iterator(source, observer, end)
+            generator = _sync_iterator(source, observer, end)
         if not is_async:  # (`StreamEnd.on_close` looks at a sync generator's `gi_running`)
             end.generator = weakref.ref(generator)
         end_when_collected(generator, end)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from genai_meter import names
+from genai_meter._frozen_twins import unfrozen_twin
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +37,7 @@ class Cost:
     model: str
 
 
-class _CostSlots:
-    """`Cost`'s layout, unfrozen: what `_make_cost` fills in before it becomes a `Cost`."""
-
-    __slots__ = Cost.__slots__
+_CostSlots = unfrozen_twin(Cost)
 
 
 def _make_cost(

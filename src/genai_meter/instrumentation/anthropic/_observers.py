@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..._call import Call, Outcome
-from ..._usage import anthropic_usage, field
+from ..._usage import _declared_fields, anthropic_usage, field
 from .._streams import CollectingObserver
 from .._values import text
 
@@ -81,9 +81,8 @@ def finish_message(call: Call, message: Any, error: BaseException | None = None)
 def _merge(into: dict[str, Any], usage: Any) -> None:
     if usage is None:
         return
-    kind = type(usage)
     # (a dict, or an SDK model holding every field in its `__dict__`: read there; `field` for the rest)
-    values = usage if kind is dict else usage.__dict__ if _plain_model(kind, usage) else None
+    values = usage if type(usage) is dict else _declared_fields(usage)
     if values is not None:
         for name in _USAGE_FIELDS:
             value = values.get(name)
@@ -94,17 +93,6 @@ def _merge(into: dict[str, Any], usage: Any) -> None:
         value = field(usage, name)
         if value is not None:
             into[name] = value
-
-
-def _plain_model(kind: type, usage: Any) -> bool:
-    """Whether `usage` is a pydantic model with no undeclared fields: `field` of any name is then
-    its `__dict__`'s entry, or None."""
-    return _is_pydantic(kind) and not getattr(usage, "__pydantic_extra__", None)
-
-
-@functools.cache
-def _is_pydantic(kind: type) -> bool:
-    return hasattr(kind, "__pydantic_fields__")
 
 
 class MessageStreamObserver(CollectingObserver):
@@ -176,12 +164,13 @@ class MessageStreamObserver(CollectingObserver):
     def finish(self, error: BaseException | None) -> None:
         kept = self.kept
         self._read(kept)
-        if "input_tokens" not in self.usage or not self.final_usage:
+        estimate = "input_tokens" not in self.usage or not self.final_usage
+        if estimate:
             self._count_text(kept)
-            kept.clear()
+        kept.clear()
+        if estimate:
             self.call.finish(**self._outcome(error))  # an estimate: the prompt, the app's own, is measured now
         else:
-            kept.clear()
             # Read where the call's ending is made (off the app's thread where it may be): the usage
             # merged into this observer's own dict, unchanged once the stream ended.
             self.call.finish_reading(functools.partial(self._outcome, error))

@@ -115,9 +115,12 @@ class GenerateStreamObserver(CollectingObserver):
         kept = self.kept
         if kept:
             self._read_ends(kept)
-            for chunk in kept:
-                self.chars += _text_chars(chunk)
+            self._count_text(kept)  # (they are let go of: their text cannot be measured later)
             kept.clear()
+
+    def _count_text(self, chunks: list[Any]) -> None:
+        for chunk in chunks:
+            self.chars += _text_chars(chunk)
 
     def _read_ends(self, chunks: list[Any]) -> None:
         """Note the first chunk, the last and the last usage among `chunks` (in the stream's order)."""
@@ -151,5 +154,5 @@ class GenerateStreamObserver(CollectingObserver):
             and getattr(last, "prompt_feedback", None) is None
         )
         if usage is None or output_incomplete:  # (an estimate: the text's length is needed)
-            self.spill()
+            self._count_text(kept)
         self.end_call(usage, error, output_incomplete=output_incomplete, finish_reasons=reasons)
